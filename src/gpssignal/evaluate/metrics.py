@@ -1,0 +1,274 @@
+"""KPI tables of one run, built from a :class:`~gpssignal.sim.engine.SimResult`.
+
+Measuring is kept apart from the dynamics: the simulator records raw times
+and samples; this module turns them into tables with the definitions of
+:mod:`gpssignal.evaluate.definitions`.
+
+Tables (pandas DataFrames):
+
+``vehicles``
+    One row per vehicle that arrived during the demand period.
+``intervals``
+    One row per demand interval (15 min), vehicles grouped by arrival time
+    (stretch speed by the time a vehicle entered the stretch, throughput by
+    exit time).
+``approaches``
+    One row per junction approach: queues (sampled every second), stop-line
+    crossings, control delay and LOS.
+``movements``
+    One row per junction, approach and movement: control delay and LOS.
+``summary``
+    One row per KPI, for the whole period and the peak hour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gpssignal.evaluate.definitions import (
+    entry_wait_s,
+    level_of_service,
+    space_mean_speed_kmh,
+    time_loss_s,
+    travel_time_s,
+)
+from gpssignal.model.io import format_clock
+from gpssignal.model.scenario import MOVEMENTS
+from gpssignal.sim.engine import SimResult
+
+__all__ = [
+    "KPI_DEFINITIONS",
+    "stretch_length_m",
+    "vehicle_table",
+    "interval_table",
+    "approach_table",
+    "movement_table",
+    "summary_table",
+    "run_tables",
+]
+
+
+def stretch_length_m(result: SimResult, index: int) -> float:
+    """Length of monitored stretch ``index`` along its links [m]."""
+    st = result.scenario.stretches[index]
+    net = result.network
+    lengths = [float(net.link_length_m[net.link_index(lid)]) for lid in st.links]
+    end = st.end_m if st.end_m is not None else lengths[-1]
+    return float(sum(lengths[:-1]) - st.start_m + end)
+
+
+def vehicle_table(result: SimResult) -> pd.DataFrame:
+    """Per-vehicle results (see docs/definitions.md for every column)."""
+    arr, net, sc = result.arrivals, result.network, result.scenario
+    wait = entry_wait_s(arr.t_s, result.depart_s)
+    travel = travel_time_s(result.depart_s, result.exit_s)
+    loss = time_loss_s(travel, arr.free_flow_time_s, wait)
+    ids = np.array(net.link_ids + [""], dtype=object)
+    route = ["→".join(ids[r[r >= 0]]) for r in arr.route_links]
+    df = pd.DataFrame({
+        "vehicle": np.arange(len(arr)),
+        "vehicle_class": np.array([c.name for c in sc.vehicle_classes],
+                                  dtype=object)[arr.vehicle_class],
+        "entry_link": ids[arr.route_links[:, 0]] if len(arr) else np.array([], dtype=object),
+        "first_movement": np.array(MOVEMENTS, dtype=object)[arr.route_moves[:, 0]]
+        if len(arr) else np.array([], dtype=object),
+        "route": route,
+        "arrival_s": arr.t_s,
+        "depart_s": result.depart_s,
+        "exit_s": result.exit_s,
+        "entry_wait_s": wait,
+        "travel_time_s": travel,
+        "free_flow_time_s": arr.free_flow_time_s,
+        "time_loss_s": loss,
+        "route_length_m": arr.route_length_m,
+        "stops": result.stops,
+        "speed_factor": arr.speed_factor,
+        "completed": ~np.isnan(result.exit_s),
+    })
+    for k, st in enumerate(sc.stretches):
+        df[f"stretch_{st.id}_s"] = result.stretch_exit_s[:, k] - result.stretch_enter_s[:, k]
+    return df
+
+
+def _interval_index(t_s: np.ndarray, interval_s: float, n: int) -> np.ndarray:
+    k = np.floor(np.asarray(t_s) / interval_s)
+    return np.where(np.isnan(k) | (k < 0) | (k >= n), -1, k).astype(np.int64)
+
+
+def interval_table(result: SimResult, vehicles: pd.DataFrame | None = None) -> pd.DataFrame:
+    """KPIs per demand interval (15 min by default)."""
+    sc = result.scenario
+    veh = vehicle_table(result) if vehicles is None else vehicles
+    iv = sc.demand.interval_s
+    n = int(np.ceil(sc.duration_s / iv - 1e-9))
+    k_arr = _interval_index(veh["arrival_s"].to_numpy(), iv, n)
+    k_exit = _interval_index(veh["exit_s"].to_numpy(), iv, n)
+    rows = []
+    for k in range(n):
+        sel = k_arr == k
+        done = sel & veh["completed"].to_numpy()
+        tl = veh["time_loss_s"].to_numpy()[done]
+        row = {
+            "interval_start": format_clock(sc.start_clock_s + k * iv),
+            "t0_s": k * iv,
+            "arrivals": int(sel.sum()),
+            "completed": int(done.sum()),
+            "mean_time_loss_s": float(tl.mean()) if tl.size else np.nan,
+            "total_time_loss_veh_h": float(tl.sum() / 3600.0),
+            "mean_travel_time_s": float(veh["travel_time_s"].to_numpy()[done].mean())
+            if done.any() else np.nan,
+            "stops_per_veh": float(veh["stops"].to_numpy()[done].mean()) if done.any()
+            else np.nan,
+            "throughput_vph": float((k_exit == k).sum() * 3600.0 / iv),
+        }
+        for s, st in enumerate(sc.stretches):
+            enter = result.stretch_enter_s[:, s]
+            in_k = _interval_index(enter, iv, n) == k
+            trav = (result.stretch_exit_s[:, s] - enter)[in_k]
+            row[f"speed_{st.id}_kmh"] = space_mean_speed_kmh(stretch_length_m(result, s), trav)
+            row[f"n_{st.id}"] = int(np.sum(~np.isnan(trav)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _approach_lanes(result: SimResult) -> dict[int, np.ndarray]:
+    """Columns of ``queue_m`` per approach link."""
+    net = result.network
+    lane_link = net.lane_link[result.queue_lanes]
+    return {int(lk): np.flatnonzero(lane_link == lk) for lk in np.unique(lane_link)}
+
+
+def approach_table(result: SimResult) -> pd.DataFrame:
+    """Per junction approach: queue statistics, crossings, control delay, LOS.
+
+    Queue length of an approach at a sample is its longest lane queue: metres
+    from the stop line to the back of the rearmost vehicle slower than 5 km/h.
+    Statistics run over the samples of the demand period (every 1 s).
+    """
+    net, sc = result.network, result.scenario
+    in_period = result.queue_t_s <= sc.duration_s
+    qm = result.queue_m[in_period]
+    qn = result.queue_veh[in_period]
+    p = result.passages
+    rows = []
+    for link, cols in _approach_lanes(result).items():
+        q = qm[:, cols].max(axis=1) if len(qm) else np.zeros(0)
+        nveh = qn[:, cols].sum(axis=1) if len(qn) else np.zeros(0)
+        sel = p["link"] == link
+        cd = p["control_delay_s"][sel]
+        cd = cd[~np.isnan(cd)]
+        mean_cd = float(cd.mean()) if cd.size else np.nan
+        rows.append({
+            "junction": net.junction_ids[int(net.link_junction[link])],
+            "approach_link": net.link_ids[link],
+            "lanes": len(cols),
+            "queue_mean_m": float(q.mean()) if q.size else np.nan,
+            "queue_p95_m": float(np.percentile(q, 95)) if q.size else np.nan,
+            "queue_max_m": float(q.max()) if q.size else np.nan,
+            "queued_veh_max": int(nveh.max()) if nveh.size else 0,
+            "crossings": int(sel.sum()),
+            "control_delay_s": mean_cd,
+            "los": str(level_of_service(mean_cd)[0]),
+        })
+    return pd.DataFrame(rows)
+
+
+def movement_table(result: SimResult) -> pd.DataFrame:
+    """Per junction, approach and movement: vehicles, control delay and LOS."""
+    net = result.network
+    p = result.passages
+    rows = []
+    keys = sorted({(int(a), int(b)) for a, b in zip(p["link"], p["movement"], strict=True)})
+    for link, mv in keys:
+        sel = (p["link"] == link) & (p["movement"] == mv)
+        cd = p["control_delay_s"][sel]
+        cd = cd[~np.isnan(cd)]
+        mean_cd = float(cd.mean()) if cd.size else np.nan
+        rows.append({
+            "junction": net.junction_ids[int(net.link_junction[link])],
+            "approach_link": net.link_ids[link],
+            "movement": MOVEMENTS[mv],
+            "vehicles": int(sel.sum()),
+            "control_delay_s": mean_cd,
+            "los": str(level_of_service(mean_cd)[0]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _period_kpis(result: SimResult, veh: pd.DataFrame, t0: float, t1: float) -> dict[str, float]:
+    """KPIs of vehicles arriving in [t0, t1) (simulation seconds)."""
+    sel = (veh["arrival_s"] >= t0) & (veh["arrival_s"] < t1)
+    done = sel & veh["completed"]
+    d = veh[done]
+    hours = (t1 - t0) / 3600.0
+    out = {
+        "vehicles_arrived": float(sel.sum()),
+        "vehicles_completed": float(done.sum()),
+        "mean_time_loss_s": float(d["time_loss_s"].mean()) if len(d) else np.nan,
+        "total_time_loss_veh_h": float(d["time_loss_s"].sum() / 3600.0),
+        "mean_travel_time_s": float(d["travel_time_s"].mean()) if len(d) else np.nan,
+        "mean_entry_wait_s": float(d["entry_wait_s"].mean()) if len(d) else np.nan,
+        "stops_per_veh": float(d["stops"].mean()) if len(d) else np.nan,
+        "throughput_vph": float(((veh["exit_s"] >= t0) & (veh["exit_s"] < t1)).sum() / hours),
+    }
+    for s, st in enumerate(result.scenario.stretches):
+        enter = result.stretch_enter_s[:, s]
+        in_p = (enter >= t0) & (enter < t1)
+        trav = (result.stretch_exit_s[:, s] - enter)[in_p]
+        out[f"speed_{st.id}_kmh"] = space_mean_speed_kmh(stretch_length_m(result, s), trav)
+    return out
+
+
+#: Units and definitions of the summary KPIs (docs/definitions.md has the long form).
+KPI_DEFINITIONS = {
+    "vehicles_arrived": ("veh", "vehicles arriving at the network boundary in the period"),
+    "vehicles_completed": ("veh", "of those, vehicles that left the network"),
+    "mean_time_loss_s": ("s/veh", "time loss = travel time - free-flow time + entry wait"),
+    "total_time_loss_veh_h": ("veh·h", "sum of time loss of completed vehicles"),
+    "mean_travel_time_s": ("s/veh", "exit time - entry time"),
+    "mean_entry_wait_s": ("s/veh", "time waited outside before entering"),
+    "stops_per_veh": ("1/veh", "speed fell below 0.1 m/s after being above it"),
+    "throughput_vph": ("veh/h", "vehicles leaving the network in the period, per hour"),
+}
+
+
+def summary_table(result: SimResult, vehicles: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Headline KPIs for the whole demand period and the peak hour."""
+    sc = result.scenario
+    veh = vehicle_table(result) if vehicles is None else vehicles
+    periods = {"period": (0.0, sc.duration_s)}
+    if sc.peak_clock_s is not None:
+        periods["peak_hour"] = (sc.peak_clock_s[0] - sc.start_clock_s,
+                                sc.peak_clock_s[1] - sc.start_clock_s)
+    cols = {name: _period_kpis(result, veh, a, b) for name, (a, b) in periods.items()}
+    rows = []
+    for kpi in cols["period"]:
+        if kpi.startswith("speed_"):
+            unit, definition = "km/h", "space-mean speed on the stretch = length / mean " \
+                                       "traversal time (vehicles entering it in the period)"
+        else:
+            unit, definition = KPI_DEFINITIONS[kpi]
+        row = {"kpi": kpi, "unit": unit}
+        for name in periods:
+            row[name] = cols[name][kpi]
+        row["definition"] = definition
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:
+    """All tables of one run, keyed by name."""
+    veh = vehicle_table(result)
+    return {
+        "summary": summary_table(result, veh),
+        "vehicles": veh,
+        "intervals": interval_table(result, veh),
+        "approaches": approach_table(result),
+        "movements": movement_table(result),
+        "switches": pd.DataFrame(
+            [{"t_s": s.t_s, "clock": format_clock(result.scenario.start_clock_s + s.t_s),
+              "junction": s.junction, "from_program": s.from_program,
+              "to_program": s.to_program, "hold_s": s.hold_s} for s in result.switches],
+            columns=["t_s", "clock", "junction", "from_program", "to_program", "hold_s"]),
+    }

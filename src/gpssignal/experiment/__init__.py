@@ -1,0 +1,5 @@
+"""Experiments: one run, replications and sweeps."""
+
+from gpssignal.experiment.run import CONTROLLERS, RunMeta, make_controller, run_scenario
+
+__all__ = ["CONTROLLERS", "RunMeta", "make_controller", "run_scenario"]

@@ -1,0 +1,57 @@
+"""Scenario model: frozen, validated dataclasses and scenario file parsing."""
+
+from gpssignal.model.io import (
+    dump_scenario,
+    format_clock,
+    parse_clock,
+    parse_scenario,
+    read_scenario,
+    scenario_hash,
+    scenario_to_dict,
+)
+from gpssignal.model.network import movement_targets
+from gpssignal.model.scenario import (
+    MOVEMENTS,
+    Arm,
+    Demand,
+    DemandFlow,
+    Driver,
+    Junction,
+    Lane,
+    Link,
+    Program,
+    Scenario,
+    ScenarioError,
+    ScheduleEntry,
+    SignalTiming,
+    Stretch,
+    Variability,
+    VehicleClass,
+)
+
+__all__ = [
+    "MOVEMENTS",
+    "Arm",
+    "Demand",
+    "DemandFlow",
+    "Driver",
+    "Junction",
+    "Lane",
+    "Link",
+    "Program",
+    "Scenario",
+    "ScenarioError",
+    "ScheduleEntry",
+    "SignalTiming",
+    "Stretch",
+    "Variability",
+    "VehicleClass",
+    "dump_scenario",
+    "format_clock",
+    "movement_targets",
+    "parse_clock",
+    "parse_scenario",
+    "read_scenario",
+    "scenario_hash",
+    "scenario_to_dict",
+]

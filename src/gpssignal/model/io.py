@@ -1,0 +1,418 @@
+"""Scenario files: TOML (+ an optional wide CSV of demand) to :class:`Scenario` and back.
+
+``read_scenario(path)`` reads a file, ``parse_scenario(text)`` parses text,
+``dump_scenario(scenario)`` gives the TOML text of a scenario (comments are not
+kept), and ``scenario_hash`` a short digest of its content. Unknown keys are
+errors, so a typo never silently falls back to a default.
+
+Clock times are written ``"HH:MM"`` or ``"HH:MM:SS"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from gpssignal.model.scenario import (
+    Arm,
+    Demand,
+    DemandFlow,
+    Driver,
+    Junction,
+    Lane,
+    Link,
+    Program,
+    Scenario,
+    ScenarioError,
+    ScheduleEntry,
+    SignalTiming,
+    Stretch,
+    Variability,
+    VehicleClass,
+)
+
+__all__ = [
+    "read_scenario",
+    "parse_scenario",
+    "dump_scenario",
+    "scenario_to_dict",
+    "scenario_hash",
+    "parse_clock",
+    "format_clock",
+]
+
+
+def parse_clock(value: Any, fieldname: str) -> float:
+    """``"HH:MM[:SS]"`` to seconds after midnight."""
+    if not isinstance(value, str):
+        raise ScenarioError(f"{fieldname} = {value!r}: must be a clock time 'HH:MM'")
+    parts = value.split(":")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise ScenarioError(f"{fieldname} = {value!r}: must be a clock time 'HH:MM'") from None
+    if len(nums) not in (2, 3) or not (0 <= nums[0] <= 24 and 0 <= nums[1] < 60) or (
+            len(nums) == 3 and not 0 <= nums[2] < 60):
+        raise ScenarioError(f"{fieldname} = {value!r}: must be a clock time 'HH:MM'")
+    seconds = nums[0] * 3600 + nums[1] * 60 + (nums[2] if len(nums) == 3 else 0)
+    if seconds > 86_400:
+        raise ScenarioError(f"{fieldname} = {value!r}: must be a clock time 'HH:MM'")
+    return float(seconds)
+
+
+def format_clock(seconds: float) -> str:
+    """Seconds after midnight to ``"HH:MM:SS"`` (or ``"HH:MM"`` on whole minutes)."""
+    s = int(round(seconds))
+    h, m, sec = s // 3600, (s % 3600) // 60, s % 60
+    return f"{h:02d}:{m:02d}" if sec == 0 else f"{h:02d}:{m:02d}:{sec:02d}"
+
+
+class _Table:
+    """A TOML table read key by key; leftover keys are reported as unknown."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where} = {data!r}: must be a table")
+        self.data = dict(data)
+        self.where = where
+
+    def take(self, key: str, default: Any = ..., kind: type | tuple[type, ...] | None = None) -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise ScenarioError(f"{self.where}.{key}: missing (required)")
+            return default
+        value = self.data.pop(key)
+        if kind is not None:
+            ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (
+                kind if isinstance(kind, tuple) else (kind,)))
+            if not ok:
+                names = kind.__name__ if isinstance(kind, type) else "/".join(
+                    k.__name__ for k in kind)
+                raise ScenarioError(f"{self.where}.{key} = {value!r}: must be {names}")
+        return value
+
+    def number(self, key: str, default: Any = ...) -> Any:
+        v = self.take(key, default, (int, float))
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(f"{self.where}.{key} = {v!r}: must be finite")
+        return v
+
+    def done(self) -> None:
+        if self.data:
+            key = sorted(self.data)[0]
+            raise ScenarioError(f"{self.where}.{key} = {self.data[key]!r}: unknown field")
+
+
+def _list_of_tables(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where} = {value!r}: must be an array of tables [[{where}]]")
+    return value
+
+
+def _parse_program(data: Any, where: str) -> Program:
+    t = _Table(data, where)
+    name = t.take("name", kind=str)
+    t.where = f"{where}[{name}]"
+    greens_raw = t.take("greens", kind=dict)
+    greens = {}
+    for g, win in greens_raw.items():
+        if not isinstance(win, list) or len(win) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in win):
+            raise ScenarioError(f"{t.where}.greens.{g} = {win!r}: must be [start_s, end_s]")
+        greens[g] = (win[0], win[1])
+    prog = Program(name=name, cycle_s=t.number("cycle_s"), offset_s=t.number("offset_s", 0.0),
+                   greens=greens)
+    t.done()
+    return prog
+
+
+def _parse_junction(data: Any, where: str) -> Junction:
+    t = _Table(data, where)
+    jid = t.take("id", kind=str)
+    t.where = f"junction[{jid}]"
+    timing_t = _Table(t.take("timing", {}), f"{t.where}.timing")
+    timing = SignalTiming(amber_s=timing_t.number("amber_s", 4.0),
+                          red_amber_s=timing_t.number("red_amber_s", 2.0),
+                          min_green_s=timing_t.number("min_green_s", 6.0))
+    timing_t.done()
+    arms = []
+    for k, a in enumerate(_list_of_tables(t.take("arm", []), f"{t.where}.arm")):
+        at = _Table(a, f"{t.where}.arm[{k}]")
+        arms.append(Arm(id=at.take("id", kind=str), bearing_deg=at.number("bearing_deg"),
+                        name=at.take("name", "", str)))
+        at.done()
+    groups = t.take("groups", kind=list)
+    if not all(isinstance(g, str) for g in groups):
+        raise ScenarioError(f"{t.where}.groups = {groups!r}: must be a list of names")
+    ig_raw = t.take("intergreen_s", {}, dict)
+    intergreen: dict[tuple[str, str], float] = {}
+    for i, row in ig_raw.items():
+        if not isinstance(row, dict):
+            raise ScenarioError(f"{t.where}.intergreen_s.{i} = {row!r}: must be a table "
+                                "{ GROUP = seconds }")
+        for j, v in row.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise ScenarioError(f"{t.where}.intergreen_s.{i}.{j} = {v!r}: must be a number")
+            intergreen[(i, j)] = v
+    programs = tuple(_parse_program(p, f"{t.where}.program")
+                     for p in _list_of_tables(t.take("program", []), f"{t.where}.program"))
+    j = Junction(id=jid, name=t.take("name", "", str), lat_deg=t.number("lat_deg"),
+                 lon_deg=t.number("lon_deg"), arms=tuple(arms), groups=tuple(groups),
+                 intergreen_s=intergreen, programs=programs,
+                 default_program=t.take("default_program", kind=str), timing=timing)
+    t.done()
+    return j
+
+
+def _parse_link(data: Any, where: str) -> Link:
+    t = _Table(data, where)
+    lid = t.take("id", kind=str)
+    t.where = f"link[{lid}]"
+    lanes = []
+    for k, ln in enumerate(_list_of_tables(t.take("lane", []), f"{t.where}.lane")):
+        lt = _Table(ln, f"{t.where}.lane[{k}]")
+        moves = lt.take("movements", [], list)
+        lanes.append(Lane(movements=tuple(moves), group=lt.take("group", None, str)))
+        lt.done()
+    shares = t.take("turn_shares", {}, dict)
+    link = Link(id=lid, name=t.take("name", "", str), from_arm=t.take("from", None, str),
+                to_arm=t.take("to", None, str), length_m=t.number("length_m"),
+                speed_limit_kmh=t.number("speed_limit_kmh"), lanes=tuple(lanes),
+                turn_shares=dict(shares))
+    t.done()
+    return link
+
+
+def _parse_demand_csv(text: str, where: str, n_expected: int | None) -> list[DemandFlow]:
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if r and not r[0].startswith("#")]
+    if not rows or [c.strip() for c in rows[0][:2]] != ["link", "movement"]:
+        raise ScenarioError(f"{where}: first row must be 'link,movement,<interval>,...'")
+    flows = []
+    for n, row in enumerate(rows[1:], start=2):
+        values = []
+        for c, cell in enumerate(row[2:], start=3):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise ScenarioError(f"{where} row {n} column {c} = {cell!r}: not a number") \
+                    from None
+        flows.append(DemandFlow(link=row[0].strip(), movement=row[1].strip(),
+                                flow_vph=tuple(values)))
+    return flows
+
+
+def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
+    """Parse scenario TOML text; CSV files it names are read relative to ``base_dir``.
+
+    Raises
+    ------
+    ScenarioError
+        With a message naming the field and the bad value.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"TOML syntax: {exc}") from None
+    top = _Table(raw, "")
+    st = _Table(top.take("scenario", kind=dict), "scenario")
+    name = st.take("name", kind=str)
+    start = parse_clock(st.take("start", kind=str), "scenario.start")
+    peak = st.take("peak", None, list)
+    peak_s = None
+    if peak is not None:
+        if len(peak) != 2:
+            raise ScenarioError(f"scenario.peak = {peak!r}: must be ['HH:MM', 'HH:MM']")
+        peak_s = (parse_clock(peak[0], "scenario.peak"), parse_clock(peak[1], "scenario.peak"))
+    sc_kwargs = dict(
+        name=name, description=st.take("description", "", str), start_clock_s=start,
+        duration_s=st.number("duration_s"), drain_s=st.number("drain_s", 600.0),
+        step_s=st.number("step_s", 0.5), peak_clock_s=peak_s,
+        working_days_per_year=st.take("working_days_per_year", 250, int),
+        seed=st.take("seed", 1, int))
+    st.done()
+
+    dt = _Table(top.take("driver", {}), "driver")
+    driver = Driver(idm_delta=dt.number("idm_delta", 4.0),
+                    amber_max_decel_mps2=dt.number("amber_max_decel_mps2", 3.5),
+                    max_decel_mps2=dt.number("max_decel_mps2", 9.0))
+    dt.done()
+    vt = _Table(top.take("variability", {}), "variability")
+    variability = Variability(demand_level_sd=vt.number("demand_level_sd", 0.0),
+                              peak_shift_sd_s=vt.number("peak_shift_sd_s", 0.0))
+    vt.done()
+
+    classes = []
+    for k, c in enumerate(_list_of_tables(top.take("vehicle_class"), "vehicle_class")):
+        ct = _Table(c, f"vehicle_class[{k}]")
+        cname = ct.take("name", kind=str)
+        ct.where = f"vehicle_class[{cname}]"
+        defaults = VehicleClass(name=cname, share=0.0)
+        kw = {f: ct.number(f, getattr(defaults, f)) for f in (
+            "share", "length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
+            "min_gap_m", "speed_factor_mean", "speed_factor_sd")}
+        classes.append(VehicleClass(name=cname, emission_class=ct.take("emission_class", "", str),
+                                    **kw))
+        ct.done()
+
+    junctions = tuple(_parse_junction(j, f"junction[{k}]")
+                      for k, j in enumerate(_list_of_tables(top.take("junction"), "junction")))
+    links = tuple(_parse_link(lk, f"link[{k}]")
+                  for k, lk in enumerate(_list_of_tables(top.take("link"), "link")))
+
+    dmt = _Table(top.take("demand", kind=dict), "demand")
+    interval = dmt.number("interval_s", 900.0)
+    flows: list[DemandFlow] = []
+    for k, f in enumerate(_list_of_tables(dmt.take("flow", []), "demand.flow")):
+        ft = _Table(f, f"demand.flow[{k}]")
+        q = ft.take("flow_vph", kind=list)
+        flows.append(DemandFlow(link=ft.take("link", kind=str), movement=ft.take(
+            "movement", kind=str), flow_vph=tuple(q)))
+        ft.done()
+    csv_name = dmt.take("file", None, str)
+    if csv_name is not None:
+        path = (base_dir or Path.cwd()) / csv_name
+        try:
+            csv_text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"demand.file = {csv_name!r}: cannot read ({exc.strerror})") \
+                from None
+        flows.extend(_parse_demand_csv(csv_text, f"demand.file {csv_name}", None))
+    dmt.done()
+    n_int = math.ceil(sc_kwargs["duration_s"] / interval - 1e-9) if sc_kwargs[
+        "duration_s"] > 0 else 0
+    for f in flows:
+        if len(f.flow_vph) != n_int:
+            raise ScenarioError(
+                f"demand.flow[{f.link}.{f.movement}].flow_vph = {len(f.flow_vph)} values: "
+                f"duration {sc_kwargs['duration_s']:g} s needs {n_int} intervals of "
+                f"{interval:g} s")
+    demand = Demand(interval_s=interval, flows=tuple(flows))
+
+    stretches = []
+    for k, s in enumerate(_list_of_tables(top.take("stretch", []), "stretch")):
+        stt = _Table(s, f"stretch[{k}]")
+        sid = stt.take("id", kind=str)
+        stt.where = f"stretch[{sid}]"
+        stretches.append(Stretch(id=sid, links=tuple(stt.take("links", kind=list)),
+                                 start_m=stt.number("start_m", 0.0),
+                                 end_m=stt.number("end_m", None),
+                                 description=stt.take("description", "", str)))
+        stt.done()
+    schedule = []
+    for k, s in enumerate(_list_of_tables(top.take("schedule", []), "schedule")):
+        sct = _Table(s, f"schedule[{k}]")
+        schedule.append(ScheduleEntry(at_clock_s=parse_clock(sct.take("at", kind=str),
+                                                             f"schedule[{k}].at"),
+                                      program=sct.take("program", kind=str)))
+        sct.done()
+    top.done()
+    return Scenario(junctions=junctions, links=links, vehicle_classes=tuple(classes),
+                    demand=demand, variability=variability, stretches=tuple(stretches),
+                    schedule=tuple(schedule), driver=driver, **sc_kwargs)
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Raises
+    ------
+    ScenarioError
+        If the file cannot be read or any value is invalid.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"scenario file = {str(p)!r}: cannot read ({exc.strerror})") \
+            from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario file = {str(p)!r}: not UTF-8 text") from None
+    return parse_scenario(text, base_dir=p.parent)
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """The scenario as plain TOML-ready data (demand inlined)."""
+    sc: dict[str, Any] = {
+        "name": s.name, "description": s.description, "start": format_clock(s.start_clock_s),
+        "duration_s": s.duration_s, "drain_s": s.drain_s, "step_s": s.step_s,
+        "working_days_per_year": s.working_days_per_year, "seed": s.seed,
+    }
+    if s.peak_clock_s is not None:
+        sc["peak"] = [format_clock(x) for x in s.peak_clock_s]
+    out: dict[str, Any] = {
+        "scenario": sc,
+        "driver": {"idm_delta": s.driver.idm_delta,
+                   "amber_max_decel_mps2": s.driver.amber_max_decel_mps2,
+                   "max_decel_mps2": s.driver.max_decel_mps2},
+        "variability": {"demand_level_sd": s.variability.demand_level_sd,
+                        "peak_shift_sd_s": s.variability.peak_shift_sd_s},
+        "vehicle_class": [
+            {f: getattr(c, f) for f in ("name", "share", "length_m", "max_accel_mps2",
+                                        "comfortable_decel_mps2", "time_headway_s",
+                                        "min_gap_m", "speed_factor_mean", "speed_factor_sd",
+                                        "emission_class")}
+            for c in s.vehicle_classes],
+        "junction": [],
+        "link": [],
+        "demand": {"interval_s": s.demand.interval_s,
+                   "flow": [{"link": f.link, "movement": f.movement,
+                             "flow_vph": list(f.flow_vph)} for f in s.demand.flows]},
+    }
+    for j in s.junctions:
+        ig: dict[str, dict[str, float]] = {}
+        for (a, b), v in j.intergreen_s.items():
+            ig.setdefault(a, {})[b] = v
+        out["junction"].append({
+            "id": j.id, "name": j.name, "lat_deg": j.lat_deg, "lon_deg": j.lon_deg,
+            "default_program": j.default_program, "groups": list(j.groups),
+            "timing": {"amber_s": j.timing.amber_s, "red_amber_s": j.timing.red_amber_s,
+                       "min_green_s": j.timing.min_green_s},
+            "arm": [{"id": a.id, "bearing_deg": a.bearing_deg, "name": a.name} for a in j.arms],
+            "intergreen_s": ig,
+            "program": [{"name": p.name, "cycle_s": p.cycle_s, "offset_s": p.offset_s,
+                         "greens": {g: list(w) for g, w in p.greens.items()}}
+                        for p in j.programs],
+        })
+    for lk in s.links:
+        d: dict[str, Any] = {"id": lk.id, "name": lk.name, "length_m": lk.length_m,
+                             "speed_limit_kmh": lk.speed_limit_kmh}
+        if lk.from_arm is not None:
+            d["from"] = lk.from_arm
+        if lk.to_arm is not None:
+            d["to"] = lk.to_arm
+        if lk.turn_shares:
+            d["turn_shares"] = dict(lk.turn_shares)
+        d["lane"] = [{"movements": list(ln.movements), **({"group": ln.group} if ln.group
+                                                          else {})} for ln in lk.lanes]
+        out["link"].append(d)
+    if s.stretches:
+        out["stretch"] = [{"id": st.id, "links": list(st.links), "start_m": st.start_m,
+                           **({"end_m": st.end_m} if st.end_m is not None else {}),
+                           "description": st.description} for st in s.stretches]
+    if s.schedule:
+        out["schedule"] = [{"at": format_clock(e.at_clock_s), "program": e.program}
+                           for e in s.schedule]
+    return out
+
+
+def dump_scenario(s: Scenario) -> str:
+    """TOML text that :func:`parse_scenario` reads back to an equal scenario."""
+    return tomli_w.dumps(scenario_to_dict(s))
+
+
+def scenario_hash(s: Scenario) -> str:
+    """First 16 hex digits of the SHA-256 of the scenario's canonical content.
+
+    Comments and formatting of the file do not change it; any value does.
+    """
+    canon = json.dumps(scenario_to_dict(s), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]

@@ -1,0 +1,179 @@
+"""Network topology: how links, junction arms and movements connect.
+
+A movement at a junction leads from the incoming arm to the arm whose bearing
+is closest to the turned heading (right-hand traffic): a vehicle arriving on
+arm ``a`` heads ``bearing(a) + 180°``; *through* keeps that heading, *right*
+turns +90°, *left* −90°. The chosen arm must lie within
+:data:`MAX_TURN_ERROR_DEG` of that heading.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpssignal.model.scenario import MOVEMENTS, ScenarioError
+
+if TYPE_CHECKING:
+    from gpssignal.model.scenario import Junction, Link, Scenario
+
+__all__ = [
+    "MAX_TURN_ERROR_DEG",
+    "split_arm_ref",
+    "movement_targets",
+    "validate_network",
+    "entry_links",
+    "exit_links",
+]
+
+#: Largest angle between a movement's heading and the arm it is resolved to [deg].
+MAX_TURN_ERROR_DEG = 60.0
+_TURN_DEG = {"through": 0.0, "right": 90.0, "left": -90.0}
+
+
+def split_arm_ref(ref: str, fieldname: str, scenario: Scenario) -> tuple[Junction, str]:
+    """Resolve ``"JUNCTION.ARM"`` to the junction and arm id, or raise naming ``fieldname``."""
+    if ref.count(".") != 1:
+        raise ScenarioError(f"{fieldname} = {ref!r}: must be 'JUNCTION.ARM'")
+    jid, arm = ref.split(".")
+    try:
+        j = scenario.junction(jid)
+    except KeyError:
+        raise ScenarioError(f"{fieldname} = {ref!r}: unknown junction {jid!r}") from None
+    if arm not in [a.id for a in j.arms]:
+        raise ScenarioError(f"{fieldname} = {ref!r}: junction {jid} has no arm {arm!r}")
+    return j, arm
+
+
+def _angle_diff(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def movement_targets(scenario: Scenario) -> dict[tuple[str, str], str]:
+    """Map ``(incoming link id, movement)`` to the outgoing link id.
+
+    Covers every movement some lane of each incoming link allows.
+    """
+    outgoing: dict[tuple[str, str], str] = {}
+    for lk in scenario.links:
+        if lk.from_arm is not None:
+            j, arm = split_arm_ref(lk.from_arm, f"link[{lk.id}].from", scenario)
+            if (j.id, arm) in outgoing:
+                raise ScenarioError(f"link[{lk.id}].from = {lk.from_arm!r}: arm already has "
+                                    f"outgoing link {outgoing[(j.id, arm)]}")
+            outgoing[(j.id, arm)] = lk.id
+    targets: dict[tuple[str, str], str] = {}
+    for lk in scenario.links:
+        if lk.to_arm is None:
+            continue
+        j, arm_in = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
+        bearing_in = next(a.bearing_deg for a in j.arms if a.id == arm_in)
+        for m in sorted(lk.lane_movements()):
+            heading = (bearing_in + 180.0 + _TURN_DEG[m]) % 360.0
+            best = min((a for a in j.arms if a.id != arm_in),
+                       key=lambda a, h=heading: _angle_diff(a.bearing_deg, h))
+            err = _angle_diff(best.bearing_deg, heading)
+            if err > MAX_TURN_ERROR_DEG:
+                raise ScenarioError(
+                    f"link[{lk.id}].lanes.movements = {m!r}: no arm of junction {j.id} lies "
+                    f"within {MAX_TURN_ERROR_DEG:g} deg of heading {heading:g} deg")
+            if (j.id, best.id) not in outgoing:
+                raise ScenarioError(
+                    f"link[{lk.id}].lanes.movements = {m!r}: leads to arm {j.id}.{best.id}, "
+                    "which has no outgoing link")
+            targets[(lk.id, m)] = outgoing[(j.id, best.id)]
+    return targets
+
+
+def entry_links(scenario: Scenario) -> list[Link]:
+    """Links where vehicles enter the network."""
+    return [lk for lk in scenario.links if lk.from_arm is None]
+
+
+def exit_links(scenario: Scenario) -> list[Link]:
+    """Links where vehicles leave the network."""
+    return [lk for lk in scenario.links if lk.to_arm is None]
+
+
+def validate_network(scenario: Scenario) -> None:
+    """Check that the network is connected and every demand can be routed.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the field and the value that breaks the network.
+    """
+    incoming: dict[tuple[str, str], str] = {}
+    for lk in scenario.links:
+        if lk.to_arm is not None:
+            j, arm = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
+            if (j.id, arm) in incoming:
+                raise ScenarioError(f"link[{lk.id}].to = {lk.to_arm!r}: arm already has "
+                                    f"incoming link {incoming[(j.id, arm)]}")
+            incoming[(j.id, arm)] = lk.id
+            for k, lane in enumerate(lk.lanes):
+                if lane.group not in j.groups:
+                    raise ScenarioError(f"link[{lk.id}].lanes[{k}].group = {lane.group!r}: "
+                                        f"junction {j.id} has no such signal group")
+    targets = movement_targets(scenario)
+    by_id = {lk.id: lk for lk in scenario.links}
+    for lk in scenario.links:
+        internal = lk.from_arm is not None and lk.to_arm is not None
+        if internal:
+            if not lk.turn_shares:
+                raise ScenarioError(f"link[{lk.id}].turn_shares = {{}}: a link between "
+                                    "junctions needs turn shares for its through traffic")
+            for m, share in lk.turn_shares.items():
+                if share > 0 and m not in lk.lane_movements():
+                    raise ScenarioError(f"link[{lk.id}].turn_shares.{m} = {share}: no lane "
+                                        "allows this movement")
+    for f in scenario.demand.flows:
+        lk = by_id.get(f.link)
+        if lk is None:
+            raise ScenarioError(f"demand.flow.link = {f.link!r}: unknown link")
+        if lk.from_arm is not None:
+            raise ScenarioError(f"demand.flow.link = {f.link!r}: not an entry link "
+                                "(it starts at a junction)")
+        if lk.to_arm is None:
+            raise ScenarioError(f"demand.flow.link = {f.link!r}: leads nowhere")
+        if f.movement not in lk.lane_movements():
+            raise ScenarioError(f"demand.flow[{f.link}].movement = {f.movement!r}: no lane of "
+                                f"link {f.link} allows it (lanes allow "
+                                f"{sorted(lk.lane_movements())})")
+    # Routes must end: no cycle of links reachable with positive turn shares.
+    succ: dict[str, list[str]] = {lk.id: [] for lk in scenario.links}
+    for (lid, m), nxt in targets.items():
+        lk = by_id[lid]
+        if lk.from_arm is None or lk.turn_shares.get(m, 0) > 0:
+            succ[lid].append(nxt)
+    state: dict[str, int] = {}
+
+    def visit(lid: str, path: list[str]) -> None:
+        state[lid] = 1
+        for nxt in succ[lid]:
+            if state.get(nxt) == 1:
+                raise ScenarioError(f"link[{nxt}].turn_shares: routes can loop forever through "
+                                    f"{' -> '.join([*path, lid, nxt])}")
+            if nxt not in state:
+                visit(nxt, [*path, lid])
+        state[lid] = 2
+
+    for lk in scenario.links:
+        if lk.id not in state:
+            visit(lk.id, [])
+    for s in scenario.stretches:
+        p = f"stretch[{s.id}]"
+        for k, lid in enumerate(s.links):
+            if lid not in by_id:
+                raise ScenarioError(f"{p}.links = {lid!r}: unknown link")
+            if k > 0:
+                prev = by_id[s.links[k - 1]]
+                if lid not in {targets.get((prev.id, m)) for m in MOVEMENTS}:
+                    raise ScenarioError(f"{p}.links = {lid!r}: does not follow "
+                                        f"{prev.id} through a junction movement")
+        first, last = by_id[s.links[0]], by_id[s.links[-1]]
+        if s.start_m >= first.length_m:
+            raise ScenarioError(f"{p}.start_m = {s.start_m}: beyond the end of link {first.id} "
+                                f"({first.length_m} m)")
+        if s.end_m is not None and s.end_m > last.length_m:
+            raise ScenarioError(f"{p}.end_m = {s.end_m}: beyond the end of link {last.id} "
+                                f"({last.length_m} m)")

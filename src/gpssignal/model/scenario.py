@@ -1,0 +1,578 @@
+"""Frozen, validated dataclasses that describe a scenario.
+
+A scenario is a network of signalised junctions joined by links, the signal
+groups and programs of each junction, the demand, the vehicle fleet and the
+simulation settings. Every object validates itself in ``__post_init__`` and
+raises :class:`ScenarioError` naming the field and the bad value.
+
+Units are in the names (``_s``, ``_m``, ``_kmh``, ``_mps2``, ``_vph``,
+``_deg``). Clock times are seconds after midnight (``*_clock_s``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MOVEMENTS",
+    "ScenarioError",
+    "SignalTiming",
+    "VehicleClass",
+    "Arm",
+    "Program",
+    "Junction",
+    "Lane",
+    "Link",
+    "DemandFlow",
+    "Demand",
+    "Variability",
+    "Stretch",
+    "ScheduleEntry",
+    "Driver",
+    "Scenario",
+]
+
+#: Movements a lane can carry at its downstream end. ``exit`` is implicit for
+#: links that leave the network.
+MOVEMENTS = ("left", "through", "right")
+
+
+class ScenarioError(ValueError):
+    """A scenario value is invalid. The message names the field and the value."""
+
+
+def _fail(fieldname: str, value: Any, reason: str) -> None:
+    raise ScenarioError(f"{fieldname} = {value!r}: {reason}")
+
+
+def _positive(fieldname: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        _fail(fieldname, value, "must be a finite number > 0")
+
+
+def _non_negative(fieldname: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        _fail(fieldname, value, "must be a finite number >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalTiming:
+    """Fixed signal transition times of a junction.
+
+    Defaults are the Danish rules (Bekendtgørelse om vejafmærkning §238):
+    red-amber 2 s, amber 4 s, minimum green 6 s.
+    """
+
+    amber_s: float = 4.0
+    red_amber_s: float = 2.0
+    min_green_s: float = 6.0
+
+    def __post_init__(self) -> None:
+        _positive("amber_s", self.amber_s)
+        _non_negative("red_amber_s", self.red_amber_s)
+        _positive("min_green_s", self.min_green_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VehicleClass:
+    """A vehicle class: size, driving behaviour (IDM) and share of the fleet.
+
+    Parameters
+    ----------
+    name : str
+        Class name, e.g. ``car_petrol``.
+    share : float
+        Share of all vehicles [-]; the shares of a scenario sum to 1.
+    length_m : float
+        Vehicle length [m].
+    max_accel_mps2 : float
+        IDM maximum acceleration ``a`` [m/s²].
+    comfortable_decel_mps2 : float
+        IDM comfortable deceleration ``b`` [m/s²].
+    time_headway_s : float
+        IDM desired time headway ``T`` [s].
+    min_gap_m : float
+        IDM jam distance ``s0`` [m].
+    speed_factor_mean, speed_factor_sd : float
+        Desired speed = speed limit × factor, factor ~ N(mean, sd) truncated to
+        mean ± 2 sd [-].
+    emission_class : str
+        HBEFA4 emission class name (used by the emission model).
+    """
+
+    name: str
+    share: float
+    length_m: float = 4.5
+    max_accel_mps2: float = 2.0
+    comfortable_decel_mps2: float = 2.5
+    time_headway_s: float = 1.2
+    min_gap_m: float = 2.0
+    speed_factor_mean: float = 1.0
+    speed_factor_sd: float = 0.1
+    emission_class: str = ""
+
+    def __post_init__(self) -> None:
+        p = f"vehicle_class[{self.name}]"
+        if not self.name:
+            _fail("vehicle_class.name", self.name, "must not be empty")
+        if not (0 <= self.share <= 1):
+            _fail(f"{p}.share", self.share, "must be between 0 and 1")
+        for f in ("length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
+                  "speed_factor_mean"):
+            _positive(f"{p}.{f}", getattr(self, f))
+        _non_negative(f"{p}.min_gap_m", self.min_gap_m)
+        _non_negative(f"{p}.speed_factor_sd", self.speed_factor_sd)
+        if self.speed_factor_mean - 2 * self.speed_factor_sd <= 0:
+            _fail(f"{p}.speed_factor_sd", self.speed_factor_sd,
+                  "mean - 2 sd must stay > 0 (desired speed must be positive)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arm:
+    """One arm of a junction: the direction a road leaves the junction centre.
+
+    ``bearing_deg`` is measured clockwise from north, pointing from the
+    junction centre outward along the arm.
+    """
+
+    id: str
+    bearing_deg: float
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.bearing_deg < 360):
+            _fail(f"arm[{self.id}].bearing_deg", self.bearing_deg, "must be in [0, 360)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Program:
+    """A fixed-time signal program.
+
+    Parameters
+    ----------
+    name : str
+        Program name, e.g. ``normal`` or ``peak``.
+    cycle_s : float
+        Cycle time [s].
+    offset_s : float
+        The program's cycle second 0 falls on clock times ``offset_s + k·cycle_s``
+        [s]; equal offsets on neighbouring junctions give a simultaneous start,
+        differences give the green wave.
+    greens : dict[str, tuple[float, float]]
+        Per signal group the green window ``(start_s, end_s)`` in cycle seconds.
+        A window with ``start_s > end_s`` wraps over the cycle end. Red-amber
+        precedes the start, amber follows the end.
+    """
+
+    name: str
+    cycle_s: float
+    offset_s: float = 0.0
+    greens: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = f"program[{self.name}]"
+        _positive(f"{p}.cycle_s", self.cycle_s)
+        if not (0 <= self.offset_s < self.cycle_s):
+            _fail(f"{p}.offset_s", self.offset_s, f"must be in [0, cycle_s={self.cycle_s})")
+        for g, win in self.greens.items():
+            if len(win) != 2:
+                _fail(f"{p}.greens.{g}", win, "must be [start_s, end_s]")
+            for x in win:
+                if not (isinstance(x, (int, float)) and 0 <= x <= self.cycle_s):
+                    _fail(f"{p}.greens.{g}", list(win), f"times must be in [0, {self.cycle_s}]")
+            if win[0] == win[1] or (win[0] % self.cycle_s) == (win[1] % self.cycle_s):
+                _fail(f"{p}.greens.{g}", list(win), "green window is empty or a full cycle")
+
+    def green_duration_s(self, group: str) -> float:
+        """Length of the green window of ``group`` [s]."""
+        start, end = self.greens[group]
+        return (end - start) % self.cycle_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Junction:
+    """A signalised junction: arms, signal groups, matrices and programs.
+
+    Parameters
+    ----------
+    id, name : str
+        Identifier and human name.
+    lat_deg, lon_deg : float
+        WGS84 position of the junction centre [deg].
+    arms : tuple[Arm, ...]
+        The arms (at least two).
+    groups : tuple[str, ...]
+        Signal group identifiers.
+    intergreen_s : dict[tuple[str, str], float]
+        Conflict and intergreen matrix in one: an entry ``(i, j): I`` says that
+        groups ``i`` and ``j`` conflict and that green of ``j`` may start no
+        earlier than ``I`` seconds after green of ``i`` ended [s]. Every
+        conflict is listed in both directions; pairs not listed do not conflict.
+    programs : tuple[Program, ...]
+        Named signal programs.
+    default_program : str
+        The program run when nothing else is asked for (and the fail-safe).
+    timing : SignalTiming
+        Amber, red-amber and minimum green.
+    """
+
+    id: str
+    name: str = ""
+    lat_deg: float
+    lon_deg: float
+    arms: tuple[Arm, ...]
+    groups: tuple[str, ...]
+    intergreen_s: dict[tuple[str, str], float]
+    programs: tuple[Program, ...]
+    default_program: str
+    timing: SignalTiming = field(default_factory=SignalTiming)
+
+    def __post_init__(self) -> None:
+        p = f"junction[{self.id}]"
+        if not (-90 <= self.lat_deg <= 90):
+            _fail(f"{p}.lat_deg", self.lat_deg, "must be in [-90, 90]")
+        if not (-180 <= self.lon_deg <= 180):
+            _fail(f"{p}.lon_deg", self.lon_deg, "must be in [-180, 180]")
+        if len(self.arms) < 2:
+            _fail(f"{p}.arms", len(self.arms), "a junction needs at least two arms")
+        arm_ids = [a.id for a in self.arms]
+        if len(set(arm_ids)) != len(arm_ids):
+            _fail(f"{p}.arms", arm_ids, "arm ids must be unique")
+        if len(set(self.groups)) != len(self.groups) or not self.groups:
+            _fail(f"{p}.groups", list(self.groups), "group ids must be unique and non-empty")
+        groups = set(self.groups)
+        for (i, j), val in self.intergreen_s.items():
+            where = f"{p}.intergreen_s.{i}.{j}"
+            if i not in groups:
+                _fail(where, i, "unknown signal group")
+            if j not in groups:
+                _fail(where, j, "unknown signal group")
+            if i == j:
+                _fail(where, val, "a group cannot conflict with itself")
+            _non_negative(where, val)
+            if (j, i) not in self.intergreen_s:
+                _fail(where, val, f"conflict must be listed both ways: missing {j}.{i}")
+        names = [pr.name for pr in self.programs]
+        if not names:
+            _fail(f"{p}.programs", names, "a junction needs at least one program")
+        if len(set(names)) != len(names):
+            _fail(f"{p}.programs", names, "program names must be unique")
+        if self.default_program not in names:
+            _fail(f"{p}.default_program", self.default_program, f"not one of {names}")
+        for pr in self.programs:
+            missing = groups - set(pr.greens)
+            extra = set(pr.greens) - groups
+            if missing:
+                _fail(f"{p}.program[{pr.name}].greens", sorted(missing), "groups without green")
+            if extra:
+                _fail(f"{p}.program[{pr.name}].greens", sorted(extra), "unknown signal groups")
+        # Local import: signals.py builds on these classes.
+        from gpssignal.model.signals import validate_junction_programs
+
+        validate_junction_programs(self)
+
+    def program(self, name: str) -> Program:
+        """The program called ``name``."""
+        for pr in self.programs:
+            if pr.name == name:
+                return pr
+        raise KeyError(name)
+
+    def conflicts(self, i: str, j: str) -> bool:
+        """Whether signal groups ``i`` and ``j`` conflict."""
+        return (i, j) in self.intergreen_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lane:
+    """A lane of a link, numbered from the kerb (0) toward the centre.
+
+    ``movements`` are the turns allowed at the downstream end; ``group`` is the
+    signal group controlling the lane at the stop line (``None`` on links that
+    leave the network).
+    """
+
+    movements: tuple[str, ...] = ()
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """A one-way road section between junction arms or the network boundary.
+
+    ``from_arm`` / ``to_arm`` are ``"JUNCTION.ARM"`` references; ``None`` means the
+    network boundary (an entry link has no ``from_arm``, an exit link no
+    ``to_arm``). ``turn_shares`` gives the movement split at the downstream
+    junction for vehicles that did not enter on this link (links between
+    junctions).
+    """
+
+    id: str
+    name: str = ""
+    from_arm: str | None = None
+    to_arm: str | None = None
+    length_m: float
+    speed_limit_kmh: float
+    lanes: tuple[Lane, ...]
+    turn_shares: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = f"link[{self.id}]"
+        _positive(f"{p}.length_m", self.length_m)
+        if self.length_m > 20_000:
+            _fail(f"{p}.length_m", self.length_m, "links longer than 20 km are not supported")
+        _positive(f"{p}.speed_limit_kmh", self.speed_limit_kmh)
+        if not self.lanes:
+            _fail(f"{p}.lanes", [], "a link needs at least one lane")
+        if self.from_arm is None and self.to_arm is None:
+            _fail(f"{p}", self.id, "a link must touch a junction (from_arm or to_arm)")
+        for k, lane in enumerate(self.lanes):
+            where = f"{p}.lanes[{k}]"
+            if self.to_arm is None:
+                if lane.movements or lane.group:
+                    _fail(where, lane.movements, "lanes leaving the network have no movements")
+                continue
+            if not lane.movements:
+                _fail(f"{where}.movements", [], "a lane into a junction needs movements")
+            for m in lane.movements:
+                if m not in MOVEMENTS:
+                    _fail(f"{where}.movements", m, f"must be one of {MOVEMENTS}")
+            if not lane.group:
+                _fail(f"{where}.group", lane.group, "a lane into a junction needs a signal group")
+        for m, share in self.turn_shares.items():
+            if m not in MOVEMENTS:
+                _fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
+            if not (0 <= share <= 1):
+                _fail(f"{p}.turn_shares.{m}", share, "must be between 0 and 1")
+        if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
+            _fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
+
+    @property
+    def speed_limit_mps(self) -> float:
+        """Speed limit [m/s]."""
+        return self.speed_limit_kmh / 3.6
+
+    def lane_movements(self) -> set[str]:
+        """All movements some lane of this link allows."""
+        return {m for lane in self.lanes for m in lane.movements}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemandFlow:
+    """Demand entering on ``link`` that takes ``movement`` at the first junction.
+
+    ``flow_vph`` holds one mean flow rate per demand interval [veh/h].
+    """
+
+    link: str
+    movement: str
+    flow_vph: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        p = f"demand.flow[{self.link}.{self.movement}]"
+        if self.movement not in MOVEMENTS:
+            _fail(f"{p}.movement", self.movement, f"must be one of {MOVEMENTS}")
+        if not self.flow_vph:
+            _fail(f"{p}.flow_vph", [], "needs at least one interval")
+        for k, q in enumerate(self.flow_vph):
+            if not (isinstance(q, (int, float)) and math.isfinite(q) and q >= 0):
+                _fail(f"{p}.flow_vph[{k}]", q, "flows must be finite and >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Demand:
+    """Time-varying demand: a profile of ``interval_s`` steps from scenario start."""
+
+    interval_s: float = 900.0
+    flows: tuple[DemandFlow, ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive("demand.interval_s", self.interval_s)
+        if not self.flows:
+            _fail("demand.flow", [], "a scenario needs at least one demand flow")
+        seen = set()
+        for f in self.flows:
+            key = (f.link, f.movement)
+            if key in seen:
+                _fail("demand.flow", f"{f.link}.{f.movement}", "listed twice")
+            seen.add(key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variability:
+    """Day-to-day variability: what makes seed N a different day from seed M.
+
+    ``demand_level_sd`` is the standard deviation of a per-day factor on all
+    flows, factor ~ N(1, sd) truncated to [1 - 3 sd, 1 + 3 sd] [-];
+    ``peak_shift_sd_s`` the standard deviation of a per-day shift of the whole
+    demand profile in time [s].
+    """
+
+    demand_level_sd: float = 0.0
+    peak_shift_sd_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        _non_negative("variability.demand_level_sd", self.demand_level_sd)
+        if self.demand_level_sd >= 1 / 3:
+            _fail("variability.demand_level_sd", self.demand_level_sd, "must be < 1/3")
+        _non_negative("variability.peak_shift_sd_s", self.peak_shift_sd_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stretch:
+    """A monitored stretch: from ``start_m`` on the first of ``links`` to
+    ``end_m`` on the last, following the links in order.
+    """
+
+    id: str
+    links: tuple[str, ...]
+    start_m: float = 0.0
+    end_m: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        p = f"stretch[{self.id}]"
+        if not self.links:
+            _fail(f"{p}.links", [], "needs at least one link")
+        _non_negative(f"{p}.start_m", self.start_m)
+        if self.end_m is not None:
+            _positive(f"{p}.end_m", self.end_m)
+            if len(self.links) == 1 and self.end_m <= self.start_m:
+                _fail(f"{p}.end_m", self.end_m, f"must be > start_m={self.start_m}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleEntry:
+    """Time-of-day schedule: from ``at_clock_s`` on, run ``program``."""
+
+    at_clock_s: float
+    program: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Driver:
+    """Driving-model settings shared by all classes.
+
+    ``idm_delta`` is the IDM acceleration exponent [-]; ``amber_max_decel_mps2``
+    the deceleration a driver accepts to stop at amber: a driver who would need
+    more goes on [m/s²]; ``max_decel_mps2`` bounds any deceleration [m/s²].
+    """
+
+    idm_delta: float = 4.0
+    amber_max_decel_mps2: float = 3.5
+    max_decel_mps2: float = 9.0
+
+    def __post_init__(self) -> None:
+        _positive("driver.idm_delta", self.idm_delta)
+        _positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
+        _positive("driver.max_decel_mps2", self.max_decel_mps2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """A complete scenario: network, signals, demand, fleet and settings.
+
+    Parameters
+    ----------
+    name, description : str
+        Identification.
+    start_clock_s : float
+        Clock time of simulation time 0 [s after midnight].
+    duration_s : float
+        Demand period [s]; no vehicles arrive after it.
+    drain_s : float
+        Extra simulated time after the demand period so vehicles inside can
+        finish their trips [s].
+    step_s : float
+        Time step of the vehicle kernel [s].
+    peak_clock_s : tuple[float, float]
+        The peak hour reported separately [clock s].
+    working_days_per_year : int
+        Days per year the simulated period occurs, for annualisation [d].
+    seed : int
+        Default seed.
+    """
+
+    name: str
+    description: str = ""
+    start_clock_s: float
+    duration_s: float
+    drain_s: float = 600.0
+    step_s: float = 0.5
+    peak_clock_s: tuple[float, float] | None = None
+    working_days_per_year: int = 250
+    seed: int = 1
+    junctions: tuple[Junction, ...]
+    links: tuple[Link, ...]
+    vehicle_classes: tuple[VehicleClass, ...]
+    demand: Demand
+    variability: Variability = field(default_factory=Variability)
+    stretches: tuple[Stretch, ...] = ()
+    schedule: tuple[ScheduleEntry, ...] = ()
+    driver: Driver = field(default_factory=Driver)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start_clock_s < 86_400):
+            _fail("scenario.start", self.start_clock_s, "must be a clock time within one day")
+        _positive("scenario.duration_s", self.duration_s)
+        _non_negative("scenario.drain_s", self.drain_s)
+        _positive("scenario.step_s", self.step_s)
+        if self.step_s > 1.0:
+            _fail("scenario.step_s", self.step_s, "must be <= 1 s for the car-following model")
+        if self.peak_clock_s is not None:
+            a, b = self.peak_clock_s
+            end = self.start_clock_s + self.duration_s
+            if not (self.start_clock_s <= a < b <= end):
+                _fail("scenario.peak", list(self.peak_clock_s),
+                      "must be an interval inside the simulated period")
+        if self.working_days_per_year <= 0 or self.working_days_per_year > 366:
+            _fail("scenario.working_days_per_year", self.working_days_per_year,
+                  "must be in 1..366")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            _fail("scenario.seed", self.seed, "must be an integer >= 0")
+        if not self.vehicle_classes:
+            _fail("vehicle_class", [], "at least one vehicle class is needed")
+        names = [c.name for c in self.vehicle_classes]
+        if len(set(names)) != len(names):
+            _fail("vehicle_class", names, "class names must be unique")
+        total = sum(c.share for c in self.vehicle_classes)
+        if abs(total - 1) > 1e-6:
+            _fail("vehicle_class.share", round(total, 6), "shares must sum to 1")
+        ids = [j.id for j in self.junctions]
+        if not ids or len(set(ids)) != len(ids):
+            _fail("junction", ids, "junction ids must be unique and there must be at least one")
+        link_ids = [lk.id for lk in self.links]
+        if len(set(link_ids)) != len(link_ids):
+            _fail("link", link_ids, "link ids must be unique")
+        # Topology checks (arms, movements, routes) need the whole network.
+        from gpssignal.model.network import validate_network
+
+        validate_network(self)
+        for s in self.schedule:
+            for j in self.junctions:
+                if s.program not in [p.name for p in j.programs]:
+                    _fail("schedule.program", s.program, f"junction {j.id} has no such program")
+        at = [s.at_clock_s for s in self.schedule]
+        if at != sorted(at) or len(set(at)) != len(at):
+            _fail("schedule.at", at, "schedule times must be strictly increasing")
+
+    @property
+    def end_clock_s(self) -> float:
+        """Clock time at which demand stops [s after midnight]."""
+        return self.start_clock_s + self.duration_s
+
+    def junction(self, jid: str) -> Junction:
+        """The junction with id ``jid``."""
+        for j in self.junctions:
+            if j.id == jid:
+                return j
+        raise KeyError(jid)
+
+    def link(self, lid: str) -> Link:
+        """The link with id ``lid``."""
+        for lk in self.links:
+            if lk.id == lid:
+                return lk
+        raise KeyError(lid)

@@ -1,0 +1,256 @@
+"""Vectorised vehicle kernels: car following and time integration.
+
+Pure functions on numpy arrays (one element per vehicle); no Python loop
+over vehicles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["idm_acceleration", "ballistic_update"]
+
+
+def idm_acceleration(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, dv: np.ndarray,
+                     a_max: np.ndarray, b: np.ndarray, headway: np.ndarray, s0: np.ndarray,
+                     delta: float, *, inv_two_sqrt_ab: np.ndarray | None = None) -> np.ndarray:
+    """Intelligent Driver Model acceleration [m/s²].
+
+    Parameters
+    ----------
+    v : ndarray
+        Speed [m/s].
+    v0 : ndarray
+        Desired speed [m/s].
+    gap : ndarray
+        Net distance to the leader (or a virtual stopped leader at a stop
+        line) [m]; ``inf`` for a free road.
+    dv : ndarray
+        Approach rate ``v - v_leader`` [m/s].
+    a_max, b : ndarray
+        Maximum acceleration and comfortable deceleration [m/s²].
+    headway : ndarray
+        Desired time headway [s].
+    s0 : ndarray
+        Jam distance [m].
+    delta : float
+        Acceleration exponent [-].
+    inv_two_sqrt_ab : ndarray, optional
+        ``1 / (2 sqrt(a_max b))`` precomputed [s²/m]; saves work in the hot loop.
+
+    Returns
+    -------
+    ndarray
+        Acceleration [m/s²]; unbounded below (callers clip it).
+
+    References
+    ----------
+    Treiber, Hennecke, Helbing (2000), "Congested traffic states in empirical
+    observations and microscopic simulations", Phys. Rev. E 62, 1805.
+    """
+    r = v / v0
+    free = r * r * r * r if delta == 4.0 else np.power(r, delta)
+    if inv_two_sqrt_ab is None:
+        inv_two_sqrt_ab = 0.5 / np.sqrt(a_max * b)
+    s_star = s0 + np.maximum(0.0, v * (headway + dv * inv_two_sqrt_ab))
+    ratio = s_star / np.maximum(gap, 1e-3)
+    return a_max * (1.0 - free - ratio * ratio)
+
+
+def ballistic_update(v: np.ndarray, acc: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Advance speeds and positions by one step of constant acceleration.
+
+    A vehicle that would reach negative speed stops within the step at the
+    point where its speed hits zero (as SUMO's ballistic update).
+
+    Returns
+    -------
+    (v_new, dx) : tuple of ndarray
+        New speed [m/s] and distance travelled [m].
+    """
+    v_new = v + acc * dt
+    dx = 0.5 * (v + v_new) * dt
+    stopping = v_new < 0.0
+    if stopping.any():
+        # -v²/(2a) with a < 0: distance to standstill.
+        dx = np.where(stopping, -v * v / (2.0 * np.minimum(acc, -1e-9)), dx)
+        v_new = np.where(stopping, 0.0, v_new)
+    return v_new, dx
+
+
+# ---------------------------------------------------------------------------
+# The fused step kernel used by the engine.
+#
+# The engine keeps the vehicles as two matrices, one row per attribute (float
+# rows F_*, integer rows I_*), one column per vehicle. ``step_vehicles`` sorts
+# the columns by (lane, position), finds each vehicle's leader, evaluates the
+# IDM (the same equations as ``idm_acceleration``) and integrates one step
+# (as ``ballistic_update``), all in one compiled pass: at junction scale (tens
+# to hundreds of vehicles) the per-call overhead of ~50 separate numpy calls
+# would cost more than the arithmetic itself. ``tests/sim/test_kernel.py``
+# checks this kernel against the numpy reference functions above.
+# ---------------------------------------------------------------------------
+
+import numba  # noqa: E402
+
+F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, F_SEGTL, \
+    F_LLEN, F_ISQ, F_POS_OLD, F_DX = range(17)
+I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING = range(6)
+N_F, N_I = 17, 6
+RED_AMBER_CODE, GREEN_CODE = 1, 2
+
+__all__ += ["step_vehicles", "sample_queues"]
+
+
+@numba.njit(cache=True)
+def step_vehicles(F, I, n, lane_state, n_lanes, dt, amber_decel, delta, max_decel,  # noqa: N803
+                  stop_speed, stops, tail, order, tmp_f, tmp_i):
+    """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
+
+    Returns ``(marker_hits, lane_ends)``: how many vehicles passed their next
+    marker and how many reached the end of their lane (handled by the engine).
+    ``stops`` (indexed by vehicle id) is incremented for each new stop.
+    ``tail``, ``order``, ``tmp_f``, ``tmp_i`` are work buffers.
+    """
+    # Sort by (lane, position): leaders follow their followers in memory.
+    for j in range(n):
+        tmp_f[j] = I[I_LANE, j] * 1e5 + F[F_POS, j]
+    sorted_already = True
+    for j in range(1, n):
+        if tmp_f[j] < tmp_f[j - 1]:
+            sorted_already = False
+            break
+    if not sorted_already:
+        idx = np.argsort(tmp_f[:n], kind="mergesort")
+        for r in range(F.shape[0]):
+            for j in range(n):
+                order[j] = idx[j]
+            for j in range(n):
+                tmp_f[j] = F[r, order[j]]
+            for j in range(n):
+                F[r, j] = tmp_f[j]
+        for r in range(I.shape[0]):
+            for j in range(n):
+                tmp_i[j] = I[r, idx[j]]
+            for j in range(n):
+                I[r, j] = tmp_i[j]
+    for k in range(n_lanes):
+        tail[k] = -1
+    for j in range(n - 1, -1, -1):
+        tail[I[I_LANE, j]] = j
+    marker_hits = 0
+    lane_ends = 0
+    acc_all = tmp_f  # reuse: accelerations are computed before any position moves
+    for j in range(n):
+        v = F[F_V, j]
+        pos = F[F_POS, j]
+        lane = I[I_LANE, j]
+        if j + 1 < n and I[I_LANE, j + 1] == lane:
+            gap = F[F_POS, j + 1] - F[F_LEN, j + 1] - pos
+            dv = v - F[F_V, j + 1]
+        else:
+            dist = F[F_LLEN, j] - pos
+            st = lane_state[lane]
+            stop = st <= RED_AMBER_CODE or (st > GREEN_CODE and v * v <= 2.0 * amber_decel
+                                             * max(dist, 0.0))
+            if stop:
+                gap = dist
+                dv = v
+            else:
+                nl = I[I_NEXT, j]
+                t = tail[nl] if nl >= 0 else -1
+                if t >= 0:
+                    gap = dist + F[F_POS, t] - F[F_LEN, t]
+                    dv = v - F[F_V, t]
+                else:
+                    gap = np.inf
+                    dv = 0.0
+        r = v / F[F_V0, j]
+        free = r * r * r * r if delta == 4.0 else r ** delta
+        s_star = F[F_S0, j] + max(0.0, v * (F[F_T, j] + dv * F[F_ISQ, j]))
+        ratio = s_star / max(gap, 1e-3)
+        acc = F[F_AMAX, j] * (1.0 - free - ratio * ratio)
+        if acc < -max_decel:
+            acc = -max_decel
+        v_new = v + acc * dt
+        if v_new < 0.0:
+            dx = -v * v / (2.0 * min(acc, -1e-9))
+            v_new = 0.0
+        else:
+            dx = 0.5 * (v + v_new) * dt
+        room = gap - 0.01
+        if dx > room:
+            room = max(room, 0.0)
+            dx = room
+            v_new = min(v_new, room / dt)
+        F[F_DX, j] = dx
+        acc_all[j] = v_new
+    for j in range(n):
+        v_new = acc_all[j]
+        dx = F[F_DX, j]
+        F[F_POS_OLD, j] = F[F_POS, j]
+        F[F_POS, j] += dx
+        F[F_TL, j] += dt - dx / F[F_V0, j]
+        F[F_ACC, j] = (v_new - F[F_V, j]) / dt
+        F[F_V, j] = v_new
+        moving = 1 if v_new > stop_speed else 0
+        if I[I_MOVING, j] == 1 and moving == 0:
+            stops[I[I_VID, j]] += 1
+        I[I_MOVING, j] = moving
+        if F[F_POS, j] >= F[F_MPOS, j]:
+            marker_hits += 1
+        if F[F_POS, j] >= F[F_LLEN, j]:
+            lane_ends += 1
+    return marker_hits, lane_ends
+
+
+@numba.njit(cache=True)
+def sample_queues(F, I, n, lane_slot, queue_speed, out_m, out_n):  # noqa: N803
+    """Queue per sampled lane: metres from the stop line to the back of the
+    rearmost queued vehicle (speed below ``queue_speed``) and queued count.
+
+    ``lane_slot[lane]`` is the output column of a lane (-1: not sampled).
+    """
+    for k in range(out_m.shape[0]):
+        out_m[k] = 0.0
+        out_n[k] = 0
+    for j in range(n):
+        if F[F_V, j] < queue_speed:
+            s = lane_slot[I[I_LANE, j]]
+            if s >= 0:
+                back = F[F_LLEN, j] - max(F[F_POS, j] - F[F_LEN, j], 0.0)
+                if back > out_m[s]:
+                    out_m[s] = back
+                out_n[s] += 1
+
+
+@numba.njit(cache=True)
+def lane_tails(F, I, n, tail):  # noqa: N803
+    """Per lane, the column of its rearmost vehicle (-1 if the lane is empty)."""
+    for k in range(tail.shape[0]):
+        tail[k] = -1
+    for j in range(n):
+        ln = I[I_LANE, j]
+        if tail[ln] < 0 or F[F_POS, j] < F[F_POS, tail[ln]]:
+            tail[ln] = j
+
+
+__all__ += ["lane_tails"]
+
+
+@numba.njit(cache=True)
+def remove_columns(F, I, n, gone):  # noqa: N803
+    """Drop the columns flagged in ``gone`` (bool), keeping the order; return the new n."""
+    m = 0
+    for j in range(n):
+        if not gone[j]:
+            if m != j:
+                for r in range(F.shape[0]):
+                    F[r, m] = F[r, j]
+                for r in range(I.shape[0]):
+                    I[r, m] = I[r, j]
+            m += 1
+    return m
+
+
+__all__ += ["remove_columns"]

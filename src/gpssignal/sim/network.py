@@ -1,0 +1,181 @@
+"""The scenario network compiled to flat numpy arrays for the vehicle kernel.
+
+Links, lanes, signal groups and movements get integer indices. Movement codes:
+``0`` left, ``1`` through, ``2`` right, ``-1`` leave the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpssignal.model.network import movement_targets
+from gpssignal.model.scenario import MOVEMENTS, Scenario
+
+__all__ = ["MOVE_CODE", "EXIT", "CompiledNetwork", "compile_network"]
+
+MOVE_CODE = {m: k for k, m in enumerate(MOVEMENTS)}
+EXIT = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledNetwork:
+    """Index arrays of a scenario's network.
+
+    Attributes
+    ----------
+    link_ids : list[str]
+        Link id per link index.
+    link_length_m, link_vmax_mps : ndarray
+        Length [m] and speed limit [m/s] per link.
+    link_junction : ndarray
+        Index of the junction a link leads into, -1 for exit links.
+    link_next : ndarray, shape (n_links, 3)
+        Outgoing link index per movement code, -1 where not allowed.
+    link_turn_cdf : ndarray, shape (n_links, 3)
+        Cumulative turn shares for internal links (zeros elsewhere).
+    link_lanes : list[ndarray]
+        Lane indices of each link, kerb lane first.
+    lane_link, lane_length_m, lane_vmax_mps : ndarray
+        Per lane: link index, length [m], speed limit [m/s].
+    lane_group : ndarray
+        Global signal group index controlling the lane's stop line, -1 for exit lanes.
+    lane_allows : ndarray, shape (n_lanes, 3)
+        Whether a lane carries each movement.
+    lane_target : ndarray, shape (n_lanes, 3)
+        Lane connection: the downstream lane (global index) a vehicle leaving
+        this lane by each movement drives into, -1 where not allowed. The j-th
+        lane (from the kerb) carrying a through or right movement feeds the
+        j-th downstream lane from the kerb; the j-th lane carrying a left turn
+        (from the centre) feeds the j-th downstream lane from the centre; lanes
+        beyond the downstream link's width merge into its last lane.
+    junction_ids : list[str]
+    junction_groups : list[list[str]]
+        Group ids per junction; global group index = ``group_offset[j] + k``.
+    group_offset : ndarray
+    group_junction : ndarray
+        Junction index per global group.
+    """
+
+    link_ids: list[str]
+    link_length_m: np.ndarray
+    link_vmax_mps: np.ndarray
+    link_junction: np.ndarray
+    link_next: np.ndarray
+    link_turn_cdf: np.ndarray
+    link_lanes: list[np.ndarray]
+    lane_link: np.ndarray
+    lane_length_m: np.ndarray
+    lane_vmax_mps: np.ndarray
+    lane_group: np.ndarray
+    lane_allows: np.ndarray
+    lane_target: np.ndarray
+    junction_ids: list[str]
+    junction_groups: list[list[str]]
+    group_offset: np.ndarray
+    group_junction: np.ndarray
+
+    @property
+    def n_links(self) -> int:
+        return len(self.link_ids)
+
+    @property
+    def n_lanes(self) -> int:
+        return len(self.lane_link)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_junction)
+
+    def link_index(self, link_id: str) -> int:
+        """Index of ``link_id``."""
+        return self.link_ids.index(link_id)
+
+    def max_route_links(self) -> int:
+        """Longest possible route, in links."""
+        memo: dict[int, int] = {}
+
+        def depth(k: int) -> int:
+            if k not in memo:
+                nxt = [int(x) for x in self.link_next[k] if x >= 0]
+                memo[k] = 1 + max((depth(x) for x in nxt), default=0)
+            return memo[k]
+
+        return max(depth(k) for k in range(self.n_links))
+
+
+def compile_network(scenario: Scenario) -> CompiledNetwork:
+    """Compile ``scenario``'s network into index arrays."""
+    link_ids = [lk.id for lk in scenario.links]
+    lidx = {lid: k for k, lid in enumerate(link_ids)}
+    junction_ids = [j.id for j in scenario.junctions]
+    jidx = {jid: k for k, jid in enumerate(junction_ids)}
+    junction_groups = [list(j.groups) for j in scenario.junctions]
+    group_offset = np.cumsum([0] + [len(g) for g in junction_groups[:-1]]).astype(np.int64)
+    group_junction = np.concatenate(
+        [np.full(len(g), k, dtype=np.int64) for k, g in enumerate(junction_groups)])
+    n = len(link_ids)
+    link_next = np.full((n, len(MOVEMENTS)), -1, dtype=np.int64)
+    for (lid, m), target in movement_targets(scenario).items():
+        link_next[lidx[lid], MOVE_CODE[m]] = lidx[target]
+    turn_cdf = np.zeros((n, len(MOVEMENTS)))
+    link_junction = np.full(n, -1, dtype=np.int64)
+    lane_link, lane_len, lane_vmax, lane_group, lane_allows = [], [], [], [], []
+    link_lanes = []
+    for k, lk in enumerate(scenario.links):
+        if lk.turn_shares:
+            turn_cdf[k] = np.cumsum([lk.turn_shares.get(m, 0.0) for m in MOVEMENTS])
+            turn_cdf[k, -1] = 1.0
+        j = None
+        if lk.to_arm is not None:
+            j = lk.to_arm.split(".")[0]
+            link_junction[k] = jidx[j]
+        lanes_here = []
+        for lane in lk.lanes:
+            lanes_here.append(len(lane_link))
+            lane_link.append(k)
+            lane_len.append(lk.length_m)
+            lane_vmax.append(lk.speed_limit_mps)
+            if j is not None and lane.group is not None:
+                g = junction_groups[jidx[j]].index(lane.group)
+                lane_group.append(int(group_offset[jidx[j]]) + g)
+            else:
+                lane_group.append(-1)
+            lane_allows.append([m in lane.movements for m in MOVEMENTS])
+        link_lanes.append(np.array(lanes_here, dtype=np.int64))
+    lane_allows_arr = np.array(lane_allows, dtype=bool).reshape(-1, len(MOVEMENTS))
+    lane_target = np.full((len(lane_link), len(MOVEMENTS)), -1, dtype=np.int64)
+    for k in range(n):
+        lanes = link_lanes[k]
+        for mv in range(len(MOVEMENTS)):
+            target = link_next[k, mv]
+            if target < 0:
+                continue
+            carrying = [ln for ln in lanes if lane_allows_arr[ln, mv]]
+            down = link_lanes[target]
+            for j, ln in enumerate(carrying):
+                if MOVEMENTS[mv] == "left":
+                    pos = len(down) - 1 - (len(carrying) - 1 - j)
+                else:
+                    pos = j
+                lane_target[ln, mv] = down[min(max(pos, 0), len(down) - 1)]
+    return CompiledNetwork(
+        link_ids=link_ids,
+        link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
+        link_vmax_mps=np.array([lk.speed_limit_mps for lk in scenario.links], dtype=float),
+        link_junction=link_junction,
+        link_next=link_next,
+        link_turn_cdf=turn_cdf,
+        link_lanes=link_lanes,
+        lane_link=np.array(lane_link, dtype=np.int64),
+        lane_length_m=np.array(lane_len, dtype=float),
+        lane_vmax_mps=np.array(lane_vmax, dtype=float),
+        lane_group=np.array(lane_group, dtype=np.int64),
+        lane_allows=lane_allows_arr,
+        lane_target=lane_target,
+        junction_ids=junction_ids,
+        junction_groups=junction_groups,
+        group_offset=group_offset,
+        group_junction=group_junction,
+    )

@@ -1,0 +1,224 @@
+"""Signal runtime (programs driven by SimPy events) and the conflict monitor.
+
+The runtime plays each junction's current program as a list of state-change
+events. It changes program only at the program's cycle second 0, the
+synchronisation point (see :mod:`gpssignal.model.signals`), and may hold the
+synchronisation state there so that the new program's cycle starts at its own
+offset. The conflict monitor is independent of the runtime: it is told every
+state change and checks it against the junction's conflict matrix, intergreen
+matrix, minimum green, amber and red-amber, raising :class:`SafetyViolation`
+at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from gpssignal.model.scenario import Junction
+from gpssignal.model.signals import (
+    AMBER,
+    GREEN,
+    RED,
+    RED_AMBER,
+    STATE_NAMES,
+    program_events,
+    state_at,
+)
+
+__all__ = ["SafetyViolation", "ConflictMonitor", "ProgramSwitch", "JunctionSignals"]
+
+_TOL = 1e-6
+_NEXT = {RED: RED_AMBER, RED_AMBER: GREEN, GREEN: AMBER, AMBER: RED}
+
+
+class SafetyViolation(RuntimeError):
+    """A signal state broke a safety rule. The message says which and when."""
+
+
+class ConflictMonitor:
+    """Checks every signal state change of one junction.
+
+    Parameters
+    ----------
+    junction : Junction
+        Supplies the conflict/intergreen matrix and the timing rules.
+    """
+
+    def __init__(self, junction: Junction) -> None:
+        self.junction_id = junction.id
+        self.groups = list(junction.groups)
+        n = len(self.groups)
+        self.intergreen = np.full((n, n), np.nan)
+        for (i, j), v in junction.intergreen_s.items():
+            self.intergreen[self.groups.index(i), self.groups.index(j)] = v
+        self.timing = junction.timing
+        self.state = np.full(n, RED, dtype=np.int64)
+        self.since = np.full(n, -math.inf)
+        self.last_green_end = np.full(n, -math.inf)
+        self.checks = 0
+
+    def _fail(self, t: float, msg: str) -> None:
+        raise SafetyViolation(f"junction {self.junction_id} at t={t:.2f} s: {msg}")
+
+    def start(self, t: float, states: np.ndarray) -> None:
+        """Accept the initial states (history before ``t`` is unknown)."""
+        self.state[:] = states
+        self.since[:] = -math.inf
+        green = np.flatnonzero(states == GREEN)
+        for a in green:
+            for b in green:
+                if not math.isnan(self.intergreen[a, b]):
+                    self._fail(t, f"initial conflicting greens {self.groups[a]} and "
+                                  f"{self.groups[b]}")
+
+    def observe(self, t: float, g: int, new: int) -> None:
+        """Check that group index ``g`` may change to state ``new`` at time ``t`` [s]."""
+        self.checks += 1
+        old = int(self.state[g])
+        name = self.groups[g]
+        tm = self.timing
+        expected = _NEXT[old]
+        if old == RED and tm.red_amber_s <= 0:
+            expected = GREEN
+        if new != expected:
+            self._fail(t, f"group {name} {STATE_NAMES[old]} -> {STATE_NAMES[new]} is not a "
+                          "valid sequence")
+        dur = t - self.since[g]
+        if old == GREEN and dur < tm.min_green_s - _TOL:
+            self._fail(t, f"group {name} green lasted {dur:.2f} s < min green "
+                          f"{tm.min_green_s:g} s")
+        if old == AMBER and abs(dur - tm.amber_s) > _TOL and math.isfinite(dur):
+            self._fail(t, f"group {name} amber lasted {dur:.2f} s, not {tm.amber_s:g} s")
+        if old == RED_AMBER and abs(dur - tm.red_amber_s) > _TOL and math.isfinite(dur):
+            self._fail(t, f"group {name} red-amber lasted {dur:.2f} s, not "
+                          f"{tm.red_amber_s:g} s")
+        if new == GREEN:
+            row = self.intergreen[:, g]
+            for k in np.flatnonzero(~np.isnan(row)):
+                if self.state[k] == GREEN:
+                    self._fail(t, f"group {name} green while conflicting {self.groups[k]} "
+                                  "is green")
+                gap = t - self.last_green_end[k]
+                if gap < row[k] - _TOL:
+                    self._fail(t, f"intergreen {self.groups[k]}->{name} {gap:.2f} s < "
+                                  f"{row[k]:g} s")
+        if old == GREEN:
+            self.last_green_end[g] = t
+        self.state[g] = new
+        self.since[g] = t
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSwitch:
+    """A program change: asked at a synchronisation point, effective after the hold."""
+
+    t_s: float
+    junction: str
+    from_program: str
+    to_program: str
+    hold_s: float
+
+
+@dataclass
+class JunctionSignals:
+    """Runs the programs of one junction inside a SimPy environment.
+
+    Parameters
+    ----------
+    junction : Junction
+    group_base : int
+        Global index of the junction's first signal group.
+    group_state : ndarray
+        Shared array of all groups' states; this runtime writes its slice.
+    on_change : callable
+        Called ``on_change(t_s, global_group, state)`` after every change.
+    request : callable
+        ``request(junction_id, clock_s) -> program name``: asked at every
+        synchronisation point (the controller).
+    start_clock_s : float
+        Clock time of simulation time 0 [s after midnight].
+    """
+
+    junction: Junction
+    group_base: int
+    group_state: np.ndarray
+    on_change: Callable[[float, int, int], None]
+    request: Callable[[str, float], str]
+    start_clock_s: float
+    monitor: ConflictMonitor = field(init=False)
+    switches: list[ProgramSwitch] = field(default_factory=list)
+    current: str = ""
+
+    def __post_init__(self) -> None:
+        self.monitor = ConflictMonitor(self.junction)
+        tm = self.junction.timing
+        self._events = {p.name: program_events(p, self.junction.groups, tm.amber_s,
+                                               tm.red_amber_s) for p in self.junction.programs}
+        self._zero = {p.name: np.array([state_at(p, g, 0.0, tm.amber_s, tm.red_amber_s)
+                                        for g in self.junction.groups])
+                      for p in self.junction.programs}
+
+    def _set(self, t: float, g: int, state: int) -> None:
+        self.monitor.observe(t, g, state)
+        self.group_state[self.group_base + g] = state
+        self.on_change(t, self.group_base + g, state)
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """The SimPy process: start mid-cycle at time 0, then cycle forever."""
+        jn = self.junction
+        tm = jn.timing
+        prog = jn.program(self.request(jn.id, self.start_clock_s))
+        self.current = prog.name
+        cs = (self.start_clock_s - prog.offset_s) % prog.cycle_s
+        init = np.array([state_at(prog, g, cs, tm.amber_s, tm.red_amber_s)
+                         for g in jn.groups])
+        self.monitor.start(env.now, init)
+        n = len(jn.groups)
+        self.group_state[self.group_base:self.group_base + n] = init
+        for g in range(n):
+            self.on_change(env.now, self.group_base + g, int(init[g]))
+        cycle_start = env.now - cs
+        events = [e for e in self._events[prog.name] if e[0] > cs + _TOL]
+        while True:
+            for tc, g, s in events:
+                wait = cycle_start + tc - env.now
+                if wait > 0:
+                    yield env.timeout(wait)
+                self._set(env.now, g, s)
+            wait = cycle_start + prog.cycle_s - env.now
+            if wait > 0:
+                yield env.timeout(wait)
+            self._to_zero(env.now, prog.name)
+            clock = self.start_clock_s + env.now
+            wanted = self.request(jn.id, clock)
+            if wanted != prog.name:
+                new = jn.program(wanted)
+                hold = (new.offset_s - clock) % new.cycle_s
+                if hold > new.cycle_s - _TOL:
+                    hold = 0.0
+                self.switches.append(ProgramSwitch(t_s=env.now, junction=jn.id,
+                                                   from_program=prog.name, to_program=new.name,
+                                                   hold_s=hold))
+                if hold > 0:
+                    yield env.timeout(hold)
+                prog = new
+                self.current = prog.name
+                self._to_zero(env.now, prog.name)
+            cycle_start = env.now
+            events = self._events[prog.name]
+
+    def _to_zero(self, t: float, program: str) -> None:
+        """Set the states of cycle second 0 of ``program``."""
+        n = len(self.junction.groups)
+        zero = self._zero[program]
+        state = self.group_state[self.group_base:self.group_base + n]
+        changed = np.flatnonzero(state != zero)
+        # Leaving green first, then the rest, as at any instant.
+        for g in sorted(changed, key=lambda k: (zero[k] == GREEN, k)):
+            self._set(t, int(g), int(zero[g]))
