@@ -283,8 +283,10 @@ REPLACE_CASES = [
     ("window_outside_cycle",
      lambda s: Program(name="x", cycle_s=60, greens={"A": (50, 70)}),
      ["program[x].greens.A = [50, 70]", "[0, 60]"]),
-    ("empty_window", lambda s: Program(name="x", cycle_s=60, greens={"A": (0, 60)}),
-     ["program[x].greens.A = [0, 60]", "empty or a full cycle"]),
+    ("empty_window", lambda s: Program(name="x", cycle_s=60, greens={"A": (10, 10)}),
+     ["program[x].greens.A = [10, 10]", "empty or a full cycle"]),
+    ("full_cycle_not_at_zero", lambda s: Program(name="x", cycle_s=60, greens={"A": (10, 70)}),
+     ["program[x].greens.A = [10, 70]"]),
     ("negative_cycle", lambda s: Program(name="x", cycle_s=-60),
      ["program[x].cycle_s = -60"]),
     ("zero_amber", lambda s: SignalTiming(amber_s=0), ["amber_s = 0"]),
@@ -341,10 +343,25 @@ def test_bad_dataclass_names_field_and_value(tiny: Scenario, build, expected) ->
         assert part in msg, f"{part!r} not in {msg!r}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: DemandFlow accepts booleans as flows (isinstance(True, int)), so "
-    "'flow_vph = [true]' parses as 1 veh/h, although io.py rejects booleans for "
-    "every other number and for green windows"))
 def test_boolean_flow_is_rejected(tiny_variant) -> None:
     with pytest.raises(ScenarioError, match=r"flow_vph\[0\] = True"):
         parse_scenario(tiny_variant(("flow_vph = [600]", "flow_vph = [true]")))
+
+
+def test_permanent_green_needs_a_group_without_conflicts(tiny_variant) -> None:
+    # [0, cycle] is a permanent green; group A conflicts with B in tiny.toml.
+    text = tiny_variant(("greens = { A = [50, 30], B = [36, 44] }",
+                         "greens = { A = [0, 60], B = [36, 44] }"))
+    with pytest.raises(ScenarioError, match=r"greens.A = \[0, 60\].*without conflicts"):
+        parse_scenario(text)
+
+
+def test_non_number_turn_share_is_a_scenario_error(tiny: Scenario) -> None:
+    # Used to escape as a raw TypeError from the sum of shares.
+    with pytest.raises(ScenarioError, match=r"turn_shares.through = 'x'"):
+        dataclasses.replace(tiny.links[0], turn_shares={"through": "x"})
+
+
+def test_boolean_seed_is_rejected(tiny: Scenario) -> None:
+    with pytest.raises(ScenarioError, match=r"scenario.seed = True"):
+        dataclasses.replace(tiny, seed=True)

@@ -47,13 +47,18 @@ def _fail(fieldname: str, value: Any, reason: str) -> None:
     raise ScenarioError(f"{fieldname} = {value!r}: {reason}")
 
 
+def _is_number(value: Any) -> bool:
+    """A real number: int or float, but not bool (TOML ``true`` is no number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _positive(fieldname: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
         _fail(fieldname, value, "must be a finite number > 0")
 
 
 def _non_negative(fieldname: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
         _fail(fieldname, value, "must be a finite number >= 0")
 
 
@@ -117,7 +122,7 @@ class VehicleClass:
         p = f"vehicle_class[{self.name}]"
         if not self.name:
             _fail("vehicle_class.name", self.name, "must not be empty")
-        if not (0 <= self.share <= 1):
+        if not (_is_number(self.share) and 0 <= self.share <= 1):
             _fail(f"{p}.share", self.share, "must be between 0 and 1")
         for f in ("length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
                   "speed_factor_mean"):
@@ -142,7 +147,7 @@ class Arm:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not (0 <= self.bearing_deg < 360):
+        if not (_is_number(self.bearing_deg) and 0 <= self.bearing_deg < 360):
             _fail(f"arm[{self.id}].bearing_deg", self.bearing_deg, "must be in [0, 360)")
 
 
@@ -163,7 +168,8 @@ class Program:
     greens : dict[str, tuple[float, float]]
         Per signal group the green window ``(start_s, end_s)`` in cycle seconds.
         A window with ``start_s > end_s`` wraps over the cycle end. Red-amber
-        precedes the start, amber follows the end.
+        precedes the start, amber follows the end. ``(0, cycle_s)`` is a
+        permanent green, allowed only for a group without conflicts.
     """
 
     name: str
@@ -174,19 +180,29 @@ class Program:
     def __post_init__(self) -> None:
         p = f"program[{self.name}]"
         _positive(f"{p}.cycle_s", self.cycle_s)
-        if not (0 <= self.offset_s < self.cycle_s):
+        if not (_is_number(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
             _fail(f"{p}.offset_s", self.offset_s, f"must be in [0, cycle_s={self.cycle_s})")
         for g, win in self.greens.items():
             if len(win) != 2:
                 _fail(f"{p}.greens.{g}", win, "must be [start_s, end_s]")
             for x in win:
-                if not (isinstance(x, (int, float)) and 0 <= x <= self.cycle_s):
+                if not (_is_number(x) and 0 <= x <= self.cycle_s):
                     _fail(f"{p}.greens.{g}", list(win), f"times must be in [0, {self.cycle_s}]")
+            if self.is_permanent(g):
+                continue
             if win[0] == win[1] or (win[0] % self.cycle_s) == (win[1] % self.cycle_s):
-                _fail(f"{p}.greens.{g}", list(win), "green window is empty or a full cycle")
+                _fail(f"{p}.greens.{g}", list(win), "green window is empty or a full cycle "
+                      f"(permanent green is written [0, {self.cycle_s:g}])")
+
+    def is_permanent(self, group: str) -> bool:
+        """Whether ``group`` is green all cycle (window ``[0, cycle_s]``)."""
+        start, end = self.greens[group]
+        return start == 0 and end == self.cycle_s
 
     def green_duration_s(self, group: str) -> float:
         """Length of the green window of ``group`` [s]."""
+        if self.is_permanent(group):
+            return float(self.cycle_s)
         start, end = self.greens[group]
         return (end - start) % self.cycle_s
 
@@ -231,9 +247,9 @@ class Junction:
 
     def __post_init__(self) -> None:
         p = f"junction[{self.id}]"
-        if not (-90 <= self.lat_deg <= 90):
+        if not (_is_number(self.lat_deg) and -90 <= self.lat_deg <= 90):
             _fail(f"{p}.lat_deg", self.lat_deg, "must be in [-90, 90]")
-        if not (-180 <= self.lon_deg <= 180):
+        if not (_is_number(self.lon_deg) and -180 <= self.lon_deg <= 180):
             _fail(f"{p}.lon_deg", self.lon_deg, "must be in [-180, 180]")
         if len(self.arms) < 2:
             _fail(f"{p}.arms", len(self.arms), "a junction needs at least two arms")
@@ -344,8 +360,8 @@ class Link:
         for m, share in self.turn_shares.items():
             if m not in MOVEMENTS:
                 _fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
-            if not (0 <= share <= 1):
-                _fail(f"{p}.turn_shares.{m}", share, "must be between 0 and 1")
+            if not (_is_number(share) and 0 <= share <= 1):
+                _fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
         if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
             _fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
 
@@ -377,7 +393,7 @@ class DemandFlow:
         if not self.flow_vph:
             _fail(f"{p}.flow_vph", [], "needs at least one interval")
         for k, q in enumerate(self.flow_vph):
-            if not (isinstance(q, (int, float)) and math.isfinite(q) and q >= 0):
+            if not (_is_number(q) and math.isfinite(q) and q >= 0):
                 _fail(f"{p}.flow_vph[{k}]", q, "flows must be finite and >= 0")
 
 
@@ -450,6 +466,12 @@ class ScheduleEntry:
     at_clock_s: float
     program: str
 
+    def __post_init__(self) -> None:
+        if not (_is_number(self.at_clock_s) and 0 <= self.at_clock_s <= 86_400
+                and float(self.at_clock_s).is_integer()):
+            _fail("schedule.at", self.at_clock_s, "must be a whole-second clock time "
+                  "within one day")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Driver:
@@ -514,9 +536,14 @@ class Scenario:
     driver: Driver = field(default_factory=Driver)
 
     def __post_init__(self) -> None:
-        if not (0 <= self.start_clock_s < 86_400):
-            _fail("scenario.start", self.start_clock_s, "must be a clock time within one day")
+        if not (_is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
+                and float(self.start_clock_s).is_integer()):
+            _fail("scenario.start", self.start_clock_s,
+                  "must be a whole-second clock time within one day")
         _positive("scenario.duration_s", self.duration_s)
+        if self.start_clock_s + self.duration_s > 86_400:
+            _fail("scenario.duration_s", self.duration_s,
+                  "the demand period must end by midnight (24:00)")
         _non_negative("scenario.drain_s", self.drain_s)
         _positive("scenario.step_s", self.step_s)
         if self.step_s > 1.0:
@@ -524,13 +551,16 @@ class Scenario:
         if self.peak_clock_s is not None:
             a, b = self.peak_clock_s
             end = self.start_clock_s + self.duration_s
-            if not (self.start_clock_s <= a < b <= end):
+            if not (_is_number(a) and _is_number(b) and float(a).is_integer()
+                    and float(b).is_integer() and self.start_clock_s <= a < b <= end):
                 _fail("scenario.peak", list(self.peak_clock_s),
                       "must be an interval inside the simulated period")
-        if self.working_days_per_year <= 0 or self.working_days_per_year > 366:
+        if (not isinstance(self.working_days_per_year, int)
+                or isinstance(self.working_days_per_year, bool)
+                or not 0 < self.working_days_per_year <= 366):
             _fail("scenario.working_days_per_year", self.working_days_per_year,
                   "must be in 1..366")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             _fail("scenario.seed", self.seed, "must be an integer >= 0")
         if not self.vehicle_classes:
             _fail("vehicle_class", [], "at least one vehicle class is needed")

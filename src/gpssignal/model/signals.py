@@ -61,6 +61,8 @@ def green_pieces(program: Program, group: str) -> list[tuple[float, float]]:
     A window that wraps over the cycle end is split in two pieces.
     """
     c = program.cycle_s
+    if program.is_permanent(group):
+        return [(0.0, c)]
     start, end = program.greens[group]
     start, end = start % c, end % c
     if start < end:
@@ -79,6 +81,8 @@ def state_at(program: Program, group: str, cycle_second: float, amber_s: float,
              red_amber_s: float) -> int:
     """State code of ``group`` at ``cycle_second`` of ``program``."""
     c = program.cycle_s
+    if program.is_permanent(group):
+        return GREEN
     start, end = program.greens[group]
     dur = program.green_duration_s(group)
     x = cycle_second % c
@@ -94,7 +98,7 @@ def state_at(program: Program, group: str, cycle_second: float, amber_s: float,
 def greens_at_zero(program: Program) -> frozenset[str]:
     """Groups that are green at cycle second 0."""
     return frozenset(
-        g for g in program.greens if _in_window(0.0, program.greens[g][0],
+        g for g in program.greens if program.is_permanent(g) or _in_window(0.0, program.greens[g][0],
                                                 program.green_duration_s(g), program.cycle_s)
     )
 
@@ -111,6 +115,8 @@ def program_events(program: Program, groups: Iterable[str], amber_s: float,
     events = []
     order = {AMBER: 0, RED: 1, RED_AMBER: 2, GREEN: 3}
     for gi, g in enumerate(groups):
+        if program.is_permanent(g):
+            continue
         start, end = program.greens[g]
         for t, s in ((start - red_amber_s, RED_AMBER), (start, GREEN), (end, AMBER),
                      (end + amber_s, RED)):
@@ -201,6 +207,12 @@ def validate_junction_programs(junction: Junction) -> None:
     p = f"junction[{junction.id}]"
     for pr in junction.programs:
         for g in junction.groups:
+            if pr.is_permanent(g):
+                if any(a == g for a, _ in junction.intergreen_s):
+                    raise ScenarioError(
+                        f"{p}.program[{pr.name}].greens.{g} = {list(pr.greens[g])}: permanent "
+                        "green is only allowed for a group without conflicts")
+                continue
             dur = pr.green_duration_s(g)
             if dur < tm.min_green_s - _EPS:
                 raise ScenarioError(
