@@ -87,12 +87,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from gpssignal.experiment.run import make_controller, run_scenario
     from gpssignal.model.io import read_scenario
 
+    if args.program is not None and args.controller != "fixed":
+        raise _UsageError(f"--program = {args.program!r}: only with --controller fixed")
     sc = read_scenario(args.scenario)
     ctrl = make_controller(args.controller, sc, program=args.program)
     seed = sc.seed if args.seed is None else args.seed
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-{ctrl.name}-seed{seed}"
-    if out.exists() and not out.is_dir():
-        raise _UsageError(f"--out = {str(out)!r}: exists and is not a folder")
+    _check_out_dir(out, "--out")
     bar = _Progress(f"{sc.name} {ctrl.name}", enabled=not args.quiet)
     t0 = time.perf_counter()
     try:
@@ -112,7 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
                  "red_crossings": result.red_crossings, "end_s": result.end_s,
                  "program_switches": len(result.switches)})
-    files = write_tables(tables, out, info, csv=not args.no_csv)
+    try:
+        files = write_tables(tables, out, info, csv=not args.no_csv)
+    except OSError as exc:
+        raise _UsageError(f"--out = {str(out)!r}: cannot write ({exc.strerror or exc})") \
+            from None
     wall = time.perf_counter() - t0
     if args.quiet:
         return 0
@@ -143,6 +148,29 @@ class _UsageError(Exception):
     """A bad command-line value; reported as one line, exit code 2."""
 
 
+def _check_out_dir(out: Path, option: str) -> None:
+    """Fail early, before any work, if ``out`` cannot become a folder."""
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"{option} = {str(out)!r}: exists and is not a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise _UsageError(f"{option} = {str(out)!r}: {str(parent)!r} is not a folder")
+            break
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed is an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be an integer >= 0") \
+            from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be an integer >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gpssignal`` argument parser."""
     from gpssignal import __version__
@@ -164,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "program); tod: the scenario's time-of-day schedule (default: fixed)")
     run.add_argument("--program", default=None,
                      help="with --controller fixed: the program to run at every junction")
-    run.add_argument("--seed", type=int, default=None,
+    run.add_argument("--seed", type=_seed, default=None,
                      help="the simulated day (default: the scenario's seed)")
     run.add_argument("--out", default=None,
                      help="output folder (default: results/SCENARIO-CONTROLLER-seedN)")
