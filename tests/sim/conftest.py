@@ -12,6 +12,7 @@ def one_approach_scenario(*, flow_vph: float, cycle_s: float = 60.0,
                           duration_s: float = 3600.0, drain_s: float = 300.0,
                           speed_limit_kmh: float = 50.0, approach_m: float = 400.0,
                           time_headway_s: float = 1.1, max_accel_mps2: float = 2.0,
+                          comfortable_decel_mps2: float = 2.5,
                           speed_factor_sd: float = 0.0, permanent: bool = False) -> Scenario:
     """A junction with one signalised approach (west to east), cars only.
 
@@ -63,7 +64,7 @@ name = "car"
 share = 1.0
 length_m = 4.5
 max_accel_mps2 = {max_accel_mps2:g}
-comfortable_decel_mps2 = 2.5
+comfortable_decel_mps2 = {comfortable_decel_mps2:g}
 time_headway_s = {time_headway_s:g}
 min_gap_m = 2.0
 speed_factor_mean = 1.0

@@ -46,7 +46,8 @@ def test_saturation_flow_of_default_cars_is_1800_to_2000(make_one_approach) -> N
     has passed (HCM's saturation-headway method).
     """
     sc = make_one_approach(flow_vph=2400, duration_s=1800, time_headway_s=CAR.time_headway_s,
-                           max_accel_mps2=CAR.max_accel_mps2)
+                           max_accel_mps2=CAR.max_accel_mps2,
+                           comfortable_decel_mps2=CAR.comfortable_decel_mps2)
     result, _ = run_scenario(sc, "fixed", seed=1, record_trajectories=False)
     t = np.sort(result.passages["t_s"])
     h = np.diff(t)

@@ -286,6 +286,7 @@ class Simulation:
         self._link_vmax = net.link_vmax_mps.tolist()
         self._cls_s0 = self.cls_s0.tolist()
         self._cls_T = self.cls_T.tolist()
+        self._cls_b = self.cls_b.tolist()
         self._cls_isq = (0.5 / np.sqrt(self.cls_amax * self.cls_b)).tolist()
         self._entry_lanes = {
             (int(k), m): [int(x) for x in net.link_lanes[k][net.lane_allows[net.link_lanes[k], m]]]
@@ -368,13 +369,19 @@ class Simulation:
                         vl = F[F_V, k]
                     if space > best_space:
                         best, best_space, v_lead = ln, space, vl
-                s0, T = self._cls_s0[c], self._cls_T[c]
-                # Enter at the leader's speed (at most the desired speed), and only
-                # with at least the desired time headway at that speed; otherwise
-                # wait outside (the wait is counted as time loss).
-                v_ins = float(min(v0, v_lead))
+                s0, T, b = self._cls_s0[c], self._cls_T[c], self._cls_b[c]
+                # Enter at the desired speed, or at the highest speed from which
+                # the vehicle can still stop behind the last vehicle of the lane
+                # with comfortable deceleration and its time headway
+                # (free >= v T + (v² - v_lead²) / 2b), and only with at least the
+                # desired time headway at that speed; otherwise wait outside (the
+                # wait is counted as time loss).
                 free = best_space - s0
-                if free < v_ins * T or free < 0:
+                if free < 0:
+                    break
+                v_safe = -b * T + float(np.sqrt(b * b * T * T + 2 * b * free + v_lead * v_lead))
+                v_ins = min(v0, v_safe)
+                if free < v_ins * T:
                     break
                 pos = min(v_ins * (t - t_arr[i]), free - v_ins * T) if v_ins > 0 else 0.0
                 depart = t - pos / v_ins if v_ins > 0 else t
