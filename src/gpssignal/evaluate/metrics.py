@@ -249,7 +249,7 @@ def summary_table(result: SimResult, vehicles: pd.DataFrame | None = None) -> pd
                                        "traversal time (vehicles entering it in the period)"
         else:
             unit, definition = KPI_DEFINITIONS[kpi]
-        row = {"kpi": kpi, "unit": unit}
+        row: dict[str, object] = {"kpi": kpi, "unit": unit}
         for name in periods:
             row[name] = cols[name][kpi]
         row["definition"] = definition

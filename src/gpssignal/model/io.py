@@ -84,7 +84,8 @@ class _Table:
         self.data = dict(data)
         self.where = where
 
-    def take(self, key: str, default: Any = ..., kind: type | tuple[type, ...] | None = None) -> Any:
+    def take(self, key: str, default: Any = ...,
+             kind: type | tuple[type, ...] | None = None) -> Any:
         if key not in self.data:
             if default is ...:
                 raise ScenarioError(f"{self.where}.{key}: missing (required)")

@@ -69,8 +69,9 @@ def movement_targets(scenario: Scenario) -> dict[tuple[str, str], str]:
         bearing_in = next(a.bearing_deg for a in j.arms if a.id == arm_in)
         for m in sorted(lk.lane_movements()):
             heading = (bearing_in + 180.0 + _TURN_DEG[m]) % 360.0
-            best = min((a for a in j.arms if a.id != arm_in),
-                       key=lambda a, h=heading: _angle_diff(a.bearing_deg, h))
+            others = [a for a in j.arms if a.id != arm_in]
+            best = others[int(min(range(len(others)),
+                                  key=lambda k: _angle_diff(others[k].bearing_deg, heading)))]
             err = _angle_diff(best.bearing_deg, heading)
             if err > MAX_TURN_ERROR_DEG:
                 raise ScenarioError(
@@ -127,9 +128,9 @@ def validate_network(scenario: Scenario) -> None:
                     raise ScenarioError(f"link[{lk.id}].turn_shares.{m} = {share}: no lane "
                                         "allows this movement")
     for f in scenario.demand.flows:
-        lk = by_id.get(f.link)
-        if lk is None:
+        if f.link not in by_id:
             raise ScenarioError(f"demand.flow.link = {f.link!r}: unknown link")
+        lk = by_id[f.link]
         if lk.from_arm is not None:
             raise ScenarioError(f"demand.flow.link = {f.link!r}: not an entry link "
                                 "(it starts at a junction)")

@@ -98,9 +98,9 @@ def state_at(program: Program, group: str, cycle_second: float, amber_s: float,
 def greens_at_zero(program: Program) -> frozenset[str]:
     """Groups that are green at cycle second 0."""
     return frozenset(
-        g for g in program.greens if program.is_permanent(g) or _in_window(0.0, program.greens[g][0],
-                                                program.green_duration_s(g), program.cycle_s)
-    )
+        g for g in program.greens
+        if program.is_permanent(g) or _in_window(0.0, program.greens[g][0],
+                                                 program.green_duration_s(g), program.cycle_s))
 
 
 def program_events(program: Program, groups: Iterable[str], amber_s: float,

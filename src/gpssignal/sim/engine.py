@@ -492,7 +492,7 @@ class Simulation:
             while pos[j] >= F[F_MPOS, j]:
                 m = int(I[I_MARK, j])
                 frac = (F[F_MPOS, j] - F[F_POS_OLD, j]) / max(F[F_DX, j], 1e-12)
-                self._hit_marker(j, m, t + dt * min(max(frac, 0.0), 1.0))
+                self._hit_marker(int(j), m, t + dt * min(max(frac, 0.0), 1.0))
                 lst = self.link_markers[int(self.net.lane_link[I[I_LANE, j]])]
                 nxt = lst.index(m) + 1
                 if nxt < len(lst):

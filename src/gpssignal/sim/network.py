@@ -121,8 +121,12 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
         link_next[lidx[lid], MOVE_CODE[m]] = lidx[target]
     turn_cdf = np.zeros((n, len(MOVEMENTS)))
     link_junction = np.full(n, -1, dtype=np.int64)
-    lane_link, lane_len, lane_vmax, lane_group, lane_allows = [], [], [], [], []
-    link_lanes = []
+    lane_link: list[int] = []
+    lane_len: list[float] = []
+    lane_vmax: list[float] = []
+    lane_group: list[int] = []
+    lane_allows: list[list[bool]] = []
+    link_lanes: list[np.ndarray] = []
     for k, lk in enumerate(scenario.links):
         if lk.turn_shares:
             turn_cdf[k] = np.cumsum([lk.turn_shares.get(m, 0.0) for m in MOVEMENTS])
@@ -154,12 +158,12 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
                 continue
             carrying = [ln for ln in lanes if lane_allows_arr[ln, mv]]
             down = link_lanes[target]
-            for j, ln in enumerate(carrying):
+            for rank, ln in enumerate(carrying):
                 if MOVEMENTS[mv] == "left":
-                    pos = len(down) - 1 - (len(carrying) - 1 - j)
+                    slot = len(down) - 1 - (len(carrying) - 1 - rank)
                 else:
-                    pos = j
-                lane_target[ln, mv] = down[min(max(pos, 0), len(down) - 1)]
+                    slot = rank
+                lane_target[ln, mv] = down[min(max(slot, 0), len(down) - 1)]
     return CompiledNetwork(
         link_ids=link_ids,
         link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
