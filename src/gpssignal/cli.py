@@ -1,4 +1,7 @@
-"""Command line: ``gpssignal run``, ``gpssignal validate``. Thin: parses, calls, prints."""
+"""Command line: ``gpssignal run | probes | history | import-fcd | check-probes | validate``.
+
+Thin: parses arguments, calls the library, prints.
+"""
 
 from __future__ import annotations
 
@@ -171,6 +174,169 @@ def _seed(text: str) -> int:
     return value
 
 
+_PROBE_OVERRIDES = {
+    # option: (ProbeSettings field, type, help)
+    "--penetration": ("penetration", float, "share of vehicles that report, 0-1"),
+    "--period": ("period_s", float, "reporting period [s]"),
+    "--position-sigma": ("position_sigma_m", float, "GPS position error sd per axis [m]"),
+    "--speed-sigma": ("speed_sigma_kmh", float, "speed error sd [km/h]"),
+    "--dropout": ("dropout", float, "probability that a report is lost, 0-1"),
+    "--latency": ("latency_fixed_s", float, "fixed delivery delay [s]"),
+    "--latency-jitter": ("latency_jitter_s", float, "extra uniform delay 0..J [s]"),
+    "--anonymisation": ("anonymisation", str, "idless | rotating | raw (tests only)"),
+    "--rotation": ("rotation_s", float, "pseudonym lifetime in rotating mode [s]"),
+    "--trim": ("trim_m", float, "metres never reported at each trip end [m]"),
+}
+
+
+def _add_probe_overrides(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("probe feed (defaults: the scenario's [probes])")
+    for opt, (_, typ, help_) in _PROBE_OVERRIDES.items():
+        g.add_argument(opt, type=typ, default=None, help=help_)
+
+
+def _probe_settings(args: argparse.Namespace, scenario):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    changes = {}
+    for opt, (fieldname, _, _) in _PROBE_OVERRIDES.items():
+        value = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if value is not None:
+            changes[fieldname] = value
+    return dataclasses.replace(scenario.probes, **changes)
+
+
+def _cmd_probes(args: argparse.Namespace) -> int:
+    from gpssignal.experiment.run import make_controller, run_with_probes
+    from gpssignal.model.io import read_scenario
+    from gpssignal.probes.io import stream_to_frame, write_probes
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise _UsageError(f"--out = {str(out)!r}: must end in .csv or .parquet")
+    _check_out_dir(out.parent, "--out")
+    sc = read_scenario(args.scenario)
+    settings = _probe_settings(args, sc)
+    ctrl = make_controller(args.controller, sc)
+    date = args.date or sc.date
+    _check_date(date)
+    bar = _Progress(f"{sc.name} probes", enabled=not args.quiet)
+    try:
+        result, stream, meta = run_with_probes(sc, ctrl, seed=args.seed, probes=settings,
+                                               progress=bar)
+    finally:
+        bar.close()
+    frame = stream_to_frame(stream, sc, date=date)
+    info = {**meta.as_dict(), "date": date, "anonymisation": settings.anonymisation,
+            "probe_settings": {k: getattr(settings, k) for k in settings.__slots__}}
+    try:
+        write_probes(frame, out, info)
+    except OSError as exc:
+        raise _UsageError(f"--out = {str(out)!r}: cannot write ({exc.strerror or exc})") \
+            from None
+    if not args.quiet:
+        n_probe = int(sum(1 for _ in set(stream.truth["vid"].tolist())))
+        minutes = (sc.duration_s + sc.drain_s) / 60.0
+        print(f"{len(frame):,} points from {n_probe:,} probe vehicles of "
+              f"{len(result.arrivals):,} ({settings.penetration:.1%} penetration, every "
+              f"{settings.period_s:g} s, {settings.anonymisation}); {len(frame) / minutes:,.1f} "
+              f"points/min; seed {meta.seed}, date {date}")
+        print(f"written: {out}")
+    return 0
+
+
+def _check_date(text: str) -> None:
+    from datetime import date
+
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise _UsageError(f"--date = {text!r}: must be an ISO date YYYY-MM-DD") from None
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from gpssignal.experiment.history import simulate_history
+    from gpssignal.model.io import read_scenario
+
+    if args.days < 1:
+        raise _UsageError(f"--days = {args.days}: must be at least 1")
+    sc = read_scenario(args.scenario)
+    settings = _probe_settings(args, sc)
+    if args.start_date:
+        _check_date(args.start_date)
+    out = Path(args.out)
+    _check_out_dir(out, "--out")
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise _UsageError(f"--out = {str(out)!r}: exists, is not empty and is not a gpssignal "
+                          "history; not overwriting")
+    t0 = time.perf_counter()
+    bar = _Progress(f"{sc.name} history", enabled=not args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar(done / total)
+
+    try:
+        manifest = simulate_history(sc, args.days, out, start_date=args.start_date,
+                                    first_seed=args.seed, probes=settings, progress=progress)
+    finally:
+        bar.close()
+    if not args.quiet:
+        days = manifest["days"]
+        pts = sum(d["points"] for d in days)
+        print(f"{len(days)} weekdays {days[0]['date']} .. {days[-1]['date']} (seeds "
+              f"{days[0]['seed']}..{days[-1]['seed']}) under '{manifest['controller']}': "
+              f"{pts:,} probe points; {time.perf_counter() - t0:.1f} s")
+        print(f"written: {out}/manifest.json, {out}/probes/date=*/, {out}/truth/date=*/")
+    return 0
+
+
+def _cmd_import_fcd(args: argparse.Namespace) -> int:
+    from gpssignal.model.io import parse_clock
+    from gpssignal.probes.io import import_fcd
+
+    out = Path(args.out)
+    _check_out_dir(out.parent, "--out")
+    _check_date(args.date)
+    origin = None
+    if args.origin:
+        try:
+            lat, lon = (float(x) for x in args.origin.split(","))
+        except ValueError:
+            raise _UsageError(f"--origin = {args.origin!r}: must be LAT,LON in degrees") \
+                from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise _UsageError(f"--origin = {args.origin!r}: out of range")
+        origin = (lat, lon)
+    t0 = time.perf_counter()
+    path, rows = import_fcd(args.fcd, out, date=args.date,
+                            start_clock_s=parse_clock(args.start, "--start"),
+                            timezone=args.timezone, origin=origin,
+                            anonymisation=args.anonymisation)
+    if not args.quiet:
+        wall = time.perf_counter() - t0
+        print(f"{rows:,} points imported from {args.fcd} ({args.anonymisation}) in "
+              f"{wall:.1f} s; written: {path}")
+    return 0
+
+
+def _cmd_check_probes(args: argparse.Namespace) -> int:
+    import json
+
+    from gpssignal.probes.io import read_probes, write_probes
+
+    read = read_probes(args.file, naive_tz=args.timezone)
+    print(read.report.summary())
+    if args.out:
+        out = Path(args.out)
+        _check_out_dir(out.parent, "--out")
+        write_probes(read.frame, out, {"source": str(args.file), **read.report.as_dict()})
+        report = out.with_name(out.name + ".drops.json")
+        report.write_text(json.dumps(read.report.as_dict(), indent=2) + "\n",
+                          encoding="utf-8")
+        print(f"written: {out}, {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gpssignal`` argument parser."""
     from gpssignal import __version__
@@ -202,6 +368,70 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     run.set_defaults(func=_cmd_run)
 
+    pr = sub.add_parser("probes", help="simulate one day and write its GPS probe stream",
+                        description="Simulate one day of SCENARIO and write the GPS probe "
+                        "points a real feed would deliver (sampling, noise, dropouts, latency, "
+                        "anonymisation from the scenario's [probes], overridable here) to "
+                        "--out (.csv or .parquet, UTC timestamps).")
+    pr.add_argument("scenario", help="scenario TOML file")
+    pr.add_argument("--seed", type=_seed, default=None, help="the simulated day")
+    pr.add_argument("--out", required=True, help="probe file to write (.csv or .parquet)")
+    pr.add_argument("--controller", default="fixed", choices=["fixed", "tod"],
+                    help="signal control during the day (default: fixed)")
+    pr.add_argument("--date", default=None, help="calendar date of the day (default: the "
+                    "scenario's date)")
+    pr.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    _add_probe_overrides(pr)
+    pr.set_defaults(func=_cmd_probes)
+
+    hi = sub.add_parser("history", help="simulate N weekdays of probe data under the "
+                        "existing plan",
+                        description="Simulate N weekdays (seed, seed+1, ...; each a "
+                        "different day by the scenario's [variability]) under the existing "
+                        "plan (the time-of-day schedule, or fixed time without one) and "
+                        "write their probe streams and ground truth, partitioned by date.")
+    hi.add_argument("scenario", help="scenario TOML file")
+    hi.add_argument("--days", type=int, required=True, help="number of weekdays")
+    hi.add_argument("--out", required=True, help="output folder")
+    hi.add_argument("--seed", type=_seed, default=None,
+                    help="seed of the first day (default: the scenario's seed)")
+    hi.add_argument("--start-date", default=None,
+                    help="first date; weekends are skipped (default: the scenario's date)")
+    hi.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    _add_probe_overrides(hi)
+    hi.set_defaults(func=_cmd_history)
+
+    fc = sub.add_parser("import-fcd", help="convert SUMO FCD output to a probe file",
+                        description="Convert SUMO --fcd-output XML (streaming) to the probe "
+                        "schema. Use --origin for plain x/y output; without it the file must "
+                        "be --fcd-output.geo output (x = lon, y = lat).")
+    fc.add_argument("fcd", help="SUMO FCD XML file")
+    fc.add_argument("--out", required=True, help="probe file to write (.csv or .parquet)")
+    fc.add_argument("--origin", default=None,
+                    help="LAT,LON of SUMO's x = y = 0 (x east, y north in metres)")
+    fc.add_argument("--date", default="2019-05-06", help="date of FCD time 0 (default: "
+                    "2019-05-06)")
+    fc.add_argument("--start", default="00:00",
+                    help="local clock time of FCD time 0 (default: 00:00)")
+    fc.add_argument("--timezone", default="Europe/Copenhagen",
+                    help="time zone of --date/--start (default: Europe/Copenhagen)")
+    fc.add_argument("--anonymisation", default="idless", choices=["idless", "rotating", "raw"],
+                    help="drop ids (default), rotate pseudonyms, or keep SUMO ids")
+    fc.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    fc.set_defaults(func=_cmd_import_fcd)
+
+    ck = sub.add_parser("check-probes", help="read a probe file and report what is unusable",
+                        description="Read a probe file (CSV or Parquet) with the checks every "
+                        "command applies: rows with bad timestamps, missing values, positions "
+                        "or speeds out of range, receipt before sending, or duplicates are "
+                        "dropped and counted; unknown columns are ignored. With --out, write "
+                        "the usable rows and a .drops.json report.")
+    ck.add_argument("file", help="probe file (.csv, .parquet, or a folder of Parquet files)")
+    ck.add_argument("--out", default=None, help="write the usable rows here")
+    ck.add_argument("--timezone", default="UTC",
+                    help="time zone of timestamps without an offset (default: UTC)")
+    ck.set_defaults(func=_cmd_check_probes)
+
     val = sub.add_parser("validate", help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")
     val.add_argument("scenario", help="scenario TOML file")
@@ -216,11 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from gpssignal.model.scenario import ScenarioError
+    from gpssignal.probes.io import ProbeFileError
     from gpssignal.sim.signals import SafetyViolation
 
     try:
         return int(args.func(args))
-    except (ScenarioError, _UsageError) as exc:
+    except (ScenarioError, _UsageError, ProbeFileError) as exc:
         print(f"gpssignal {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SafetyViolation as exc:

@@ -6,14 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from gpssignal import __version__
 from gpssignal.control.fixed import FixedTimeController, TimeOfDayController
+from gpssignal.model.geo import link_geometry
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
+from gpssignal.probes.sampler import ProbeSampler, ProbeStream
 from gpssignal.sim.controller import Controller
 from gpssignal.sim.engine import SimResult, Simulation
 
-__all__ = ["CONTROLLERS", "RunMeta", "make_controller", "run_scenario"]
+__all__ = ["CONTROLLERS", "RunMeta", "make_controller", "run_scenario", "run_with_probes"]
 
 #: Controllers the command line offers, by name.
 CONTROLLERS = ("fixed", "tod")
@@ -52,6 +56,25 @@ class RunMeta:
         return {f: getattr(self, f) for f in self.__slots__}
 
 
+def _run(scenario: Scenario, controller: Controller | str, seed: int | None,
+         record_trajectories: bool, progress: Callable[[float], None] | None,
+         probes: ProbeSettings | None) -> tuple[SimResult, ProbeSampler | None, RunMeta]:
+    ctrl = make_controller(controller, scenario) if isinstance(controller, str) else controller
+    seed = scenario.seed if seed is None else seed
+    sim = Simulation(scenario, ctrl, seed=seed, record_trajectories=record_trajectories)
+    sampler = None
+    if probes is not None:
+        sampler = ProbeSampler(scenario, probes, sim.arrivals, link_geometry(scenario),
+                               np.random.default_rng(sim.streams["probes"]))
+        sampler.attach(sim)
+    result = sim.run(progress=progress)
+    meta = RunMeta(scenario=scenario.name, scenario_hash=scenario_hash(scenario), seed=seed,
+                   controller=ctrl.name, version=__version__,
+                   demand_level=result.day.demand_level, peak_shift_s=result.day.peak_shift_s,
+                   step_s=scenario.step_s, wall_s=result.wall_s)
+    return result, sampler, meta
+
+
 def run_scenario(scenario: Scenario, controller: Controller | str = "fixed",
                  seed: int | None = None, record_trajectories: bool = True,
                  progress: Callable[[float], None] | None = None) -> tuple[SimResult, RunMeta]:
@@ -69,12 +92,23 @@ def run_scenario(scenario: Scenario, controller: Controller | str = "fixed",
     progress : callable, optional
         Called with the fraction done.
     """
-    ctrl = make_controller(controller, scenario) if isinstance(controller, str) else controller
-    seed = scenario.seed if seed is None else seed
-    sim = Simulation(scenario, ctrl, seed=seed, record_trajectories=record_trajectories)
-    result = sim.run(progress=progress)
-    meta = RunMeta(scenario=scenario.name, scenario_hash=scenario_hash(scenario), seed=seed,
-                   controller=ctrl.name, version=__version__,
-                   demand_level=result.day.demand_level, peak_shift_s=result.day.peak_shift_s,
-                   step_s=scenario.step_s, wall_s=result.wall_s)
+    result, _, meta = _run(scenario, controller, seed, record_trajectories, progress, None)
     return result, meta
+
+
+def run_with_probes(scenario: Scenario, controller: Controller | str = "fixed",
+                    seed: int | None = None, probes: ProbeSettings | None = None,
+                    record_trajectories: bool = False,
+                    progress: Callable[[float], None] | None = None
+                    ) -> tuple[SimResult, ProbeStream, RunMeta]:
+    """Simulate one day and sample its GPS probe stream while it runs.
+
+    ``probes`` defaults to the scenario's ``[probes]`` settings. The probe
+    vehicles and their noise come from the seed's ``probes`` stream, apart
+    from the demand, so the vehicles are the same as in :func:`run_scenario`.
+    """
+    settings = scenario.probes if probes is None else probes
+    result, sampler, meta = _run(scenario, controller, seed, record_trajectories, progress,
+                                 settings)
+    assert sampler is not None
+    return result, sampler.stream(), meta

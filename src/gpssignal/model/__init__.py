@@ -11,7 +11,9 @@ from gpssignal.model.io import (
 )
 from gpssignal.model.network import movement_targets
 from gpssignal.model.scenario import (
+    ANONYMISATION_MODES,
     MOVEMENTS,
+    ProbeSettings,
     Arm,
     Demand,
     DemandFlow,
@@ -30,7 +32,9 @@ from gpssignal.model.scenario import (
 )
 
 __all__ = [
+    "ANONYMISATION_MODES",
     "MOVEMENTS",
+    "ProbeSettings",
     "Arm",
     "Demand",
     "DemandFlow",

@@ -29,6 +29,7 @@ from gpssignal.model.scenario import (
     Junction,
     Lane,
     Link,
+    ProbeSettings,
     Program,
     Scenario,
     ScenarioError,
@@ -187,7 +188,7 @@ def _parse_link(data: Any, where: str) -> Link:
     link = Link(id=lid, name=t.take("name", "", str), from_arm=t.take("from", None, str),
                 to_arm=t.take("to", None, str), length_m=t.number("length_m"),
                 speed_limit_kmh=t.number("speed_limit_kmh"), lanes=tuple(lanes),
-                turn_shares=dict(shares))
+                turn_shares=dict(shares), lane_width_m=t.number("lane_width_m", 3.25))
     t.done()
     return link
 
@@ -238,8 +239,17 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
         duration_s=st.number("duration_s"), drain_s=st.number("drain_s", 600.0),
         step_s=st.number("step_s", 0.5), peak_clock_s=peak_s,
         working_days_per_year=st.take("working_days_per_year", 250, int),
-        seed=st.take("seed", 1, int))
+        seed=st.take("seed", 1, int), date=st.take("date", "2019-05-06", str),
+        timezone=st.take("timezone", "Europe/Copenhagen", str))
     st.done()
+    pt = _Table(top.take("probes", {}), "probes")
+    dflt = ProbeSettings()
+    probe_kw: dict[str, Any] = {f: pt.number(f, getattr(dflt, f)) for f in (
+        "penetration", "period_s", "position_sigma_m", "speed_sigma_kmh", "heading_sigma_deg",
+        "dropout", "latency_fixed_s", "latency_jitter_s", "rotation_s", "trim_m")}
+    probes = ProbeSettings(anonymisation=pt.take("anonymisation", dflt.anonymisation, str),
+                           **probe_kw)
+    pt.done()
 
     dt = _Table(top.take("driver", {}), "driver")
     driver = Driver(idm_delta=dt.number("idm_delta", 4.0),
@@ -318,7 +328,7 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
     top.done()
     return Scenario(junctions=junctions, links=links, vehicle_classes=tuple(classes),
                     demand=demand, variability=variability, stretches=tuple(stretches),
-                    schedule=tuple(schedule), driver=driver, **sc_kwargs)
+                    schedule=tuple(schedule), driver=driver, probes=probes, **sc_kwargs)
 
 
 def read_scenario(path: str | Path) -> Scenario:
@@ -345,7 +355,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     sc: dict[str, Any] = {
         "name": s.name, "description": s.description, "start": format_clock(s.start_clock_s),
         "duration_s": s.duration_s, "drain_s": s.drain_s, "step_s": s.step_s,
-        "working_days_per_year": s.working_days_per_year, "seed": s.seed,
+        "working_days_per_year": s.working_days_per_year, "seed": s.seed, "date": s.date,
+        "timezone": s.timezone,
     }
     if s.peak_clock_s is not None:
         sc["peak"] = [format_clock(x) for x in s.peak_clock_s]
@@ -356,6 +367,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                    "max_decel_mps2": s.driver.max_decel_mps2},
         "variability": {"demand_level_sd": s.variability.demand_level_sd,
                         "peak_shift_sd_s": s.variability.peak_shift_sd_s},
+        "probes": {f: getattr(s.probes, f) for f in (
+            "penetration", "period_s", "position_sigma_m", "speed_sigma_kmh",
+            "heading_sigma_deg", "dropout", "latency_fixed_s", "latency_jitter_s",
+            "anonymisation", "rotation_s", "trim_m")},
         "vehicle_class": [
             {f: getattr(c, f) for f in ("name", "share", "length_m", "max_accel_mps2",
                                         "comfortable_decel_mps2", "time_headway_s",
@@ -385,7 +400,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         })
     for lk in s.links:
         d: dict[str, Any] = {"id": lk.id, "name": lk.name, "length_m": lk.length_m,
-                             "speed_limit_kmh": lk.speed_limit_kmh}
+                             "speed_limit_kmh": lk.speed_limit_kmh,
+                             "lane_width_m": lk.lane_width_m}
         if lk.from_arm is not None:
             d["from"] = lk.from_arm
         if lk.to_arm is not None:

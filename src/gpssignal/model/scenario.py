@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date as _date
 from typing import Any
+
+from dateutil.tz import gettz as _gettz
 
 __all__ = [
     "MOVEMENTS",
@@ -31,6 +34,8 @@ __all__ = [
     "Stretch",
     "ScheduleEntry",
     "Driver",
+    "ANONYMISATION_MODES",
+    "ProbeSettings",
     "Scenario",
 ]
 
@@ -333,9 +338,11 @@ class Link:
     speed_limit_kmh: float
     lanes: tuple[Lane, ...]
     turn_shares: dict[str, float] = field(default_factory=dict)
+    lane_width_m: float = 3.25
 
     def __post_init__(self) -> None:
         p = f"link[{self.id}]"
+        _positive(f"{p}.lane_width_m", self.lane_width_m)
         _positive(f"{p}.length_m", self.length_m)
         if self.length_m > 20_000:
             _fail(f"{p}.length_m", self.length_m, "links longer than 20 km are not supported")
@@ -473,6 +480,68 @@ class ScheduleEntry:
                   "within one day")
 
 
+#: Anonymisation modes of a probe feed (see :mod:`gpssignal.probes`).
+ANONYMISATION_MODES = ("idless", "rotating", "raw")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeSettings:
+    """The GPS probe feed: who reports, how often, how well, how late.
+
+    Parameters
+    ----------
+    penetration : float
+        Share of vehicles that report [-], drawn per vehicle per seed.
+    period_s : float
+        Reporting period of a probe vehicle [s].
+    position_sigma_m : float
+        Standard deviation of the position error, per axis [m].
+    speed_sigma_kmh : float
+        Standard deviation of the speed error [km/h]; reported speeds are >= 0.
+    heading_sigma_deg : float
+        Standard deviation of the heading error [deg].
+    dropout : float
+        Probability that a report is lost [-].
+    latency_fixed_s, latency_jitter_s : float
+        Delivery delay = fixed + uniform(0, jitter) [s]; reports arrive late
+        and out of order.
+    anonymisation : str
+        ``idless`` (no identifier at all), ``rotating`` (pseudonyms replaced
+        every ``rotation_s``, unlinkable across rotations) or ``raw`` (vehicle
+        ids; for tests only).
+    rotation_s : float
+        Pseudonym lifetime in ``rotating`` mode [s].
+    trim_m : float
+        The first and last ``trim_m`` metres of every trip are never reported [m].
+    """
+
+    penetration: float = 0.05
+    period_s: float = 5.0
+    position_sigma_m: float = 5.0
+    speed_sigma_kmh: float = 2.0
+    heading_sigma_deg: float = 5.0
+    dropout: float = 0.02
+    latency_fixed_s: float = 5.0
+    latency_jitter_s: float = 25.0
+    anonymisation: str = "idless"
+    rotation_s: float = 300.0
+    trim_m: float = 100.0
+
+    def __post_init__(self) -> None:
+        for f in ("penetration", "dropout"):
+            v = getattr(self, f)
+            if not (_is_number(v) and 0 <= v <= 1):
+                _fail(f"probes.{f}", v, "must be between 0 and 1")
+        for f in ("period_s", "rotation_s"):
+            _positive(f"probes.{f}", getattr(self, f))
+        for f in ("position_sigma_m", "speed_sigma_kmh", "heading_sigma_deg", "latency_fixed_s",
+                  "latency_jitter_s", "trim_m"):
+            _non_negative(f"probes.{f}", getattr(self, f))
+        if self.anonymisation not in ANONYMISATION_MODES:
+            _fail("probes.anonymisation", self.anonymisation,
+                  f"must be one of {', '.join(ANONYMISATION_MODES)}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Driver:
     """Driving-model settings shared by all classes.
@@ -515,6 +584,12 @@ class Scenario:
         Days per year the simulated period occurs, for annualisation [d].
     seed : int
         Default seed.
+    probes : ProbeSettings
+        The GPS probe feed.
+    date : str
+        ISO date of a single run (``YYYY-MM-DD``); probe timestamps use it.
+    timezone : str
+        IANA time zone of the clock times (probe files store UTC).
     """
 
     name: str
@@ -534,6 +609,9 @@ class Scenario:
     stretches: tuple[Stretch, ...] = ()
     schedule: tuple[ScheduleEntry, ...] = ()
     driver: Driver = field(default_factory=Driver)
+    probes: ProbeSettings = field(default_factory=ProbeSettings)
+    date: str = "2019-05-06"
+    timezone: str = "Europe/Copenhagen"
 
     def __post_init__(self) -> None:
         if not (_is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
@@ -562,6 +640,13 @@ class Scenario:
                   "must be in 1..366")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             _fail("scenario.seed", self.seed, "must be an integer >= 0")
+        try:
+            _date.fromisoformat(self.date)
+        except (TypeError, ValueError):
+            _fail("scenario.date", self.date, "must be an ISO date YYYY-MM-DD")
+        if _gettz(self.timezone) is None:
+            _fail("scenario.timezone", self.timezone, "unknown time zone (use an IANA name "
+                  "such as 'Europe/Copenhagen')")
         if not self.vehicle_classes:
             _fail("vehicle_class", [], "at least one vehicle class is needed")
         names = [c.name for c in self.vehicle_classes]

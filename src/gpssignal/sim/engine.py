@@ -102,13 +102,17 @@ def day_streams(seed: int) -> dict[str, np.random.SeedSequence]:
 class StepView:
     """Read-only view of the vehicles after a step, for hooks (e.g. probes).
 
-    ``vid`` vehicle id, ``link`` link index, ``pos_m`` position on the link [m],
-    ``speed_mps`` [m/s], ``accel_mps2`` [m/s²]; arrays share one order.
+    ``vid`` vehicle id, ``link`` link index, ``lane`` global lane index,
+    ``pos_m`` position on the link [m], ``speed_mps`` [m/s], ``accel_mps2``
+    [m/s²], ``route_pos`` index of the link in the vehicle's route; arrays
+    share one order. Hooks must not modify them.
     """
 
     t_s: float
     vid: np.ndarray
     link: np.ndarray
+    lane: np.ndarray
+    route_pos: np.ndarray
     pos_m: np.ndarray
     speed_mps: np.ndarray
     accel_mps2: np.ndarray
@@ -517,8 +521,9 @@ class Simulation:
             self.traj_i.append(I[I_VID:I_LANE + 1, :n].copy())
             self.traj_n.append(n)
         if self._step_hooks:
-            view = StepView(t_s=t_next, vid=I[I_VID, :n].copy(),
-                            link=net.lane_link[I[I_LANE, :n]], pos_m=F[F_POS, :n].copy(),
+            lane = I[I_LANE, :n].copy()
+            view = StepView(t_s=t_next, vid=I[I_VID, :n].copy(), link=net.lane_link[lane],
+                            lane=lane, route_pos=I[I_K, :n].copy(), pos_m=F[F_POS, :n].copy(),
                             speed_mps=F[F_V, :n].copy(), accel_mps2=F[F_ACC, :n].copy())
             for fn in self._step_hooks:
                 fn(view)

@@ -1,0 +1,416 @@
+"""Probe data files: the schema, CSV and Parquet, and SUMO FCD import.
+
+Schema (one row per GPS point):
+
+| column | type | meaning |
+|---|---|---|
+| ``time_sent`` | timestamp, UTC | when the position was measured |
+| ``time_received`` | timestamp, UTC | when it reached the controller (≥ sent). Optional when reading: it defaults to ``time_sent`` |
+| ``lat_deg``, ``lon_deg`` | float | WGS84 position [deg] |
+| ``speed_kmh`` | float | speed [km/h], 0-250 |
+| ``heading_deg`` | float | direction of travel, clockwise from north [deg]. May be NaN (unknown) |
+| ``pseudonym`` | string | optional: absent in ``idless`` feeds |
+
+Files are CSV (timestamps as ISO 8601; those without an offset are read in
+the time zone given to :func:`read_probes`, UTC by default) or Parquet
+(timestamp columns, or ISO strings). Parquet files written here carry their
+provenance (seed, scenario hash, version, anonymisation) under the schema
+metadata key ``gpssignal``.
+
+Reading never crashes on bad rows. A row is dropped, and counted by reason,
+when:
+
+- ``bad_timestamp``: its time is missing or cannot be parsed;
+- ``missing_value``: a required value is NaN;
+- ``lat_lon_out_of_range``: ``|lat| > 90`` or ``|lon| > 180``;
+- ``speed_out_of_range``: the speed is negative or over 250 km/h;
+- ``received_before_sent``: it was received before it was sent;
+- ``duplicate``: it repeats an earlier row exactly.
+
+Unknown columns are ignored and listed. A file that cannot be read at all
+raises :class:`ProbeFileError`, naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dateutil.tz import gettz
+
+from gpssignal.model.geo import LocalProjection
+from gpssignal.model.scenario import ANONYMISATION_MODES, Scenario
+from gpssignal.probes.sampler import ProbeStream, pseudonyms
+
+__all__ = [
+    "PROBE_COLUMNS",
+    "MAX_SPEED_KMH",
+    "DROP_REASONS",
+    "ProbeFileError",
+    "DropReport",
+    "ProbeRead",
+    "stream_to_frame",
+    "utc_from_sim_seconds",
+    "sim_seconds_from_utc",
+    "write_probes",
+    "read_probes",
+    "import_fcd",
+]
+
+#: Columns of the schema, in file order (``pseudonym`` only when present).
+PROBE_COLUMNS = ("time_sent", "time_received", "lat_deg", "lon_deg", "speed_kmh",
+                 "heading_deg", "pseudonym")
+REQUIRED = ("time_sent", "lat_deg", "lon_deg", "speed_kmh")
+#: Highest plausible speed of a road vehicle in a probe feed [km/h].
+MAX_SPEED_KMH = 250.0
+DROP_REASONS = ("bad_timestamp", "missing_value", "lat_lon_out_of_range",
+                "speed_out_of_range", "received_before_sent", "duplicate")
+
+
+class ProbeFileError(ValueError):
+    """A probe file cannot be read at all; the message names file and problem."""
+
+
+@dataclass
+class DropReport:
+    """What reading a probe file kept and dropped."""
+
+    file: str
+    rows_read: int = 0
+    rows_kept: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    unknown_columns: list[str] = field(default_factory=list)
+    time_received_filled: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "rows_read": self.rows_read, "rows_kept": self.rows_kept,
+                "dropped": dict(self.dropped), "unknown_columns": list(self.unknown_columns),
+                "time_received_filled": self.time_received_filled}
+
+    def summary(self) -> str:
+        """One line: kept / read and the drops by reason."""
+        drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
+        extra = f"; ignored columns: {', '.join(self.unknown_columns)}" \
+            if self.unknown_columns else ""
+        return (f"{self.file}: kept {self.rows_kept:,} of {self.rows_read:,} rows; dropped: "
+                f"{drops}{extra}")
+
+
+@dataclass
+class ProbeRead:
+    """A probe file's usable rows and the report of what was dropped."""
+
+    frame: pd.DataFrame
+    report: DropReport
+
+
+def _local_to_utc(date: str, clock_s: float, timezone: str) -> pd.Timestamp:
+    """UTC time of local wall-clock ``clock_s`` seconds after midnight of ``date``."""
+    day = datetime.fromisoformat(date)
+    wall = datetime.combine(day.date(), time(0)) + timedelta(seconds=clock_s)
+    return pd.Timestamp(wall).tz_localize(gettz(timezone)).tz_convert("UTC")
+
+
+def _t0_utc(scenario: Scenario, date: str | None = None) -> pd.Timestamp:
+    return _local_to_utc(date or scenario.date, scenario.start_clock_s, scenario.timezone)
+
+
+def utc_from_sim_seconds(scenario: Scenario, t_s: np.ndarray,
+                         date: str | None = None) -> pd.DatetimeIndex:
+    """Simulation seconds of a run on ``date`` (default the scenario's) to UTC timestamps."""
+    t0 = _t0_utc(scenario, date)
+    return pd.DatetimeIndex(t0 + pd.to_timedelta(np.asarray(t_s, dtype=float), unit="s"))
+
+
+def sim_seconds_from_utc(scenario: Scenario, times: pd.Series | pd.DatetimeIndex,
+                         date: str | None = None) -> np.ndarray:
+    """UTC timestamps to simulation seconds of a run on ``date``."""
+    t0 = _t0_utc(scenario, date)
+    delta = pd.DatetimeIndex(times) - t0
+    return np.asarray(delta.total_seconds(), dtype=float)
+
+
+def stream_to_frame(stream: ProbeStream, scenario: Scenario,
+                    date: str | None = None) -> pd.DataFrame:
+    """A sampled stream as a schema DataFrame (UTC timestamps)."""
+    c = stream.columns
+    df = pd.DataFrame({
+        "time_sent": utc_from_sim_seconds(scenario, c["time_sent_s"], date).as_unit("ms"),
+        "time_received": utc_from_sim_seconds(scenario, c["time_received_s"], date)
+        .as_unit("ms"),
+        "lat_deg": c["lat_deg"], "lon_deg": c["lon_deg"], "speed_kmh": c["speed_kmh"],
+        "heading_deg": c["heading_deg"],
+    })
+    if "pseudonym" in c:
+        df["pseudonym"] = pd.array(c["pseudonym"], dtype="string")
+    return df
+
+
+def _atomic_target(path: Path) -> tuple[Path, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    return Path(tmp), path
+
+
+def write_probes(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any] | None = None
+                 ) -> Path:
+    """Write a schema frame to ``.parquet`` or ``.csv`` (by suffix), atomically."""
+    p = Path(path)
+    if p.suffix not in (".parquet", ".csv"):
+        raise ProbeFileError(f"probe file {str(p)!r}: unknown format (use .parquet or .csv)")
+    cols = [c for c in PROBE_COLUMNS if c in frame.columns]
+    tmp, final = _atomic_target(p)
+    try:
+        if p.suffix == ".parquet":
+            table = pa.Table.from_pandas(frame[cols], preserve_index=False)
+            if meta:
+                table = table.replace_schema_metadata({
+                    **(table.schema.metadata or {}),
+                    b"gpssignal": json.dumps(meta, sort_keys=True, default=str).encode()})
+            pq.write_table(table, tmp)
+        else:
+            out = frame[cols].copy()
+            for c in ("time_sent", "time_received"):
+                out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z"
+            out.to_csv(tmp, index=False)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def _parse_times(values: pd.Series, naive_tz: str) -> pd.Series:
+    """Timestamps to UTC; unparseable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        s = values
+        if getattr(s.dt, "tz", None) is None:
+            s = s.dt.tz_localize(gettz(naive_tz), ambiguous="NaT", nonexistent="NaT")
+        return s.dt.tz_convert("UTC")
+    text = values.astype("string")
+    has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if has_zone.any():
+        out[has_zone] = pd.to_datetime(text[has_zone], errors="coerce", utc=True,
+                                       format="ISO8601")
+    naive = ~has_zone & text.notna()
+    if naive.any():
+        parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
+        out[naive] = parsed.dt.tz_localize(gettz(naive_tz), ambiguous="NaT",
+                                           nonexistent="NaT").dt.tz_convert("UTC")
+    return out
+
+
+def _load_table(p: Path) -> pd.DataFrame:
+    if not p.exists():
+        raise ProbeFileError(f"probe file {str(p)!r}: not found")
+    if p.suffix == ".csv":
+        try:
+            return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            raise ProbeFileError(f"probe file {str(p)!r}: empty (no header)") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ProbeFileError(f"probe file {str(p)!r}: not readable CSV ({exc})") from None
+    if p.suffix == ".parquet" or p.is_dir():
+        try:
+            # partitioning=None: a history folder's date=... keys are not data columns.
+            return pq.read_table(p, partitioning=None).to_pandas()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ProbeFileError(f"probe file {str(p)!r}: not readable Parquet ({exc})") \
+                from None
+    raise ProbeFileError(f"probe file {str(p)!r}: unknown format (use .parquet or .csv)")
+
+
+def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
+    """Read a probe file (CSV, Parquet, or a folder of Parquet files); keep the usable rows.
+
+    Raises
+    ------
+    ProbeFileError
+        If the file is missing, unreadable, or lacks a required column.
+    """
+    p = Path(path)
+    raw = _load_table(p)
+    report = DropReport(file=str(p), rows_read=len(raw))
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        raise ProbeFileError(f"probe file {str(p)!r}: missing column {missing[0]!r} "
+                             f"(has {', '.join(map(str, raw.columns)) or 'no columns'})")
+    report.unknown_columns = [str(c) for c in raw.columns if c not in PROBE_COLUMNS]
+    df = pd.DataFrame(index=raw.index)
+    df["time_sent"] = _parse_times(raw["time_sent"], naive_tz)
+    if "time_received" in raw.columns:
+        df["time_received"] = _parse_times(raw["time_received"], naive_tz)
+    else:
+        df["time_received"] = df["time_sent"]
+        report.time_received_filled = True
+    for c in ("lat_deg", "lon_deg", "speed_kmh", "heading_deg"):
+        df[c] = pd.to_numeric(raw[c], errors="coerce") if c in raw.columns else np.nan
+    if "pseudonym" in raw.columns:
+        df["pseudonym"] = raw["pseudonym"].astype("string")
+    keep = pd.Series(True, index=df.index)
+
+    def drop(reason: str, bad: pd.Series) -> None:
+        nonlocal keep
+        hit = bad & keep
+        report.dropped[reason] += int(hit.sum())
+        keep &= ~hit
+
+    drop("bad_timestamp", df["time_sent"].isna() | df["time_received"].isna())
+    drop("missing_value", df[["lat_deg", "lon_deg", "speed_kmh"]].isna().any(axis=1))
+    drop("lat_lon_out_of_range", (df["lat_deg"].abs() > 90) | (df["lon_deg"].abs() > 180))
+    drop("speed_out_of_range", (df["speed_kmh"] < 0) | (df["speed_kmh"] > MAX_SPEED_KMH))
+    drop("received_before_sent", df["time_received"] < df["time_sent"])
+    drop("duplicate", df.duplicated(keep="first"))
+    out = df[keep].reset_index(drop=True)
+    report.rows_kept = len(out)
+    return ProbeRead(frame=out, report=report)
+
+
+# ---------------------------------------------------------------------------
+# SUMO FCD import
+# ---------------------------------------------------------------------------
+
+def _fcd_rows(path: Path) -> Iterator[tuple[float, str, float, float, float, float]]:
+    """Stream (time, id, x, y, speed_mps, angle_deg) from an FCD XML file."""
+    t = np.nan
+    try:
+        for event, elem in ET.iterparse(path, events=("start", "end")):
+            if event == "start" and elem.tag == "timestep":
+                t = float(elem.get("time", "nan"))
+            elif event == "end" and elem.tag in ("vehicle", "person", "container"):
+                yield (t, elem.get("id", ""), float(elem.get("x", "nan")),
+                       float(elem.get("y", "nan")), float(elem.get("speed", "nan")),
+                       float(elem.get("angle", "nan")))
+                elem.clear()
+            elif event == "end" and elem.tag == "timestep":
+                elem.clear()
+    except ET.ParseError as exc:
+        raise ProbeFileError(f"FCD file {str(path)!r}: not well-formed XML ({exc})") from None
+    except ValueError as exc:
+        raise ProbeFileError(f"FCD file {str(path)!r}: bad number ({exc})") from None
+
+
+def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-05-06",
+               start_clock_s: float = 0.0, timezone: str = "Europe/Copenhagen",
+               origin: tuple[float, float] | None = None, anonymisation: str = "idless",
+               rotation_s: float = 300.0, chunk_rows: int = 200_000,
+               salt: int = 0) -> tuple[Path, int]:
+    """Convert a SUMO FCD output file to a probe file, streaming.
+
+    Parameters
+    ----------
+    fcd_path : path
+        ``--fcd-output`` XML of SUMO.
+    out_path : path
+        ``.parquet`` (written in row groups as it goes) or ``.csv``.
+    date, start_clock_s, timezone
+        FCD time 0 is ``start_clock_s`` seconds after local midnight of
+        ``date`` in ``timezone``.
+    origin : (lat_deg, lon_deg), optional
+        For plain x/y output: the WGS84 position of SUMO's x = y = 0, with x
+        east and y north in metres (the local frame of
+        :class:`~gpssignal.model.geo.LocalProjection`). Without it, the file
+        must be ``--fcd-output.geo`` output (x = longitude, y = latitude).
+    anonymisation : str
+        ``idless`` drops the vehicle ids; ``rotating`` replaces them with
+        pseudonyms rotated every ``rotation_s``; ``raw`` keeps them.
+
+    Returns
+    -------
+    (path, rows) : the file written and the number of points.
+
+    Raises
+    ------
+    ProbeFileError
+        For a missing or malformed file, or x/y that are not degrees without
+        an ``origin``.
+    """
+    src, dst = Path(fcd_path), Path(out_path)
+    if not src.exists():
+        raise ProbeFileError(f"FCD file {str(src)!r}: not found")
+    if anonymisation not in ANONYMISATION_MODES:
+        raise ProbeFileError(f"--anonymisation = {anonymisation!r}: must be one of "
+                             f"{', '.join(ANONYMISATION_MODES)}")
+    if dst.suffix not in (".parquet", ".csv"):
+        raise ProbeFileError(f"probe file {str(dst)!r}: unknown format (use .parquet or .csv)")
+    proj = LocalProjection(*origin) if origin is not None else None
+    t0 = _local_to_utc(date, start_clock_s, timezone)
+    ids: dict[str, int] = {}
+    tmp, final = _atomic_target(dst)
+    writer: pq.ParquetWriter | None = None
+    rows_total = 0
+    first_csv = True
+
+    def flush(buf: list[tuple[float, str, float, float, float, float]]) -> None:
+        nonlocal writer, rows_total, first_csv
+        if not buf:
+            return
+        t, vid, x, y, v, a = zip(*buf, strict=True)
+        xa, ya = np.array(x), np.array(y)
+        if proj is not None:
+            lat, lon = proj.to_latlon(xa, ya)
+        else:
+            if np.any(np.abs(ya) > 90) or np.any(np.abs(xa) > 180):
+                raise ProbeFileError(f"FCD file {str(src)!r}: x/y are not degrees; pass the "
+                                     "origin (lat, lon) of SUMO's x = y = 0 for plain x/y "
+                                     "output")
+            lat, lon = ya, xa
+        ts = t0 + pd.to_timedelta(np.array(t), unit="s")
+        frame = pd.DataFrame({"time_sent": pd.DatetimeIndex(ts).as_unit("ms"),
+                              "time_received": pd.DatetimeIndex(ts).as_unit("ms"),
+                              "lat_deg": lat, "lon_deg": lon,
+                              "speed_kmh": np.array(v) * 3.6, "heading_deg": np.array(a)})
+        if anonymisation == "raw":
+            frame["pseudonym"] = pd.array(vid, dtype="string")
+        elif anonymisation == "rotating":
+            num = np.array([ids.setdefault(s, len(ids)) for s in vid], dtype=np.int64)
+            epoch = np.floor(np.array(t) / rotation_s).astype(np.int64)
+            frame["pseudonym"] = pd.array(pseudonyms(salt, num, epoch), dtype="string")
+        rows_total += len(frame)
+        if dst.suffix == ".parquet":
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        else:
+            out = frame.copy()
+            for c in ("time_sent", "time_received"):
+                out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z"
+            out.to_csv(tmp, index=False, header=first_csv, mode="w" if first_csv else "a")
+            first_csv = False
+
+    try:
+        buf: list[tuple[float, str, float, float, float, float]] = []
+        for row in _fcd_rows(src):
+            buf.append(row)
+            if len(buf) >= chunk_rows:
+                flush(buf)
+                buf = []
+        flush(buf)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if rows_total == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ms, UTC]") if c.startswith(
+                "time") else pd.Series(dtype=float) for c in PROBE_COLUMNS[:6]})
+            return write_probes(empty, final), 0
+        os.replace(tmp, final)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+    return final, rows_total
