@@ -157,6 +157,13 @@ def stream_to_frame(stream: ProbeStream, scenario: Scenario,
     return df
 
 
+def _iso_ms(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as ISO 8601 text with milliseconds and ``Z``."""
+    utc = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None)
+    return np.char.add(np.datetime_as_string(utc.to_numpy().astype("datetime64[ms]"),
+                                             unit="ms"), "Z")
+
+
 def _atomic_target(path: Path) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -183,7 +190,7 @@ def write_probes(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any] | N
         else:
             out = frame[cols].copy()
             for c in ("time_sent", "time_received"):
-                out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z"
+                out[c] = _iso_ms(out[c])
             out.to_csv(tmp, index=False)
         os.replace(tmp, final)
     finally:
@@ -388,7 +395,7 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
         else:
             out = frame.copy()
             for c in ("time_sent", "time_received"):
-                out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z"
+                out[c] = _iso_ms(out[c])
             out.to_csv(tmp, index=False, header=first_csv, mode="w" if first_csv else "a")
             first_csv = False
 
