@@ -245,13 +245,13 @@ def _cmd_probes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_date(text: str) -> None:
+def _check_date(text: str, option: str = "--date") -> None:
     from datetime import date
 
     try:
         date.fromisoformat(text)
     except ValueError:
-        raise _UsageError(f"--date = {text!r}: must be an ISO date YYYY-MM-DD") from None
+        raise _UsageError(f"{option} = {text!r}: must be an ISO date YYYY-MM-DD") from None
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
@@ -263,7 +263,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     sc = read_scenario(args.scenario)
     settings = _probe_settings(args, sc)
     if args.start_date:
-        _check_date(args.start_date)
+        _check_date(args.start_date, "--start-date")
     out = Path(args.out)
     _check_out_dir(out, "--out")
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():

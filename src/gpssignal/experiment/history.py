@@ -48,7 +48,7 @@ __all__ = ["weekdays", "truth_table", "simulate_history", "read_manifest"]
 def weekdays(start: str, n: int) -> list[str]:
     """The first ``n`` weekdays (Monday-Friday) from ``start`` on, as ISO dates."""
     d = date.fromisoformat(start)
-    out = []
+    out: list[str] = []
     while len(out) < n:
         if d.weekday() < 5:
             out.append(d.isoformat())

@@ -13,7 +13,6 @@ from gpssignal.model.network import movement_targets
 from gpssignal.model.scenario import (
     ANONYMISATION_MODES,
     MOVEMENTS,
-    ProbeSettings,
     Arm,
     Demand,
     DemandFlow,
@@ -21,6 +20,7 @@ from gpssignal.model.scenario import (
     Junction,
     Lane,
     Link,
+    ProbeSettings,
     Program,
     Scenario,
     ScenarioError,

@@ -83,7 +83,9 @@ class LocalProjection:
 
 def bearing_deg(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Direction of travel of a displacement, clockwise from north [deg, 0-360)."""
-    return np.degrees(np.arctan2(dx, dy)) % 360.0
+    b = np.degrees(np.arctan2(dx, dy)) % 360.0
+    # x % 360 rounds to 360.0 for tiny negative x; fold it back to 0.
+    return np.where(b >= 360.0, 0.0, b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ Schema (one row per GPS point):
 | column | type | meaning |
 |---|---|---|
 | ``time_sent`` | timestamp, UTC | when the position was measured |
-| ``time_received`` | timestamp, UTC | when it reached the controller (≥ sent). Optional when reading: it defaults to ``time_sent`` |
+| ``time_received`` | timestamp, UTC | when it reached the controller (≥ sent); |
+| | | optional when reading: defaults to ``time_sent`` |
 | ``lat_deg``, ``lon_deg`` | float | WGS84 position [deg] |
 | ``speed_kmh`` | float | speed [km/h], 0-250 |
 | ``heading_deg`` | float | direction of travel, clockwise from north [deg]. May be NaN (unknown) |
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -115,11 +117,20 @@ class ProbeRead:
     report: DropReport
 
 
+def _zone(name: str) -> Any:
+    """The tzinfo of an IANA zone name; ProbeFileError if unknown."""
+    tz = gettz(name) if isinstance(name, str) and name else None
+    if tz is None:
+        raise ProbeFileError(f"timezone = {name!r}: unknown time zone (use an IANA name such "
+                             "as 'Europe/Copenhagen' or 'UTC')")
+    return tz
+
+
 def _local_to_utc(date: str, clock_s: float, timezone: str) -> pd.Timestamp:
     """UTC time of local wall-clock ``clock_s`` seconds after midnight of ``date``."""
     day = datetime.fromisoformat(date)
     wall = datetime.combine(day.date(), time(0)) + timedelta(seconds=clock_s)
-    return pd.Timestamp(wall).tz_localize(gettz(timezone)).tz_convert("UTC")
+    return pd.Timestamp(wall).tz_localize(_zone(timezone)).tz_convert("UTC")
 
 
 def _t0_utc(scenario: Scenario, date: str | None = None) -> pd.Timestamp:
@@ -199,24 +210,54 @@ def write_probes(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any] | N
     return final
 
 
+_ZONED = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
+
+
+def _one_time(text: str, tz: Any) -> pd.Timestamp:
+    """One timestamp to UTC, NaT when it cannot be parsed (slow path)."""
+    try:
+        ts = pd.Timestamp(text)
+        if ts is pd.NaT:
+            return pd.NaT
+        ts = ts.tz_localize(tz, ambiguous="NaT", nonexistent="NaT") if ts.tzinfo is None \
+            else ts
+        return pd.NaT if ts is pd.NaT else ts.tz_convert("UTC").as_unit("ms")
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return pd.NaT
+
+
 def _parse_times(values: pd.Series, naive_tz: str) -> pd.Series:
-    """Timestamps to UTC; unparseable values become NaT."""
+    """Timestamps to UTC (millisecond resolution); unparseable values become NaT.
+
+    Text with a zone (``Z``, ``+02``, ``+0200``, ``+02:00``) is converted to
+    UTC; text without one is read in ``naive_tz``. A vectorised parse is tried
+    first; values it cannot handle are parsed one by one, never raising.
+    """
+    tz = _zone(naive_tz)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
     if pd.api.types.is_datetime64_any_dtype(values):
         s = values
         if getattr(s.dt, "tz", None) is None:
-            s = s.dt.tz_localize(gettz(naive_tz), ambiguous="NaT", nonexistent="NaT")
-        return s.dt.tz_convert("UTC")
-    text = values.astype("string")
-    has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    if has_zone.any():
-        out[has_zone] = pd.to_datetime(text[has_zone], errors="coerce", utc=True,
-                                       format="ISO8601")
-    naive = ~has_zone & text.notna()
-    if naive.any():
-        parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-        out[naive] = parsed.dt.tz_localize(gettz(naive_tz), ambiguous="NaT",
-                                           nonexistent="NaT").dt.tz_convert("UTC")
+            s = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        out[:] = s.dt.tz_convert("UTC").dt.as_unit("ms")
+        return out
+    text = values.astype("string").str.strip()
+    zoned = text.str.contains(_ZONED, regex=True, na=False)
+    naive = ~zoned & text.notna()
+    for mask, zone in ((zoned, None), (naive, tz)):
+        if not mask.any():
+            continue
+        try:
+            if zone is None:
+                parsed = pd.to_datetime(text[mask], errors="coerce", utc=True,
+                                        format="ISO8601")
+            else:
+                parsed = pd.to_datetime(text[mask], errors="coerce", format="ISO8601")
+                parsed = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT") \
+                    .dt.tz_convert("UTC")
+            out[mask] = parsed.dt.as_unit("ms")
+        except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+            out[mask] = [_one_time(x, zone) for x in text[mask].tolist()]
     return out
 
 
@@ -314,7 +355,7 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
                start_clock_s: float = 0.0, timezone: str = "Europe/Copenhagen",
                origin: tuple[float, float] | None = None, anonymisation: str = "idless",
                rotation_s: float = 300.0, chunk_rows: int = 200_000,
-               salt: int = 0) -> tuple[Path, int]:
+               salt: int | None = None) -> tuple[Path, int]:
     """Convert a SUMO FCD output file to a probe file, streaming.
 
     Parameters
@@ -334,6 +375,11 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
     anonymisation : str
         ``idless`` drops the vehicle ids; ``rotating`` replaces them with
         pseudonyms rotated every ``rotation_s``; ``raw`` keeps them.
+    salt : int, optional
+        Key of the ``rotating`` pseudonyms. By default a fresh secret is drawn
+        from the operating system for each import, so pseudonyms cannot be
+        recomputed (or linked) from the public inputs; give one only to
+        reproduce an import.
 
     Returns
     -------
@@ -355,6 +401,8 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
         raise ProbeFileError(f"probe file {str(dst)!r}: unknown format (use .parquet or .csv)")
     proj = LocalProjection(*origin) if origin is not None else None
     t0 = _local_to_utc(date, start_clock_s, timezone)
+    if salt is None:
+        salt = secrets.randbits(63)
     ids: dict[str, int] = {}
     tmp, final = _atomic_target(dst)
     writer: pq.ParquetWriter | None = None

@@ -95,11 +95,13 @@ class ProbeFeed:
     """Delivers the sampler's points to a consumer in order of receipt.
 
     ``deliver(t_s)`` returns the points received in ``(previous t, t_s]``,
-    sorted by their receipt time. This is the only view of the traffic that a
-    GPS controller gets.
+    sorted by their receipt time, as arrays named ``columns`` (empty arrays
+    when there are none). This is the only view of the traffic that a GPS
+    controller gets.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, columns: list[str]) -> None:
+        self._columns = list(columns)
         self._pending: list[dict[str, np.ndarray]] = []
         self._carry: dict[str, np.ndarray] | None = None
 
@@ -110,7 +112,8 @@ class ProbeFeed:
         parts = ([self._carry] if self._carry is not None else []) + self._pending
         self._pending = []
         if not parts:
-            return {}
+            return {k: np.empty(0, dtype=object if k == "pseudonym" else float)
+                    for k in self._columns}
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         due = cols["time_received_s"] <= t_s
         self._carry = {k: v[~due] for k, v in cols.items()} if (~due).any() else None
@@ -150,7 +153,7 @@ class ProbeSampler:
         lengths = np.where(links >= 0, geometry.length_m[np.maximum(links, 0)], 0.0)
         self.route_offset = np.cumsum(lengths, axis=1) - lengths
         self.route_length = arrivals.route_length_m
-        self.feed = ProbeFeed()
+        self.feed = ProbeFeed(self.column_names())
         self._cols: list[dict[str, np.ndarray]] = []
         self._truth: list[dict[str, np.ndarray]] = []
 
@@ -204,12 +207,17 @@ class ProbeSampler:
                             "speed_mps": view.speed_mps[rows], "x_m": x, "y_m": y})
         self.feed.push(cols)
 
-    def stream(self) -> ProbeStream:
-        """All points sampled so far."""
+    def column_names(self) -> list[str]:
+        """Columns of the points this sampler emits."""
         names = ["time_sent_s", "time_received_s", "lat_deg", "lon_deg", "speed_kmh",
                  "heading_deg"]
         if self.settings.anonymisation != "idless":
             names.append("pseudonym")
+        return names
+
+    def stream(self) -> ProbeStream:
+        """All points sampled so far."""
+        names = self.column_names()
         tnames = ["vid", "link", "lane", "pos_m", "speed_mps", "x_m", "y_m"]
         if self._cols:
             cols = {k: np.concatenate([c[k] for c in self._cols]) for k in names}
