@@ -10,17 +10,19 @@ import numpy as np
 
 from gpssignal import __version__
 from gpssignal.control.fixed import FixedTimeController, TimeOfDayController
+from gpssignal.control.gps import GpsController, GpsModel
 from gpssignal.model.geo import link_geometry
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
-from gpssignal.probes.sampler import ProbeSampler, ProbeStream
+from gpssignal.probes.sampler import ProbeFeed, ProbeSampler, ProbeStream, probe_columns
 from gpssignal.sim.controller import Controller
 from gpssignal.sim.engine import SimResult, Simulation
 
-__all__ = ["CONTROLLERS", "RunMeta", "make_controller", "run_scenario", "run_with_probes"]
+__all__ = ["CONTROLLERS", "RunMeta", "make_controller", "run_scenario", "run_with_probes",
+           "run_gps"]
 
-#: Controllers the command line offers, by name.
-CONTROLLERS = ("fixed", "tod")
+#: Controllers the command line offers, by name (``gps`` needs a model).
+CONTROLLERS = ("fixed", "tod", "gps")
 
 
 def make_controller(name: str, scenario: Scenario, program: str | None = None) -> Controller:
@@ -35,6 +37,8 @@ def make_controller(name: str, scenario: Scenario, program: str | None = None) -
         return FixedTimeController(scenario, program)
     if name == "tod":
         return TimeOfDayController(scenario)
+    if name == "gps":
+        raise ScenarioError("--controller = 'gps': needs a model (--model MODEL.json)")
     raise ScenarioError(f"--controller = {name!r}: must be one of {', '.join(CONTROLLERS)}")
 
 
@@ -58,14 +62,15 @@ class RunMeta:
 
 def _run(scenario: Scenario, controller: Controller | str, seed: int | None,
          record_trajectories: bool, progress: Callable[[float], None] | None,
-         probes: ProbeSettings | None) -> tuple[SimResult, ProbeSampler | None, RunMeta]:
+         probes: ProbeSettings | None, feed: ProbeFeed | None = None
+         ) -> tuple[SimResult, ProbeSampler | None, RunMeta]:
     ctrl = make_controller(controller, scenario) if isinstance(controller, str) else controller
     seed = scenario.seed if seed is None else seed
     sim = Simulation(scenario, ctrl, seed=seed, record_trajectories=record_trajectories)
     sampler = None
     if probes is not None:
         sampler = ProbeSampler(scenario, probes, sim.arrivals, link_geometry(scenario),
-                               np.random.default_rng(sim.streams["probes"]))
+                               np.random.default_rng(sim.streams["probes"]), feed=feed)
         sampler.attach(sim)
     result = sim.run(progress=progress)
     meta = RunMeta(scenario=scenario.name, scenario_hash=scenario_hash(scenario), seed=seed,
@@ -112,3 +117,21 @@ def run_with_probes(scenario: Scenario, controller: Controller | str = "fixed",
                                  settings)
     assert sampler is not None
     return result, sampler.stream(), meta
+
+
+def run_gps(scenario: Scenario, model: GpsModel, seed: int | None = None,
+            probes: ProbeSettings | None = None, record_trajectories: bool = False,
+            progress: Callable[[float], None] | None = None
+            ) -> tuple[SimResult, ProbeStream, GpsController, RunMeta]:
+    """Simulate one day under the GPS controller, fed by the simulated probe stream.
+
+    The controller sees only the feed (``probes``, default the scenario's),
+    which is sampled from the run as it goes.
+    """
+    settings = scenario.probes if probes is None else probes
+    feed = ProbeFeed(probe_columns(settings))
+    ctrl = GpsController(model, scenario, feed)
+    result, sampler, meta = _run(scenario, ctrl, seed, record_trajectories, progress, settings,
+                                 feed)
+    assert sampler is not None
+    return result, sampler.stream(), ctrl, meta

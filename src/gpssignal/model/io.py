@@ -169,7 +169,9 @@ def _parse_junction(data: Any, where: str) -> Junction:
     j = Junction(id=jid, name=t.take("name", "", str), lat_deg=t.number("lat_deg"),
                  lon_deg=t.number("lon_deg"), arms=tuple(arms), groups=tuple(groups),
                  intergreen_s=intergreen, programs=programs,
-                 default_program=t.take("default_program", kind=str), timing=timing)
+                 default_program=t.take("default_program", kind=str),
+                 relief_program=t.take("relief_program", None, str),
+                 coordination_group=t.take("coordination_group", "", str), timing=timing)
     t.done()
     return j
 
@@ -390,6 +392,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         out["junction"].append({
             "id": j.id, "name": j.name, "lat_deg": j.lat_deg, "lon_deg": j.lon_deg,
             "default_program": j.default_program, "groups": list(j.groups),
+            **({"relief_program": j.relief_program} if j.relief_program else {}),
+            **({"coordination_group": j.coordination_group} if j.coordination_group else {}),
             "timing": {"amber_s": j.timing.amber_s, "red_amber_s": j.timing.red_amber_s,
                        "min_green_s": j.timing.min_green_s},
             "arm": [{"id": a.id, "bearing_deg": a.bearing_deg, "name": a.name} for a in j.arms],

@@ -235,6 +235,13 @@ class Junction:
         Named signal programs.
     default_program : str
         The program run when nothing else is asked for (and the fail-safe).
+    relief_program : str or None
+        The program the GPS speed-threshold controller switches to when the
+        monitored speeds drop (``None``: the junction is not GPS-controlled).
+    coordination_group : str
+        Junctions with the same non-empty group form a coordinated corridor:
+        every program of every junction of the group has the same cycle, so
+        offsets (the green wave) stay meaningful whichever programs run.
     timing : SignalTiming
         Amber, red-amber and minimum green.
     """
@@ -248,6 +255,8 @@ class Junction:
     intergreen_s: dict[tuple[str, str], float]
     programs: tuple[Program, ...]
     default_program: str
+    relief_program: str | None = None
+    coordination_group: str = ""
     timing: SignalTiming = field(default_factory=SignalTiming)
 
     def __post_init__(self) -> None:
@@ -282,6 +291,10 @@ class Junction:
             _fail(f"{p}.programs", names, "program names must be unique")
         if self.default_program not in names:
             _fail(f"{p}.default_program", self.default_program, f"not one of {names}")
+        if self.relief_program is not None and (self.relief_program not in names
+                                                or self.relief_program == self.default_program):
+            _fail(f"{p}.relief_program", self.relief_program,
+                  f"must be one of {names} other than the default program")
         for pr in self.programs:
             missing = groups - set(pr.greens)
             extra = set(pr.greens) - groups
@@ -665,6 +678,17 @@ class Scenario:
         from gpssignal.model.network import validate_network
 
         validate_network(self)
+        cycles: dict[str, tuple[str, float]] = {}
+        for j in self.junctions:
+            if not j.coordination_group:
+                continue
+            for pr in j.programs:
+                first = cycles.setdefault(j.coordination_group, (f"{j.id}.{pr.name}",
+                                                                 pr.cycle_s))
+                if pr.cycle_s != first[1]:
+                    _fail(f"junction[{j.id}].program[{pr.name}].cycle_s", pr.cycle_s,
+                          f"coordination group {j.coordination_group!r} runs {first[1]:g} s "
+                          f"({first[0]}); all its programs need one cycle")
         for s in self.schedule:
             for j in self.junctions:
                 if s.program not in [p.name for p in j.programs]:

@@ -18,7 +18,7 @@ a controller can react to the points while the run goes on. The steps are:
    travel plus Gaussian noise of ``heading_sigma_deg``.
 6. **Latency.** A report is received ``latency_fixed_s + U(0,
    latency_jitter_s)`` after it was sent, so reports arrive late and out of
-   order.
+   order. Times are kept in whole milliseconds, as in a probe file.
 7. **Anonymisation.** The modes are:
    - ``idless``: no identifier at all;
    - ``rotating``: a pseudonym that changes every ``rotation_s``, with a
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from gpssignal.model.geo import LinkGeometry
@@ -42,7 +43,7 @@ from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.demand import Arrivals
 from gpssignal.sim.engine import Simulation, StepView
 
-__all__ = ["ProbeStream", "ProbeSampler", "ProbeFeed", "pseudonyms"]
+__all__ = ["ProbeStream", "ProbeSampler", "ProbeFeed", "pseudonyms", "probe_columns"]
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -64,6 +65,15 @@ def pseudonyms(salt: int, vid: np.ndarray, epoch: np.ndarray) -> np.ndarray:
                              ^ np.uint64(salt)))
     h = _splitmix64(key ^ np.uint64(salt))
     return np.array([f"p{v:016x}" for v in h.tolist()], dtype=object)
+
+
+def probe_columns(settings: ProbeSettings) -> list[str]:
+    """Columns of the points a feed with ``settings`` emits."""
+    names = ["time_sent_s", "time_received_s", "lat_deg", "lon_deg", "speed_kmh",
+             "heading_deg"]
+    if settings.anonymisation != "idless":
+        names.append("pseudonym")
+    return names
 
 
 @dataclass
@@ -121,6 +131,25 @@ class ProbeFeed:
         return {k: v[due][order] for k, v in cols.items()}
 
 
+@numba.njit(cache=True)
+def _due_rows(vid, equipped, phase, last_period, t, period, out):  # noqa: ANN001
+    """Rows of equipped vehicles whose next reporting period has begun.
+
+    Marks their period as reported; returns how many rows were written to ``out``.
+    """
+    n = 0
+    for r in range(vid.shape[0]):
+        v = vid[r]
+        if not equipped[v]:
+            continue
+        k = np.int64(np.floor((t - phase[v]) / period))
+        if k > last_period[v]:
+            last_period[v] = k
+            out[n] = r
+            n += 1
+    return n
+
+
 class ProbeSampler:
     """Samples GPS points from a running :class:`~gpssignal.sim.engine.Simulation`.
 
@@ -134,10 +163,14 @@ class ProbeSampler:
     geometry : LinkGeometry
     rng : numpy.random.Generator
         The seed's ``probes`` stream.
+    feed : ProbeFeed, optional
+        Where points are delivered (a controller may hold it before the
+        sampler exists); a new one by default.
     """
 
     def __init__(self, scenario: Scenario, settings: ProbeSettings, arrivals: Arrivals,
-                 geometry: LinkGeometry, rng: np.random.Generator) -> None:
+                 geometry: LinkGeometry, rng: np.random.Generator,
+                 feed: ProbeFeed | None = None) -> None:
         self.settings = settings
         self.geometry = geometry
         self.rng = rng
@@ -153,7 +186,8 @@ class ProbeSampler:
         lengths = np.where(links >= 0, geometry.length_m[np.maximum(links, 0)], 0.0)
         self.route_offset = np.cumsum(lengths, axis=1) - lengths
         self.route_length = arrivals.route_length_m
-        self.feed = ProbeFeed(self.column_names())
+        self.feed = feed if feed is not None else ProbeFeed(self.column_names())
+        self._rows = np.empty(256, dtype=np.int64)
         self._cols: list[dict[str, np.ndarray]] = []
         self._truth: list[dict[str, np.ndarray]] = []
 
@@ -164,17 +198,14 @@ class ProbeSampler:
     def on_step(self, view: StepView) -> None:
         """Sample the probe vehicles due to report at this step."""
         s = self.settings
-        eq = np.flatnonzero(self.equipped[view.vid])
-        if eq.size == 0:
+        if len(self._rows) < len(view.vid):
+            self._rows = np.empty(2 * len(view.vid), dtype=np.int64)
+        n_due = _due_rows(view.vid, self.equipped, self.phase, self.last_period, view.t_s,
+                          s.period_s, self._rows)
+        if n_due == 0:
             return
-        vid = view.vid[eq]
-        k = np.floor((view.t_s - self.phase[vid]) / s.period_s).astype(np.int64)
-        due = k > self.last_period[vid]
-        if not due.any():
-            return
-        rows = eq[due]
-        vid = vid[due]
-        self.last_period[vid] = k[due]
+        rows = self._rows[:n_due].copy()
+        vid = view.vid[rows]
         dist = self.route_offset[vid, view.route_pos[rows]] + view.pos_m[rows]
         keep = (dist >= s.trim_m) & (dist <= self.route_length[vid] - s.trim_m)
         keep &= self.rng.random(len(rows)) >= s.dropout
@@ -193,8 +224,11 @@ class ProbeSampler:
         heading = self.geometry.heading_deg[link]
         if s.heading_sigma_deg:
             heading = heading + self.rng.normal(0.0, s.heading_sigma_deg, m)
-        sent = np.full(m, view.t_s)
-        received = sent + s.latency_fixed_s + self.rng.uniform(0.0, s.latency_jitter_s, m)
+        # Whole milliseconds, as in a probe file, so that a replay of the file
+        # sees exactly what the simulation's controller saw.
+        sent = np.full(m, np.round(view.t_s * 1000.0) / 1000.0)
+        received = np.round((sent + s.latency_fixed_s + self.rng.uniform(
+            0.0, s.latency_jitter_s, m)) * 1000.0) / 1000.0
         cols = {"time_sent_s": sent, "time_received_s": received, "lat_deg": lat,
                 "lon_deg": lon, "speed_kmh": speed, "heading_deg": heading % 360.0}
         if s.anonymisation == "rotating":
@@ -204,16 +238,12 @@ class ProbeSampler:
             cols["pseudonym"] = np.array([f"veh{v}" for v in vid.tolist()], dtype=object)
         self._cols.append(cols)
         self._truth.append({"vid": vid, "link": link, "lane": lane, "pos_m": pos,
-                            "speed_mps": view.speed_mps[rows], "x_m": x, "y_m": y})
+                            "speed_mps": view.speed_mps[rows].copy(), "x_m": x, "y_m": y})
         self.feed.push(cols)
 
     def column_names(self) -> list[str]:
         """Columns of the points this sampler emits."""
-        names = ["time_sent_s", "time_received_s", "lat_deg", "lon_deg", "speed_kmh",
-                 "heading_deg"]
-        if self.settings.anonymisation != "idless":
-            names.append("pseudonym")
-        return names
+        return probe_columns(self.settings)
 
     def stream(self) -> ProbeStream:
         """All points sampled so far."""

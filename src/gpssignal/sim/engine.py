@@ -105,7 +105,8 @@ class StepView:
     ``vid`` vehicle id, ``link`` link index, ``lane`` global lane index,
     ``pos_m`` position on the link [m], ``speed_mps`` [m/s], ``accel_mps2``
     [m/s²], ``route_pos`` index of the link in the vehicle's route; arrays
-    share one order. Hooks must not modify them.
+    share one order. They are views of the engine's state, valid only during
+    the hook call: hooks must not modify them and must copy what they keep.
     """
 
     t_s: float
@@ -521,10 +522,12 @@ class Simulation:
             self.traj_i.append(I[I_VID:I_LANE + 1, :n].copy())
             self.traj_n.append(n)
         if self._step_hooks:
-            lane = I[I_LANE, :n].copy()
-            view = StepView(t_s=t_next, vid=I[I_VID, :n].copy(), link=net.lane_link[lane],
-                            lane=lane, route_pos=I[I_K, :n].copy(), pos_m=F[F_POS, :n].copy(),
-                            speed_mps=F[F_V, :n].copy(), accel_mps2=F[F_ACC, :n].copy())
+            # Views, not copies: hooks read them before the next step and must
+            # not modify them (documented on StepView).
+            lane = I[I_LANE, :n]
+            view = StepView(t_s=t_next, vid=I[I_VID, :n], link=net.lane_link[lane], lane=lane,
+                            route_pos=I[I_K, :n], pos_m=F[F_POS, :n], speed_mps=F[F_V, :n],
+                            accel_mps2=F[F_ACC, :n])
             for fn in self._step_hooks:
                 fn(view)
 

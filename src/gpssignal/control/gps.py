@@ -1,0 +1,493 @@
+"""The GPS speed-threshold controller: model, run-time path, simulator adapter, replay.
+
+The run-time path works on batches of points and on all junctions at once:
+
+1. **Match.** Each point is matched to a monitored stretch
+   (:mod:`gpssignal.control.matching`). Points off every stretch are
+   discarded and counted.
+2. **Aggregate.** Per stretch, the points sent within the last
+   ``window_s`` are aggregated into a count, a mean speed and a harmonic-mean
+   speed. GPS points are samples in time, so a slow vehicle yields more
+   points on a stretch. Their arithmetic mean speed therefore estimates the
+   space-mean speed (length ÷ mean travel time), and the controller
+   thresholds it. The harmonic mean is reported alongside. A window with
+   fewer than ``min_points`` points carries no information: it is never
+   "slow".
+3. **Threshold, with hysteresis.** A junction switches to its relief program
+   when any informative stretch of it has a mean below ``threshold_low``.
+   It switches back when every informative stretch is above
+   ``threshold_high``. Either change needs ``min_dwell_s`` since the last
+   change.
+4. **Decide.** This happens every ``decision_interval_s`` of UTC time, on a
+   grid of epoch multiples, so the in-simulation path and an offline replay
+   decide at the same instants. The signal runtime applies a decision at the
+   junction's next synchronisation point (the safe transition of
+   :mod:`gpssignal.model.signals`).
+5. **Fail-safe.** A junction that has had matched points, but none for
+   ``stale_after_s``, returns to its default program at once. The event is
+   logged and counted.
+
+Times are whole milliseconds since the Unix epoch (UTC) throughout. The
+simulation rounds its probe times to milliseconds, as a file does, so both
+paths see identical numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpssignal.control.matching import StretchIndex, build_index, match_points
+from gpssignal.model.geo import LocalProjection, link_geometry
+from gpssignal.model.scenario import Scenario, ScenarioError
+
+if TYPE_CHECKING:
+    import simpy
+
+    from gpssignal.probes.sampler import ProbeFeed
+    from gpssignal.sim.engine import Simulation
+
+__all__ = ["StretchModel", "JunctionModel", "GpsModel", "stretch_polylines", "model_from_scenario",
+           "GpsRuntime", "GpsController", "replay", "DECISION_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of a decision log.
+DECISION_COLUMNS = ("t_ms", "junction", "from_program", "to_program", "reason",
+                    "stretch", "mean_kmh", "points")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StretchModel:
+    """A monitored stretch as the controller knows it (no scenario needed).
+
+    ``polyline_deg`` is a list of ``[lat, lon]`` points in driving order;
+    speeds are km/h.
+    """
+
+    id: str
+    junction: str
+    polyline_deg: list[list[float]]
+    length_m: float
+    speed_limit_kmh: float
+    free_flow_kmh: float
+    threshold_low_kmh: float
+    threshold_high_kmh: float
+    profile_kmh: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.threshold_high_kmh >= self.threshold_low_kmh > 0:
+            raise ScenarioError(f"stretch[{self.id}].threshold_high_kmh = "
+                                f"{self.threshold_high_kmh}: must be >= threshold_low_kmh "
+                                f"= {self.threshold_low_kmh} > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JunctionModel:
+    """A GPS-controlled junction: its programs and monitored stretches."""
+
+    id: str
+    default_program: str
+    relief_program: str
+    stretches: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpsModel:
+    """Everything the run-time path needs, plus the model's provenance.
+
+    Parameters
+    ----------
+    projection_deg : (lat, lon)
+        Origin of the local frame used for matching.
+    junctions, stretches
+        The controlled junctions and their monitored stretches.
+    window_s : float
+        Aggregation window [s].
+    min_points : int
+        Fewest points for a window to carry information [-].
+    min_dwell_s : float
+        Shortest time between two program decisions of a junction [s].
+    stale_after_s : float
+        Without matched points this long, a junction falls back to its default
+        program [s].
+    decision_interval_s : float
+        Decisions every this many seconds of UTC time [s]; divides 3600.
+    max_distance_m, max_heading_diff_deg : float
+        Map-matching tolerances [m], [deg].
+    provenance : dict
+        Training data identity, search results, seeds, version (free form).
+    """
+
+    projection_deg: tuple[float, float]
+    junctions: list[JunctionModel]
+    stretches: list[StretchModel]
+    window_s: float = 300.0
+    min_points: int = 3
+    min_dwell_s: float = 600.0
+    stale_after_s: float = 600.0
+    decision_interval_s: float = 10.0
+    max_distance_m: float = 20.0
+    max_heading_diff_deg: float = 45.0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in ("window_s", "min_dwell_s", "stale_after_s", "decision_interval_s",
+                  "max_distance_m", "max_heading_diff_deg"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+                raise ScenarioError(f"model.{f} = {v!r}: must be a number >= 0")
+        if self.window_s <= 0 or self.decision_interval_s <= 0:
+            raise ScenarioError(f"model.window_s = {self.window_s!r}: window and decision "
+                                "interval must be > 0")
+        if 3600 % self.decision_interval_s:
+            raise ScenarioError(f"model.decision_interval_s = {self.decision_interval_s!r}: "
+                                "must divide 3600")
+        if not isinstance(self.min_points, int) or self.min_points < 1:
+            raise ScenarioError(f"model.min_points = {self.min_points!r}: must be an "
+                                "integer >= 1")
+        ids = {s.id for s in self.stretches}
+        for j in self.junctions:
+            for s in j.stretches:
+                if s not in ids:
+                    raise ScenarioError(f"model.junction[{j.id}].stretches = {s!r}: unknown "
+                                        "stretch")
+
+    def with_params(self, **changes: Any) -> GpsModel:
+        """A copy with other parameters (thresholds are per stretch: use
+        ``low_fraction`` and ``hysteresis_kmh`` to set them all from free-flow
+        speeds)."""
+        low_fraction = changes.pop("low_fraction", None)
+        hysteresis = changes.pop("hysteresis_kmh", None)
+        stretches = self.stretches
+        if low_fraction is not None or hysteresis is not None:
+            new = []
+            for s in stretches:
+                low = s.free_flow_kmh * low_fraction if low_fraction is not None \
+                    else s.threshold_low_kmh
+                gap = hysteresis if hysteresis is not None else (s.threshold_high_kmh
+                                                                 - s.threshold_low_kmh)
+                new.append(replace(s, threshold_low_kmh=low, threshold_high_kmh=low + gap))
+            stretches = new
+        return replace(self, stretches=stretches, **changes)
+
+
+def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]:
+    """Polyline (local x, y [m], along the lanes' middle) and length [m] of each stretch."""
+    geo = link_geometry(scenario)
+    lane_of_link: dict[int, list[int]] = {}
+    for ln, lk in enumerate(geo.lane_link):
+        lane_of_link.setdefault(int(lk), []).append(ln)
+    out = {}
+    ids = [lk.id for lk in scenario.links]
+    for st in scenario.stretches:
+        pts = []
+        total = 0.0
+        for k, lid in enumerate(st.links):
+            li = ids.index(lid)
+            length = float(geo.length_m[li])
+            a = st.start_m if k == 0 else 0.0
+            b = (st.end_m if st.end_m is not None else length) if k == len(st.links) - 1 \
+                else length
+            total += b - a
+            lanes = lane_of_link[li]
+            offset = float(np.mean(geo.lane_offset_m[lanes]))
+            start, end = geo.start_xy[li], geo.end_xy[li]
+            d = end - start
+            u = d / np.hypot(*d)
+            right = np.array([u[1], -u[0]])
+            for pos in (a, b):
+                pts.append(start + d * (pos / length) + right * offset)
+        out[st.id] = (np.array(pts), total)
+    return out
+
+
+class GpsRuntime:
+    """The stateful run-time path for all junctions of a model.
+
+    ``ingest`` takes points as they are received; ``decide`` runs one
+    decision at ``now_ms`` for every junction and returns the changes.
+    """
+
+    def __init__(self, model: GpsModel) -> None:
+        self.model = model
+        self.projection = LocalProjection(*model.projection_deg)
+        polys = []
+        for s in model.stretches:
+            lat = np.array([p[0] for p in s.polyline_deg])
+            lon = np.array([p[1] for p in s.polyline_deg])
+            x, y = self.projection.to_xy(lat, lon)
+            polys.append(np.column_stack([x, y]))
+        self.index: StretchIndex = build_index(polys, model.max_distance_m,
+                                               model.max_heading_diff_deg)
+        sid = {s.id: k for k, s in enumerate(model.stretches)}
+        jid = {j.id: k for k, j in enumerate(model.junctions)}
+        self.n_j = len(model.junctions)
+        self.stretch_junction = np.array([jid[s.junction] for s in model.stretches],
+                                         dtype=np.int64)
+        self.low = np.array([s.threshold_low_kmh for s in model.stretches])
+        self.high = np.array([s.threshold_high_kmh for s in model.stretches])
+        self.mode = np.zeros(self.n_j, dtype=np.int64)        # 0 default, 1 relief
+        self.last_change_ms = np.full(self.n_j, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.last_point_ms = np.full(self.n_j, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.had_points = np.zeros(self.n_j, dtype=bool)
+        self.stale = np.zeros(self.n_j, dtype=bool)
+        self.buf_s = np.empty(0, dtype=np.int64)
+        self.buf_t = np.empty(0, dtype=np.int64)
+        self.buf_v = np.empty(0)
+        self.points_in = 0
+        self.points_matched = 0
+        self.stale_events = 0
+        self.log_rows: list[tuple[Any, ...]] = []
+        self.window_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.keep_windows = False
+        self.programs = [(j.default_program, j.relief_program) for j in model.junctions]
+        self.junction_ids = [j.id for j in model.junctions]
+        self.stretch_ids = [s.id for s in model.stretches]
+        _ = sid
+
+    def ingest(self, t_sent_ms: np.ndarray, t_received_ms: np.ndarray, lat_deg: np.ndarray,
+               lon_deg: np.ndarray, speed_kmh: np.ndarray, heading_deg: np.ndarray) -> int:
+        """Match a batch of received points and keep the matched ones; return how many."""
+        n = len(t_sent_ms)
+        self.points_in += n
+        if n == 0:
+            return 0
+        x, y = self.projection.to_xy(lat_deg, lon_deg)
+        s = match_points(self.index, x, y, heading_deg)
+        ok = s >= 0
+        m = int(ok.sum())
+        self.points_matched += m
+        if m:
+            self.buf_s = np.concatenate([self.buf_s, s[ok]])
+            self.buf_t = np.concatenate([self.buf_t, np.asarray(t_sent_ms)[ok]])
+            self.buf_v = np.concatenate([self.buf_v, np.asarray(speed_kmh, dtype=float)[ok]])
+            recv = np.asarray(t_received_ms)[ok]
+            j = self.stretch_junction[s[ok]]
+            np.maximum.at(self.last_point_ms, j, recv)
+            self.had_points[j] = True
+        return m
+
+    def window_stats(self, now_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per stretch: points in the window, mean and harmonic-mean speed [km/h]."""
+        start = now_ms - int(round(self.model.window_s * 1000))
+        keep = self.buf_t > start
+        if not keep.all():
+            self.buf_s, self.buf_t, self.buf_v = (self.buf_s[keep], self.buf_t[keep],
+                                                  self.buf_v[keep])
+        inw = self.buf_t <= now_ms
+        s, v = self.buf_s[inw], self.buf_v[inw]
+        k = self.index.n_stretches
+        count = np.bincount(s, minlength=k)
+        total = np.bincount(s, weights=v, minlength=k)
+        inv = np.bincount(s, weights=1.0 / np.maximum(v, 0.1), minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+            hmean = np.where(count > 0, count / inv, np.nan)
+        return count, mean, hmean
+
+    def decide(self, now_ms: int) -> list[tuple[int, str]]:
+        """One decision for every junction; returns ``(junction index, program)`` changes."""
+        md = self.model
+        count, mean, hmean = self.window_stats(now_ms)
+        if self.keep_windows:
+            self.window_rows.append((now_ms, count, mean, hmean))
+        info = count >= md.min_points
+        slow_s = info & (mean < self.low)
+        fast_s = info & (mean > self.high)
+        j = self.stretch_junction
+        any_slow = np.bincount(j, weights=slow_s, minlength=self.n_j) > 0
+        n_info = np.bincount(j, weights=info, minlength=self.n_j)
+        n_fast = np.bincount(j, weights=fast_s, minlength=self.n_j)
+        recovered = (n_info > 0) & (n_fast == n_info)
+        dwell_ok = now_ms - self.last_change_ms >= int(round(md.min_dwell_s * 1000))
+        stale = self.had_points & (now_ms - self.last_point_ms > int(round(
+            md.stale_after_s * 1000)))
+        to_relief = (self.mode == 0) & any_slow & dwell_ok & ~stale
+        to_default = ((self.mode == 1) & recovered & dwell_ok & ~stale) | (
+            (self.mode == 1) & stale)
+        new_stale = stale & ~self.stale
+        self.stale_events += int(new_stale.sum())
+        for k in np.flatnonzero(new_stale):
+            log.info("junction %s: no probe points for %.0f s, default program",
+                     self.junction_ids[k], md.stale_after_s)
+            if self.mode[k] == 0:
+                self.log_rows.append((now_ms, self.junction_ids[k], self.programs[k][0],
+                                      self.programs[k][0], "stale", "", np.nan, 0))
+        self.stale = stale
+        changes = []
+        for k in np.flatnonzero(to_relief | to_default):
+            relief = bool(to_relief[k])
+            sel = np.flatnonzero(j == k)
+            worst = sel[np.nanargmin(np.where(info[sel], mean[sel], np.inf))] if info[
+                sel].any() else sel[0]
+            reason = "slow" if relief else ("stale" if stale[k] else "recovered")
+            frm, to = (self.programs[k][0], self.programs[k][1]) if relief else (
+                self.programs[k][1], self.programs[k][0])
+            self.log_rows.append((now_ms, self.junction_ids[k], frm, to, reason,
+                                  self.stretch_ids[worst], float(mean[worst]),
+                                  int(count[worst])))
+            self.mode[k] = 1 if relief else 0
+            self.last_change_ms[k] = now_ms
+            changes.append((int(k), to))
+        return changes
+
+    def program(self, k: int) -> str:
+        """Program junction ``k`` currently asks for."""
+        return self.programs[k][int(self.mode[k])]
+
+    def decision_log(self) -> list[dict[str, Any]]:
+        """Decisions so far, as rows with :data:`DECISION_COLUMNS`."""
+        return [dict(zip(DECISION_COLUMNS, r, strict=True)) for r in self.log_rows]
+
+
+class GpsController:
+    """The GPS controller inside the simulator (``Controller`` protocol).
+
+    It reads only the probe feed and the clock. Every decision interval it
+    takes the points received since the last decision, runs the run-time
+    path, and answers the signal runtime's requests with the program of each
+    junction's current mode. Junctions the model does not cover run their
+    default program.
+
+    Parameters
+    ----------
+    model : GpsModel
+    scenario : Scenario
+        Supplies the date and time zone that place simulation time in UTC.
+    feed : ProbeFeed
+        The probe sampler's feed.
+    """
+
+    name = "gps"
+
+    def __init__(self, model: GpsModel, scenario: Scenario, feed: ProbeFeed) -> None:
+        from gpssignal.probes.io import utc_from_sim_seconds
+
+        self.model = model
+        self.runtime = GpsRuntime(model)
+        self.feed = feed
+        self.t0_ms = int(utc_from_sim_seconds(scenario, np.array([0.0]))[0].value // 1_000_000)
+        self.start_clock_s = scenario.start_clock_s
+        self._jidx = {j: k for k, j in enumerate(self.runtime.junction_ids)}
+        self._default = {j.id: j.default_program for j in scenario.junctions}
+        for j in model.junctions:
+            try:
+                sj = scenario.junction(j.id)
+            except KeyError:
+                raise ScenarioError(f"model.junction = {j.id!r}: not in scenario "
+                                    f"{scenario.name}") from None
+            names = [p.name for p in sj.programs]
+            for prog in (j.default_program, j.relief_program):
+                if prog not in names:
+                    raise ScenarioError(f"model.junction[{j.id}] program = {prog!r}: junction "
+                                        f"has only {names}")
+
+    def attach(self, sim: Simulation) -> None:
+        """Register the decision process on the engine."""
+        sim.add_process(self._process)
+
+    def _process(self, env: simpy.Environment) -> Any:
+        step_ms = int(round(self.model.decision_interval_s * 1000))
+        first = -(-self.t0_ms // step_ms) * step_ms  # first grid instant at or after start
+        now_ms = first
+        wait = (first - self.t0_ms) / 1000.0
+        if wait > 0:
+            yield env.timeout(wait)
+        while True:
+            pts = self.feed.deliver((now_ms - self.t0_ms) / 1000.0)
+            if len(pts.get("time_sent_s", ())):
+                self.runtime.ingest(
+                    self.t0_ms + np.round(pts["time_sent_s"] * 1000).astype(np.int64),
+                    self.t0_ms + np.round(pts["time_received_s"] * 1000).astype(np.int64),
+                    pts["lat_deg"], pts["lon_deg"], pts["speed_kmh"], pts["heading_deg"])
+            self.runtime.decide(now_ms)
+            now_ms += step_ms
+            yield env.timeout(step_ms / 1000.0)
+
+    def requested_program(self, junction_id: str, clock_s: float) -> str:
+        k = self._jidx.get(junction_id)
+        if k is None:
+            return self._default[junction_id]
+        return self.runtime.program(k)
+
+
+def replay(model: GpsModel, t_sent_ms: np.ndarray, t_received_ms: np.ndarray,
+           lat_deg: np.ndarray, lon_deg: np.ndarray, speed_kmh: np.ndarray,
+           heading_deg: np.ndarray, start_ms: int | None = None, end_ms: int | None = None,
+           keep_windows: bool = False) -> GpsRuntime:
+    """Run the run-time path offline over recorded points.
+
+    Decisions happen on the same UTC grid as in the simulator, from
+    ``start_ms`` (default: the first receipt) to ``end_ms`` (default: the last
+    receipt plus ``stale_after_s``, so a final fall-back shows). Points are
+    given to the path in order of receipt, each at the first decision at or
+    after its receipt.
+    """
+    order = np.argsort(t_received_ms, kind="stable")
+    cols = [np.asarray(c)[order] for c in (t_sent_ms, t_received_ms, lat_deg, lon_deg,
+                                             speed_kmh, heading_deg)]
+    rt = GpsRuntime(model)
+    rt.keep_windows = keep_windows
+    step = int(round(model.decision_interval_s * 1000))
+    recv = cols[1]
+    if start_ms is None:
+        start_ms = int(recv[0]) if len(recv) else 0
+    if end_ms is None:
+        end_ms = (int(recv[-1]) if len(recv) else start_ms) + int(model.stale_after_s * 1000)
+    now = -(-start_ms // step) * step
+    i = 0
+    while now <= end_ms:
+        j = int(np.searchsorted(recv, now, side="right"))
+        if j > i:
+            rt.ingest(*(c[i:j] for c in cols))
+            i = j
+        rt.decide(now)
+        now += step
+    return rt
+
+
+def model_from_scenario(scenario: Scenario, *, low_fraction: float = 0.6,
+                        hysteresis_kmh: float = 5.0, free_flow_kmh: dict[str, float] | None = None,
+                        **params: Any) -> GpsModel:
+    """An (untrained) model for every junction of ``scenario`` with a relief program.
+
+    A junction's monitored stretches are the scenario stretches whose last link
+    leads into it. Thresholds: ``low = low_fraction × free-flow speed`` and
+    ``high = low + hysteresis_kmh``; the free-flow speed defaults to the speed
+    limit until training measures it.
+    """
+    polys = stretch_polylines(scenario)
+    proj = LocalProjection.for_scenario(scenario)
+    link = {lk.id: lk for lk in scenario.links}
+    stretches, junctions = [], []
+    for j in scenario.junctions:
+        if j.relief_program is None:
+            continue
+        mine = [st for st in scenario.stretches
+                if (link[st.links[-1]].to_arm or "").split(".")[0] == j.id]
+        if not mine:
+            raise ScenarioError(f"junction[{j.id}].relief_program = {j.relief_program!r}: no "
+                                "[[stretch]] leads into this junction, so nothing to watch")
+        for st in mine:
+            xy, length = polys[st.id]
+            lat, lon = proj.to_latlon(xy[:, 0], xy[:, 1])
+            limit = link[st.links[-1]].speed_limit_kmh
+            ff = (free_flow_kmh or {}).get(st.id, limit)
+            low = ff * low_fraction
+            stretches.append(StretchModel(
+                id=st.id, junction=j.id, polyline_deg=[[float(a), float(b)] for a, b in
+                                                       zip(lat, lon, strict=True)],
+                length_m=length, speed_limit_kmh=limit, free_flow_kmh=ff,
+                threshold_low_kmh=low, threshold_high_kmh=low + hysteresis_kmh))
+        junctions.append(JunctionModel(id=j.id, default_program=j.default_program,
+                                       relief_program=j.relief_program,
+                                       stretches=[st.id for st in mine]))
+    if not junctions:
+        raise ScenarioError(f"scenario {scenario.name}: no junction has a relief_program, so "
+                            "there is nothing for a GPS controller to switch")
+    return GpsModel(projection_deg=(proj.lat0_deg, proj.lon0_deg), junctions=junctions,
+                    stretches=stretches, **params)

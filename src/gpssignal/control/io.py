@@ -1,0 +1,88 @@
+"""GPS controller model files (JSON): ``write_model`` / ``read_model``.
+
+A model file is self-contained: the projection origin, the stretch
+polylines in WGS84, every threshold and parameter, and the provenance of its
+training (data files and their SHA-256, days, seeds, search results,
+held-out evaluation, package version). A replay needs only the model and a
+probe file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from gpssignal.control.gps import GpsModel, JunctionModel, StretchModel
+from gpssignal.model.scenario import ScenarioError
+
+__all__ = ["MODEL_KIND", "ModelError", "model_to_dict", "model_from_dict", "write_model",
+           "read_model"]
+
+MODEL_KIND = "gpssignal-gps-model"
+
+
+class ModelError(ScenarioError):
+    """A model file cannot be used; the message names the file and the problem."""
+
+
+def model_to_dict(model: GpsModel) -> dict[str, Any]:
+    d = asdict(model)
+    d["projection_deg"] = list(model.projection_deg)
+    return {"kind": MODEL_KIND, **d}
+
+
+def model_from_dict(d: dict[str, Any], where: str = "model") -> GpsModel:
+    if d.get("kind") != MODEL_KIND:
+        raise ModelError(f"{where}: kind = {d.get('kind')!r}, not a {MODEL_KIND} file")
+    d = dict(d)
+    d.pop("kind")
+    try:
+        junctions = [JunctionModel(**j) for j in d.pop("junctions")]
+        stretches = [StretchModel(**s) for s in d.pop("stretches")]
+        proj = tuple(d.pop("projection_deg"))
+        return GpsModel(projection_deg=(float(proj[0]), float(proj[1])), junctions=junctions,
+                        stretches=stretches, **d)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelError(f"{where}: malformed model ({exc})") from None
+
+
+def write_model(model: GpsModel, path: str | Path) -> Path:
+    """Write ``model`` as JSON, atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(model_to_dict(model), f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def read_model(path: str | Path) -> GpsModel:
+    """Read a model file.
+
+    Raises
+    ------
+    ModelError
+        Missing file, not JSON, not a model, or a bad value (named).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelError(f"model file {str(p)!r}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"model file {str(p)!r}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model file {str(p)!r}: not a {MODEL_KIND} file")
+    return model_from_dict(data, where=f"model file {str(p)!r}")
