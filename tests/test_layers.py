@@ -1,6 +1,10 @@
-"""The package layers import only leftward (STYLE.md §1).
+"""The package layers import only leftward (STYLE.md §1, with one documented change).
 
-model → emissions → sim → probes → control → experiment → evaluate → report → cli
+model → emissions → sim → probes → control → evaluate → experiment → report → cli
+
+evaluate comes before experiment, not after as STYLE.md proposes: training,
+replications and sweeps (experiment) must compute KPIs (evaluate) of the runs
+they orchestrate. See docs/architecture.md.
 Checked on the source with ``ast`` (every import statement, also inside
 functions), so the contract cannot silently erode.
 """
@@ -11,7 +15,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpssignal"
-ORDER = ["model", "emissions", "sim", "probes", "control", "experiment", "evaluate",
+ORDER = ["model", "emissions", "sim", "probes", "control", "evaluate", "experiment",
          "report", "cli"]
 
 

@@ -92,19 +92,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.program is not None and args.controller != "fixed":
         raise _UsageError(f"--program = {args.program!r}: only with --controller fixed")
+    if (args.model is None) != (args.controller != "gps"):
+        raise _UsageError(f"--model = {args.model!r}: needed with --controller gps, and only "
+                          "with it")
     sc = read_scenario(args.scenario)
-    ctrl = make_controller(args.controller, sc, program=args.program)
     seed = sc.seed if args.seed is None else args.seed
-    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-{ctrl.name}-seed{seed}"
+    name = args.controller
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-{name}-seed{seed}"
     _check_out_dir(out, "--out")
-    bar = _Progress(f"{sc.name} {ctrl.name}", enabled=not args.quiet)
+    model = None
+    if name == "gps":
+        from gpssignal.control.io import read_model
+
+        model = read_model(args.model)
+    else:
+        ctrl = make_controller(name, sc, program=args.program)
+    bar = _Progress(f"{sc.name} {name}", enabled=not args.quiet)
     t0 = time.perf_counter()
+    gps_ctrl = None
     try:
-        result, meta = run_scenario(sc, ctrl, seed=seed, record_trajectories=args.trajectories,
-                                    progress=bar)
+        if model is not None:
+            from gpssignal.experiment.run import run_gps
+
+            result, _, gps_ctrl, meta = run_gps(sc, model, seed=seed,
+                                                record_trajectories=args.trajectories,
+                                                progress=bar)
+        else:
+            result, meta = run_scenario(sc, ctrl, seed=seed,
+                                        record_trajectories=args.trajectories, progress=bar)
     finally:
         bar.close()
     tables = run_tables(result)
+    if gps_ctrl is not None:
+        tables["decisions"] = _decision_frame(gps_ctrl.runtime)
     if args.trajectories and result.trajectories is not None:
         import pandas as pd
 
@@ -112,6 +132,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tr["link"] = pd.Categorical.from_codes(tr["link"], result.network.link_ids)
         tables["trajectories"] = tr
     info = meta.as_dict()
+    if model is not None:
+        rt = gps_ctrl.runtime  # type: ignore[union-attr]
+        info.update({"model_file": str(args.model), "probe_points": rt.points_in,
+                     "probe_points_matched": rt.points_matched,
+                     "stale_fallbacks": rt.stale_events})
     info.update({"scenario_file": str(args.scenario), "in_network_at_end": result.in_network,
                  "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
                  "red_crossings": result.red_crossings, "end_s": result.end_s,
@@ -127,7 +152,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     s = tables["summary"]
     cols = [c for c in ("period", "peak_hour") if c in s.columns]
     print(f"gpssignal {meta.version} | scenario {sc.name} ({meta.scenario_hash}) | controller "
-          f"{ctrl.name} | seed {seed} | day: demand x{meta.demand_level:.3f}, peak shift "
+          f"{name} | seed {seed} | day: demand x{meta.demand_level:.3f}, peak shift "
           f"{meta.peak_shift_s:+.0f} s")
     print()
     _print_table([[r["kpi"], r["unit"], *[r[c] for c in cols]] for _, r in s.iterrows()],
@@ -337,6 +362,133 @@ def _cmd_check_probes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decision_frame(runtime):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from gpssignal.control.gps import DECISION_COLUMNS
+
+    df = pd.DataFrame(runtime.decision_log(), columns=list(DECISION_COLUMNS))
+    df.insert(1, "time", pd.to_datetime(df["t_ms"], unit="ms", utc=True))
+    return df
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gpssignal.control.io import write_model
+    from gpssignal.experiment.training import train
+    from gpssignal.model.io import read_scenario
+
+    if args.candidates < 1:
+        raise _UsageError(f"--candidates = {args.candidates}: must be at least 1")
+    if args.test_days < 0:
+        raise _UsageError(f"--test-days = {args.test_days}: must be >= 0")
+    if args.workers < 1:
+        raise _UsageError(f"--workers = {args.workers}: must be at least 1")
+    out = Path(args.out)
+    _check_out_dir(out.parent, "--out")
+    sc = read_scenario(args.scenario)
+    bars: dict[str, _Progress] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.setdefault(stage, _Progress(f"{sc.name} {stage}", enabled=not args.quiet))
+        bar(done / total)
+        if done == total:
+            bar.close()
+
+    model = train(sc, args.history, candidates=args.candidates, search_seed=args.search_seed,
+                  workers=args.workers, test_days=args.test_days, progress=progress)
+    write_model(model, out)
+    import pandas as pd
+
+    prov = model.provenance
+    table = pd.DataFrame(prov["search"]["candidates"])
+    search_csv = out.with_name(out.stem + ".search.csv")
+    table.to_csv(search_csv, index=False)
+    if args.quiet:
+        return 0
+    best = prov["search"]["best"]
+    print(f"trained on {len(prov['training_days'])} days ({prov['training_days'][0]} .. "
+          f"{prov['training_days'][-1]}, seeds {prov['training_seeds'][0]}.."
+          f"{prov['training_seeds'][-1]}); {prov['points_matched']:,} of "
+          f"{prov['points_read']:,} probe points on monitored stretches")
+    for st in model.stretches:
+        print(f"  stretch {st.id}: free-flow {st.free_flow_kmh:.1f} km/h (limit "
+              f"{st.speed_limit_kmh:g}); switch below {st.threshold_low_kmh:.1f}, back above "
+              f"{st.threshold_high_kmh:.1f} km/h")
+    print(f"  window {model.window_s:g} s, dwell {model.min_dwell_s:g} s, min points "
+          f"{model.min_points}; stale fall-back after {model.stale_after_s:g} s")
+    print()
+    print("search (mean time loss per vehicle over the training days, simulated):")
+    shown = table.sort_values("mean_time_loss_s").head(8)
+    _print_table([[("* " if i == best else "  ") + str(i), r["low_fraction"],
+                   r["hysteresis_kmh"], r["window_s"], r["min_dwell_s"], r["mean_time_loss_s"],
+                   r["switches_per_day"]] for i, r in shown.iterrows()],
+                 ["#", "low_frac", "hyst_kmh", "window_s", "dwell_s", "time_loss_s",
+                  "switch/day"])
+    ex = prov["existing_plan"]
+    print(f"existing plan ({ex['controller']}) on the same days (history ground truth): "
+          f"{ex['mean_time_loss_s']:.1f} s/veh")
+    if "held_out" in prov:
+        ho = prov["held_out"]
+        print()
+        print(f"held-out days (seeds {ho['seeds'][0]}..{ho['seeds'][-1]}, not used in "
+              "training; same demand per day for every controller):")
+        _print_table([[r["controller"], r["mean_time_loss_s"], r["stretch_speed_kmh"],
+                       float(sum(r["switches_per_day"]) / len(r["switches_per_day"]))]
+                      for r in ho["results"]],
+                     ["controller", "time_loss_s/veh", "stretch_kmh_peak", "switches/day"])
+    print(f"written: {out}, {search_csv} ({prov['train_wall_s']:.0f} s)")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from gpssignal.control.gps import replay
+    from gpssignal.control.io import read_model
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.probes.io import read_probes
+
+    out = Path(args.out)
+    _check_out_dir(out, "--out")
+    model = read_model(args.model)
+    read = read_probes(args.probes, naive_tz=args.timezone)
+    f = read.frame
+
+    def ms(col: str) -> np.ndarray:
+        return f[col].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+
+    rt = replay(model, ms("time_sent"), ms("time_received"), f["lat_deg"].to_numpy(),
+                f["lon_deg"].to_numpy(), f["speed_kmh"].to_numpy(),
+                f["heading_deg"].to_numpy(dtype=float), keep_windows=True)
+    decisions = _decision_frame(rt)
+    rows = []
+    for t_ms, count, mean, hmean in rt.window_rows:
+        for k, sid in enumerate(rt.stretch_ids):
+            rows.append((t_ms, sid, int(count[k]), mean[k], hmean[k]))
+    windows = pd.DataFrame(rows, columns=["t_ms", "stretch", "points", "mean_kmh",
+                                          "harmonic_mean_kmh"])
+    windows.insert(1, "time", pd.to_datetime(windows["t_ms"], unit="ms", utc=True))
+    info = {"model_file": str(args.model), "probe_file": str(args.probes),
+            "read": read.report.as_dict(), "points": rt.points_in,
+            "points_matched": rt.points_matched,
+            "points_off_stretch": rt.points_in - rt.points_matched,
+            "stale_fallbacks": rt.stale_events,
+            "model_training": model.provenance.get("scenario_hash")}
+    files = write_tables({"decisions": decisions, "windows": windows}, out, info)
+    print(read.report.summary())
+    print(f"{rt.points_matched:,} of {rt.points_in:,} points on monitored stretches "
+          f"({rt.points_in - rt.points_matched:,} off every stretch, discarded); "
+          f"{len(decisions)} decisions, {rt.stale_events} stale-feed fall-backs")
+    for _, r in decisions.iterrows():
+        speed = "" if np.isnan(r["mean_kmh"]) else f" ({r['stretch']} {r['mean_kmh']:.1f} " \
+            f"km/h, {r['points']} points)"
+        print(f"  {r['time']:%Y-%m-%d %H:%M:%S}Z {r['junction']}: {r['from_program']} -> "
+              f"{r['to_program']} [{r['reason']}]{speed}")
+    print(f"written: {out} ({len(files)} files)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gpssignal`` argument parser."""
     from gpssignal import __version__
@@ -353,9 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "per-movement tables (Parquet and CSV) and meta.json to --out, "
                          "and print a summary.")
     run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/vallensbaek.toml")
-    run.add_argument("--controller", default="fixed", choices=["fixed", "tod"],
+    run.add_argument("--controller", default="fixed", choices=["fixed", "tod", "gps"],
                      help="fixed: one program all day (default: each junction's default "
-                     "program); tod: the scenario's time-of-day schedule (default: fixed)")
+                     "program); tod: the scenario's time-of-day schedule; gps: the GPS "
+                     "speed-threshold controller fed by the simulated probe stream "
+                     "(needs --model) (default: fixed)")
+    run.add_argument("--model", default=None, help="with --controller gps: a model file "
+                     "from `gpssignal train`")
     run.add_argument("--program", default=None,
                      help="with --controller fixed: the program to run at every junction")
     run.add_argument("--seed", type=_seed, default=None,
@@ -431,6 +587,38 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--timezone", default="UTC",
                     help="time zone of timestamps without an offset (default: UTC)")
     ck.set_defaults(func=_cmd_check_probes)
+
+    tr = sub.add_parser("train", help="train the GPS controller on a probe history",
+                        description="Measure free-flow speeds and speed profiles of the "
+                        "monitored stretches from a probe history (read with DuckDB), then "
+                        "choose thresholds, hysteresis, window and dwell by simulating the "
+                        "history's days with candidate settings (seeded random search) and "
+                        "keeping the lowest mean time loss. Writes the model (JSON, with its "
+                        "provenance) and MODEL.search.csv.")
+    tr.add_argument("scenario", help="scenario TOML file the history was simulated from")
+    tr.add_argument("--history", required=True, help="folder written by `gpssignal history`")
+    tr.add_argument("--out", required=True, help="model file to write (.json)")
+    tr.add_argument("--candidates", type=int, default=16,
+                    help="candidate settings to simulate (default: 16)")
+    tr.add_argument("--search-seed", type=_seed, default=0,
+                    help="seed of the random search (default: 0)")
+    tr.add_argument("--workers", type=int, default=2,
+                    help="parallel processes (default: 2)")
+    tr.add_argument("--test-days", type=int, default=0,
+                    help="also compare fixed, tod and the model on this many held-out days")
+    tr.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    tr.set_defaults(func=_cmd_train)
+
+    rp = sub.add_parser("replay", help="replay recorded probe data through a trained model",
+                        description="Run the GPS controller's run-time path offline over a "
+                        "probe file and write when each junction would have switched and "
+                        "why (decisions) and the windowed stretch speeds behind it (windows).")
+    rp.add_argument("probes", help="probe file (.csv, .parquet) or folder of Parquet files")
+    rp.add_argument("--model", required=True, help="model file from `gpssignal train`")
+    rp.add_argument("--out", required=True, help="output folder")
+    rp.add_argument("--timezone", default="UTC",
+                    help="time zone of timestamps without an offset (default: UTC)")
+    rp.set_defaults(func=_cmd_replay)
 
     val = sub.add_parser("validate", help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")

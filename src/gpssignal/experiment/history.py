@@ -39,7 +39,7 @@ from gpssignal import __version__
 from gpssignal.experiment.run import run_with_probes
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario
-from gpssignal.probes.io import stream_to_frame, write_probes
+from gpssignal.probes.io import read_manifest, stream_to_frame, write_probes
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["weekdays", "truth_table", "simulate_history", "read_manifest"]
@@ -138,9 +138,3 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return manifest
-
-
-def read_manifest(history_dir: str | Path) -> dict[str, Any]:
-    """The manifest of a history folder."""
-    p = Path(history_dir) / "manifest.json"
-    return json.loads(p.read_text(encoding="utf-8"))

@@ -68,6 +68,7 @@ __all__ = [
     "write_probes",
     "read_probes",
     "import_fcd",
+    "read_manifest",
 ]
 
 #: Columns of the schema, in file order (``pseudonym`` only when present).
@@ -469,3 +470,12 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
         if tmp.exists():
             tmp.unlink()
     return final, rows_total
+
+
+def read_manifest(history_dir: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a probe history folder (see ``gpssignal history``)."""
+    p = Path(history_dir) / "manifest.json"
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("kind") != "gpssignal-history":
+        raise ValueError(f"{p}: not a gpssignal history manifest")
+    return data
