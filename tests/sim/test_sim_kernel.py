@@ -85,9 +85,9 @@ def test_step_kernel_matches_numpy_reference(seed: int) -> None:
     v_ref, dx_ref = ballistic_update(v, acc, 0.5)
     dx_ref = np.minimum(dx_ref, np.maximum(gap - 0.01, 0.0))
     stops = np.zeros(n, dtype=np.int64)
-    K.step_vehicles(F, I, n, np.array([2]), 1, 0.5, 3.5, 4.0, 9.0, 0.1, stops,
-                    np.zeros(1, np.int64), np.zeros(n, np.int64), np.zeros(n),
-                    np.zeros(n, np.int64))
+    K.step_vehicles(F, I, n, np.array([2]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
+                    stops, np.zeros(1, np.int64), np.zeros(n, np.int64), np.zeros(n),
+                    np.zeros(n, np.int64), np.zeros(n, np.int64))
     np.testing.assert_array_equal(I[K.I_VID], I[K.I_VID][np.argsort(F[K.F_POS])])
     np.testing.assert_allclose(F[K.F_POS], pos + dx_ref, rtol=1e-12)
     clipped = dx_ref < np.maximum(gap - 0.01, 0.0) - 1e-12
@@ -99,9 +99,11 @@ def test_step_kernel_stops_at_red() -> None:
     F, I = _state(np.random.default_rng(0), 1)
     F[K.F_POS], F[K.F_V], F[K.F_LLEN] = 300.0, 13.9, 400.0
     stops = np.zeros(1, dtype=np.int64)
-    bufs = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int64))
+    bufs = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int64),
+            np.zeros(1, np.int64))
     for _ in range(240):
-        K.step_vehicles(F, I, 1, np.array([0]), 1, 0.5, 3.5, 4.0, 9.0, 0.1, stops, *bufs)
+        K.step_vehicles(F, I, 1, np.array([0]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
+                        stops, *bufs)
     assert F[K.F_V, 0] == pytest.approx(0.0, abs=1e-3)
     assert 390.0 < F[K.F_POS, 0] < 400.0
     assert stops[0] == 1

@@ -38,6 +38,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 from gpssignal.control.matching import StretchIndex, build_index, match_points
@@ -146,7 +147,8 @@ class GpsModel:
         if 3600 % self.decision_interval_s:
             raise ScenarioError(f"model.decision_interval_s = {self.decision_interval_s!r}: "
                                 "must divide 3600")
-        if not isinstance(self.min_points, int) or self.min_points < 1:
+        if (not isinstance(self.min_points, int) or isinstance(self.min_points, bool)
+                or self.min_points < 1):
             raise ScenarioError(f"model.min_points = {self.min_points!r}: must be an "
                                 "integer >= 1")
         ids = {s.id for s in self.stretches}
@@ -205,6 +207,18 @@ def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]
     return out
 
 
+@numba.njit(cache=True)
+def _latest_per_junction(stretch, received_ms, stretch_junction, last_ms, had):  # noqa: ANN001
+    """Latest receipt time of a matched point per junction (in place)."""
+    for i in range(stretch.shape[0]):
+        s = stretch[i]
+        if s >= 0:
+            j = stretch_junction[s]
+            had[j] = True
+            if received_ms[i] > last_ms[j]:
+                last_ms[j] = received_ms[i]
+
+
 class GpsRuntime:
     """The stateful run-time path for all junctions of a model.
 
@@ -223,16 +237,24 @@ class GpsRuntime:
             polys.append(np.column_stack([x, y]))
         self.index: StretchIndex = build_index(polys, model.max_distance_m,
                                                model.max_heading_diff_deg)
-        sid = {s.id: k for k, s in enumerate(model.stretches)}
         jid = {j.id: k for k, j in enumerate(model.junctions)}
         self.n_j = len(model.junctions)
         self.stretch_junction = np.array([jid[s.junction] for s in model.stretches],
                                          dtype=np.int64)
         self.low = np.array([s.threshold_low_kmh for s in model.stretches])
         self.high = np.array([s.threshold_high_kmh for s in model.stretches])
+        self.programs = [(j.default_program, j.relief_program) for j in model.junctions]
+        self.junction_ids = [j.id for j in model.junctions]
+        self.stretch_ids = [s.id for s in model.stretches]
+        self.keep_windows = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all points and decisions (a new day); keeps the compiled index."""
+        never = np.iinfo(np.int64).min // 2
         self.mode = np.zeros(self.n_j, dtype=np.int64)        # 0 default, 1 relief
-        self.last_change_ms = np.full(self.n_j, np.iinfo(np.int64).min // 2, dtype=np.int64)
-        self.last_point_ms = np.full(self.n_j, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        self.last_change_ms = np.full(self.n_j, never, dtype=np.int64)
+        self.last_point_ms = np.full(self.n_j, never, dtype=np.int64)
         self.had_points = np.zeros(self.n_j, dtype=bool)
         self.stale = np.zeros(self.n_j, dtype=bool)
         self.buf_s = np.empty(0, dtype=np.int64)
@@ -243,11 +265,6 @@ class GpsRuntime:
         self.stale_events = 0
         self.log_rows: list[tuple[Any, ...]] = []
         self.window_rows: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
-        self.keep_windows = False
-        self.programs = [(j.default_program, j.relief_program) for j in model.junctions]
-        self.junction_ids = [j.id for j in model.junctions]
-        self.stretch_ids = [s.id for s in model.stretches]
-        _ = sid
 
     def ingest(self, t_sent_ms: np.ndarray, t_received_ms: np.ndarray, lat_deg: np.ndarray,
                lon_deg: np.ndarray, speed_kmh: np.ndarray, heading_deg: np.ndarray) -> int:
@@ -265,10 +282,8 @@ class GpsRuntime:
             self.buf_s = np.concatenate([self.buf_s, s[ok]])
             self.buf_t = np.concatenate([self.buf_t, np.asarray(t_sent_ms)[ok]])
             self.buf_v = np.concatenate([self.buf_v, np.asarray(speed_kmh, dtype=float)[ok]])
-            recv = np.asarray(t_received_ms)[ok]
-            j = self.stretch_junction[s[ok]]
-            np.maximum.at(self.last_point_ms, j, recv)
-            self.had_points[j] = True
+            _latest_per_junction(s, np.ascontiguousarray(t_received_ms, dtype=np.int64),
+                                 self.stretch_junction, self.last_point_ms, self.had_points)
         return m
 
     def window_stats(self, now_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -422,8 +437,9 @@ def replay(model: GpsModel, t_sent_ms: np.ndarray, t_received_ms: np.ndarray,
     """Run the run-time path offline over recorded points.
 
     Decisions happen on the same UTC grid as in the simulator, from
-    ``start_ms`` (default: the first receipt) to ``end_ms`` (default: the last
-    receipt plus ``stale_after_s``, so a final fall-back shows). Points are
+    ``start_ms`` (default: the first receipt) to ``end_ms`` (default: one
+    decision interval past the last receipt plus ``stale_after_s``, so a
+    final fall-back shows). Points are
     given to the path in order of receipt, each at the first decision at or
     after its receipt.
     """
@@ -437,7 +453,8 @@ def replay(model: GpsModel, t_sent_ms: np.ndarray, t_received_ms: np.ndarray,
     if start_ms is None:
         start_ms = int(recv[0]) if len(recv) else 0
     if end_ms is None:
-        end_ms = (int(recv[-1]) if len(recv) else start_ms) + int(model.stale_after_s * 1000)
+        end_ms = (int(recv[-1]) if len(recv) else start_ms) + int(
+            round(model.stale_after_s * 1000)) + step
     now = -(-start_ms // step) * step
     i = 0
     while now <= end_ms:

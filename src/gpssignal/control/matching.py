@@ -14,8 +14,9 @@ Points that match no stretch are discarded and counted.
 
 Finding candidates uses a uniform grid. Every segment is registered in each
 cell its bounding box, widened by ``max_distance_m``, overlaps. The cells are
-kept as sorted 64-bit keys with CSR lists of segments, so a point looks at
-only the few segments of its own cell. This keeps matching linear in the
+kept as sorted 64-bit keys with CSR lists of segments, plus an
+open-addressing hash table from key to cell, so a point finds its cell in
+O(1) and looks at only the few segments of that cell. This keeps matching linear in the
 number of points, whether there is 1 stretch or 10,000. The per-point work
 is one compiled loop (:func:`match_kernel`), with no Python per point.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["StretchIndex", "build_index", "match_kernel", "match_points"]
+__all__ = ["StretchIndex", "build_index", "match_one", "match_kernel", "match_points"]
 
 _OFF = 1 << 30  # cell coordinates are shifted positive before packing
 
@@ -50,6 +51,9 @@ class StretchIndex:
         Grid cell size [m].
     cell_keys, cell_start, cell_segs : ndarray
         Sorted packed cell keys; CSR offsets (len keys + 1); segment ids.
+    hash_keys, hash_cells : ndarray
+        Open-addressing hash table (size a power of two): packed key, or -1
+        for an empty slot, and the cell's position in ``cell_keys``.
     max_distance_m, max_heading_diff_deg : float
         Matching tolerances.
     n_stretches : int
@@ -66,6 +70,8 @@ class StretchIndex:
     cell_keys: np.ndarray
     cell_start: np.ndarray
     cell_segs: np.ndarray
+    hash_keys: np.ndarray
+    hash_cells: np.ndarray
     max_distance_m: float
     max_heading_diff_deg: float
     n_stretches: int
@@ -119,68 +125,96 @@ def build_index(polylines: list[np.ndarray], max_distance_m: float,
         uniq, alls, cell_start = (np.empty(0, np.int64), np.empty(0, np.int64),
                                   np.zeros(1, np.int64))
     heading = np.degrees(np.arctan2(DX, DY)) % 360.0
+    size = 1 << max(4, int(np.ceil(np.log2(max(1, len(uniq)) * 2))))
+    hash_keys = np.full(size, -1, dtype=np.int64)
+    hash_cells = np.zeros(size, dtype=np.int64)
+    _fill_hash(uniq.astype(np.int64), hash_keys, hash_cells)
     return StretchIndex(seg_x0=X0, seg_y0=Y0, seg_dx=DX, seg_dy=DY, seg_len2=DX * DX + DY * DY,
                         seg_heading_deg=np.where(heading >= 360.0, 0.0, heading),
                         seg_stretch=np.array(st, dtype=np.int64), cell_m=cell,
                         cell_keys=uniq.astype(np.int64), cell_start=cell_start,
-                        cell_segs=alls.astype(np.int64), max_distance_m=float(max_distance_m),
+                        cell_segs=alls.astype(np.int64), hash_keys=hash_keys,
+                        hash_cells=hash_cells, max_distance_m=float(max_distance_m),
                         max_heading_diff_deg=float(max_heading_diff_deg),
                         n_stretches=len(polylines))
 
 
+@numba.njit(cache=True, inline="always")
+def _slot(key, mask):  # noqa: ANN001
+    """Home slot of a packed cell key in a table of ``mask + 1`` slots."""
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(h >> np.uint64(40)) & mask
+
+
+@numba.njit(cache=True)
+def _fill_hash(keys, table_keys, table_cells):  # noqa: ANN001
+    mask = table_keys.shape[0] - 1
+    for c in range(keys.shape[0]):
+        i = _slot(keys[c], mask)
+        while table_keys[i] != -1:
+            i = (i + 1) & mask
+        table_keys[i] = keys[c]
+        table_cells[i] = c
+
+
+@numba.njit(cache=True, inline="always")
+def match_one(px, py, h, seg_x0, seg_y0, seg_dx, seg_dy, seg_len2, seg_heading,  # noqa: ANN001
+              seg_stretch, cell_m, hash_keys, hash_cells, cell_start, cell_segs, max_d2,
+              max_h):
+    """Stretch of the nearest acceptable segment for one point, or -1."""
+    if not (np.isfinite(px) and np.isfinite(py)):
+        return -1
+    key = (np.int64(np.floor(px / cell_m)) + (1 << 30)) * (1 << 31) + (
+        np.int64(np.floor(py / cell_m)) + (1 << 30))
+    mask = hash_keys.shape[0] - 1
+    i = _slot(key, mask)
+    while hash_keys[i] != key:
+        if hash_keys[i] == -1:
+            return -1
+        i = (i + 1) & mask
+    c = hash_cells[i]
+    best = max_d2
+    best_s = -1
+    check_h = np.isfinite(h)
+    for q in range(cell_start[c], cell_start[c + 1]):
+        k = cell_segs[q]
+        t = ((px - seg_x0[k]) * seg_dx[k] + (py - seg_y0[k]) * seg_dy[k]) / seg_len2[k]
+        if t < 0.0:
+            t = 0.0
+        elif t > 1.0:
+            t = 1.0
+        ex = seg_x0[k] + t * seg_dx[k] - px
+        ey = seg_y0[k] + t * seg_dy[k] - py
+        d2 = ex * ex + ey * ey
+        if d2 > best:
+            continue
+        if check_h:
+            diff = abs(h - seg_heading[k]) % 360.0
+            if diff > 180.0:
+                diff = 360.0 - diff
+            if diff > max_h:
+                continue
+        best = d2
+        best_s = seg_stretch[k]
+    return best_s
+
+
 @numba.njit(cache=True, nogil=True)
-def match_kernel(x, y, heading, seg_x0, seg_y0, seg_dx, seg_dy, seg_len2,  # noqa: PLR0913
-                 seg_heading, seg_stretch, cell_m, cell_keys, cell_start, cell_segs,
-                 max_d, max_h, out):
+def match_kernel(x, y, heading, seg_x0, seg_y0, seg_dx, seg_dy, seg_len2,  # noqa: ANN001
+                 seg_heading, seg_stretch, cell_m, hash_keys, hash_cells, cell_start,
+                 cell_segs, max_d, max_h, out):
     """For each point, the stretch of its nearest acceptable segment, or -1.
 
     Writes ``out`` (int64, one per point) and returns the number matched.
     """
-    n_keys = cell_keys.shape[0]
-    max_d2 = max_d * max_d
     matched = 0
+    max_d2 = max_d * max_d
     for i in range(x.shape[0]):
-        px, py = x[i], y[i]
-        out[i] = -1
-        if not (np.isfinite(px) and np.isfinite(py)):
-            continue
-        ix = np.int64(np.floor(px / cell_m)) + (1 << 30)
-        iy = np.int64(np.floor(py / cell_m)) + (1 << 30)
-        key = ix * (1 << 31) + iy
-        lo, hi = 0, n_keys
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if cell_keys[mid] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == n_keys or cell_keys[lo] != key:
-            continue
-        best = max_d2
-        best_s = -1
-        h = heading[i]
-        for c in range(cell_start[lo], cell_start[lo + 1]):
-            k = cell_segs[c]
-            t = ((px - seg_x0[k]) * seg_dx[k] + (py - seg_y0[k]) * seg_dy[k]) / seg_len2[k]
-            if t < 0.0:
-                t = 0.0
-            elif t > 1.0:
-                t = 1.0
-            ex = seg_x0[k] + t * seg_dx[k] - px
-            ey = seg_y0[k] + t * seg_dy[k] - py
-            d2 = ex * ex + ey * ey
-            if d2 > best:
-                continue
-            if np.isfinite(h):
-                diff = abs(h - seg_heading[k]) % 360.0
-                if diff > 180.0:
-                    diff = 360.0 - diff
-                if diff > max_h:
-                    continue
-            best = d2
-            best_s = seg_stretch[k]
-        out[i] = best_s
-        if best_s >= 0:
+        s = match_one(x[i], y[i], heading[i], seg_x0, seg_y0, seg_dx, seg_dy, seg_len2,
+                      seg_heading, seg_stretch, cell_m, hash_keys, hash_cells, cell_start,
+                      cell_segs, max_d2, max_h)
+        out[i] = s
+        if s >= 0:
             matched += 1
     return matched
 
@@ -193,7 +227,7 @@ def match_points(index: StretchIndex, x_m: np.ndarray, y_m: np.ndarray,
     match_kernel(x, np.ascontiguousarray(y_m, dtype=np.float64),
                  np.ascontiguousarray(heading_deg, dtype=np.float64), index.seg_x0,
                  index.seg_y0, index.seg_dx, index.seg_dy, index.seg_len2,
-                 index.seg_heading_deg, index.seg_stretch, index.cell_m, index.cell_keys,
-                 index.cell_start, index.cell_segs, index.max_distance_m,
+                 index.seg_heading_deg, index.seg_stretch, index.cell_m, index.hash_keys,
+                 index.hash_cells, index.cell_start, index.cell_segs, index.max_distance_m,
                  index.max_heading_diff_deg, out)
     return out

@@ -70,7 +70,8 @@ from gpssignal.sim.kernel import (
 from gpssignal.sim.network import CompiledNetwork, compile_network
 from gpssignal.sim.signals import JunctionSignals, ProgramSwitch
 
-__all__ = ["CONTROL_DELAY_MARK_M", "QUEUE_SPEED_MPS", "STOP_SPEED_MPS", "StepView",
+__all__ = ["CONTROL_DELAY_MARK_M", "QUEUE_MAX_CLEAR_M", "QUEUE_SPEED_MPS", "STOP_SPEED_MPS",
+           "StepView",
            "SimResult", "Simulation", "day_streams"]
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ CONTROL_DELAY_MARK_M = 100.0
 
 #: Queues are sampled at this interval [s].
 QUEUE_SAMPLE_S = 1.0
+#: A queue goes on while the clear distance to the vehicle ahead is at most
+#: this (VISSIM's default "max. clear distance" of its queue counters) [m].
+QUEUE_MAX_CLEAR_M = 20.0
 
 
 def day_streams(seed: int) -> dict[str, np.random.SeedSequence]:
@@ -473,15 +477,13 @@ class Simulation:
             self._record(t_next)
             return
         if len(self._buf_f) < veh.F.shape[1]:
-            self._buf_f = np.empty(veh.F.shape[1])
-            self._buf_i = np.empty(veh.F.shape[1], dtype=np.int64)
-            self._buf_o = np.empty(veh.F.shape[1], dtype=np.int64)
+            self._grow_buffers()
         drv = self.scenario.driver
         F, I = veh.F, veh.I
-        hits, ends = step_vehicles(F, I, n, self.lane_state, self.net.n_lanes, dt,
+        hits, ends = step_vehicles(F, I, n, self.lane_state, self.net.lane_link, dt,
                                    drv.amber_max_decel_mps2, drv.idm_delta,
                                    drv.max_decel_mps2, STOP_SPEED_MPS, self.stops, self._tail,
-                                   self._buf_o, self._buf_f, self._buf_i)
+                                   self._buf_o, self._buf_f, self._buf_i, self._buf_h)
         pos = F[F_POS, :n]
         # Markers (rare).
         if hits:
@@ -489,6 +491,13 @@ class Simulation:
         if ends:
             self._cross(t, np.flatnonzero(pos >= F[F_LLEN, :n]))
         self._record(t_next)
+
+    def _grow_buffers(self) -> None:
+        cap = self.veh.F.shape[1]
+        self._buf_f = np.empty(cap)
+        self._buf_i = np.empty(cap, dtype=np.int64)
+        self._buf_o = np.empty(cap, dtype=np.int64)
+        self._buf_h = np.empty(cap, dtype=np.int64)
 
     def _markers(self, t: float) -> None:
         F, I, n, dt = self.veh.F, self.veh.I, self.veh.n, self.dt
@@ -512,7 +521,10 @@ class Simulation:
         F, I = veh.F, veh.I
         if self.n_steps % self._q_every == 0:
             k = self.q_k
-            sample_queues(F, I, n, self._lane_slot, QUEUE_SPEED_MPS, self.q_m[k], self.q_n[k])
+            if len(self._buf_f) < veh.F.shape[1]:
+                self._grow_buffers()
+            sample_queues(F, I, n, self._lane_slot, QUEUE_SPEED_MPS, QUEUE_MAX_CLEAR_M,
+                          self.q_m[k], self.q_n[k], self._buf_o, self._buf_f, self._buf_i)
             self.q_t[k] = t_next
             self.q_wait[k] = self._waiting
             self.q_k += 1

@@ -103,41 +103,38 @@ __all__ += ["step_vehicles", "sample_queues"]
 
 
 @numba.njit(cache=True)
-def step_vehicles(F, I, n, lane_state, n_lanes, dt, amber_decel, delta, max_decel,  # noqa: N803
-                  stop_speed, stops, tail, order, tmp_f, tmp_i):
+def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_decel,  # noqa: N803
+                  stop_speed, stops, tail, order, tmp_f, tmp_i, is_head):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
 
     Returns ``(marker_hits, lane_ends)``: how many vehicles passed their next
     marker and how many reached the end of their lane (handled by the engine).
     ``stops`` (indexed by vehicle id) is incremented for each new stop.
-    ``tail``, ``order``, ``tmp_f``, ``tmp_i`` are work buffers.
+    ``tail``, ``order``, ``tmp_f``, ``tmp_i``, ``is_head`` are work buffers.
+
+    The first vehicle of a lane that will cross its stop line follows the
+    nearest of: the last vehicle of the lane it enters, and the first vehicle
+    of a neighbouring lane of the same link that is further ahead and enters
+    the same lane (a merge inside the junction, taken in zipper order).
     """
-    # Sort by (lane, position): leaders follow their followers in memory.
-    for j in range(n):
-        tmp_f[j] = I[I_LANE, j] * 1e5 + F[F_POS, j]
-    sorted_already = True
-    for j in range(1, n):
-        if tmp_f[j] < tmp_f[j - 1]:
-            sorted_already = False
-            break
-    if not sorted_already:
-        idx = np.argsort(tmp_f[:n], kind="mergesort")
-        for r in range(F.shape[0]):
-            for j in range(n):
-                order[j] = idx[j]
-            for j in range(n):
-                tmp_f[j] = F[r, order[j]]
-            for j in range(n):
-                F[r, j] = tmp_f[j]
-        for r in range(I.shape[0]):
-            for j in range(n):
-                tmp_i[j] = I[r, idx[j]]
-            for j in range(n):
-                I[r, j] = tmp_i[j]
+    sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
+    n_lanes = tail.shape[0]
     for k in range(n_lanes):
         tail[k] = -1
     for j in range(n - 1, -1, -1):
         tail[I[I_LANE, j]] = j
+    # Pass 1: lane heads and whether they stop at their stop line.
+    for j in range(n):
+        lane = I[I_LANE, j]
+        head = not (j + 1 < n and I[I_LANE, j + 1] == lane)
+        is_head[j] = 0
+        if head:
+            v = F[F_V, j]
+            dist = F[F_LLEN, j] - F[F_POS, j]
+            st = lane_state[lane]
+            stop = st <= RED_AMBER_CODE or (st > GREEN_CODE and v * v <= 2.0 * amber_decel
+                                             * max(dist, 0.0))
+            is_head[j] = 2 if stop else 1
     marker_hits = 0
     lane_ends = 0
     acc_all = tmp_f  # reuse: accelerations are computed before any position moves
@@ -145,26 +142,30 @@ def step_vehicles(F, I, n, lane_state, n_lanes, dt, amber_decel, delta, max_dece
         v = F[F_V, j]
         pos = F[F_POS, j]
         lane = I[I_LANE, j]
-        if j + 1 < n and I[I_LANE, j + 1] == lane:
+        if is_head[j] == 0:
             gap = F[F_POS, j + 1] - F[F_LEN, j + 1] - pos
             dv = v - F[F_V, j + 1]
+        elif is_head[j] == 2:
+            gap = F[F_LLEN, j] - pos
+            dv = v
         else:
             dist = F[F_LLEN, j] - pos
-            st = lane_state[lane]
-            stop = st <= RED_AMBER_CODE or (st > GREEN_CODE and v * v <= 2.0 * amber_decel
-                                             * max(dist, 0.0))
-            if stop:
-                gap = dist
-                dv = v
-            else:
-                nl = I[I_NEXT, j]
-                t = tail[nl] if nl >= 0 else -1
+            nl = I[I_NEXT, j]
+            gap = np.inf
+            dv = 0.0
+            if nl >= 0:
+                t = tail[nl]
                 if t >= 0:
                     gap = dist + F[F_POS, t] - F[F_LEN, t]
                     dv = v - F[F_V, t]
-                else:
-                    gap = np.inf
-                    dv = 0.0
+                link = lane_link[lane]
+                for o in range(n):
+                    if (is_head[o] == 1 and o != j and I[I_NEXT, o] == nl
+                            and lane_link[I[I_LANE, o]] == link and F[F_POS, o] > pos):
+                        g = F[F_POS, o] - F[F_LEN, o] - pos
+                        if g < gap:
+                            gap = g
+                            dv = v - F[F_V, o]
         r = v / F[F_V0, j]
         free = r * r * r * r if delta == 4.0 else r ** delta
         s_star = F[F_S0, j] + max(0.0, v * (F[F_T, j] + dv * F[F_ISQ, j]))
@@ -205,23 +206,63 @@ def step_vehicles(F, I, n, lane_state, n_lanes, dt, amber_decel, delta, max_dece
 
 
 @numba.njit(cache=True)
-def sample_queues(F, I, n, lane_slot, queue_speed, out_m, out_n):  # noqa: N803
-    """Queue per sampled lane: metres from the stop line to the back of the
-    rearmost queued vehicle (speed below ``queue_speed``) and queued count.
+def sort_by_lane_position(F, I, n, order, tmp_f, tmp_i):  # noqa: N803
+    """Sort the first ``n`` columns by (lane, position), in place (stable)."""
+    for j in range(n):
+        tmp_f[j] = I[I_LANE, j] * 1e5 + F[F_POS, j]
+    for j in range(1, n):
+        if tmp_f[j] < tmp_f[j - 1]:
+            break
+    else:
+        return
+    idx = np.argsort(tmp_f[:n], kind="mergesort")
+    for j in range(n):
+        order[j] = idx[j]
+    for r in range(F.shape[0]):
+        for j in range(n):
+            tmp_f[j] = F[r, order[j]]
+        for j in range(n):
+            F[r, j] = tmp_f[j]
+    for r in range(I.shape[0]):
+        for j in range(n):
+            tmp_i[j] = I[r, order[j]]
+        for j in range(n):
+            I[r, j] = tmp_i[j]
 
-    ``lane_slot[lane]`` is the output column of a lane (-1: not sampled).
+
+@numba.njit(cache=True)
+def sample_queues(F, I, n, lane_slot, queue_speed, max_clear_m, out_m, out_n,  # noqa: N803
+                  order, tmp_f, tmp_i):
+    """Queue per sampled lane, as a queue counter at the stop line sees it.
+
+    Walking back from the stop line over the lane's vehicles, the queue goes
+    on while the clear distance to the vehicle (or the stop line) ahead is at
+    most ``max_clear_m``. Its length reaches the back of the rearmost vehicle
+    slower than ``queue_speed`` in that stretch. ``out_m`` gets metres from
+    the stop line, and ``out_n`` the number of queued vehicles. ``lane_slot[lane]``
+    is a lane's output column (-1: not sampled).
     """
+    sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
     for k in range(out_m.shape[0]):
         out_m[k] = 0.0
         out_n[k] = 0
-    for j in range(n):
-        if F[F_V, j] < queue_speed:
-            s = lane_slot[I[I_LANE, j]]
-            if s >= 0:
-                back = F[F_LLEN, j] - max(F[F_POS, j] - F[F_LEN, j], 0.0)
-                if back > out_m[s]:
-                    out_m[s] = back
-                out_n[s] += 1
+    j = n - 1
+    while j >= 0:
+        lane = I[I_LANE, j]
+        s = lane_slot[lane]
+        front = F[F_LLEN, j]           # the stop line
+        walking = s >= 0
+        while j >= 0 and I[I_LANE, j] == lane:
+            if walking:
+                if front - F[F_POS, j] > max_clear_m:
+                    walking = False
+                else:
+                    back = F[F_POS, j] - F[F_LEN, j]
+                    if F[F_V, j] < queue_speed:
+                        out_m[s] = F[F_LLEN, j] - max(back, 0.0)
+                        out_n[s] += 1
+                    front = back
+            j -= 1
 
 
 @numba.njit(cache=True)
