@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from gpssignal.control.matching import StretchIndex, build_index, match_points
+from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_kernel
 from gpssignal.model.geo import LocalProjection, link_geometry
 from gpssignal.model.scenario import Scenario, ScenarioError
 
@@ -207,16 +207,49 @@ def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]
     return out
 
 
-@numba.njit(cache=True)
-def _latest_per_junction(stretch, received_ms, stretch_junction, last_ms, had):  # noqa: ANN001
-    """Latest receipt time of a matched point per junction (in place)."""
+@numba.njit(cache=True, nogil=True)
+def _append_matched(stretch, t_sent, t_recv, speed, buf_s, buf_t, buf_v, length,  # noqa: ANN001
+                    stretch_junction, last_ms, had):
+    """Append matched points to the window buffer; note each junction's latest receipt."""
     for i in range(stretch.shape[0]):
         s = stretch[i]
-        if s >= 0:
-            j = stretch_junction[s]
-            had[j] = True
-            if received_ms[i] > last_ms[j]:
-                last_ms[j] = received_ms[i]
+        if s < 0:
+            continue
+        buf_s[length] = s
+        buf_t[length] = t_sent[i]
+        buf_v[length] = speed[i]
+        length += 1
+        j = stretch_junction[s]
+        had[j] = True
+        if t_recv[i] > last_ms[j]:
+            last_ms[j] = t_recv[i]
+    return length
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total,  # noqa: ANN001
+                   inv):
+    """Drop points sent at or before ``start_ms``; sum those sent by ``now_ms``.
+
+    Returns the buffer's new length (kept points stay in order).
+    """
+    m = 0
+    for i in range(length):
+        t = buf_t[i]
+        if t <= start_ms:
+            continue
+        s = buf_s[i]
+        v = buf_v[i]
+        if m != i:
+            buf_s[m] = s
+            buf_t[m] = t
+            buf_v[m] = v
+        m += 1
+        if t <= now_ms:
+            count[s] += 1
+            total[s] += v
+            inv[s] += 1.0 / max(v, 0.1)
+    return m
 
 
 class GpsRuntime:
@@ -247,6 +280,7 @@ class GpsRuntime:
         self.junction_ids = [j.id for j in model.junctions]
         self.stretch_ids = [s.id for s in model.stretches]
         self.keep_windows = False
+        self._index_args = index_arrays(self.index)
         self.reset()
 
     def reset(self) -> None:
@@ -257,9 +291,10 @@ class GpsRuntime:
         self.last_point_ms = np.full(self.n_j, never, dtype=np.int64)
         self.had_points = np.zeros(self.n_j, dtype=bool)
         self.stale = np.zeros(self.n_j, dtype=bool)
-        self.buf_s = np.empty(0, dtype=np.int64)
-        self.buf_t = np.empty(0, dtype=np.int64)
-        self.buf_v = np.empty(0)
+        self.buf_s = np.empty(1024, dtype=np.int64)
+        self.buf_t = np.empty(1024, dtype=np.int64)
+        self.buf_v = np.empty(1024)
+        self._len = 0
         self.points_in = 0
         self.points_matched = 0
         self.stale_events = 0
@@ -268,37 +303,51 @@ class GpsRuntime:
 
     def ingest(self, t_sent_ms: np.ndarray, t_received_ms: np.ndarray, lat_deg: np.ndarray,
                lon_deg: np.ndarray, speed_kmh: np.ndarray, heading_deg: np.ndarray) -> int:
-        """Match a batch of received points and keep the matched ones; return how many."""
+        """Match a batch of received points and keep the matched ones; return how many.
+
+        Two compiled passes: projection and map matching, then appending the
+        matched points to the window buffer and noting each junction's latest
+        point.
+        """
         n = len(t_sent_ms)
         self.points_in += n
         if n == 0:
             return 0
-        x, y = self.projection.to_xy(lat_deg, lon_deg)
-        s = match_points(self.index, x, y, heading_deg)
-        ok = s >= 0
-        m = int(ok.sum())
+        if self._len + n > len(self.buf_t):
+            cap = max(2 * len(self.buf_t), self._len + n)
+            self.buf_s = np.resize(self.buf_s, cap)
+            self.buf_t = np.resize(self.buf_t, cap)
+            self.buf_v = np.resize(self.buf_v, cap)
+        proj = self.projection
+        stretch = np.empty(n, dtype=np.int64)
+        # mypy's numba stubs type a Dispatcher's call too narrowly for *args.
+        match_kernel(np.ascontiguousarray(lat_deg, dtype=np.float64),  # type: ignore[call-arg]
+                     np.ascontiguousarray(lon_deg, dtype=np.float64),
+                     np.ascontiguousarray(heading_deg, dtype=np.float64), proj.lat0_deg,
+                     proj.lon0_deg, *proj.scale_m_per_deg(), *self._index_args, stretch)
+        new_len = _append_matched(stretch, np.ascontiguousarray(t_sent_ms, dtype=np.int64),
+                                  np.ascontiguousarray(t_received_ms, dtype=np.int64),
+                                  np.ascontiguousarray(speed_kmh, dtype=np.float64),
+                                  self.buf_s, self.buf_t, self.buf_v, self._len,
+                                  self.stretch_junction, self.last_point_ms, self.had_points)
+        m = new_len - self._len
+        self._len = new_len
         self.points_matched += m
-        if m:
-            self.buf_s = np.concatenate([self.buf_s, s[ok]])
-            self.buf_t = np.concatenate([self.buf_t, np.asarray(t_sent_ms)[ok]])
-            self.buf_v = np.concatenate([self.buf_v, np.asarray(speed_kmh, dtype=float)[ok]])
-            _latest_per_junction(s, np.ascontiguousarray(t_received_ms, dtype=np.int64),
-                                 self.stretch_junction, self.last_point_ms, self.had_points)
         return m
 
     def window_stats(self, now_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per stretch: points in the window, mean and harmonic-mean speed [km/h]."""
+        """Per stretch: points in the window, mean and harmonic-mean speed [km/h].
+
+        Points sent at or before the window's start are dropped from the
+        buffer for good: windows only move forward.
+        """
         start = now_ms - int(round(self.model.window_s * 1000))
-        keep = self.buf_t > start
-        if not keep.all():
-            self.buf_s, self.buf_t, self.buf_v = (self.buf_s[keep], self.buf_t[keep],
-                                                  self.buf_v[keep])
-        inw = self.buf_t <= now_ms
-        s, v = self.buf_s[inw], self.buf_v[inw]
         k = self.index.n_stretches
-        count = np.bincount(s, minlength=k)
-        total = np.bincount(s, weights=v, minlength=k)
-        inv = np.bincount(s, weights=1.0 / np.maximum(v, 0.1), minlength=k)
+        count = np.zeros(k, dtype=np.int64)
+        total = np.zeros(k)
+        inv = np.zeros(k)
+        self._len = _window_kernel(self.buf_s, self.buf_t, self.buf_v, self._len, start,
+                                   now_ms, count, total, inv)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
             hmean = np.where(count > 0, count / inv, np.nan)

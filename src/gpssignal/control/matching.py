@@ -24,11 +24,12 @@ is one compiled loop (:func:`match_kernel`), with no Python per point.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 
-__all__ = ["StretchIndex", "build_index", "match_one", "match_kernel", "match_points"]
+__all__ = ["StretchIndex", "build_index", "index_arrays", "match_kernel", "match_points"]
 
 _OFF = 1 << 30  # cell coordinates are shifted positive before packing
 
@@ -157,64 +158,68 @@ def _fill_hash(keys, table_keys, table_cells):  # noqa: ANN001
         table_cells[i] = c
 
 
-@numba.njit(cache=True, inline="always")
-def match_one(px, py, h, seg_x0, seg_y0, seg_dx, seg_dy, seg_len2, seg_heading,  # noqa: ANN001
-              seg_stretch, cell_m, hash_keys, hash_cells, cell_start, cell_segs, max_d2,
-              max_h):
-    """Stretch of the nearest acceptable segment for one point, or -1."""
-    if not (np.isfinite(px) and np.isfinite(py)):
-        return -1
-    key = (np.int64(np.floor(px / cell_m)) + (1 << 30)) * (1 << 31) + (
-        np.int64(np.floor(py / cell_m)) + (1 << 30))
-    mask = hash_keys.shape[0] - 1
-    i = _slot(key, mask)
-    while hash_keys[i] != key:
-        if hash_keys[i] == -1:
-            return -1
-        i = (i + 1) & mask
-    c = hash_cells[i]
-    best = max_d2
-    best_s = -1
-    check_h = np.isfinite(h)
-    for q in range(cell_start[c], cell_start[c + 1]):
-        k = cell_segs[q]
-        t = ((px - seg_x0[k]) * seg_dx[k] + (py - seg_y0[k]) * seg_dy[k]) / seg_len2[k]
-        if t < 0.0:
-            t = 0.0
-        elif t > 1.0:
-            t = 1.0
-        ex = seg_x0[k] + t * seg_dx[k] - px
-        ey = seg_y0[k] + t * seg_dy[k] - py
-        d2 = ex * ex + ey * ey
-        if d2 > best:
-            continue
-        if check_h:
-            diff = abs(h - seg_heading[k]) % 360.0
-            if diff > 180.0:
-                diff = 360.0 - diff
-            if diff > max_h:
-                continue
-        best = d2
-        best_s = seg_stretch[k]
-    return best_s
-
-
 @numba.njit(cache=True, nogil=True)
-def match_kernel(x, y, heading, seg_x0, seg_y0, seg_dx, seg_dy, seg_len2,  # noqa: ANN001
-                 seg_heading, seg_stretch, cell_m, hash_keys, hash_cells, cell_start,
-                 cell_segs, max_d, max_h, out):
+def match_kernel(lat, lon, heading, lat0, lon0, kx, ky, seg_x0, seg_y0, seg_dx,  # noqa: ANN001
+                 seg_dy, seg_len2, seg_heading, seg_stretch, cell_m, hash_keys, hash_cells,
+                 cell_start, cell_segs, max_d, max_h, out):
     """For each point, the stretch of its nearest acceptable segment, or -1.
 
-    Writes ``out`` (int64, one per point) and returns the number matched.
+    Points are projected on the fly: ``x = (lon - lon0) kx``, ``y = (lat -
+    lat0) ky`` (pass 0, 0, 1, 1 for points already in metres). Writes
+    ``out`` (int64, one per point) and returns the number matched. One
+    compiled loop; the body is written out in full, because a helper call
+    with this many array arguments costs more than the matching itself.
     """
-    matched = 0
+    inv_cell = 1.0 / cell_m
+    mask = hash_keys.shape[0] - 1
     max_d2 = max_d * max_d
-    for i in range(x.shape[0]):
-        s = match_one(x[i], y[i], heading[i], seg_x0, seg_y0, seg_dx, seg_dy, seg_len2,
-                      seg_heading, seg_stretch, cell_m, hash_keys, hash_cells, cell_start,
-                      cell_segs, max_d2, max_h)
-        out[i] = s
-        if s >= 0:
+    matched = 0
+    for i in range(lat.shape[0]):
+        out[i] = -1
+        px = (lon[i] - lon0) * kx
+        py = (lat[i] - lat0) * ky
+        if not (np.isfinite(px) and np.isfinite(py)):
+            continue
+        key = (np.int64(np.floor(px * inv_cell)) + (1 << 30)) * (1 << 31) + (
+            np.int64(np.floor(py * inv_cell)) + (1 << 30))
+        slot = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15))
+                        >> np.uint64(40)) & mask
+        cell = -1
+        while True:
+            stored = hash_keys[slot]
+            if stored == key:
+                cell = hash_cells[slot]
+                break
+            if stored == -1:
+                break
+            slot = (slot + 1) & mask
+        if cell < 0:
+            continue
+        h = heading[i]
+        check_h = np.isfinite(h)
+        if check_h and (h < 0.0 or h >= 360.0):
+            h = h % 360.0
+        best = max_d2
+        best_s = -1
+        for q in range(cell_start[cell], cell_start[cell + 1]):
+            k = cell_segs[q]
+            t = ((px - seg_x0[k]) * seg_dx[k] + (py - seg_y0[k]) * seg_dy[k]) / seg_len2[k]
+            t = min(max(t, 0.0), 1.0)
+            ex = seg_x0[k] + t * seg_dx[k] - px
+            ey = seg_y0[k] + t * seg_dy[k] - py
+            d2 = ex * ex + ey * ey
+            if d2 > best:
+                continue
+            if check_h:
+                diff = abs(h - seg_heading[k])
+                if diff > 180.0:
+                    diff = 360.0 - diff
+                if diff > max_h:
+                    continue
+            best = d2
+            best_s = seg_stretch[k]
+        out[i] = best_s
+        if best_s >= 0:
             matched += 1
     return matched
 
@@ -224,10 +229,16 @@ def match_points(index: StretchIndex, x_m: np.ndarray, y_m: np.ndarray,
     """Stretch index per point (-1: off every stretch) [local metres, degrees]."""
     x = np.ascontiguousarray(x_m, dtype=np.float64)
     out = np.empty(len(x), dtype=np.int64)
-    match_kernel(x, np.ascontiguousarray(y_m, dtype=np.float64),
-                 np.ascontiguousarray(heading_deg, dtype=np.float64), index.seg_x0,
-                 index.seg_y0, index.seg_dx, index.seg_dy, index.seg_len2,
-                 index.seg_heading_deg, index.seg_stretch, index.cell_m, index.hash_keys,
-                 index.hash_cells, index.cell_start, index.cell_segs, index.max_distance_m,
-                 index.max_heading_diff_deg, out)
+    # mypy's numba stubs type a Dispatcher's call too narrowly for *args.
+    match_kernel(np.ascontiguousarray(y_m, dtype=np.float64), x,  # type: ignore[call-arg]
+                 np.ascontiguousarray(heading_deg, dtype=np.float64), 0.0, 0.0, 1.0, 1.0,
+                 *index_arrays(index), out)
     return out
+
+
+def index_arrays(index: StretchIndex) -> tuple[Any, ...]:
+    """The index's arrays and tolerances in :func:`match_kernel`'s argument order."""
+    return (index.seg_x0, index.seg_y0, index.seg_dx, index.seg_dy, index.seg_len2,
+            index.seg_heading_deg, index.seg_stretch, index.cell_m, index.hash_keys,
+            index.hash_cells, index.cell_start, index.cell_segs, index.max_distance_m,
+            index.max_heading_diff_deg)

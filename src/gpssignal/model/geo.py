@@ -74,6 +74,11 @@ class LocalProjection:
             self.lat0_deg / k)) * k
         return lat, lon
 
+    def scale_m_per_deg(self) -> tuple[float, float]:
+        """Metres per degree of longitude and of latitude at the reference."""
+        k = math.pi / 180.0
+        return (EARTH_RADIUS_M * math.cos(self.lat0_deg * k) * k, EARTH_RADIUS_M * k)
+
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> LocalProjection:
         """The projection about the scenario's first junction."""
