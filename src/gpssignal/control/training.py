@@ -55,7 +55,8 @@ from gpssignal.model.io import format_clock, scenario_hash
 from gpssignal.model.scenario import Scenario, ScenarioError
 from gpssignal.probes.io import read_manifest, sim_seconds_from_utc
 
-__all__ = ["MIN_CELL_POINTS", "SEARCH_SPACE", "TrainingData", "load_history_speeds",
+__all__ = ["MIN_CELL_POINTS", "SEARCH_SPACE", "TrainingData", "history_manifest",
+           "load_history_speeds",
            "free_flow_speeds", "candidate_settings", "measured_model", "provenance"]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def history_manifest(root: Path, scenario: Scenario) -> dict[str, Any]:
+    """A history's manifest, checked to come from ``scenario``.
+
+    Raises
+    ------
+    ScenarioError
+        If the folder is not a history or was simulated from another scenario
+        (the training days could not be simulated again).
+    """
+    try:
+        manifest = read_manifest(root)
+    except (OSError, ValueError):
+        raise ScenarioError(f"--history = {str(root)!r}: not a gpssignal history (no readable "
+                            "manifest.json)") from None
+    h = scenario_hash(scenario)
+    if manifest.get("scenario_hash") != h:
+        raise ScenarioError(
+            f"--history = {str(root)!r}: simulated from scenario hash "
+            f"{manifest.get('scenario_hash')}, not {h}; regenerate it with "
+            "`gpssignal history` for this scenario")
+    return manifest
+
+
 def load_history_speeds(history_dir: str | Path, base: GpsModel, scenario: Scenario,
                         slot_s: float = 900.0, batch_rows: int = 500_000) -> TrainingData:
     """Match a history's probe points and aggregate speeds per day, stretch and slot.
@@ -108,11 +132,7 @@ def load_history_speeds(history_dir: str | Path, base: GpsModel, scenario: Scena
     import duckdb
 
     root = Path(history_dir)
-    try:
-        manifest = read_manifest(root)
-    except (OSError, ValueError):
-        raise ScenarioError(f"--history = {str(root)!r}: not a gpssignal history (no readable "
-                            "manifest.json)") from None
+    manifest = history_manifest(root, scenario)
     days = manifest.get("days", [])
     if not days:
         raise ScenarioError(f"--history = {str(root)!r}: the manifest lists no days")

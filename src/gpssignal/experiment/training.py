@@ -19,6 +19,7 @@ import pandas as pd
 from gpssignal.control.gps import GpsModel, model_from_scenario
 from gpssignal.control.training import (
     candidate_settings,
+    history_manifest,
     load_history_speeds,
     measured_model,
     provenance,
@@ -31,9 +32,7 @@ from gpssignal.evaluate.definitions import (
 )
 from gpssignal.evaluate.metrics import stretch_length_m
 from gpssignal.experiment.run import run_gps, run_scenario
-from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
-from gpssignal.probes.io import read_manifest
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["DayOutcome", "run_day", "simulate_days", "existing_plan_time_loss", "train"]
@@ -157,17 +156,7 @@ def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
     """
     t0 = time.perf_counter()
     root = Path(history_dir)
-    try:
-        manifest = read_manifest(root)
-    except (OSError, ValueError):
-        raise ScenarioError(f"--history = {str(root)!r}: not a gpssignal history (no readable "
-                            "manifest.json)") from None
-    h = scenario_hash(scenario)
-    if manifest.get("scenario_hash") != h:
-        raise ScenarioError(
-            f"--history = {str(root)!r}: simulated from scenario hash "
-            f"{manifest.get('scenario_hash')}, not {h}; regenerate it with "
-            "`gpssignal history` for this scenario")
+    history_manifest(root, scenario)  # fail fast, before any matching
     base = model_from_scenario(scenario, **(base_params or {}))
     data = load_history_speeds(root, base, scenario)
     model0 = measured_model(scenario, data, base_params)
