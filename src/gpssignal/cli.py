@@ -11,7 +11,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gpssignal.control.gps import GpsRuntime
+    from gpssignal.model.scenario import ProbeSettings, Scenario
 
 __all__ = ["main"]
 
@@ -132,8 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tr["link"] = pd.Categorical.from_codes(tr["link"], result.network.link_ids)
         tables["trajectories"] = tr
     info = meta.as_dict()
-    if model is not None:
-        rt = gps_ctrl.runtime  # type: ignore[union-attr]
+    if gps_ctrl is not None:
+        rt = gps_ctrl.runtime
         info.update({"model_file": str(args.model), "probe_points": rt.points_in,
                      "probe_points_matched": rt.points_matched,
                      "stale_fallbacks": rt.stale_events})
@@ -220,7 +226,7 @@ def _add_probe_overrides(p: argparse.ArgumentParser) -> None:
         g.add_argument(opt, type=typ, default=None, help=help_)
 
 
-def _probe_settings(args: argparse.Namespace, scenario):  # type: ignore[no-untyped-def]
+def _probe_settings(args: argparse.Namespace, scenario: Scenario) -> ProbeSettings:
     import dataclasses
 
     changes = {}
@@ -362,7 +368,7 @@ def _cmd_check_probes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decision_frame(runtime):  # type: ignore[no-untyped-def]
+def _decision_frame(runtime: GpsRuntime) -> pd.DataFrame:
     import pandas as pd
 
     from gpssignal.control.gps import DECISION_COLUMNS

@@ -22,6 +22,7 @@ controller.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -105,6 +106,10 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
     plan = _existing_plan(scenario)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # mkdtemp makes the folder private (0700); the history is an ordinary output.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     manifest: dict[str, Any] = {
         "kind": "gpssignal-history", "version": __version__, "scenario": scenario.name,
         "scenario_hash": scenario_hash(scenario), "controller": plan,
