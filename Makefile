@@ -10,9 +10,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m compileall -q src
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@# Byte-compile the sources once (they are an editable install), so that
+	@# start-up does not recompile them where PYTHONDONTWRITEBYTECODE is set.
+	@$(PY) -m compileall -q src
 	$(VENV)/bin/gpssignal run scenarios/vallensbaek.toml --controller tod --out results/demo
 
 test: $(STAMP)

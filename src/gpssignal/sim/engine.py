@@ -62,8 +62,6 @@ from gpssignal.sim.kernel import (
     I_VID,
     N_F,
     N_I,
-    lane_tails,
-    remove_columns,
     sample_queues,
     step_vehicles,
 )
@@ -160,6 +158,18 @@ class SimResult:
     n_steps: int
 
 
+def _lane_tails(pos: np.ndarray, lane: np.ndarray, tail: np.ndarray) -> None:
+    """Per lane, the column of its rearmost vehicle (-1 if the lane is empty).
+
+    Called only while vehicles wait to enter; plain numpy (a compiled helper
+    would cost more to load at start-up than it saves).
+    """
+    tail[:] = -1
+    if len(pos):
+        order = np.lexsort((-pos, lane))  # by lane, then position descending
+        tail[lane[order]] = order          # the last write per lane is its rearmost
+
+
 class _Vehicles:
     """Structure of arrays of the vehicles in the network (compact)."""
 
@@ -177,9 +187,13 @@ class _Vehicles:
         self.F, self.I = F, I
 
     def remove(self, columns: list[int]) -> None:
-        gone = np.zeros(self.n, dtype=np.bool_)
-        gone[columns] = True
-        self.n = remove_columns(self.F, self.I, self.n, gone)
+        """Drop vehicles (columns), keeping the others in order."""
+        keep = np.ones(self.n, dtype=np.bool_)
+        keep[columns] = False
+        m = int(keep.sum())
+        self.F[:, :m] = self.F[:, :self.n][:, keep]
+        self.I[:, :m] = self.I[:, :self.n][:, keep]
+        self.n = m
 
 
 class Simulation:
@@ -359,7 +373,7 @@ class Simulation:
             return
         net, veh = self.net, self.veh
         tail = self._tail
-        lane_tails(veh.F, veh.I, veh.n, tail)
+        _lane_tails(veh.F[F_POS, :veh.n], veh.I[I_LANE, :veh.n], tail)
         counts = None
         t_arr, move0, vclass, factor = self._arr_lists
         for link, q in self.queues.items():

@@ -99,7 +99,7 @@ I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING = range(6)
 N_F, N_I = 17, 6
 RED_AMBER_CODE, GREEN_CODE = 1, 2
 
-__all__ += ["step_vehicles", "sample_queues"]
+__all__ += ["step_vehicles", "sample_queues", "sort_by_lane_position"]
 
 
 @numba.njit(cache=True)
@@ -263,35 +263,3 @@ def sample_queues(F, I, n, lane_slot, queue_speed, max_clear_m, out_m, out_n,  #
                         out_n[s] += 1
                     front = back
             j -= 1
-
-
-@numba.njit(cache=True)
-def lane_tails(F, I, n, tail):  # noqa: N803
-    """Per lane, the column of its rearmost vehicle (-1 if the lane is empty)."""
-    for k in range(tail.shape[0]):
-        tail[k] = -1
-    for j in range(n):
-        ln = I[I_LANE, j]
-        if tail[ln] < 0 or F[F_POS, j] < F[F_POS, tail[ln]]:
-            tail[ln] = j
-
-
-__all__ += ["lane_tails"]
-
-
-@numba.njit(cache=True)
-def remove_columns(F, I, n, gone):  # noqa: N803
-    """Drop the columns flagged in ``gone`` (bool), keeping the order; return the new n."""
-    m = 0
-    for j in range(n):
-        if not gone[j]:
-            if m != j:
-                for r in range(F.shape[0]):
-                    F[r, m] = F[r, j]
-                for r in range(I.shape[0]):
-                    I[r, m] = I[r, j]
-            m += 1
-    return m
-
-
-__all__ += ["remove_columns"]
