@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpssignal.emissions import emission_model
 from gpssignal.experiment import run_scenario
 from gpssignal.model import read_scenario
 from gpssignal.sim import ballistic_update, idm_acceleration
@@ -39,6 +40,9 @@ def test_default_scenario_3h(benchmark, controller: str) -> None:
         "vehicle_seconds_per_s": veh_steps * sc.step_s / wall,
         "vehicle_steps_per_s": veh_steps / wall,
     })
+
+#: One petrol-car class (index 0): the step includes the CO2 and fuel accumulation.
+_EM = emission_model([("car", "PC_petrol_Euro-6ab", 1500.0, 1.8, 1.5)])
 
 
 def test_default_scenario_whole_process(benchmark) -> None:
@@ -76,7 +80,7 @@ def test_kernel_compiled_step(benchmark, n: int) -> None:
     F, I, n_lanes = _kernel_state(n, np.random.default_rng(1))
     args = (np.full(n_lanes, 2), np.arange(n_lanes), 0.5, 3.5, 4.0, 9.0, 0.1,
             np.zeros(n, np.int64), np.zeros(n_lanes, np.int64), np.zeros(n, np.int64),
-            np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64))
+            np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast)
     K.step_vehicles(F, I, n, *args)
     benchmark(lambda: K.step_vehicles(F, I, n, *args))
     benchmark.extra_info["vehicle_steps_per_s"] = n / benchmark.stats.stats.mean

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from gpssignal.control import FixedTimeController, TimeOfDayController
+from gpssignal.emissions import emission_model
 from gpssignal.model import read_scenario
 from gpssignal.sim import Simulation, ballistic_update, idm_acceleration
 from gpssignal.sim import kernel as K
+
+#: One petrol-car class (index 0) for the kernel's emission accumulation.
+_EM = emission_model([("car", "PC_petrol_Euro-6ab", 1500.0, 1.8, 1.5)])
 
 
 def test_idm_free_road_at_desired_speed_is_zero() -> None:
@@ -87,7 +91,7 @@ def test_step_kernel_matches_numpy_reference(seed: int) -> None:
     stops = np.zeros(n, dtype=np.int64)
     K.step_vehicles(F, I, n, np.array([2]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
                     stops, np.zeros(1, np.int64), np.zeros(n, np.int64), np.zeros(n),
-                    np.zeros(n, np.int64), np.zeros(n, np.int64))
+                    np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast)
     np.testing.assert_array_equal(I[K.I_VID], I[K.I_VID][np.argsort(F[K.F_POS])])
     np.testing.assert_allclose(F[K.F_POS], pos + dx_ref, rtol=1e-12)
     clipped = dx_ref < np.maximum(gap - 0.01, 0.0) - 1e-12
@@ -103,7 +107,7 @@ def test_step_kernel_stops_at_red() -> None:
             np.zeros(1, np.int64))
     for _ in range(240):
         K.step_vehicles(F, I, 1, np.array([0]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
-                        stops, *bufs)
+                        stops, *bufs, _EM.coef, _EM.coast)
     assert F[K.F_V, 0] == pytest.approx(0.0, abs=1e-3)
     assert 390.0 < F[K.F_POS, 0] < 400.0
     assert stops[0] == 1

@@ -46,6 +46,9 @@ __all__ = [
     "movement_table",
     "summary_table",
     "run_tables",
+    "EVAL_KPIS",
+    "monitored_approach",
+    "replication_kpis",
 ]
 
 
@@ -86,6 +89,20 @@ def vehicle_table(result: SimResult) -> pd.DataFrame:
         "speed_factor": arr.speed_factor,
         "completed": ~np.isnan(result.exit_s),
     })
+    # Emissions (gpssignal.emissions.hbefa4): driving inside the network, plus
+    # idling (v = 0, a = 0) while waiting to enter, which happens upstream on
+    # the real road. SUMO counts neither the wait nor its emissions.
+    em = result.emissions
+    cls = arr.vehicle_class
+    idle = em.idle_mg_s[cls] if len(arr) else np.zeros((0, 2))
+    w = np.nan_to_num(np.where(np.isnan(result.depart_s), result.end_s - arr.t_s, wait))
+    co2_wait = idle[:, 0] * w
+    fuel_wait = idle[:, 1] * w
+    df["distance_m"] = result.distance_m
+    df["co2_g"] = (result.co2_mg + co2_wait) / 1000.0
+    df["co2_entry_wait_g"] = co2_wait / 1000.0
+    df["fuel_g"] = (result.fuel_mg + fuel_wait) / 1000.0
+    df["fuel_l"] = em.fuel_litres(cls, result.fuel_mg + fuel_wait)
     for k, st in enumerate(sc.stretches):
         df[f"stretch_{st.id}_s"] = result.stretch_exit_s[:, k] - result.stretch_enter_s[:, k]
     return df
@@ -211,6 +228,11 @@ def _period_kpis(result: SimResult, veh: pd.DataFrame, t0: float, t1: float) -> 
         "mean_entry_wait_s": float(d["entry_wait_s"].mean()) if len(d) else np.nan,
         "stops_per_veh": float(d["stops"].mean()) if len(d) else np.nan,
         "throughput_vph": float(((veh["exit_s"] >= t0) & (veh["exit_s"] < t1)).sum() / hours),
+        "co2_kg": float(veh.loc[sel, "co2_g"].sum() / 1000.0),
+        "co2_g_per_veh_km": float(veh.loc[sel, "co2_g"].sum()
+                                  / max(veh.loc[sel, "distance_m"].sum() / 1000.0, 1e-12))
+        if sel.any() else np.nan,
+        "fuel_l": float(veh.loc[sel, "fuel_l"].sum()),
     }
     for s, st in enumerate(result.scenario.stretches):
         enter = result.stretch_enter_s[:, s]
@@ -230,6 +252,10 @@ KPI_DEFINITIONS = {
     "mean_entry_wait_s": ("s/veh", "time waited outside before entering"),
     "stops_per_veh": ("1/veh", "speed fell below 0.1 m/s after being above it"),
     "throughput_vph": ("veh/h", "vehicles leaving the network in the period, per hour"),
+    "co2_kg": ("kg", "HBEFA4 tailpipe CO2 of the vehicles arriving in the period, in the "
+               "network and idling while waiting to enter"),
+    "co2_g_per_veh_km": ("g/veh-km", "co2_kg / distance those vehicles drove in the network"),
+    "fuel_l": ("L", "HBEFA4 fuel of the same vehicles, litres via fuel density"),
 }
 
 
@@ -272,3 +298,88 @@ def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:
               "to_program": s.to_program, "hold_s": s.hold_s} for s in result.switches],
             columns=["t_s", "clock", "junction", "from_program", "to_program", "hold_s"]),
     }
+
+
+def monitored_approach(result: SimResult) -> int | None:
+    """Index of the monitored approach: the link where the first stretch ends.
+
+    ``None`` without stretches or when that link has no stop line.
+    """
+    sc, net = result.scenario, result.network
+    if not sc.stretches:
+        return None
+    link = net.link_index(sc.stretches[0].links[-1])
+    return link if int(net.link_junction[link]) >= 0 else None
+
+
+#: KPIs of one replication (one day), in report order:
+#: ``(key, unit, definition, better)`` with better ``lower``, ``higher`` or
+#: ``same`` (a check, not a result).
+#: docs/definitions.md gives the long form of each.
+EVAL_KPIS: list[tuple[str, str, str, str]] = [
+    ("vehicles_arrived", "veh", "vehicles arriving at the network boundary in the period "
+     "(the same for every controller on a day: common random numbers)", "same"),
+    ("total_time_loss_veh_h", "veh·h", "sum of time loss of vehicles arriving in the period "
+     "(completed trips)", "lower"),
+    ("mean_time_loss_s", "s/veh", "time loss = travel time - free-flow time + entry wait, "
+     "mean over vehicles arriving in the period", "lower"),
+    ("mean_time_loss_peak_s", "s/veh", "as mean_time_loss_s, vehicles arriving in the peak "
+     "hour", "lower"),
+    ("mean_travel_time_s", "s/veh", "exit time - entry time, vehicles arriving in the period",
+     "lower"),
+    ("stretch_speed_peak_kmh", "km/h", "space-mean speed on the monitored stretch = length / "
+     "mean traversal time, vehicles entering it in the peak hour", "higher"),
+    ("stretch_speed_period_kmh", "km/h", "as stretch_speed_peak_kmh, whole period", "higher"),
+    ("stops_per_veh", "1/veh", "stops (speed below 0.1 m/s after being above it) per vehicle",
+     "lower"),
+    ("queue_mean_m", "m", "queue length on the monitored approach (longest lane, rearmost "
+     "vehicle slower than 5 km/h), mean of 1-s samples in the period", "lower"),
+    ("queue_p95_m", "m", "as queue_mean_m, 95th percentile", "lower"),
+    ("throughput_vph", "veh/h", "vehicles leaving the network in the period, per hour",
+     "higher"),
+    ("co2_kg", "kg", "HBEFA4 tailpipe CO2 of vehicles arriving in the period, inside the "
+     "network (until they leave) and idling while waiting to enter", "lower"),
+    ("co2_g_per_veh_km", "g/veh-km", "co2_kg / distance driven in the network by the same "
+     "vehicles", "lower"),
+    ("fuel_l", "L", "HBEFA4 fuel consumption of the same vehicles, litres via fuel density",
+     "lower"),
+    ("switches", "1/day", "program switches of all junctions in the day", "lower"),
+]
+
+
+def replication_kpis(result: SimResult, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """The :data:`EVAL_KPIS` of one run, from its tables (see :func:`run_tables`)."""
+    summ = tables["summary"].set_index("kpi")
+    veh = tables["vehicles"]
+    sc = result.scenario
+    peak = "peak_hour" if "peak_hour" in summ.columns else "period"
+    out: dict[str, float] = {
+        "vehicles_arrived": float(summ.loc["vehicles_arrived", "period"]),
+        "total_time_loss_veh_h": float(summ.loc["total_time_loss_veh_h", "period"]),
+        "mean_time_loss_s": float(summ.loc["mean_time_loss_s", "period"]),
+        "mean_time_loss_peak_s": float(summ.loc["mean_time_loss_s", peak]),
+        "mean_travel_time_s": float(summ.loc["mean_travel_time_s", "period"]),
+        "stops_per_veh": float(summ.loc["stops_per_veh", "period"]),
+        "throughput_vph": float(summ.loc["throughput_vph", "period"]),
+    }
+    if sc.stretches:
+        key = f"speed_{sc.stretches[0].id}_kmh"
+        out["stretch_speed_peak_kmh"] = float(summ.loc[key, peak])
+        out["stretch_speed_period_kmh"] = float(summ.loc[key, "period"])
+    else:
+        out["stretch_speed_peak_kmh"] = out["stretch_speed_period_kmh"] = float("nan")
+    app = monitored_approach(result)
+    appr = tables["approaches"]
+    if app is not None:
+        row = appr[appr["approach_link"] == result.network.link_ids[app]]
+    else:
+        row = appr.iloc[0:0]
+    out["queue_mean_m"] = float(row["queue_mean_m"].iloc[0]) if len(row) else float("nan")
+    out["queue_p95_m"] = float(row["queue_p95_m"].iloc[0]) if len(row) else float("nan")
+    co2_g = float(veh["co2_g"].sum())
+    km = float(veh["distance_m"].sum()) / 1000.0
+    out["co2_kg"] = co2_g / 1000.0
+    out["co2_g_per_veh_km"] = co2_g / km if km > 0 else float("nan")
+    out["fuel_l"] = float(veh["fuel_l"].sum())
+    out["switches"] = float(len(result.switches))
+    return out

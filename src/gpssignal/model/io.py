@@ -271,9 +271,10 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
         defaults = VehicleClass(name=cname, share=0.0)
         kw = {f: ct.number(f, getattr(defaults, f)) for f in (
             "share", "length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
-            "min_gap_m", "speed_factor_mean", "speed_factor_sd")}
-        classes.append(VehicleClass(name=cname, emission_class=ct.take("emission_class", "", str),
-                                    **kw))
+            "min_gap_m", "speed_factor_mean", "speed_factor_sd", "mass_kg", "width_m",
+            "height_m")}
+        classes.append(VehicleClass(name=cname, emission_class=ct.take(
+            "emission_class", defaults.emission_class, str), **kw))
         ct.done()
 
     junctions = tuple(_parse_junction(j, f"junction[{k}]")
@@ -377,7 +378,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             {f: getattr(c, f) for f in ("name", "share", "length_m", "max_accel_mps2",
                                         "comfortable_decel_mps2", "time_headway_s",
                                         "min_gap_m", "speed_factor_mean", "speed_factor_sd",
-                                        "emission_class")}
+                                        "emission_class", "mass_kg", "width_m", "height_m")}
             for c in s.vehicle_classes],
         "junction": [],
         "link": [],

@@ -109,7 +109,12 @@ class VehicleClass:
         Desired speed = speed limit × factor, factor ~ N(mean, sd) truncated to
         mean ± 2 sd [-].
     emission_class : str
-        HBEFA4 emission class name (used by the emission model).
+        HBEFA4 emission class name (used by the emission model), as in
+        Eclipse SUMO (``HBEFA4/<name>``), e.g. ``PC_petrol_Euro-6ab``.
+    mass_kg, width_m, height_m : float
+        Vehicle mass and size; they set the coasting deceleration below which
+        the engine burns no fuel (gpssignal.emissions.hbefa4). Defaults are
+        Eclipse SUMO's passenger-car defaults (1500 kg, 1.8 m, 1.5 m).
     """
 
     name: str
@@ -121,7 +126,10 @@ class VehicleClass:
     min_gap_m: float = 2.0
     speed_factor_mean: float = 1.0
     speed_factor_sd: float = 0.1
-    emission_class: str = ""
+    emission_class: str = "PC_petrol_Euro-6ab"
+    mass_kg: float = 1500.0
+    width_m: float = 1.8
+    height_m: float = 1.5
 
     def __post_init__(self) -> None:
         p = f"vehicle_class[{self.name}]"
@@ -130,7 +138,7 @@ class VehicleClass:
         if not (_is_number(self.share) and 0 <= self.share <= 1):
             _fail(f"{p}.share", self.share, "must be between 0 and 1")
         for f in ("length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
-                  "speed_factor_mean"):
+                  "speed_factor_mean", "mass_kg", "width_m", "height_m"):
             _positive(f"{p}.{f}", getattr(self, f))
         _non_negative(f"{p}.min_gap_m", self.min_gap_m)
         _non_negative(f"{p}.speed_factor_sd", self.speed_factor_sd)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from gpssignal.emissions.hbefa4 import EmissionModel, scenario_emissions
 from gpssignal.model.scenario import Scenario
 from gpssignal.model.signals import GREEN, RED_AMBER
 from gpssignal.sim.controller import Controller
@@ -40,8 +41,11 @@ from gpssignal.sim.kernel import (
     F_ACC,
     F_AMAX,
     F_B,
+    F_CO2,
+    F_DIST,
     F_DX,
     F_FACTOR,
+    F_FC,
     F_ISQ,
     F_LEN,
     F_LLEN,
@@ -54,6 +58,7 @@ from gpssignal.sim.kernel import (
     F_TL,
     F_V,
     F_V0,
+    I_CLS,
     I_K,
     I_LANE,
     I_MARK,
@@ -156,6 +161,10 @@ class SimResult:
     red_crossings: int
     wall_s: float
     n_steps: int
+    emissions: EmissionModel
+    co2_mg: np.ndarray
+    fuel_mg: np.ndarray
+    distance_m: np.ndarray
 
 
 def _lane_tails(pos: np.ndarray, lane: np.ndarray, tail: np.ndarray) -> None:
@@ -248,7 +257,13 @@ class Simulation:
         self.depart = np.full(n_total, np.nan)
         self.exit = np.full(n_total, np.nan)
         self.stops = np.zeros(n_total, dtype=np.int64)
+        # Emissions and distance per vehicle, moved here from the kernel's rows
+        # when a vehicle leaves (and for those still inside at the end).
+        self.co2_mg = np.zeros(n_total)
+        self.fuel_mg = np.zeros(n_total)
+        self.dist_m = np.zeros(n_total)
         cls = sc.vehicle_classes
+        self.emissions = scenario_emissions(sc)
         self.cls_len = np.array([c.length_m for c in cls])
         self.cls_amax = np.array([c.max_accel_mps2 for c in cls])
         self.cls_b = np.array([c.comfortable_decel_mps2 for c in cls])
@@ -428,6 +443,7 @@ class Simulation:
                 F[F_LLEN, j] = self.lane_len[best]
                 F[F_TL, j] = depart - t_arr[i]  # entry wait counts as time loss
                 I[I_VID, j], I[I_LANE, j], I[I_K, j] = i, best, 0
+                I[I_CLS, j] = c
                 I[I_MOVING, j] = 1 if v_ins > STOP_SPEED_MPS else 0
                 counts[best] += 1
                 I[I_NEXT, j] = self._next_lane(i, 0, best, counts)
@@ -497,7 +513,8 @@ class Simulation:
         hits, ends = step_vehicles(F, I, n, self.lane_state, self.net.lane_link, dt,
                                    drv.amber_max_decel_mps2, drv.idm_delta,
                                    drv.max_decel_mps2, STOP_SPEED_MPS, self.stops, self._tail,
-                                   self._buf_o, self._buf_f, self._buf_i, self._buf_h)
+                                   self._buf_o, self._buf_f, self._buf_i, self._buf_h,
+                                   self.emissions.coef, self.emissions.coast)
         pos = F[F_POS, :n]
         # Markers (rare).
         if hits:
@@ -591,7 +608,16 @@ class Simulation:
             I[I_NEXT, j] = self._next_lane(vid, k + 1, new_lane, counts)
             self._set_marker(j, new_link, F[F_POS, j], tc)
         if gone:
+            self._flush(gone)
             veh.remove(gone)
+
+    def _flush(self, columns: list[int] | np.ndarray) -> None:
+        """Move the accumulated emissions and distance of vehicles to per-id arrays."""
+        F, I = self.veh.F, self.veh.I
+        vid = I[I_VID, columns]
+        self.co2_mg[vid] += F[F_CO2, columns]
+        self.fuel_mg[vid] += F[F_FC, columns]
+        self.dist_m[vid] += F[F_DIST, columns]
 
     # -- run ------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
@@ -616,6 +642,9 @@ class Simulation:
 
     def _result(self, wall: float) -> SimResult:
         net = self.net
+        inside = np.arange(self.veh.n)
+        self._flush(inside)
+        self.veh.F[[F_CO2, F_FC, F_DIST], :self.veh.n] = 0.0
         rows = np.array(self.pass_rows, dtype=float).reshape(-1, 8)
         passages = {
             "vid": rows[:, 0].astype(np.int64), "junction": rows[:, 1].astype(np.int64),
@@ -648,4 +677,6 @@ class Simulation:
             switches=[s for rt in self.junction_rt for s in rt.switches],
             trajectories=traj, end_s=self._end_s, in_network=self.veh.n, waiting=waiting,
             monitor_checks=sum(rt.monitor.checks for rt in self.junction_rt),
-            red_crossings=self.red_crossings, wall_s=wall, n_steps=self.n_steps)
+            red_crossings=self.red_crossings, wall_s=wall, n_steps=self.n_steps,
+            emissions=self.emissions, co2_mg=self.co2_mg, fuel_mg=self.fuel_mg,
+            distance_m=self.dist_m)

@@ -93,10 +93,12 @@ def ballistic_update(v: np.ndarray, acc: np.ndarray, dt: float) -> tuple[np.ndar
 
 import numba  # noqa: E402
 
+from gpssignal.emissions.hbefa4 import rate_mg_s  # noqa: E402
+
 F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, F_SEGTL, \
-    F_LLEN, F_ISQ, F_POS_OLD, F_DX = range(17)
-I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING = range(6)
-N_F, N_I = 17, 6
+    F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST = range(20)
+I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS = range(7)
+N_F, N_I = 20, 7
 RED_AMBER_CODE, GREEN_CODE = 1, 2
 
 __all__ += ["step_vehicles", "sample_queues", "sort_by_lane_position"]
@@ -104,8 +106,15 @@ __all__ += ["step_vehicles", "sample_queues", "sort_by_lane_position"]
 
 @numba.njit(cache=True)
 def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_decel,  # noqa: N803
-                  stop_speed, stops, tail, order, tmp_f, tmp_i, is_head):
+                  stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
+
+    Each vehicle's CO₂ and fuel (HBEFA4, :mod:`gpssignal.emissions.hbefa4`,
+    at the speed at the end of the step and the step's mean acceleration,
+    as SUMO does) and distance are accumulated in rows ``F_CO2`` [mg],
+    ``F_FC`` [mg] and ``F_DIST`` [m]; ``ecoef[c, p]`` are the coefficients of
+    class ``c`` (``I_CLS``) for CO₂ (p = 0) and fuel (p = 1), ``ecoast[c]``
+    its coasting-deceleration parameters.
 
     Returns ``(marker_hits, lane_ends)``: how many vehicles passed their next
     marker and how many reached the end of their lane (handled by the engine).
@@ -192,8 +201,13 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
         F[F_POS_OLD, j] = F[F_POS, j]
         F[F_POS, j] += dx
         F[F_TL, j] += dt - dx / F[F_V0, j]
-        F[F_ACC, j] = (v_new - F[F_V, j]) / dt
+        acc = (v_new - F[F_V, j]) / dt
+        F[F_ACC, j] = acc
         F[F_V, j] = v_new
+        c = I[I_CLS, j]
+        F[F_CO2, j] += rate_mg_s(ecoef[c, 0], v_new, acc, ecoast[c, 0], ecoast[c, 1]) * dt
+        F[F_FC, j] += rate_mg_s(ecoef[c, 1], v_new, acc, ecoast[c, 0], ecoast[c, 1]) * dt
+        F[F_DIST, j] += dx
         moving = 1 if v_new > stop_speed else 0
         if I[I_MOVING, j] == 1 and moving == 0:
             stops[I[I_VID, j]] += 1
