@@ -76,9 +76,11 @@ def _print_table(rows: list[list[object]], header: list[str]) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from gpssignal.emissions import scenario_emissions
     from gpssignal.model.io import format_clock, read_scenario, scenario_hash
 
     sc = read_scenario(args.scenario)
+    scenario_emissions(sc)  # emission classes must be known
     n = sum(sum(f.flow_vph) * sc.demand.interval_s / 3600.0 for f in sc.demand.flows)
     print(f"{args.scenario}: valid scenario '{sc.name}' (hash {scenario_hash(sc)})")
     print(f"  {len(sc.junctions)} junction(s), {len(sc.links)} links, "
@@ -175,6 +177,105 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"{len(result.switches)}; simulated {result.end_s:,.0f} s in {result.wall_s:.2f} s")
     print(f"definitions: docs/definitions.md | results ({len(files)} files, {wall:.1f} s): "
           f"{out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.experiment.evaluation import evaluate_controllers, train_for_evaluation
+    from gpssignal.model.io import read_scenario
+    from gpssignal.report import build_report, headline_table
+
+    if args.replications < 1:
+        raise _UsageError(f"--replications = {args.replications}: must be at least 1")
+    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
+    if workers < 1:
+        raise _UsageError(f"--workers = {workers}: must be at least 1")
+    if args.train_days < 1:
+        raise _UsageError(f"--train-days = {args.train_days}: must be at least 1")
+    if args.candidates < 1:
+        raise _UsageError(f"--candidates = {args.candidates}: must be at least 1")
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    for c in controllers:
+        if c not in ("fixed", "tod", "gps"):
+            raise _UsageError(f"--controllers = {args.controllers!r}: {c!r} is not one of "
+                              "fixed, tod, gps")
+    if args.model is not None and "gps" not in controllers:
+        raise _UsageError(f"--model = {args.model!r}: only with 'gps' in --controllers")
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-evaluation"
+    _check_out_dir(out, "--out")
+    seeds = list(range(args.first_seed, args.first_seed + args.replications))
+    t0 = time.perf_counter()
+    bars: dict[str, _Progress] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.setdefault(stage, _Progress(f"{sc.name} {stage}", enabled=not args.quiet))
+        bar(done / total)
+        if done == total:
+            bar.close()
+
+    model = None
+    how = ""
+    model_bytes = None
+    if "gps" in controllers:
+        from gpssignal.control.io import read_model, write_model
+
+        if args.model is not None:
+            model = read_model(args.model)
+            how = f"given with --model {args.model}"
+        else:
+            if not args.quiet:
+                print(f"No --model given: training a GPS model first on {args.train_days} "
+                      f"separate history days (seeds {sc.seed}..{sc.seed + args.train_days - 1},"
+                      f" not evaluation days), {args.candidates} candidates.")
+            with tempfile.TemporaryDirectory(prefix="gpssignal-train-") as work:
+                model, _ = train_for_evaluation(sc, work, args.train_days, seeds,
+                                                candidates=args.candidates, workers=workers,
+                                                progress=progress)
+                write_model(model, Path(work) / "model.json")
+                model_bytes = (Path(work) / "model.json").read_bytes()
+            how = (f"trained by this command on {args.train_days} history days, "
+                   f"{args.candidates} candidates (written to model.json)")
+    ev = evaluate_controllers(sc, controllers, seeds, model=model, workers=workers,
+                              progress=lambda d, n: progress("evaluation", d, n))
+    if how:
+        ev.model_info["how"] = how
+    files = build_report(ev)
+    if model_bytes is not None:
+        files["model.json"] = model_bytes
+    tables = {"kpis": ev.kpi_table(), "differences": ev.difference_table(),
+              "annual": ev.annual_table(), "runs": ev.runs(), "intervals": ev.interval_means(),
+              "approaches": ev.approach_means(), "switches": ev.switches()}
+    meta = {**ev.meta(), "scenario_file": str(args.scenario), "first_seed": args.first_seed}
+    try:
+        write_tables(tables, out, meta, files=files)
+    except OSError as exc:
+        raise _UsageError(f"--out = {str(out)!r}: cannot write ({exc.strerror or exc})") \
+            from None
+    if args.quiet:
+        return 0
+    head = headline_table(ev)
+    print(f"gpssignal {meta['version']} | scenario {sc.name} ({meta['scenario_hash']}) | "
+          f"{len(seeds)} days (seeds {seeds[0]}..{seeds[-1]}) | {workers} worker(s)")
+    print("mean [95 % CI] over the days; differences paired day by day")
+    print()
+    _print_table(head.values.tolist(), list(head.columns))
+    an = ev.annual_table()
+    an = an[an["baseline"] == ev.baseline]
+    if len(an):
+        print()
+        for _, r in an.iterrows():
+            print(f"  {r['controller']} vs {r['baseline']}: {r['quantity']} saved "
+                  f"{r['saving_per_year']:,.2f} {r['unit']} [{r['ci95_low']:,.2f}, "
+                  f"{r['ci95_high']:,.2f}]")
+        print(f"  counted: {an['counted'].iloc[0]}")
+    print()
+    print(f"definitions: docs/definitions.md | report: {out / 'report.html'} "
+          f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -625,6 +726,36 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--timezone", default="UTC",
                     help="time zone of timestamps without an offset (default: UTC)")
     rp.set_defaults(func=_cmd_replay)
+
+    ev = sub.add_parser("evaluate", help="compare controllers against fixed timing over N days "
+                        "and write the report",
+                        description="Simulate N weekdays (replications) under each controller "
+                        "with the same demand per day, report every KPI with its mean and 95 %% "
+                        "confidence interval, the paired difference against fixed timing (and "
+                        "time of day), annualised savings, and write report.html (self-"
+                        "contained), report.md, PNG figures and CSV/Parquet tables to --out. "
+                        "Without --model, a GPS model is first trained on separate history "
+                        "days.")
+    ev.add_argument("scenario", help="scenario TOML file, e.g. scenarios/vallensbaek.toml")
+    ev.add_argument("--model", default=None, help="GPS model from `gpssignal train` (default: "
+                    "train one first)")
+    ev.add_argument("--replications", type=int, default=10,
+                    help="simulated days per controller (default: 10)")
+    ev.add_argument("--controllers", default="fixed,tod,gps",
+                    help="comma-separated, among fixed, tod, gps (default: fixed,tod,gps)")
+    ev.add_argument("--first-seed", type=_seed, default=1001,
+                    help="seed of the first day; days are first..first+N-1 (default: 1001, "
+                    "apart from history days, which start at the scenario's seed)")
+    ev.add_argument("--workers", type=int, default=None,
+                    help="parallel processes (default: the number of CPU cores)")
+    ev.add_argument("--train-days", type=int, default=5,
+                    help="without --model: history days to train on (default: 5)")
+    ev.add_argument("--candidates", type=int, default=16,
+                    help="without --model: candidate settings in training (default: 16)")
+    ev.add_argument("--out", default=None,
+                    help="output folder (default: results/SCENARIO-evaluation)")
+    ev.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    ev.set_defaults(func=_cmd_evaluate)
 
     val = sub.add_parser("validate", help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")

@@ -23,8 +23,11 @@ __all__ = ["write_tables"]
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, meta: dict[str, Any],
-                 csv: bool = True) -> list[Path]:
+                 csv: bool = True, files: dict[str, bytes] | None = None) -> list[Path]:
     """Write ``tables`` (``NAME.parquet`` and ``NAME.csv``) and ``meta.json`` to ``out_dir``.
+
+    ``files`` (name -> bytes, e.g. a report and its figures) are written in
+    the same all-or-nothing way.
 
     ``meta`` (seed, scenario hash, version, ...) is also stored in each Parquet
     file's schema metadata under the key ``gpssignal``.
@@ -51,6 +54,9 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, meta: dic
             if csv:
                 df.to_csv(tmp / f"{name}.csv", index=False)
                 names.append(f"{name}.csv")
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
+            names.append(name)
         (tmp / "meta.json").write_text(meta_json + "\n", encoding="utf-8")
         names.append("meta.json")
         out.mkdir(parents=True, exist_ok=True)

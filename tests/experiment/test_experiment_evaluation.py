@@ -1,0 +1,166 @@
+"""Paired evaluation (gpssignal.experiment.evaluation) and the `evaluate` command.
+
+The scenario is ``scenarios/tiny.toml`` (15 min) with ``relief_program =
+"peak"`` so the GPS controller has something to switch to; its model is the
+untrained one of :func:`model_from_scenario` (thresholds from the limit),
+which is enough to exercise switching without a training run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from gpssignal import cli
+from gpssignal.control.gps import model_from_scenario
+from gpssignal.evaluate.statistics import mean_ci
+from gpssignal.experiment.evaluation import check_model, evaluate_controllers
+from gpssignal.model.io import read_scenario, scenario_hash
+from gpssignal.model.scenario import Scenario, ScenarioError
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "scenarios" / "tiny.toml"
+SEEDS = [11, 12, 13]
+
+
+def _tiny_relief_text() -> str:
+    text = TINY.read_text(encoding="utf-8")
+    old = 'default_program = "normal"\n'
+    assert text.count(old) == 1
+    return text.replace(old, old + 'relief_program = "peak"\n')
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Scenario:
+    sc = read_scenario(TINY)
+    j = dataclasses.replace(sc.junctions[0], relief_program="peak")
+    return dataclasses.replace(sc, junctions=(j,))
+
+
+@pytest.fixture(scope="module")
+def evaluations(tiny: Scenario):
+    model = model_from_scenario(tiny, low_fraction=0.9)
+    one = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=1)
+    two = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=2)
+    return one, two
+
+
+def test_results_do_not_depend_on_the_number_of_workers(evaluations) -> None:
+    one, two = evaluations
+    assert_frame_equal(one.runs().drop(columns="wall_s"), two.runs().drop(columns="wall_s"))
+    assert_frame_equal(one.kpi_table(), two.kpi_table())
+    assert_frame_equal(one.difference_table(), two.difference_table())
+    assert_frame_equal(one.switches(), two.switches())
+
+
+def test_every_controller_sees_the_same_demand_each_day(evaluations) -> None:
+    runs = evaluations[0].runs()
+    per_day = runs.pivot(index="seed", columns="controller", values="vehicles_arrived")
+    assert (per_day.nunique(axis=1) == 1).all()
+    # ... and the days differ from each other (otherwise the check above is empty).
+    assert per_day["fixed"].nunique() > 1
+
+
+def test_paired_differences_use_matching_days(evaluations) -> None:
+    ev = evaluations[0]
+    runs = ev.runs().set_index(["controller", "seed"])
+    diff = ev.difference_table()
+    for kpi in ("mean_time_loss_s", "co2_kg", "stretch_speed_peak_kmh"):
+        d = np.array([runs.loc[("gps", s), kpi] - runs.loc[("fixed", s), kpi] for s in SEEDS])
+        iv = mean_ci(d)
+        row = diff[(diff["kpi"] == kpi) & (diff["controller"] == "gps")
+                   & (diff["baseline"] == "fixed")].iloc[0]
+        # Same numbers computed two ways: only float rounding may differ.
+        assert row["difference"] == pytest.approx(iv.mean, rel=1e-12, abs=1e-12)
+        assert row["ci95_high"] == pytest.approx(iv.high, rel=1e-12, abs=1e-12)
+        assert row["n"] == len(SEEDS)
+
+
+def test_annual_saving_is_the_paired_saving_times_working_days(evaluations, tiny) -> None:
+    ev = evaluations[0]
+    runs = ev.runs().set_index(["controller", "seed"])
+    an = ev.annual_table()
+    row = an[(an["controller"] == "gps") & (an["baseline"] == "fixed")
+             & (an["quantity"] == "co2_kg")].iloc[0]
+    saving_kg = np.mean([runs.loc[("fixed", s), "co2_kg"] - runs.loc[("gps", s), "co2_kg"]
+                         for s in SEEDS])
+    expected_t = saving_kg * tiny.working_days_per_year / 1000.0
+    assert row["saving_per_year"] == pytest.approx(expected_t, rel=1e-12, abs=1e-12)
+    assert row["unit"] == "t CO2/year"
+    assert str(tiny.working_days_per_year) in row["counted"]
+
+
+def test_the_gps_controller_switched_and_fixed_never_did(evaluations) -> None:
+    runs = evaluations[0].runs()
+    assert (runs.loc[runs["controller"] == "fixed", "switches"] == 0).all()
+    assert runs.loc[runs["controller"] == "gps", "switches"].sum() > 0
+
+
+def test_model_for_another_scenario_or_on_training_days_is_refused(tiny: Scenario) -> None:
+    model = model_from_scenario(tiny)
+    other = model.with_params(provenance={"scenario_hash": "0" * 16})
+    with pytest.raises(ScenarioError, match="trained for scenario hash"):
+        check_model(tiny, other, SEEDS)
+    seen = model.with_params(provenance={"scenario_hash": scenario_hash(tiny),
+                                         "training_seeds": [12]})
+    with pytest.raises(ScenarioError, match=r"evaluation days \[12\]"):
+        check_model(tiny, seen, SEEDS)
+    with pytest.raises(ScenarioError, match="needs a model"):
+        evaluate_controllers(tiny, ["fixed", "gps"], SEEDS, model=None, workers=1)
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--controllers", "fixed,magic"], "--controllers"),
+    (["--replications", "0"], "--replications"),
+    (["--workers", "0"], "--workers"),
+    (["--model", "m.json", "--controllers", "fixed,tod"], "--model"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, monkeypatch, args, field
+                                                ) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(["evaluate", str(TINY), "--out", str(tmp_path / "ev"), *args])
+    assert code == 2
+    assert err.count("\n") == 1 and field in err and "Traceback" not in err
+    assert not (tmp_path / "ev").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_command_writes_report_and_tables(tmp_path: Path) -> None:
+    scen = tmp_path / "tiny_relief.toml"
+    scen.write_text(_tiny_relief_text(), encoding="utf-8")
+    model = tmp_path / "model.json"
+    from gpssignal.control.io import write_model
+    write_model(model_from_scenario(read_scenario(scen), low_fraction=0.9), model)
+    out = tmp_path / "ev"
+    code, stdout, err = _cli(["evaluate", str(scen), "--model", str(model),
+                              "--replications", "2", "--workers", "1", "--out", str(out),
+                              "--first-seed", "5"])
+    assert code == 0, err
+    for name in ("report.html", "report.md", "speed.png", "time_loss.png", "queues.png",
+                 "time_space.png", "co2.png", "purdue.png", "kpis.csv", "differences.csv",
+                 "annual.csv", "runs.csv", "intervals.csv", "approaches.csv", "switches.csv",
+                 "meta.json"):
+        assert (out / name).is_file(), name
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["seed"].unique()) == [5, 6]
+    assert set(runs["controller"]) == {"fixed", "tod", "gps"}
+    assert "report.html" in stdout and "mean_time_loss_s" in stdout
+    html = (out / "report.html").read_text(encoding="utf-8")
+    # Self-contained: the only sources are embedded images, nothing fetched.
+    assert "http://" not in html and "https://" not in html
+    assert html.count('src="data:image/png;base64,') == 6
+    assert "<script" not in html and "<link" not in html
