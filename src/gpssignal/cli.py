@@ -279,6 +279,117 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import os
+
+    from gpssignal.control.gps import model_from_scenario
+    from gpssignal.experiment.sweep import (
+        DaskBackend,
+        LocalBackend,
+        ResultStore,
+        grid_points,
+        model_identity,
+        parse_grid,
+        parse_range,
+        point_summary,
+        random_points,
+        run_sweep,
+    )
+    from gpssignal.model.io import read_scenario
+    from gpssignal.report.sweep import sensitivity_text, sweep_figures, sweep_report
+
+    if args.replications < 1:
+        raise _UsageError(f"--replications = {args.replications}: must be at least 1")
+    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
+    if workers < 1:
+        raise _UsageError(f"--workers = {workers}: must be at least 1")
+    if not args.grid and not args.range:
+        raise _UsageError("--grid: give at least one --grid NAME=START:STOP:STEP (or --range "
+                          "with --random N)")
+    if args.range and args.random < 1:
+        raise _UsageError(f"--random = {args.random}: --range needs --random N >= 1")
+    if args.random and not args.range:
+        raise _UsageError(f"--random = {args.random}: needs at least one --range")
+    if args.scheduler and args.backend != "dask":
+        raise _UsageError(f"--scheduler = {args.scheduler!r}: only with --backend dask")
+    grids = [parse_grid(g) for g in args.grid]
+    ranges = [parse_range(r) for r in args.range]
+    points = grid_points(grids) if grids else [{}]
+    if ranges:
+        extra = random_points(ranges, args.random, args.search_seed)
+        points = [{**p, **q} for p in points for q in extra]
+    params = [g[0] for g in grids] + [r[0] for r in ranges]
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
+    _check_out_dir(out, "--out")
+    if args.model is not None:
+        from gpssignal.control.io import read_model
+
+        model = read_model(args.model)
+        model_note = f"model {args.model}"
+    else:
+        model = model_from_scenario(sc)
+        model_note = ("untrained model (free-flow = speed limit; thresholds and windows from "
+                      "the swept values and the model defaults)")
+    seeds = list(range(args.first_seed, args.first_seed + args.replications))
+    store = ResultStore(out / "runs.duckdb", sc, model_identity(model))
+    backend: LocalBackend | DaskBackend
+    if args.backend == "dask":
+        backend = DaskBackend(workers, args.scheduler)
+    else:
+        backend = LocalBackend(workers)
+    bar = _Progress(f"{sc.name} sweep", enabled=not args.quiet)
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int, before: int) -> None:
+        ran = done - before
+        eta = ""
+        if ran > 0 and done < total:
+            eta = f" ETA {(time.perf_counter() - t0) / ran * (total - done):.0f} s"
+        bar.label = f"{sc.name} sweep {done}/{total} runs{eta}"
+        bar(done / total if total else 1.0)
+
+    try:
+        counts = run_sweep(sc, model, points, seeds, store, backend, progress=progress)
+    finally:
+        bar.close()
+        backend.close()
+    wall = time.perf_counter() - t0
+    runs = store.frame()
+    store.close()
+    summary = point_summary(runs, points, seeds)
+    figures = sweep_figures(summary, params)
+    header = (f"Scenario {sc.name}; {len(points)} points x {len(seeds)} days (seeds "
+              f"{seeds[0]}..{seeds[-1]}), GPS controller paired against fixed timing; "
+              f"{model_note}; backend {backend.name} with {backend.workers} worker(s).")
+    files = {**figures, **sweep_report(summary, params, figures, header)}
+    from gpssignal.evaluate.io import write_tables
+
+    meta = {"scenario": sc.name, "scenario_hash": store.scenario_hash, "model": store.model_id,
+            "seeds": seeds, "points": len(points), "parameters": params,
+            "backend": backend.name, "workers": backend.workers, **counts,
+            "wall_s": round(wall, 1)}
+    write_tables({"points": summary, "runs": runs.drop(columns=["params"])}, out, meta,
+                 files=files)
+    if args.quiet:
+        return 0
+    print(f"{counts['total']} runs: {counts['skipped']} already stored, {counts['run']} run "
+          f"now in {wall:.1f} s ({backend.name}, {backend.workers} worker(s))")
+    best = summary.sort_values("time_loss_saving", ascending=False).head(5)
+    _print_table([[*(f"{r[p]:g}" for p in params), r["time_loss_saving"],
+                   f"[{r['time_loss_saving_ci_low']:.2f}, {r['time_loss_saving_ci_high']:.2f}]",
+                   r["co2_saving"], f"[{r['co2_saving_ci_low']:.2f}, "
+                   f"{r['co2_saving_ci_high']:.2f}]", r["gps_speed_peak_kmh"]]
+                  for _, r in best.iterrows()],
+                 [*params, "TL_saved_s/veh", "95% CI", "CO2_saved_kg", "95% CI",
+                  "gps_v_peak_kmh"])
+    for line in sensitivity_text(summary, params):
+        print("  " + line)
+    print(f"results: {out / 'runs.duckdb'} (resumable), {out / 'points.csv'}, "
+          f"{out / 'sweep.html'}")
+    return 0
+
+
 class _UsageError(Exception):
     """A bad command-line value; reported as one line, exit code 2."""
 
@@ -756,6 +867,42 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder (default: results/SCENARIO-evaluation)")
     ev.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     ev.set_defaults(func=_cmd_evaluate)
+
+    tu = sub.add_parser("tune", help="sweep controller / probe / demand parameters, paired "
+                        "against fixed timing",
+                        description="Run the GPS controller for every point of a parameter "
+                        "grid (or random search) on N days, each paired with fixed timing on "
+                        "the same days. Every finished run is stored at once in "
+                        "OUT/runs.duckdb, so an interrupted sweep resumes where it stopped. "
+                        "Parameters: controller (threshold_low_kmh, low_fraction, "
+                        "hysteresis_kmh, window_s, min_dwell_s, min_points, stale_after_s, "
+                        "decision_interval_s), probe feed (penetration, period_s, "
+                        "latency_fixed_s, latency_jitter_s, position_sigma_m, speed_sigma_kmh, "
+                        "heading_sigma_deg, dropout) and demand_scale.")
+    tu.add_argument("scenario", help="scenario TOML file")
+    tu.add_argument("--grid", action="append", default=[],
+                    help="NAME=START:STOP:STEP (stop included) or NAME=V1,V2,...; repeat for "
+                    "a Cartesian grid")
+    tu.add_argument("--range", action="append", default=[],
+                    help="NAME=LOW:HIGH for random search (with --random N)")
+    tu.add_argument("--random", type=int, default=0, help="random points drawn in the ranges")
+    tu.add_argument("--search-seed", type=_seed, default=0, help="seed of the random search")
+    tu.add_argument("--model", default=None,
+                    help="GPS model to start from (default: an untrained model)")
+    tu.add_argument("--replications", type=int, default=5,
+                    help="days per point (default: 5)")
+    tu.add_argument("--first-seed", type=_seed, default=2001,
+                    help="seed of the first day (default: 2001)")
+    tu.add_argument("--backend", choices=["local", "dask"], default="local",
+                    help="local process pool (default) or dask.distributed")
+    tu.add_argument("--scheduler", default=None,
+                    help="with --backend dask: address of a running scheduler "
+                    "(default: start a LocalCluster)")
+    tu.add_argument("--workers", type=int, default=None,
+                    help="local processes or LocalCluster workers (default: CPU cores)")
+    tu.add_argument("--out", default=None, help="output folder (default: results/SCENARIO-sweep)")
+    tu.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    tu.set_defaults(func=_cmd_tune)
 
     val = sub.add_parser("validate", help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")

@@ -20,7 +20,7 @@ from gpssignal.experiment.evaluation import Evaluation
 from gpssignal.model.io import format_clock
 from gpssignal.report.plots import FIGURES, LABELS
 
-__all__ = ["HEADLINE_KPIS", "headline_table", "build_report", "PUBLISHED"]
+__all__ = ["HEADLINE_KPIS", "headline_table", "build_report", "PUBLISHED", "md_table"]
 
 #: The KPIs of the headline table, in order.
 HEADLINE_KPIS = ["mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh",
@@ -76,7 +76,8 @@ def headline_table(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _md_table(df: pd.DataFrame) -> str:
+def md_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table."""
     cols = list(df.columns)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
@@ -182,14 +183,14 @@ def build_report(ev: Evaluation) -> dict[str, bytes]:
              f"are paired day by day against {ctx['baseline']}. Monitored stretch: "
              f"{ctx['stretch']}. {ctx['model']}")
     # Markdown
-    md = [f"# {ctx['title']}", "", intro, "", "## Headline", "", _md_table(head), "",
-          "## Annualised savings", "", _md_table(annual), "",
+    md = [f"# {ctx['title']}", "", intro, "", "## Headline", "", md_table(head), "",
+          "## Annualised savings", "", md_table(annual), "",
           f"Counted: {ev.annual_table()['counted'].iloc[0] if len(ev.annual_table()) else '–'}.",
-          "", "## Published results", "", _md_table(published), ""]
+          "", "## Published results", "", md_table(published), ""]
     md += [p + "\n" for p in discussion]
     md += ["## Figures", ""]
     md += [f"![{title}]({name})\n" for name, title, _ in FIGURES]
-    md += ["## Definitions", "", _md_table(defs), "",
+    md += ["## Definitions", "", md_table(defs), "",
            "Full tables: kpis.csv, differences.csv, annual.csv, runs.csv, intervals.csv, "
            "approaches.csv, switches.csv. Definitions in long form: docs/definitions.md.", "",
            f"_{ctx['ident']}_", ""]

@@ -1,0 +1,161 @@
+"""Sweeps (gpssignal.experiment.sweep, `gpssignal tune`): grids, the resumable
+DuckDB store, and identical results on the local and the Dask backend.
+
+Scenario: ``scenarios/tiny.toml`` (15 min) with ``relief_program = "peak"``,
+the untrained model of :func:`model_from_scenario`; thresholds are swept in
+absolute km/h, so the model's free-flow speeds do not matter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pandas.testing import assert_frame_equal
+
+from gpssignal import cli
+from gpssignal.control.gps import model_from_scenario
+from gpssignal.experiment.sweep import (
+    DaskBackend,
+    LocalBackend,
+    ResultStore,
+    grid_points,
+    model_identity,
+    parse_grid,
+    plan_tasks,
+    point_summary,
+    run_sweep,
+)
+from gpssignal.model.io import read_scenario
+from gpssignal.model.scenario import Scenario, ScenarioError
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "scenarios" / "tiny.toml"
+GRID = ["threshold_low_kmh=25:35:10", "penetration=0.1,0.3"]
+SEEDS = [21, 22]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Scenario:
+    sc = read_scenario(TINY)
+    j = dataclasses.replace(sc.junctions[0], relief_program="peak")
+    return dataclasses.replace(sc, junctions=(j,))
+
+
+@pytest.fixture(scope="module")
+def tiny_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    text = TINY.read_text(encoding="utf-8")
+    old = 'default_program = "normal"\n'
+    path = tmp_path_factory.mktemp("sc") / "tiny_relief.toml"
+    path.write_text(text.replace(old, old + 'relief_program = "peak"\n'), encoding="utf-8")
+    return path
+
+
+def test_grid_includes_the_stop_value_and_rejects_bad_specs() -> None:
+    assert parse_grid("threshold_low_kmh=15:35:2.5")[1] == [15 + 2.5 * k for k in range(9)]
+    assert parse_grid("penetration=0.02,0.05")[1] == [0.02, 0.05]
+    for bad in ("nonsense=1:2:1", "window_s=1:2", "window_s=3:1:1", "window_s=1:2:0",
+                "window_s=a,b", "window_s"):
+        with pytest.raises(ScenarioError, match="--grid"):
+            parse_grid(bad)
+
+
+def test_fixed_baselines_are_shared_between_points() -> None:
+    points = grid_points([parse_grid(g) for g in GRID])
+    tasks = plan_tasks(points, SEEDS)
+    # 4 points x 2 days of GPS runs, and one fixed run per day (no demand_scale swept).
+    assert sum(t.controller == "gps" for t in tasks) == 8
+    assert sum(t.controller == "fixed" for t in tasks) == 2
+    scaled = grid_points([parse_grid("demand_scale=0.9,1.1"), parse_grid("window_s=60,120")])
+    assert sum(t.controller == "fixed" for t in plan_tasks(scaled, SEEDS)) == 4
+
+
+def _stored(path: Path):
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT * EXCLUDE (wall_s, finished_at) FROM runs ORDER BY key"
+                           ).fetchdf()
+    finally:
+        con.close()
+
+
+def test_local_and_dask_store_identical_results(tiny: Scenario, tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    model = model_from_scenario(tiny)
+    points = grid_points([parse_grid(g) for g in GRID])
+    for name, backend in (("local", LocalBackend(1)), ("dask", DaskBackend(2))):
+        store = ResultStore(tmp_path / name / "runs.duckdb", tiny, model_identity(model))
+        try:
+            counts = run_sweep(tiny, model, points, SEEDS, store, backend)
+        finally:
+            backend.close()
+            store.close()
+        assert counts == {"total": 10, "skipped": 0, "run": 10}
+    local, dask = _stored(tmp_path / "local" / "runs.duckdb"), _stored(
+        tmp_path / "dask" / "runs.duckdb")
+    assert len(local) == 10
+    assert_frame_equal(local, dask)
+
+
+def test_point_summary_pairs_each_point_with_the_fixed_run_of_the_same_day(
+        tiny: Scenario, tmp_path: Path) -> None:
+    model = model_from_scenario(tiny)
+    points = grid_points([parse_grid("threshold_low_kmh=40")])
+    store = ResultStore(tmp_path / "runs.duckdb", tiny, model_identity(model))
+    run_sweep(tiny, model, points, SEEDS, store, LocalBackend(1))
+    runs = store.frame()
+    store.close()
+    summ = point_summary(runs, points, SEEDS)
+    by = runs.set_index(["controller", "seed"])
+    d = [by.loc[("fixed", s), "mean_time_loss_s"] - by.loc[("gps", s), "mean_time_loss_s"]
+         for s in SEEDS]
+    assert summ["time_loss_saving"].iloc[0] == pytest.approx(np.mean(d), rel=1e-12)
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_toml: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "gpssignal", "-v", "tune", str(tiny_toml),
+            "--grid", "threshold_low_kmh=20:45:5", "--replications", "2", "--first-seed", "31",
+            "--workers", "1", "--out", str(out)]
+    total = 6 * 2 + 2
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stderr is not None
+    stored = 0
+    for line in proc.stderr:
+        if "stored run" in line:
+            stored += 1
+            if stored == 3:
+                proc.send_signal(signal.SIGKILL)  # no clean-up at all
+                break
+    proc.wait(timeout=60)
+    assert stored == 3 and proc.returncode == -signal.SIGKILL
+    first = _stored(out / "runs.duckdb")
+    assert len(first) >= 3  # every run reported stored survived the kill
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{total} runs: {len(first)} already stored, {total - len(first)} run now" \
+        in done.stdout
+    final = _stored(out / "runs.duckdb")
+    assert len(final) == total and final["key"].is_unique
+    # The runs stored before the kill were kept as they were, not run again.
+    kept = final.set_index("key").loc[first["key"]].reset_index()
+    assert_frame_equal(kept, first)
+
+
+def test_bad_grid_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["tune", str(TINY), "--grid", "thresh=1:2:1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "thresh" in err
+    assert list(tmp_path.iterdir()) == []
