@@ -55,6 +55,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, meta: dic
                 df.to_csv(tmp / f"{name}.csv", index=False)
                 names.append(f"{name}.csv")
         for name, data in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)
             names.append(name)
         (tmp / "meta.json").write_text(meta_json + "\n", encoding="utf-8")
@@ -62,6 +63,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, meta: dic
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name in names:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / name, out / name)
             written.append(out / name)
         return written

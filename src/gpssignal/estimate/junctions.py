@@ -1,0 +1,385 @@
+"""The estimator's junction list (CSV) and the scenario generated for each row.
+
+Format (docs/estimate.md): one row per junction, columns
+
+``name, municipality, lat, lon, cycle_s, period, peak_hour`` (required),
+``monitored_arm, note`` (optional), and per arm ``A`` in ``N, E, S, W``:
+``A_lanes`` (approach lanes; 0 or empty = no approach from that arm),
+``A_limit_kmh`` (default 50), ``A_left_vph, A_through_vph, A_right_vph``
+(peak-hour volumes, default 0).
+
+A row is turned into a scenario with the assumptions of the template
+(``scenarios/estimate_template.toml``): a point junction with arms at the
+four bearings, approach and exit links, a two-phase plan split by Webster at
+the period's flows ("normal") and a relief program ("peak"), a 15-min
+profile around the peak hour, and the base scenario's fleet, drivers,
+variability and probe feed. Errors name the row (1-based data row, as a
+spreadsheet shows it after the header) and the column.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import tomli_w
+
+from gpssignal.model.io import (
+    format_clock,
+    parse_clock,
+    parse_scenario,
+    read_scenario,
+    scenario_to_dict,
+)
+from gpssignal.model.scenario import MOVEMENTS, Scenario, ScenarioError
+
+__all__ = ["ARMS", "REQUIRED", "JunctionSpec", "RowError", "Template", "read_template",
+           "read_junctions", "build_scenario"]
+
+ARMS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
+REQUIRED = ["name", "municipality", "lat", "lon", "cycle_s", "period", "peak_hour"]
+OPTIONAL = ["monitored_arm", "note"]
+ARM_COLUMNS = [f"{a}_{c}" for a in ARMS for c in ("lanes", "limit_kmh", "left_vph",
+                                                    "through_vph", "right_vph")]
+
+
+class RowError(ScenarioError):
+    """A bad row: names the row and the column."""
+
+    def __init__(self, row: int, name: str, column: str, value: Any, reason: str) -> None:
+        self.row, self.name, self.column = row, name, column
+        super().__init__(f"row {row} ({name or '?'}): {column} = {value!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class JunctionSpec:
+    """One validated row."""
+
+    row: int
+    name: str
+    municipality: str
+    lat: float
+    lon: float
+    cycle_s: float
+    period: tuple[float, float]
+    peak_start: float
+    monitored_arm: str
+    note: str
+    lanes: dict[str, int]
+    limit_kmh: dict[str, float]
+    volumes: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        ascii_name = unicodedata.normalize("NFKD", self.name.replace("ø", "o").replace(
+            "Ø", "O").replace("æ", "ae").replace("Æ", "Ae")).encode("ascii", "ignore").decode()
+        return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_") or f"row{self.row}"
+
+
+@dataclass(frozen=True)
+class Template:
+    """The estimator's assumptions (``scenarios/estimate_template.toml``)."""
+
+    path: Path
+    base: Scenario
+    values: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+
+def read_template(path: str | Path) -> Template:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"--template = {str(p)!r}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{p}: TOML syntax: {exc}") from None
+    t = raw.get("template", {})
+    need = ["base_scenario", "approach_length_m", "exit_length_m", "stretch_length_m",
+            "amber_s", "red_amber_s", "min_green_s", "intergreen_s", "saturation_flow_vphpl",
+            "relief_shift_s", "peak_hour_profile", "period_edge_factor"]
+    for k in need:
+        if k not in t:
+            raise ScenarioError(f"{p}: template.{k} is missing")
+    if len(t["peak_hour_profile"]) != 4:
+        raise ScenarioError(f"{p}: template.peak_hour_profile = {t['peak_hour_profile']!r}: "
+                            "needs 4 quarter-hour factors")
+    if t["stretch_length_m"] >= t["approach_length_m"]:
+        raise ScenarioError(f"{p}: template.stretch_length_m = {t['stretch_length_m']}: must "
+                            "be shorter than approach_length_m")
+    base = read_scenario(p.parent / t["base_scenario"])
+    return Template(path=p, base=base, values=t)
+
+
+def _target(arm: str, movement: str) -> str:
+    """The arm a movement from ``arm`` leaves by (right-hand traffic)."""
+    turn = {"through": 180.0, "right": 270.0, "left": 90.0}[movement]
+    b = (ARMS[arm] + turn) % 360.0
+    return next(a for a, x in ARMS.items() if abs(x - b) < 1e-9)
+
+
+def _row_spec(k: int, r: dict[str, str]) -> JunctionSpec:
+    name = (r.get("name") or "").strip()
+
+    def fail(col: str, val: Any, why: str) -> RowError:
+        return RowError(k, name, col, val, why)
+
+    for col in REQUIRED:
+        if not (r.get(col) or "").strip():
+            raise fail(col, r.get(col, ""), "required")
+
+    def num(col: str, default: float | None = None, lo: float = -math.inf,
+            hi: float = math.inf) -> float:
+        text = (r.get(col) or "").strip()
+        if not text:
+            if default is None:
+                raise fail(col, text, "required")
+            return default
+        try:
+            x = float(text)
+        except ValueError:
+            raise fail(col, text, "not a number") from None
+        if not (math.isfinite(x) and lo <= x <= hi):
+            raise fail(col, text, f"must be between {lo:g} and {hi:g}")
+        return x
+
+    lat = num("lat", lo=-90, hi=90)
+    lon = num("lon", lo=-180, hi=180)
+    cycle = num("cycle_s", lo=30, hi=200)
+    per = r["period"].strip()
+    m = re.fullmatch(r"(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})", per)
+    if not m:
+        raise fail("period", per, "expected HH:MM-HH:MM, e.g. 06:00-09:00")
+    try:
+        a, b = parse_clock(m.group(1), "period"), parse_clock(m.group(2), "period")
+        peak = parse_clock(r["peak_hour"].strip(), "peak_hour")
+    except ScenarioError as exc:
+        raise fail("period/peak_hour", per, str(exc)) from None
+    if b <= a or (b - a) % 900 or (b - a) < 3600:
+        raise fail("period", per, "must be whole quarter hours and at least one hour long")
+    if not (a <= peak and peak + 3600 <= b) or (peak - a) % 900:
+        raise fail("peak_hour", r["peak_hour"], f"the hour from it must lie inside {per} on "
+                   "a quarter hour")
+    lanes, limits, vols = {}, {}, {}
+    for arm in ARMS:
+        n = num(f"{arm}_lanes", 0.0, 0, 6)
+        if n != int(n):
+            raise fail(f"{arm}_lanes", r.get(f"{arm}_lanes"), "must be a whole number")
+        lanes[arm] = int(n)
+        limits[arm] = num(f"{arm}_limit_kmh", 50.0, 10, 130)
+        vols[arm] = {mv: num(f"{arm}_{mv}_vph", 0.0, 0, 5000) for mv in MOVEMENTS}
+        if lanes[arm] == 0 and any(vols[arm].values()):
+            raise fail(f"{arm}_lanes", r.get(f"{arm}_lanes", ""), f"arm {arm} has volumes but "
+                       "no approach lanes")
+        if lanes[arm] and not any(vols[arm].values()):
+            raise fail(f"{arm}_through_vph", r.get(f"{arm}_through_vph", ""),
+                       f"arm {arm} has lanes but no volume")
+    present = {a for a in ARMS if lanes[a]}
+    axes = [{"N", "S"} & present, {"E", "W"} & present]
+    if not all(axes):
+        raise fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) for a "
+                   "two-phase plan")
+    mon = (r.get("monitored_arm") or "").strip().upper()
+    if mon:
+        if mon not in present:
+            raise fail("monitored_arm", mon, f"must be an arm with an approach: "
+                       f"{', '.join(sorted(present))}")
+    else:
+        mon = max(sorted(present), key=lambda x: sum(vols[x].values()))
+    return JunctionSpec(row=k, name=name, municipality=r["municipality"].strip(), lat=lat,
+                        lon=lon, cycle_s=cycle, period=(a, b), peak_start=peak,
+                        monitored_arm=mon, note=(r.get("note") or "").strip(), lanes=lanes,
+                        limit_kmh=limits, volumes=vols)
+
+
+def read_junctions(path: str | Path) -> tuple[list[JunctionSpec], list[RowError]]:
+    """Read the junction list; bad rows are returned as errors, not raised.
+
+    Raises
+    ------
+    ScenarioError
+        If the file cannot be read or lacks a required column.
+    """
+    p = Path(path)
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
+    except FileNotFoundError:
+        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: no such file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: not a readable CSV ({exc})") from None
+    cols = [c.strip() for c in df.columns]
+    df.columns = cols
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: missing column(s) {', '.join(missing)}")
+    unknown = [c for c in cols if c not in REQUIRED + OPTIONAL + ARM_COLUMNS]
+    if unknown:
+        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: unknown column(s) {', '.join(unknown)} "
+                            "(docs/estimate.md lists the columns)")
+    specs, errors = [], []
+    seen: dict[str, int] = {}
+    for k, rec in enumerate(df.to_dict("records"), start=1):
+        try:
+            spec = _row_spec(k, rec)
+            if spec.id in seen:
+                raise RowError(k, spec.name, "name", spec.name,
+                               f"same junction id as row {seen[spec.id]}")
+            seen[spec.id] = k
+            specs.append(spec)
+        except RowError as exc:
+            errors.append(exc)
+    return specs, errors
+
+
+def _lanes_for(arm: str, n: int, vols: dict[str, float]) -> list[list[str]]:
+    """Movements of each lane, kerb lane first."""
+    mv = [m for m in ("right", "through", "left") if vols[m] > 0]
+    if n == 1 or len(mv) == 1:
+        return [mv] * n
+    if "through" not in mv:
+        return [["right"]] * (n - 1) + [["left"]] if "left" in mv else [mv] * n
+    lanes = [["through"] for _ in range(n)]
+    if "right" in mv:
+        lanes[0] = ["through", "right"]
+    if "left" in mv:
+        if n >= 3:
+            lanes[-1] = ["left"]
+        else:
+            lanes[-1] = lanes[-1] + ["left"]
+    return lanes
+
+
+def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
+    """The scenario of one row, and its TOML text (with a header of its origin).
+
+    Raises
+    ------
+    RowError
+        If the generated scenario is invalid (e.g. a green below the minimum).
+    """
+    t = tpl.values
+    jid = spec.id
+    present = [a for a in ARMS if spec.lanes[a]]
+    exits = sorted({_target(a, m) for a in present for m in MOVEMENTS
+                    if spec.volumes[a][m] > 0}, key=list(ARMS).index)
+    arms_used = sorted(set(present) | set(exits), key=list(ARMS).index)
+    ns = sum(sum(spec.volumes[a].values()) for a in ("N", "S") if a in present)
+    ew = sum(sum(spec.volumes[a].values()) for a in ("E", "W") if a in present)
+    axis: tuple[str, str] = ("N", "S") if ns >= ew else ("E", "W")
+    phase_a: list[str] = [a for a in axis if a in present]
+    phase_b = [a for a in present if a not in phase_a]
+    s = float(t["saturation_flow_vphpl"])
+
+    def y(arms: list[str]) -> float:
+        return max(sum(spec.volumes[a].values()) / (spec.lanes[a] * s) for a in arms)
+
+    cyc, ig, gmin = spec.cycle_s, float(t["intergreen_s"]), float(t["min_green_s"])
+    total = cyc - 2 * ig
+    if total < 2 * gmin:
+        raise RowError(spec.row, spec.name, "cycle_s", spec.cycle_s,
+                       f"too short for two phases (2 × {ig:g} s intergreen + 2 × {gmin:g} s "
+                       "min green)")
+    ga = min(max(round(total * y(phase_a) / (y(phase_a) + y(phase_b))), gmin), total - gmin)
+    shift = float(t["relief_shift_s"])
+    if spec.monitored_arm in phase_a:
+        ga_r = min(ga + shift, total - gmin)
+    else:
+        ga_r = max(ga - shift, gmin)
+
+    def greens(g_a: float) -> dict[str, list[float]]:
+        o = min(3.0, g_a / 2)          # cycle second 0 lies 3 s into phase A's green
+        out: dict[str, list[float]] = {a: [(cyc - o) % cyc, g_a - o] for a in phase_a}
+        out.update({b: [g_a - o + ig, cyc - o - ig] for b in phase_b})
+        return out
+
+    base = scenario_to_dict(tpl.base)
+    a0, a1 = spec.period
+    n = int((a1 - a0) // 900)
+    k0 = int((spec.peak_start - a0) // 900)
+    edge = float(t["period_edge_factor"])
+    prof = []
+    for k in range(n):
+        if k0 <= k < k0 + 4:
+            prof.append(float(t["peak_hour_profile"][k - k0]))
+        elif k < k0:
+            prof.append(edge + (1 - edge) * k / k0)
+        else:
+            m = n - 1 - (k0 + 3)
+            prof.append(1 - (1 - edge) * (k - k0 - 3) / m)
+    links: list[dict[str, Any]] = []
+    flows = []
+    L = float(t["approach_length_m"])
+    for a in present:
+        lanes = _lanes_for(a, spec.lanes[a], spec.volumes[a])
+        links.append({"id": f"{a}_in", "name": f"approach from arm {a}", "to": f"{jid}.{a}",
+                      "length_m": L, "speed_limit_kmh": spec.limit_kmh[a],
+                      "lane": [{"movements": ln, "group": a} for ln in lanes]})
+        for mv in MOVEMENTS:
+            q = spec.volumes[a][mv]
+            if q > 0:
+                flows.append({"link": f"{a}_in", "movement": mv,
+                              "flow_vph": [round(q * f, 1) for f in prof]})
+    for a in exits:
+        nl = max(1, min(2, max(spec.lanes.values())))
+        links.append({"id": f"{a}_out", "name": f"exit by arm {a}", "from": f"{jid}.{a}",
+                      "length_m": float(t["exit_length_m"]),
+                      "speed_limit_kmh": spec.limit_kmh[a] if spec.lanes[a] else 50.0,
+                      "lane": [{"movements": []} for _ in range(nl)]})
+    intergreen = {g: {h: ig for h in (phase_b if g in phase_a else phase_a)} for g in present}
+    doc = {
+        "scenario": {
+            "name": jid,
+            "description": f"Generated by gpssignal estimate from row {spec.row} of the "
+                           f"junction list: {spec.name} ({spec.municipality}). Geometry and "
+                           "volumes from the list; everything else from the template.",
+            "start": format_clock(a0), "duration_s": a1 - a0,
+            "drain_s": base["scenario"]["drain_s"], "step_s": base["scenario"]["step_s"],
+            "peak": [format_clock(spec.peak_start), format_clock(spec.peak_start + 3600)],
+            "working_days_per_year": base["scenario"]["working_days_per_year"],
+            "seed": 1, "date": base["scenario"]["date"],
+            "timezone": base["scenario"]["timezone"],
+        },
+        "probes": base["probes"], "driver": base["driver"],
+        "variability": base["variability"], "vehicle_class": base["vehicle_class"],
+        "junction": [{
+            "id": jid, "name": spec.name, "lat_deg": spec.lat, "lon_deg": spec.lon,
+            "default_program": "normal", "relief_program": "peak", "groups": present,
+            "arm": [{"id": a, "bearing_deg": ARMS[a]} for a in arms_used],
+            "timing": {"amber_s": t["amber_s"], "red_amber_s": t["red_amber_s"],
+                       "min_green_s": t["min_green_s"]},
+            "intergreen_s": intergreen,
+            "program": [
+                {"name": "normal", "cycle_s": cyc, "offset_s": 0, "greens": greens(ga)},
+                {"name": "peak", "cycle_s": cyc, "offset_s": 0, "greens": greens(ga_r)},
+            ],
+        }],
+        "link": links,
+        "demand": {"interval_s": 900, "flow": flows},
+        "stretch": [{"id": f"{spec.monitored_arm}_approach", "links": [f"{spec.monitored_arm}_in"],
+                     "start_m": L - float(t["stretch_length_m"]), "end_m": L,
+                     "description": f"last {t['stretch_length_m']:g} m before the stop line "
+                                    f"of arm {spec.monitored_arm} (monitored)"}],
+    }
+    header = (f"# Generated by `gpssignal estimate` from {spec.name!r} (row {spec.row}, "
+              f"{spec.municipality}).\n# Lanes, limits, peak-hour volumes, cycle, period and "
+              f"position: the junction list{'; ' + spec.note if spec.note else ''}.\n"
+              f"# Everything else is assumed: see {tpl.path.name} (two-phase Webster split "
+              f"'normal' with phase A = {'+'.join(phase_a)}, relief 'peak' = "
+              f"{abs(ga_r - ga):g} s more for arm {spec.monitored_arm}'s phase;\n# 15-min "
+              f"profile factors {[round(f, 3) for f in prof]} of the peak-hour volumes) and "
+              f"{tpl.base.name} (fleet, drivers, variability, probes).\n")
+    text = header + tomli_w.dumps(doc)
+    try:
+        sc = parse_scenario(text)
+    except ScenarioError as exc:
+        raise RowError(spec.row, spec.name, "(generated scenario)", spec.name, str(exc)) \
+            from None
+    return sc, text

@@ -1,0 +1,134 @@
+"""The CO₂ estimator: junction list parsing, scenario generation, and the
+`estimate` command on a small list with one bad row.
+
+The end-to-end list uses one-hour periods and tiny settings (1 training day,
+2 candidates, 2 evaluation days) so it runs in seconds; the numbers are not
+checked for size, only for consistency with the stored runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gpssignal import cli
+from gpssignal.estimate import build_scenario, read_junctions, read_template
+from gpssignal.model.io import read_scenario
+from gpssignal.model.scenario import ScenarioError
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "scenarios" / "estimate_template.toml"
+EXAMPLE = REPO / "data" / "junctions_example.csv"
+
+HEADER = ("name,municipality,lat,lon,cycle_s,period,peak_hour,monitored_arm,note,"
+          "N_lanes,N_limit_kmh,N_left_vph,N_through_vph,N_right_vph,"
+          "E_lanes,E_limit_kmh,E_left_vph,E_through_vph,E_right_vph,"
+          "S_lanes,S_limit_kmh,S_left_vph,S_through_vph,S_right_vph,"
+          "W_lanes,W_limit_kmh,W_left_vph,W_through_vph,W_right_vph")
+CROSS = "Cross,Town A,55.60,12.40,60,07:00-08:00,07:00,S,,1,50,20,300,20,1,50,20,150,20,2,50,40,700,40,1,50,20,150,20"
+TEE = "Tee,Town A,55.61,12.41,60,07:00-08:00,07:00,,,1,50,30,300,0,1,50,40,0,40,1,50,0,500,30,0,,0,0,0"
+BAD = "Broken,Town B,55.62,12.42,abc,07:00-08:00,07:00,,,1,50,0,300,0,1,50,0,100,0,0,,0,0,0,0,,0,0,0"
+
+
+def _write(tmp_path: Path, *rows: str) -> Path:
+    p = tmp_path / "junctions.csv"
+    p.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return p
+
+
+def test_the_example_list_reads_and_every_row_builds_a_valid_scenario() -> None:
+    tpl = read_template(TEMPLATE)
+    specs, errors = read_junctions(EXAMPLE)
+    assert errors == [] and len(specs) == 7
+    for spec in specs:
+        sc, _ = build_scenario(spec, tpl)   # parse_scenario validates it
+        assert sc.junctions[0].relief_program == "peak"
+        assert sc.stretches[0].links == (f"{spec.monitored_arm}_in",)
+
+
+@pytest.mark.parametrize("row, column", [
+    (BAD, "cycle_s"),
+    (CROSS.replace(",07:00-08:00,", ",07:00-07:30,"), "period"),
+    (CROSS.replace(",07:00-08:00,07:00,", ",07:00-08:00,07:30,"), "peak_hour"),
+    (CROSS.replace("55.60", "95"), "lat"),
+    (CROSS.replace(",S,,1,50,20,300,20,", ",S,,0,50,20,300,20,"), "N_lanes"),
+    (CROSS.replace(",60,07:00", ",20,07:00"), "cycle_s"),
+])
+def test_bad_rows_name_row_and_column_and_the_rest_still_reads(tmp_path: Path, row: str,
+                                                                column: str) -> None:
+    tpl = read_template(TEMPLATE)
+    specs, errors = read_junctions(_write(tmp_path, TEE, row))
+    # A cycle too short for two phases is only found when the scenario is built.
+    if not errors:
+        bad = [s for s in specs if s.row == 2][0]
+        with pytest.raises(ScenarioError) as exc:
+            build_scenario(bad, tpl)
+        errors = [exc.value]
+    assert [s.name for s in specs][0] == "Tee"
+    assert len(errors) == 1
+    msg = str(errors[0])
+    assert msg.startswith("row 2 (") and column in msg
+
+
+def test_missing_or_unknown_columns_are_refused(tmp_path: Path) -> None:
+    p = tmp_path / "j.csv"
+    p.write_text("name,municipality\nX,Y\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match="missing column"):
+        read_junctions(p)
+    p.write_text(HEADER + ",colour\n" + CROSS + ",red\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match="unknown column.*colour"):
+        read_junctions(p)
+
+
+def test_generated_plan_splits_by_webster_and_the_relief_favours_the_monitored_arm(
+        tmp_path: Path) -> None:
+    tpl = read_template(TEMPLATE)
+    (spec,), _ = read_junctions(_write(tmp_path, CROSS))
+    sc, text = build_scenario(spec, tpl)
+    normal, peak = sc.junctions[0].programs
+
+    def green(p, g):
+        a, b = p.greens[g]
+        return (b - a) % p.cycle_s
+
+    # N-S carries more, so it is phase A; S (2 lanes, 780 veh/h) is critical:
+    # y_A = 780 / (2 × 1850), y_B = 190 / 1850; effective green 60 - 2 × 6 = 48 s.
+    y_a, y_b = 780 / (2 * 1850), 190 / 1850
+    assert green(normal, "S") == round(48 * y_a / (y_a + y_b))
+    assert green(normal, "S") + green(normal, "E") == 48
+    assert green(peak, "S") == green(normal, "S") + tpl["relief_shift_s"]
+    # The stretch is the last stretch_length_m before the stop line of arm S.
+    st = sc.stretches[0]
+    assert st.end_m - st.start_m == tpl["stretch_length_m"]
+    assert "row 1" in text.splitlines()[0]
+
+
+def test_estimate_command_runs_good_rows_and_reports_the_bad_one(tmp_path: Path) -> None:
+    csv = _write(tmp_path, CROSS, BAD, TEE)
+    out = tmp_path / "est"
+    err = io.StringIO()
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+        code = cli.main(["estimate", str(csv), "--replications", "2", "--train-days", "1",
+                         "--candidates", "2", "--workers", "2", "--out", str(out)])
+    assert code == 2
+    assert "row 2 (Broken): cycle_s = 'abc': not a number" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    jt = pd.read_csv(out / "junctions.csv")
+    assert list(jt["status"]) == ["ok", "error", "ok"]
+    assert jt.loc[1, "error"].startswith("row 2 (Broken): cycle_s")
+    mt = pd.read_csv(out / "municipalities.csv")
+    assert list(mt["municipality"]) == ["Town A"] and mt.loc[0, "junctions"] == 2
+    # The municipality's point estimate is the sum of its junctions' estimates.
+    ok = jt[jt["status"] == "ok"]
+    assert mt.loc[0, "co2_saved_t_per_year"] == pytest.approx(
+        ok["co2_saved_t_per_year"].sum(), rel=1e-9, abs=1e-12)
+    for jid in ok["junction_id"]:
+        read_scenario(out / "scenarios" / f"{jid}.toml")   # reproducible from the files
+        assert (out / "models" / f"{jid}.json").is_file()
+    html = (out / "estimate.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html and "Town A" in html
