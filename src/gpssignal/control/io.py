@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from gpssignal._files import ordinary_permissions
 from gpssignal.control.gps import GpsModel, JunctionModel, StretchModel
 from gpssignal.model.scenario import ScenarioError
 
@@ -55,6 +56,7 @@ def write_model(model: GpsModel, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    ordinary_permissions(tmp)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(model_to_dict(model), f, indent=2, default=str)

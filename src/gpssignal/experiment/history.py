@@ -22,7 +22,6 @@ controller.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gpssignal import __version__
+from gpssignal._files import ordinary_permissions
 from gpssignal.experiment.run import run_with_probes
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario
@@ -107,9 +107,7 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     # mkdtemp makes the folder private (0700); the history is an ordinary output.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    ordinary_permissions(tmp, directory=True)
     manifest: dict[str, Any] = {
         "kind": "gpssignal-history", "version": __version__, "scenario": scenario.name,
         "scenario_hash": scenario_hash(scenario), "controller": plan,

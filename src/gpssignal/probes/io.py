@@ -51,6 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dateutil.tz import gettz
 
+from gpssignal._files import ordinary_permissions
 from gpssignal.model.geo import LocalProjection
 from gpssignal.model.scenario import ANONYMISATION_MODES, Scenario
 from gpssignal.probes.sampler import ProbeStream, pseudonyms
@@ -180,6 +181,7 @@ def _atomic_target(path: Path) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    ordinary_permissions(tmp)
     return Path(tmp), path
 
 
