@@ -48,7 +48,8 @@ import pandas as pd
 from gpssignal.model.scenario import Scenario, ScenarioError
 
 __all__ = ["COASTING_FIT", "EmissionModel", "coefficients", "fuels", "fuel_of",
-           "emission_model", "scenario_emissions", "rate_mg_s", "rates_mg_s", "coasting_decel_mps2"]
+           "emission_model", "scenario_emissions", "rate_mg_s", "co2_and_fuel_mg_s",
+           "rates_mg_s", "coasting_decel_mps2"]
 
 #: SUMO's coasting-deceleration fit (PollutantsInterface.cpp, ticket #13264):
 #: (area/mass factor, incl constant, mass factor, constant, incl factor).
@@ -102,6 +103,23 @@ def rate_mg_s(f: np.ndarray, v: float, a: float, incl: float, const: float) -> f
     e = f[0] + f[1] * v + f[2] * a + f[3] * v * v + f[4] * v * v * v + f[5] * a * v \
         + f[6] * a * v * v
     return max(e, 0.0)
+
+
+@numba.njit(cache=True)
+def co2_and_fuel_mg_s(coef: np.ndarray, c: int, v: float, a: float, incl: float,
+                      const: float) -> tuple[float, float]:
+    """CO₂ and fuel rates [mg/s] of class ``c`` at once (the vehicle kernel's
+    form of :func:`rate_mg_s`: one coasting check, shared polynomial terms)."""
+    if v > ZERO_SPEED_MPS and a < coasting_decel_mps2(v, incl, const):
+        return 0.0, 0.0
+    v2 = v * v
+    t = (1.0, v, a, v2, v2 * v, a * v, a * v2)
+    e0 = 0.0
+    e1 = 0.0
+    for k in range(7):
+        e0 += coef[c, 0, k] * t[k]
+        e1 += coef[c, 1, k] * t[k]
+    return max(e0, 0.0), max(e1, 0.0)
 
 
 @numba.njit(cache=True)

@@ -93,7 +93,7 @@ def ballistic_update(v: np.ndarray, acc: np.ndarray, dt: float) -> tuple[np.ndar
 
 import numba  # noqa: E402
 
-from gpssignal.emissions.hbefa4 import rate_mg_s  # noqa: E402
+from gpssignal.emissions.hbefa4 import co2_and_fuel_mg_s  # noqa: E402
 
 F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, F_SEGTL, \
     F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST = range(20)
@@ -205,8 +205,9 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
         F[F_ACC, j] = acc
         F[F_V, j] = v_new
         c = I[I_CLS, j]
-        F[F_CO2, j] += rate_mg_s(ecoef[c, 0], v_new, acc, ecoast[c, 0], ecoast[c, 1]) * dt
-        F[F_FC, j] += rate_mg_s(ecoef[c, 1], v_new, acc, ecoast[c, 0], ecoast[c, 1]) * dt
+        e_co2, e_fc = co2_and_fuel_mg_s(ecoef, c, v_new, acc, ecoast[c, 0], ecoast[c, 1])
+        F[F_CO2, j] += e_co2 * dt
+        F[F_FC, j] += e_fc * dt
         F[F_DIST, j] += dx
         moving = 1 if v_new > stop_speed else 0
         if I[I_MOVING, j] == 1 and moving == 0:
