@@ -31,7 +31,7 @@ def _png(fig: plt.Figure) -> bytes:
     return buf.getvalue()
 
 
-def _heatmap(summary: pd.DataFrame, a: str, b: str) -> bytes:
+def _heatmap(summary: pd.DataFrame, a: str, b: str, others: bool) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (col, label) in zip(axes, SAVINGS, strict=True):
         piv = summary.pivot_table(index=b, columns=a, values=col, aggfunc="mean")
@@ -48,9 +48,8 @@ def _heatmap(summary: pd.DataFrame, a: str, b: str) -> bytes:
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
         fig.colorbar(im, ax=ax, label=label)
-        ax.set_title(label + " vs fixed timing (mean over days"
-                     + (", other parameters averaged)" if summary.shape[1] else ")"),
-                     fontsize=9)
+        ax.set_title(label + " vs fixed timing\n(mean over days"
+                     + (", other parameters averaged)" if others else ")"), fontsize=9)
     return _png(fig)
 
 
@@ -78,7 +77,7 @@ def sweep_figures(summary: pd.DataFrame, params: list[str]) -> dict[str, bytes]:
     """PNG figures: a heatmap of the first two swept parameters, line plots of each."""
     out = {}
     if len(params) >= 2:
-        out["heatmap.png"] = _heatmap(summary, params[0], params[1])
+        out["heatmap.png"] = _heatmap(summary, params[0], params[1], len(params) > 2)
     out["savings_by_parameter.png"] = _lines(summary, params)
     return out
 
