@@ -1,6 +1,7 @@
 """The package layers import only leftward (STYLE.md §1, with one documented change).
 
-model → emissions → sim → probes → control → evaluate → experiment → estimate → report → cli
+model → emissions → sim → probes → control → evaluate → experiment → interop → estimate
+→ report → cli
 
 evaluate comes before experiment, not after as STYLE.md proposes: training,
 replications and sweeps (experiment) must compute KPIs (evaluate) of the runs
@@ -16,7 +17,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpssignal"
 ORDER = ["model", "emissions", "sim", "probes", "control", "evaluate", "experiment",
-         "estimate", "report", "cli"]
+         "interop", "estimate", "report", "cli"]
 
 
 def _layer(module: str) -> str | None:

@@ -1,0 +1,1 @@
+"""Interoperability with Eclipse SUMO (optional: ``pip install 'gpssignal[sumo]'``)."""
