@@ -484,6 +484,59 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_sumo(args: argparse.Namespace) -> int:
+    from gpssignal.interop.sumo_export import export_sumo
+    from gpssignal.model.io import read_scenario
+
+    sc = read_scenario(args.scenario)
+    out = Path(args.outdir)
+    _check_out_dir(out, "OUTDIR")
+    seed = sc.seed if args.seed is None else args.seed
+    ex = export_sumo(sc, out, seed=seed, fcd=args.fcd)
+    if not args.quiet:
+        print(f"SUMO scenario of {sc.name} (day seed {seed}) written to {ex.folder}; link "
+              "indices checked: " + "; ".join(f"{j}: {' '.join(g)}"
+                                               for j, g in ex.link_groups.items()))
+        print(f"run it with: sumo -c {ex.config}")
+    return 0
+
+
+def _cmd_cross_check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.interop.compare import compare_fixed, summary
+    from gpssignal.interop.sumo import sumo_version
+    from gpssignal.model.io import read_scenario, scenario_hash
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise _UsageError(f"--seeds = {args.seeds!r}: expected integers like 1,2,3") from None
+    if not seeds or min(seeds) < 0:
+        raise _UsageError(f"--seeds = {args.seeds!r}: give at least one seed >= 0")
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
+    _check_out_dir(out, "--out")
+    version = sumo_version()
+    with tempfile.TemporaryDirectory(prefix="gpssignal-xcheck-") as work:
+        df = compare_fixed(sc, seeds, work)
+    summ = summary(df)
+    from gpssignal import __version__
+
+    write_tables({"runs": df, "summary": summ}, out,
+                 {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
+                  "version": __version__, "sumo": version})
+    if not args.quiet:
+        print(f"{sc.name}, fixed timing, seeds {','.join(map(str, seeds))}: gpssignal "
+              f"{__version__} vs {version} (same vehicles; definitions: docs/validation.md)")
+        _print_table([[r["kpi"], r["gpssignal"], r["sumo"], r["sumo_vs_gpssignal_pct"]]
+                      for _, r in summ.iterrows()],
+                     ["kpi", "gpssignal", "sumo", "sumo vs gpssignal %"])
+        print(f"written: {out}/runs.csv, {out}/summary.csv")
+    return 0
+
+
 class _UsageError(Exception):
     """A bad command-line value; reported as one line, exit code 2."""
 
@@ -1025,6 +1078,33 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder (default: results/JUNCTIONS-estimate)")
     es.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     es.set_defaults(func=_cmd_estimate)
+
+    xs = sub.add_parser("export-sumo", help="write a runnable Eclipse SUMO scenario",
+                        description="Export SCENARIO and the vehicles of one day (--seed) to "
+                        "OUTDIR as a SUMO scenario: plain network built with netconvert (no "
+                        "internal lanes), every signal program as a tlLogic, vehicle types "
+                        "(IDM, HBEFA4 classes), the same vehicles as gpssignal's run of that "
+                        "seed, an E3 detector on the monitored stretch, and run.sumocfg "
+                        "(tripinfo with emissions, summary). Needs the sumo extra.")
+    xs.add_argument("scenario", help="scenario TOML file")
+    xs.add_argument("outdir", help="output folder")
+    xs.add_argument("--seed", type=_seed, default=None, help="the day (default: scenario seed)")
+    xs.add_argument("--fcd", action="store_true", help="also write FCD output when run")
+    xs.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    xs.set_defaults(func=_cmd_export_sumo)
+
+    xc = sub.add_parser("cross-check", help="fixed timing in gpssignal and in SUMO on the "
+                        "same days",
+                        description="For each seed: run gpssignal under fixed timing, export "
+                        "the scenario with the same vehicles to SUMO, run SUMO, and compare "
+                        "mean time loss, throughput, monitored-stretch speed and CO2 per "
+                        "vehicle-km (docs/validation.md). Needs the sumo extra.")
+    xc.add_argument("scenario", help="scenario TOML file")
+    xc.add_argument("--seeds", default="1,2,3", help="comma-separated days (default: 1,2,3)")
+    xc.add_argument("--out", default=None,
+                    help="output folder (default: results/SCENARIO-cross-check)")
+    xc.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    xc.set_defaults(func=_cmd_cross_check)
 
     val = sub.add_parser("validate", help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")

@@ -1,0 +1,137 @@
+"""Fixed timing in gpssignal and in SUMO on the same days: the cross-check table.
+
+For each seed the scenario is exported with that day's vehicles
+(:func:`gpssignal.interop.sumo_export.export_sumo`: same arrival times, routes,
+classes and speed factors), SUMO runs it, and both simulators' KPIs are
+computed with the same definitions:
+
+* ``mean_time_loss_s``: gpssignal's time loss; SUMO's ``timeLoss +
+  departDelay`` (tripinfo), vehicles arriving in the demand period that
+  completed their trip;
+* ``throughput_vph``: vehicles leaving the network during the demand period,
+  per hour;
+* ``stretch_speed_peak_kmh``: stretch length ÷ mean traversal time; SUMO's
+  from its E3 detector (vehicles leaving the stretch in the peak hour,
+  gpssignal: entering it; a small difference at the hour's edges);
+* ``co2_g_per_veh_km``: CO₂ in the network ÷ distance driven (SUMO's
+  ``CO2_abs`` and ``routeLength``; gpssignal without the entry-wait idling,
+  which SUMO does not count).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+
+from gpssignal.evaluate.metrics import replication_kpis, run_tables
+from gpssignal.experiment.run import run_scenario
+from gpssignal.interop.sumo import sumo_binary
+from gpssignal.interop.sumo_export import export_sumo
+from gpssignal.model.scenario import Scenario, ScenarioError
+
+__all__ = ["run_sumo", "sumo_kpis", "gpssignal_kpis", "compare_fixed", "COMPARED"]
+
+COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
+            "co2_g_per_veh_km"]
+
+
+def run_sumo(config: Path) -> float:
+    """Run SUMO on a config; return its wall time [s]."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(sumo_binary("sumo")), "-c", str(config),
+                           "--tripinfo-output.write-unfinished", "true"],
+                          capture_output=True, text=True, cwd=config.parent, check=False)
+    if proc.returncode != 0:
+        raise ScenarioError(f"SUMO failed on {config}: {proc.stderr.strip()[-300:]}")
+    return time.perf_counter() - t0
+
+
+def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
+    """The compared KPIs from SUMO's outputs in ``folder``."""
+    rows = []
+    for t in ET.parse(folder / "tripinfo.xml").getroot().iter("tripinfo"):
+        em = t.find("emissions")
+        rows.append({"depart": float(t.get("depart", "nan")),
+                     "delay": float(t.get("departDelay", "0")),
+                     "arrival": float(t.get("arrival", "-1")),
+                     "loss": float(t.get("timeLoss", "nan")),
+                     "length": float(t.get("routeLength", "0")),
+                     "co2": float(em.get("CO2_abs", "0")) if em is not None else 0.0})
+    df = pd.DataFrame(rows)
+    d = scenario.duration_s
+    arrived = df["depart"] - df["delay"] < d
+    done = arrived & (df["arrival"] >= 0)
+    out = {
+        "vehicles": float(arrived.sum()),
+        "mean_time_loss_s": float((df.loc[done, "loss"] + df.loc[done, "delay"]).mean()),
+        "throughput_vph": float(((df["arrival"] >= 0) & (df["arrival"] < d)).sum()
+                                / (d / 3600.0)),
+        "co2_g_per_veh_km": float(df.loc[arrived, "co2"].sum() / 1000.0
+                                  / (df.loc[arrived, "length"].sum() / 1000.0)),
+    }
+    speed = float("nan")
+    if scenario.stretches:
+        # The peak hour, or the whole period without one (as gpssignal's KPI).
+        a, b = ((scenario.peak_clock_s[0] - scenario.start_clock_s,
+                 scenario.peak_clock_s[1] - scenario.start_clock_s)
+                if scenario.peak_clock_s is not None else (0.0, scenario.duration_s))
+        tt, n = 0.0, 0
+        for iv in ET.parse(folder / "stretch.xml").getroot().iter("interval"):
+            if a <= float(iv.get("begin", "0")) < b:
+                k = int(iv.get("vehicleSum", "0"))
+                if k > 0:
+                    tt += float(iv.get("meanTravelTime", "0")) * k
+                    n += k
+        if n:
+            speed = _stretch_length_m(scenario) / (tt / n) * 3.6
+    out["stretch_speed_peak_kmh"] = speed
+    return out
+
+
+def _stretch_length_m(scenario: Scenario) -> float:
+    """Length of the first stretch (as :func:`gpssignal.evaluate.metrics.stretch_length_m`)."""
+    st = scenario.stretches[0]
+    lengths = [next(lk.length_m for lk in scenario.links if lk.id == x) for x in st.links]
+    end = st.end_m if st.end_m is not None else lengths[-1]
+    return float(sum(lengths[:-1]) - st.start_m + end)
+
+
+def gpssignal_kpis(scenario: Scenario, seed: int) -> tuple[dict[str, float], float]:
+    """The compared KPIs of gpssignal's fixed-timing run of ``seed``, and its wall time."""
+    t0 = time.perf_counter()
+    res, _ = run_scenario(scenario, "fixed", seed=seed, record_trajectories=False)
+    wall = time.perf_counter() - t0
+    tables = run_tables(res)
+    k = replication_kpis(res, tables)
+    veh = tables["vehicles"]
+    co2_net = float((veh["co2_g"] - veh["co2_entry_wait_g"]).sum())
+    km = float(veh["distance_m"].sum()) / 1000.0
+    return {"vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
+            "throughput_vph": k["throughput_vph"],
+            "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
+            "co2_g_per_veh_km": co2_net / km}, wall
+
+
+def compare_fixed(scenario: Scenario, seeds: list[int], work_dir: str | Path) -> pd.DataFrame:
+    """One row per (seed, simulator) with the compared KPIs and wall time."""
+    rows = []
+    for s in seeds:
+        g, gw = gpssignal_kpis(scenario, s)
+        rows.append({"seed": s, "simulator": "gpssignal", **g, "wall_s": gw})
+        ex = export_sumo(scenario, Path(work_dir) / f"seed{s}", seed=s)
+        sw = run_sumo(ex.config)
+        rows.append({"seed": s, "simulator": "sumo", **sumo_kpis(ex.folder, scenario),
+                     "wall_s": sw})
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each KPI per simulator and the relative difference SUMO vs gpssignal."""
+    m = df.groupby("simulator")[COMPARED].mean().T
+    m["sumo_vs_gpssignal_pct"] = 100 * (m["sumo"] / m["gpssignal"] - 1)
+    return m.reset_index(names="kpi")
+
