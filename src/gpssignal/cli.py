@@ -519,12 +519,19 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
     _check_out_dir(out, "--out")
     version = sumo_version()
+    tables = {}
     with tempfile.TemporaryDirectory(prefix="gpssignal-xcheck-") as work:
         df = compare_fixed(sc, seeds, work)
+        if args.model is not None:
+            from gpssignal.control.io import read_model
+            from gpssignal.interop.compare import compare_gps
+
+            gps = compare_gps(sc, read_model(args.model), seeds, work)
+            tables["gps"] = gps
     summ = summary(df)
     from gpssignal import __version__
 
-    write_tables({"runs": df, "summary": summ}, out,
+    write_tables({"runs": df, "summary": summ, **tables}, out,
                  {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
                   "version": __version__, "sumo": version})
     if not args.quiet:
@@ -533,7 +540,15 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
         _print_table([[r["kpi"], r["gpssignal"], r["sumo"], r["sumo_vs_gpssignal_pct"]]
                       for _, r in summ.iterrows()],
                      ["kpi", "gpssignal", "sumo", "sumo vs gpssignal %"])
-        print(f"written: {out}/runs.csv, {out}/summary.csv")
+        if "gps" in tables:
+            g = tables["gps"].pivot_table(index="seed", columns=["simulator", "controller"],
+                                          values="mean_time_loss_s")
+            print()
+            print("GPS controller - fixed timing, mean time loss per vehicle [s], per day:")
+            _print_table([[s_, g.loc[s_, ("gpssignal", "gps")] - g.loc[s_, ("gpssignal", "fixed")],
+                           g.loc[s_, ("sumo", "gps")] - g.loc[s_, ("sumo", "fixed")]]
+                          for s_ in g.index], ["seed", "gpssignal", "sumo (libsumo)"])
+        print(f"written: {out}/runs.csv, {out}/summary.csv" + (", gps.csv" if tables else ""))
     return 0
 
 
@@ -1101,6 +1116,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "vehicle-km (docs/validation.md). Needs the sumo extra.")
     xc.add_argument("scenario", help="scenario TOML file")
     xc.add_argument("--seeds", default="1,2,3", help="comma-separated days (default: 1,2,3)")
+    xc.add_argument("--model", default=None,
+                    help="also run this GPS model in both simulators (in SUMO through libsumo)")
     xc.add_argument("--out", default=None,
                     help="output folder (default: results/SCENARIO-cross-check)")
     xc.add_argument("-q", "--quiet", action="store_true", help="print nothing")

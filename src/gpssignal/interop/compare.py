@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gpssignal.control.gps import GpsModel
 from gpssignal.evaluate.metrics import replication_kpis, run_tables
 from gpssignal.experiment.run import run_scenario
 from gpssignal.interop.sumo import sumo_binary
@@ -35,7 +36,7 @@ from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.scenario import Scenario, ScenarioError
 
 __all__ = ["run_sumo", "sumo_kpis", "gpssignal_kpis", "compare_fixed", "COMPARED",
-           "saturation_flow_vph", "compare_saturation_flow"]
+           "saturation_flow_vph", "compare_saturation_flow", "compare_gps"]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
             "co2_g_per_veh_km"]
@@ -175,3 +176,40 @@ def compare_saturation_flow(scenario: Scenario, link_id: str, seed: int,
             times.append(float(exits[edges.index(link_id)]))
     s, ns = saturation_flow_vph(np.array(times))
     return {"gpssignal_vph": g, "gpssignal_headways": ng, "sumo_vph": s, "sumo_headways": ns}
+
+
+def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
+                work_dir: str | Path) -> pd.DataFrame:
+    """The GPS controller's benefit in each simulator, on the same days.
+
+    One row per (seed, simulator, controller) with the compared KPIs, the
+    number of program switches and probe points.
+    """
+    from gpssignal.experiment.run import run_gps
+    from gpssignal.interop.sumo_gps import run_gps_in_sumo
+
+    rows = []
+    for s in seeds:
+        g, _ = gpssignal_kpis(scenario, s)
+        rows.append({"seed": s, "simulator": "gpssignal", "controller": "fixed", **g,
+                     "switches": 0, "probe_points": 0})
+        res, stream, _, _ = run_gps(scenario, model, seed=s)
+        tables = run_tables(res)
+        k = replication_kpis(res, tables)
+        veh = tables["vehicles"]
+        co2 = float((veh["co2_g"] - veh["co2_entry_wait_g"]).sum())
+        rows.append({"seed": s, "simulator": "gpssignal", "controller": "gps",
+                     "vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
+                     "throughput_vph": k["throughput_vph"],
+                     "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
+                     "co2_g_per_veh_km": co2 / (float(veh["distance_m"].sum()) / 1000.0),
+                     "switches": len(res.switches), "probe_points": len(stream)})
+        ex = export_sumo(scenario, Path(work_dir) / f"fixed{s}", seed=s)
+        run_sumo(ex.config)
+        rows.append({"seed": s, "simulator": "sumo", "controller": "fixed",
+                     **sumo_kpis(ex.folder, scenario), "switches": 0, "probe_points": 0})
+        r = run_gps_in_sumo(scenario, model, s, Path(work_dir) / f"gps{s}")
+        rows.append({"seed": s, "simulator": "sumo", "controller": "gps",
+                     **sumo_kpis(r.folder, scenario), "switches": len(r.switches),
+                     "probe_points": r.probe_points})
+    return pd.DataFrame(rows)
