@@ -36,7 +36,8 @@ from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.scenario import Scenario, ScenarioError
 
 __all__ = ["run_sumo", "sumo_kpis", "gpssignal_kpis", "compare_fixed", "COMPARED",
-           "saturation_flow_vph", "compare_saturation_flow", "compare_gps"]
+           "saturation_flow_vph", "compare_saturation_flow", "compare_gps",
+           "fcd_emission_check"]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
             "co2_g_per_veh_km"]
@@ -213,3 +214,41 @@ def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
                      **sumo_kpis(r.folder, scenario), "switches": len(r.switches),
                      "probe_points": r.probe_points})
     return pd.DataFrame(rows)
+
+
+def fcd_emission_check(scenario: Scenario, seed: int, work_dir: str | Path) -> pd.DataFrame:
+    """SUMO's trajectories through gpssignal's emission module vs SUMO's own CO₂.
+
+    SUMO runs the exported day with FCD output (speed and acceleration of
+    every vehicle and step); gpssignal's HBEFA4 module integrates each
+    vehicle's FCD rows (rate × step length); SUMO's emission device reports
+    ``CO2_abs`` per vehicle in tripinfo. One row per vehicle: ``co2_sumo_g``,
+    ``co2_gpssignal_g``.
+    """
+    from gpssignal.emissions import rates_mg_s, scenario_emissions
+
+    ex = export_sumo(scenario, Path(work_dir) / f"fcd{seed}", seed=seed, fcd=True)
+    run_sumo(ex.config)
+    cls = {c.name: k for k, c in enumerate(scenario.vehicle_classes)}
+    vid, v, a, c = [], [], [], []
+    for _, el in ET.iterparse(ex.folder / "fcd.xml"):
+        if el.tag == "vehicle":
+            vid.append(int(el.get("id", "-1")))
+            v.append(float(el.get("speed", "nan")))
+            a.append(float(el.get("acceleration", "nan")))
+            c.append(cls[el.get("type", "")])
+        elif el.tag == "timestep":
+            el.clear()
+    em = scenario_emissions(scenario)
+    rate = rates_mg_s(em, np.array(c, dtype=np.int64), np.array(v), np.array(a))
+    ids = np.array(vid, dtype=np.int64)
+    ours = pd.Series(rate * scenario.step_s / 1000.0).groupby(ids).sum()
+    theirs = {}
+    for t in ET.parse(ex.folder / "tripinfo.xml").getroot().iter("tripinfo"):
+        e = t.find("emissions")
+        if e is not None:
+            theirs[int(t.get("id", "-1"))] = float(e.get("CO2_abs", "0")) / 1000.0
+    th = pd.Series(theirs)
+    both = ours.index.intersection(th.index)
+    return pd.DataFrame({"vehicle": both, "co2_sumo_g": th.loc[both].to_numpy(),
+                         "co2_gpssignal_g": ours.loc[both].to_numpy()})

@@ -267,6 +267,7 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     if fcd:
         ET.SubElement(outp, "fcd-output", value="fcd.xml")
         ET.SubElement(outp, "fcd-output.acceleration", value="true")
+        ET.SubElement(outp, "precision", value="6")   # default 2 decimals round v and a
     proc_ = ET.SubElement(cfg, "processing")
     ET.SubElement(proc_, "time-to-teleport", value="-1")
     ET.SubElement(proc_, "default.emergencydecel", value="decel")
