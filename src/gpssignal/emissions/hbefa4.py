@@ -19,8 +19,8 @@ Rules, as in SUMO unless stated:
       for v < 10 km/h: d(v) = v / (10/3.6) · d(10/3.6)
 
   on a flat road (no slope term).
-* E is clipped at ≥ 0 (DESIGN.md §5). SUMO does not clip; the difference
-  appears only at crawling speeds with strong deceleration.
+* E is clipped at ≥ 0 (DESIGN.md §5); SUMO 1.28 also returns 0 where the
+  polynomial is negative (checked against it, docs/validation.md).
 * Battery-electric classes: 0 tailpipe CO₂ and fuel (their rows are zero).
 * SUMO's engine-off after 300 s stopped is not modelled (stops here are
   far shorter).
