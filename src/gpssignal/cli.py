@@ -1100,11 +1100,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "internal lanes), every signal program as a tlLogic, vehicle types "
                         "(IDM, HBEFA4 classes), the same vehicles as gpssignal's run of that "
                         "seed, an E3 detector on the monitored stretch, and run.sumocfg "
-                        "(tripinfo with emissions, summary). Needs the sumo extra.")
+                        "(tripinfo with emissions, summary, FCD of the probe share). Needs "
+                        "the sumo extra.")
     xs.add_argument("scenario", help="scenario TOML file")
     xs.add_argument("outdir", help="output folder")
     xs.add_argument("--seed", type=_seed, default=None, help="the day (default: scenario seed)")
-    xs.add_argument("--fcd", action="store_true", help="also write FCD output when run")
+    xs.add_argument("--fcd", action="store_true",
+                    help="FCD output of every vehicle (default: the probe share only)")
     xs.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     xs.set_defaults(func=_cmd_export_sumo)
 

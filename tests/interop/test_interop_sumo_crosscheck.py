@@ -159,3 +159,26 @@ def test_sumo_program_switches_happen_only_at_the_synchronisation_point(tmp_path
         p = next(q for q in sc.junction(jid).programs if q.name == old)
         cs = (sc.start_clock_s + t - p.offset_s) % p.cycle_s
         assert min(cs, p.cycle_s - cs) < sc.step_s / 2
+
+
+@needs_sumo
+def test_fcd_output_covers_the_probe_share_only(tmp_path: Path) -> None:
+    import dataclasses
+
+    from gpssignal.control.fixed import FixedTimeController
+    from gpssignal.interop.compare import run_sumo
+    from gpssignal.interop.sumo_export import export_sumo
+    from gpssignal.model.geo import link_geometry
+    from gpssignal.probes.sampler import ProbeSampler
+    from gpssignal.sim.engine import Simulation
+
+    sc = read_scenario(SCENARIOS[0])
+    sc = dataclasses.replace(sc, probes=dataclasses.replace(sc.probes, penetration=0.3))
+    ex = export_sumo(sc, tmp_path / "x", seed=2)
+    run_sumo(ex.config)
+    seen = {int(v.get("id")) for v in ET.parse(ex.folder / "fcd.xml").getroot().iter("vehicle")}
+    sim = Simulation(sc, FixedTimeController(sc), seed=2, record_trajectories=False)
+    equipped = ProbeSampler(sc, sc.probes, sim.arrivals, link_geometry(sc),
+                            np.random.default_rng(sim.streams["probes"])).equipped
+    assert seen == set(np.flatnonzero(equipped).tolist())
+    assert 0 < len(seen) < len(sim.arrivals)

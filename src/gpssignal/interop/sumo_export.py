@@ -43,6 +43,7 @@ from gpssignal.interop.sumo import sumo_binary
 from gpssignal.model.geo import link_geometry
 from gpssignal.model.scenario import MOVEMENTS, Scenario, ScenarioError
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER, program_events, state_at
+from gpssignal.probes.sampler import ProbeSampler
 from gpssignal.sim.engine import Simulation
 from gpssignal.sim.network import compile_network
 
@@ -264,15 +265,24 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     outp = ET.SubElement(cfg, "output")
     ET.SubElement(outp, "tripinfo-output", value="tripinfo.xml")
     ET.SubElement(outp, "summary-output", value="summary.xml")
-    if fcd:
-        ET.SubElement(outp, "fcd-output", value="fcd.xml")
-        ET.SubElement(outp, "fcd-output.acceleration", value="true")
-        ET.SubElement(outp, "precision", value="6")   # default 2 decimals round v and a
+    # FCD: by default the probe share only (the vehicles gpssignal's probe
+    # sampler equips on this day, as a probe feed would see them); all
+    # vehicles with ``fcd=True``.
+    ET.SubElement(outp, "fcd-output", value="fcd.xml")
+    ET.SubElement(outp, "fcd-output.acceleration", value="true")
+    ET.SubElement(outp, "precision", value="6")   # default 2 decimals round v and a
     proc_ = ET.SubElement(cfg, "processing")
     ET.SubElement(proc_, "time-to-teleport", value="-1")
     ET.SubElement(proc_, "default.emergencydecel", value="decel")
     dev = ET.SubElement(cfg, "emissions")
     ET.SubElement(dev, "device.emissions.probability", value="1")
+    fcd_dev = ET.SubElement(cfg, "fcd_device")
+    if not fcd:
+        sampler = ProbeSampler(scenario, scenario.probes, arr, geo,
+                               np.random.default_rng(sim.streams["probes"]))
+        probe_ids = np.flatnonzero(sampler.equipped)
+        ET.SubElement(fcd_dev, "device.fcd.probability", value="0")
+        ET.SubElement(fcd_dev, "device.fcd.explicit", value=",".join(map(str, probe_ids)))
     rep = ET.SubElement(cfg, "report")
     ET.SubElement(rep, "no-step-log", value="true")
     ET.SubElement(rep, "no-warnings", value="true")
