@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -55,6 +55,35 @@ class _Progress:
         if self.shown:
             sys.stderr.write("\r" + " " * 60 + "\r")
             sys.stderr.flush()
+
+
+def _at_least_one(args: argparse.Namespace, *options: str) -> None:
+    """Each named integer option must be >= 1 (one-line usage error otherwise)."""
+    for opt in options:
+        v = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if v is not None and v < 1:
+            raise _UsageError(f"{opt} = {v}: must be at least 1")
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """``--workers``, defaulting to the number of CPU cores."""
+    import os
+
+    _at_least_one(args, "--workers")
+    return args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
+
+
+def _stage_bars(prefix: str, quiet: bool) -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` callback with one bar per stage."""
+    bars: dict[str, _Progress] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.setdefault(stage, _Progress(f"{prefix} {stage}", enabled=not quiet))
+        bar(done / total)
+        if done == total:
+            bar.close()
+
+    return progress
 
 
 def _fmt(x: object) -> str:
@@ -181,7 +210,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import os
     import tempfile
 
     from gpssignal.evaluate.io import write_tables
@@ -189,15 +217,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gpssignal.model.io import read_scenario
     from gpssignal.report import build_report, headline_table
 
-    if args.replications < 1:
-        raise _UsageError(f"--replications = {args.replications}: must be at least 1")
-    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
-    if workers < 1:
-        raise _UsageError(f"--workers = {workers}: must be at least 1")
-    if args.train_days < 1:
-        raise _UsageError(f"--train-days = {args.train_days}: must be at least 1")
-    if args.candidates < 1:
-        raise _UsageError(f"--candidates = {args.candidates}: must be at least 1")
+    _at_least_one(args, "--replications", "--train-days", "--candidates")
+    workers = _workers(args)
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     for c in controllers:
         if c not in ("fixed", "tod", "gps"):
@@ -210,14 +231,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _check_out_dir(out, "--out")
     seeds = list(range(args.first_seed, args.first_seed + args.replications))
     t0 = time.perf_counter()
-    bars: dict[str, _Progress] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.setdefault(stage, _Progress(f"{sc.name} {stage}", enabled=not args.quiet))
-        bar(done / total)
-        if done == total:
-            bar.close()
-
+    progress = _stage_bars(sc.name, args.quiet)
     model = None
     how = ""
     model_bytes = None
@@ -280,7 +294,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    import os
 
     from gpssignal.control.gps import model_from_scenario
     from gpssignal.experiment.sweep import (
@@ -298,11 +311,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from gpssignal.model.io import read_scenario
     from gpssignal.report.sweep import sensitivity_text, sweep_figures, sweep_report
 
-    if args.replications < 1:
-        raise _UsageError(f"--replications = {args.replications}: must be at least 1")
-    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
-    if workers < 1:
-        raise _UsageError(f"--workers = {workers}: must be at least 1")
+    _at_least_one(args, "--replications")
+    workers = _workers(args)
     if not args.grid and not args.range:
         raise _UsageError("--grid: give at least one --grid NAME=START:STOP:STEP (or --range "
                           "with --random N)")
@@ -391,7 +401,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    import os
 
     from gpssignal.estimate import (
         estimate_junction,
@@ -404,13 +413,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.report.estimate import estimate_report
 
-    for opt, v in (("--replications", args.replications), ("--train-days", args.train_days),
-                   ("--candidates", args.candidates)):
-        if v < 1:
-            raise _UsageError(f"{opt} = {v}: must be at least 1")
-    workers = args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
-    if workers < 1:
-        raise _UsageError(f"--workers = {workers}: must be at least 1")
+    _at_least_one(args, "--replications", "--train-days", "--candidates")
+    workers = _workers(args)
     out = Path(args.out) if args.out else \
         Path("results") / f"{Path(args.junctions).stem}-estimate"
     _check_out_dir(out, "--out")
@@ -423,16 +427,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     results = []
     t0 = time.perf_counter()
     for k, spec in enumerate(specs, start=1):
-        bars: dict[str, _Progress] = {}
-
-        def progress(stage: str, done: int, total: int, name: str = spec.name,
-                     k: int = k, bars: dict[str, _Progress] = bars) -> None:
-            bar = bars.setdefault(stage, _Progress(f"[{k}/{len(specs)}] {name} {stage}",
-                                                   enabled=not args.quiet))
-            bar(done / total)
-            if done == total:
-                bar.close()
-
+        progress = _stage_bars(f"[{k}/{len(specs)}] {spec.name}", args.quiet)
         try:
             results.append(estimate_junction(spec, tpl, seeds, args.train_days,
                                              args.candidates, workers, progress=progress))
@@ -766,14 +761,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out_dir(out.parent, "--out")
     sc = read_scenario(args.scenario)
-    bars: dict[str, _Progress] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.setdefault(stage, _Progress(f"{sc.name} {stage}", enabled=not args.quiet))
-        bar(done / total)
-        if done == total:
-            bar.close()
-
+    progress = _stage_bars(sc.name, args.quiet)
     model = train(sc, args.history, candidates=args.candidates, search_seed=args.search_seed,
                   workers=args.workers, test_days=args.test_days, progress=progress)
     write_model(model, out)
