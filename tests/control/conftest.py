@@ -3,8 +3,8 @@
 Test modules here are named ``test_control_*.py``: ``tests/`` has no
 ``__init__.py`` files, so basenames must be unique across the tree.
 
-The scenario used throughout is ``scenarios/tiny.toml`` with
-``relief_program = "peak"`` on J1 (tiny has none, and a GPS model needs one).
+The scenario used throughout is ``tiny_relief`` (tests/conftest.py):
+``scenarios/tiny.toml`` with ``relief_program = "peak"`` on J1.
 Its stretch ``main_eb`` leads into J1. Probe runs use 30 % penetration
 instead of the default 5 %, so a 15-minute day yields a few hundred points on
 the stretch: enough for windows of 60 s to carry information.
@@ -24,7 +24,6 @@ import pytest
 
 from gpssignal.control.gps import GpsModel, GpsRuntime, JunctionModel, StretchModel
 from gpssignal.model.geo import LocalProjection
-from gpssignal.model.io import read_scenario
 from gpssignal.model.scenario import ProbeSettings, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,25 +33,6 @@ TINY_PATH = REPO / "scenarios" / "tiny.toml"
 ORIGIN = (55.63, 12.38)
 #: A UTC instant on the 10-s decision grid (2019-05-06 05:00:00Z) [ms].
 T0_MS = 1_557_118_800_000
-
-
-@pytest.fixture(scope="session")
-def tiny_relief() -> Scenario:
-    """tiny.toml with ``relief_program = "peak"`` on J1."""
-    sc = read_scenario(TINY_PATH)
-    j = dataclasses.replace(sc.junctions[0], relief_program="peak")
-    return dataclasses.replace(sc, junctions=(j,))
-
-
-@pytest.fixture(scope="session")
-def tiny_relief_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same variant as a TOML file (for the command line)."""
-    text = TINY_PATH.read_text(encoding="utf-8")
-    old = 'default_program = "normal"\n'
-    assert text.count(old) == 1
-    path = tmp_path_factory.mktemp("scenario") / "tiny_relief.toml"
-    path.write_text(text.replace(old, old + 'relief_program = "peak"\n'), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ which is enough to exercise switching without a training run.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 from pathlib import Path
 
@@ -30,22 +29,9 @@ TINY = REPO / "scenarios" / "tiny.toml"
 SEEDS = [11, 12, 13]
 
 
-def _tiny_relief_text() -> str:
-    text = TINY.read_text(encoding="utf-8")
-    old = 'default_program = "normal"\n'
-    assert text.count(old) == 1
-    return text.replace(old, old + 'relief_program = "peak"\n')
-
-
 @pytest.fixture(scope="module")
-def tiny() -> Scenario:
-    sc = read_scenario(TINY)
-    j = dataclasses.replace(sc.junctions[0], relief_program="peak")
-    return dataclasses.replace(sc, junctions=(j,))
-
-
-@pytest.fixture(scope="module")
-def evaluations(tiny: Scenario):
+def evaluations(tiny_relief: Scenario):
+    tiny = tiny_relief
     model = model_from_scenario(tiny, low_fraction=0.9)
     one = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=1)
     two = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=2)
@@ -83,7 +69,8 @@ def test_paired_differences_use_matching_days(evaluations) -> None:
         assert row["n"] == len(SEEDS)
 
 
-def test_annual_saving_is_the_paired_saving_times_working_days(evaluations, tiny) -> None:
+def test_annual_saving_is_the_paired_saving_times_working_days(evaluations, tiny_relief) -> None:
+    tiny = tiny_relief
     ev = evaluations[0]
     runs = ev.runs().set_index(["controller", "seed"])
     an = ev.annual_table()
@@ -103,7 +90,9 @@ def test_the_gps_controller_switched_and_fixed_never_did(evaluations) -> None:
     assert runs.loc[runs["controller"] == "gps", "switches"].sum() > 0
 
 
-def test_model_for_another_scenario_or_on_training_days_is_refused(tiny: Scenario) -> None:
+def test_model_for_another_scenario_or_on_training_days_is_refused(tiny_relief: Scenario
+                                                                  ) -> None:
+    tiny = tiny_relief
     model = model_from_scenario(tiny)
     other = model.with_params(provenance={"scenario_hash": "0" * 16})
     with pytest.raises(ScenarioError, match="trained for scenario hash"):
@@ -139,9 +128,9 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, monkeypatch, arg
     assert list(tmp_path.iterdir()) == []
 
 
-def test_evaluate_command_writes_report_and_tables(tmp_path: Path) -> None:
-    scen = tmp_path / "tiny_relief.toml"
-    scen.write_text(_tiny_relief_text(), encoding="utf-8")
+def test_evaluate_command_writes_report_and_tables(tmp_path: Path, tiny_relief_toml: Path
+                                                    ) -> None:
+    scen = tiny_relief_toml
     model = tmp_path / "model.json"
     from gpssignal.control.io import write_model
     write_model(model_from_scenario(read_scenario(scen), low_fraction=0.9), model)

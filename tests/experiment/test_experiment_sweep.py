@@ -8,7 +8,6 @@ absolute km/h, so the model's free-flow speeds do not matter.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -32,29 +31,12 @@ from gpssignal.experiment.sweep import (
     point_summary,
     run_sweep,
 )
-from gpssignal.model.io import read_scenario
 from gpssignal.model.scenario import Scenario, ScenarioError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 GRID = ["threshold_low_kmh=25:35:10", "penetration=0.1,0.3"]
 SEEDS = [21, 22]
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Scenario:
-    sc = read_scenario(TINY)
-    j = dataclasses.replace(sc.junctions[0], relief_program="peak")
-    return dataclasses.replace(sc, junctions=(j,))
-
-
-@pytest.fixture(scope="module")
-def tiny_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    text = TINY.read_text(encoding="utf-8")
-    old = 'default_program = "normal"\n'
-    path = tmp_path_factory.mktemp("sc") / "tiny_relief.toml"
-    path.write_text(text.replace(old, old + 'relief_program = "peak"\n'), encoding="utf-8")
-    return path
 
 
 def test_grid_includes_the_stop_value_and_rejects_bad_specs() -> None:
@@ -87,7 +69,8 @@ def _stored(path: Path):
         con.close()
 
 
-def test_local_and_dask_store_identical_results(tiny: Scenario, tmp_path: Path) -> None:
+def test_local_and_dask_store_identical_results(tiny_relief: Scenario, tmp_path: Path) -> None:
+    tiny = tiny_relief
     pytest.importorskip("dask.distributed")
     model = model_from_scenario(tiny)
     points = grid_points([parse_grid(g) for g in GRID])
@@ -106,7 +89,8 @@ def test_local_and_dask_store_identical_results(tiny: Scenario, tmp_path: Path) 
 
 
 def test_point_summary_pairs_each_point_with_the_fixed_run_of_the_same_day(
-        tiny: Scenario, tmp_path: Path) -> None:
+        tiny_relief: Scenario, tmp_path: Path) -> None:
+    tiny = tiny_relief
     model = model_from_scenario(tiny)
     points = grid_points([parse_grid("threshold_low_kmh=40")])
     store = ResultStore(tmp_path / "runs.duckdb", tiny, model_identity(model))
@@ -120,10 +104,10 @@ def test_point_summary_pairs_each_point_with_the_fixed_run_of_the_same_day(
     assert summ["time_loss_saving"].iloc[0] == pytest.approx(np.mean(d), rel=1e-12)
 
 
-def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_toml: Path,
+def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_relief_toml: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    args = [sys.executable, "-m", "gpssignal", "-v", "tune", str(tiny_toml),
+    args = [sys.executable, "-m", "gpssignal", "-v", "tune", str(tiny_relief_toml),
             "--grid", "threshold_low_kmh=20:45:5", "--replications", "2", "--first-seed", "31",
             "--workers", "1", "--out", str(out)]
     total = 6 * 2 + 2

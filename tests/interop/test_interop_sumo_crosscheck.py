@@ -12,19 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpssignal.interop.sumo import SumoNotFound, sumo_home
 from gpssignal.model.io import read_scenario
 from gpssignal.model.scenario import ScenarioError
 from gpssignal.model.signals import state_at
 
+# Skipped without SUMO (tests/interop/conftest.py).
 pytestmark = pytest.mark.sumo
-try:
-    sumo_home()
-    HAVE_SUMO = True
-except SumoNotFound:
-    HAVE_SUMO = False
-needs_sumo = pytest.mark.skipif(not HAVE_SUMO, reason="Eclipse SUMO not installed "
-                                "(pip install 'gpssignal[sumo]'; .ci/run installs it)")
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = [REPO / "scenarios" / "tiny.toml", REPO / "tests" / "data" / "two_junctions.toml",
@@ -32,7 +25,6 @@ SCENARIOS = [REPO / "scenarios" / "tiny.toml", REPO / "tests" / "data" / "two_ju
 LETTER = {0: "r", 1: "u", 2: "G", 3: "y"}
 
 
-@needs_sumo
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_export_maps_every_link_index_to_its_group_and_keeps_the_programs(
         path: Path, tmp_path: Path) -> None:
@@ -64,7 +56,6 @@ def test_export_maps_every_link_index_to_its_group_and_keeps_the_programs(
         assert ids[-1] == j.default_program
 
 
-@needs_sumo
 def test_a_connection_netconvert_did_not_make_is_reported(tmp_path: Path) -> None:
     from gpssignal.interop.sumo_export import check_connections, export_sumo
 
@@ -79,7 +70,6 @@ def test_a_connection_netconvert_did_not_make_is_reported(tmp_path: Path) -> Non
         check_connections(tmp_path / "broken.net.xml", sc)
 
 
-@needs_sumo
 @pytest.mark.parametrize("path, seeds", [(SCENARIOS[1], [1, 2]), (SCENARIOS[2], [1])],
                          ids=["two_junctions", "vallensbaek"])
 def test_fixed_timing_agrees_with_sumo(path: Path, seeds: list[int], tmp_path: Path) -> None:
@@ -106,7 +96,6 @@ def test_fixed_timing_agrees_with_sumo(path: Path, seeds: list[int], tmp_path: P
     assert (rel["stretch_speed_peak_kmh"] < 0.10).all(), rel["stretch_speed_peak_kmh"]
 
 
-@needs_sumo
 def test_discharge_saturation_flow_agrees_with_sumo(tmp_path: Path) -> None:
     from gpssignal.interop.compare import compare_saturation_flow
 
@@ -120,7 +109,6 @@ def test_discharge_saturation_flow_agrees_with_sumo(tmp_path: Path) -> None:
     assert abs(r["sumo_vph"] / r["gpssignal_vph"] - 1) < 0.05
 
 
-@needs_sumo
 def test_gps_controller_drives_sumo_like_gpssignal(tmp_path: Path) -> None:
     pytest.importorskip("libsumo", reason="libsumo not installed (the sumo extra)")
     from gpssignal.control.io import read_model
@@ -144,7 +132,6 @@ def test_gps_controller_drives_sumo_like_gpssignal(tmp_path: Path) -> None:
     assert abs(bs - bg) < 1.0
 
 
-@needs_sumo
 def test_sumo_program_switches_happen_only_at_the_synchronisation_point(tmp_path: Path
                                                                         ) -> None:
     pytest.importorskip("libsumo", reason="libsumo not installed (the sumo extra)")
@@ -161,7 +148,6 @@ def test_sumo_program_switches_happen_only_at_the_synchronisation_point(tmp_path
         assert min(cs, p.cycle_s - cs) < sc.step_s / 2
 
 
-@needs_sumo
 def test_fcd_output_covers_the_probe_share_only(tmp_path: Path) -> None:
     import dataclasses
 

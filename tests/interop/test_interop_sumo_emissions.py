@@ -17,24 +17,16 @@ import numpy as np
 import pytest
 
 from gpssignal.emissions import coefficients, emission_model, rates_mg_s
-from gpssignal.interop.sumo import SumoNotFound, sumo_emission_rates, sumo_home
+from gpssignal.interop.sumo import sumo_emission_rates
 
+# Skipped without SUMO (tests/interop/conftest.py).
 pytestmark = pytest.mark.sumo
 
-try:
-    sumo_home()
-    HAVE_SUMO = True
-except SumoNotFound:
-    HAVE_SUMO = False
-
-needs_sumo = pytest.mark.skipif(not HAVE_SUMO, reason="Eclipse SUMO not installed "
-                                "(pip install 'gpssignal[sumo]'; .ci/run installs it)")
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = sorted(set(coefficients()["emission_class"]))
 RTOL, ATOL = 5e-6, 1e-3
 
 
-@needs_sumo
 @pytest.mark.parametrize("ecls", CLASSES)
 def test_rates_agree_with_sumo_on_a_grid_of_speeds_and_accelerations(ecls: str) -> None:
     v, a = np.meshgrid(np.r_[0.0, 0.3, 0.5, 0.6, 1.0, 2.0, 2.7, 2.8, 5.0, 8.0, 13.9, 16.7,
@@ -51,7 +43,6 @@ def test_rates_agree_with_sumo_on_a_grid_of_speeds_and_accelerations(ecls: str) 
     np.testing.assert_allclose(ours_fc, theirs["fuel_mg_s"], rtol=RTOL, atol=ATOL)
 
 
-@needs_sumo
 def test_a_whole_run_emits_the_same_co2_in_both_models() -> None:
     import dataclasses
 
@@ -89,7 +80,6 @@ def test_a_whole_run_emits_the_same_co2_in_both_models() -> None:
     assert (~done).sum() > 0
 
 
-@needs_sumo
 def test_sumo_trajectories_through_gpssignal_match_sumos_own_co2(tmp_path: Path) -> None:
     from gpssignal.interop.compare import fcd_emission_check
     from gpssignal.model.io import read_scenario

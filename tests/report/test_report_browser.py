@@ -24,8 +24,6 @@ import pytest
 from gpssignal import cli
 from gpssignal.report.plots import FIGURES
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "scenarios" / "tiny.toml"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.skipif(
@@ -69,11 +67,10 @@ def test_the_check_can_fail(tmp_path: Path) -> None:
     assert any("boom" in line for line in console)
 
 
-def test_report_renders_with_every_plot_and_no_console_message(tmp_path: Path) -> None:
-    text = TINY.read_text(encoding="utf-8")
-    old = 'default_program = "normal"\n'
-    scen = tmp_path / "tiny_relief.toml"
-    scen.write_text(text.replace(old, old + 'relief_program = "peak"\n'), encoding="utf-8")
+def test_report_renders_with_every_plot_and_no_console_message(tmp_path: Path,
+                                                                tiny_relief_toml: Path
+                                                                ) -> None:
+    scen = tiny_relief_toml
     out = tmp_path / "ev"
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
