@@ -1120,20 +1120,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _option_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:
+    """Translate a library message that starts with a parameter name into option terms.
+
+    The library names its parameters (``replications = 0: ...``); a user of the
+    command line knows the option (``--replications = 0: ...``). The mapping is
+    read from the command's own parser: each option's ``dest`` and its long name.
+    """
+    head = message.split(" ", 1)[0].rstrip(":")
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        sub = action.choices.get(command) if isinstance(action.choices, dict) else None
+        for act in sub._actions if sub is not None else []:
+            if act.dest != head or not message[len(head):].startswith((" =", ":", " includes")):
+                continue
+            longs = [o for o in act.option_strings if o.startswith("--")]
+            name = longs[0] if longs else (act.metavar or act.dest.upper())
+            return str(name) + message[len(head):]
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gpssignal`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from gpssignal.model.scenario import ScenarioError
-    from gpssignal.probes.io import ProbeFileError
+    from gpssignal.errors import GpssignalError
     from gpssignal.sim.signals import SafetyViolation
 
     try:
         return int(args.func(args))
-    except (ScenarioError, _UsageError, ProbeFileError) as exc:
-        print(f"gpssignal {args.command}: error: {exc}", file=sys.stderr)
+    except (GpssignalError, _UsageError) as exc:
+        message = _option_message(parser, args.command, str(exc))
+        print(f"gpssignal {args.command}: error: {message}", file=sys.stderr)
         return 2
     except SafetyViolation as exc:
         print(f"gpssignal {args.command}: signal safety violation (a bug, please report): "

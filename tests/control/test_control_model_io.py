@@ -9,8 +9,8 @@ import math
 import pytest
 
 from gpssignal.control.gps import GpsModel, StretchModel, model_from_scenario
-from gpssignal.control.io import MODEL_KIND, ModelError, model_to_dict, read_model, write_model
-from gpssignal.model.scenario import ScenarioError
+from gpssignal.control.io import MODEL_KIND, model_to_dict, read_model, write_model
+from gpssignal.errors import GpssignalError, ModelError, ScenarioError
 
 
 @pytest.fixture
@@ -70,9 +70,11 @@ def test_wrong_kind(tmp_path, data) -> None:
         read_model(p)
 
 
-def test_model_error_is_a_scenario_error() -> None:
-    # The command line reports ScenarioError as a one-line exit-2 error.
-    assert issubclass(ModelError, ScenarioError)
+def test_model_error_is_a_gpssignal_error_not_a_scenario_error() -> None:
+    # The command line reports every GpssignalError as a one-line exit-2 error;
+    # a bad model is not a bad scenario.
+    assert issubclass(ModelError, GpssignalError)
+    assert not issubclass(ModelError, ScenarioError)
 
 
 def malformed_variants(d: dict) -> list[tuple[str, dict]]:
@@ -106,34 +108,34 @@ def test_stretch_thresholds_validated() -> None:
     kw = dict(id="s", junction="J", polyline_deg=[[55.0, 12.0], [55.0, 12.01]],
               length_m=600.0, speed_limit_kmh=50.0, free_flow_kmh=50.0)
     StretchModel(**kw, threshold_low_kmh=30.0, threshold_high_kmh=30.0)   # no gap: allowed
-    with pytest.raises(ScenarioError, match=r"stretch\[s\]\.threshold_high_kmh = 29"):
+    with pytest.raises(ModelError, match=r"stretch\[s\]\.threshold_high_kmh = 29"):
         StretchModel(**kw, threshold_low_kmh=30.0, threshold_high_kmh=29.0)
     for low in (0.0, -5.0, math.nan):
-        with pytest.raises(ScenarioError, match="threshold"):
+        with pytest.raises(ModelError, match="threshold"):
             StretchModel(**kw, threshold_low_kmh=low, threshold_high_kmh=40.0)
 
 
 def test_model_parameters_validated(model) -> None:
     for interval in (7.0, 11.0, 0.7):
-        with pytest.raises(ScenarioError, match="decision_interval_s.*divide 3600"):
+        with pytest.raises(ModelError, match="decision_interval_s.*divide 3600"):
             dataclasses.replace(model, decision_interval_s=interval)
     for ok in (1.0, 10.0, 15.0, 60.0, 3600.0):
         assert dataclasses.replace(model, decision_interval_s=ok).decision_interval_s == ok
     for bad in (0, -1, 2.0, "3"):
-        with pytest.raises(ScenarioError, match="min_points"):
+        with pytest.raises(ModelError, match="min_points"):
             dataclasses.replace(model, min_points=bad)
-    with pytest.raises(ScenarioError, match="window_s"):
+    with pytest.raises(ModelError, match="window_s"):
         dataclasses.replace(model, window_s=0.0)
     for f in ("min_dwell_s", "stale_after_s", "max_distance_m"):
-        with pytest.raises(ScenarioError, match=f):
+        with pytest.raises(ModelError, match=f):
             dataclasses.replace(model, **{f: -1.0})
-    with pytest.raises(ScenarioError, match="ghost"):
+    with pytest.raises(ModelError, match="ghost"):
         dataclasses.replace(model, junctions=[dataclasses.replace(
             model.junctions[0], stretches=["ghost"])])
 
 
 def test_min_points_rejects_bool(model, tmp_path) -> None:
-    with pytest.raises(ScenarioError, match="min_points"):
+    with pytest.raises(ModelError, match="min_points"):
         dataclasses.replace(model, min_points=True)
     p = write_json(tmp_path / "m.json", {**model_to_dict(model), "min_points": True})
     with pytest.raises(ModelError, match="min_points"):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from gpssignal.control.training import candidate_settings
+from gpssignal.errors import ScenarioError
 from gpssignal.experiment.training import train
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import ScenarioError
 
 #: Search seed 9 draws one candidate that switches on these days (low =
 #: 0.835 x free flow, 120-s window) and one that never does, so the two
@@ -97,7 +97,7 @@ def test_free_flow_speeds_are_measured_and_capped(trained) -> None:
 def test_history_from_another_scenario_is_refused(tiny_relief, history_dir) -> None:
     other = dataclasses.replace(tiny_relief, drain_s=tiny_relief.drain_s + 60)
     assert scenario_hash(other) != scenario_hash(tiny_relief)
-    with pytest.raises(ScenarioError, match=r"--history.*scenario hash"):
+    with pytest.raises(ScenarioError, match=r"history.*scenario hash"):
         train(other, history_dir, workers=1, **KW)
 
 

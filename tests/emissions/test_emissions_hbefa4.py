@@ -31,10 +31,10 @@ from gpssignal.emissions import (
     scenario_emissions,
 )
 from gpssignal.emissions.hbefa4 import coasting_decel_mps2
+from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.metrics import vehicle_table
 from gpssignal.experiment.run import run_scenario
 from gpssignal.model import parse_scenario, read_scenario
-from gpssignal.model.scenario import ScenarioError
 from gpssignal.sim import kernel as K
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from gpssignal import cli
+from gpssignal.errors import EstimateInputError
 from gpssignal.estimate import build_scenario, read_junctions, read_template
 from gpssignal.model.io import read_scenario
-from gpssignal.model.scenario import ScenarioError
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "scenarios" / "estimate_template.toml"
@@ -68,7 +68,7 @@ def test_bad_rows_name_row_and_column_and_the_rest_still_reads(tmp_path: Path, r
     # A cycle too short for two phases is only found when the scenario is built.
     if not errors:
         bad = [s for s in specs if s.row == 2][0]
-        with pytest.raises(ScenarioError) as exc:
+        with pytest.raises(EstimateInputError) as exc:
             build_scenario(bad, tpl)
         errors = [exc.value]
     assert [s.name for s in specs][0] == "Tee"
@@ -80,10 +80,10 @@ def test_bad_rows_name_row_and_column_and_the_rest_still_reads(tmp_path: Path, r
 def test_missing_or_unknown_columns_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "j.csv"
     p.write_text("name,municipality\nX,Y\n", encoding="utf-8")
-    with pytest.raises(ScenarioError, match="missing column"):
+    with pytest.raises(EstimateInputError, match="missing column"):
         read_junctions(p)
     p.write_text(HEADER + ",colour\n" + CROSS + ",red\n", encoding="utf-8")
-    with pytest.raises(ScenarioError, match="unknown column.*colour"):
+    with pytest.raises(EstimateInputError, match="unknown column.*colour"):
         read_junctions(p)
 
 

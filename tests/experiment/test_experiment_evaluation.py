@@ -19,10 +19,11 @@ from pandas.testing import assert_frame_equal
 
 from gpssignal import cli
 from gpssignal.control.gps import model_from_scenario
+from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.statistics import mean_ci
 from gpssignal.experiment.evaluation import check_model, evaluate_controllers
 from gpssignal.model.io import read_scenario, scenario_hash
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"

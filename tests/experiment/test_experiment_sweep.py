@@ -20,6 +20,7 @@ from pandas.testing import assert_frame_equal
 
 from gpssignal import cli
 from gpssignal.control.gps import model_from_scenario
+from gpssignal.errors import SweepSpecError
 from gpssignal.experiment.sweep import (
     DaskBackend,
     LocalBackend,
@@ -31,7 +32,7 @@ from gpssignal.experiment.sweep import (
     point_summary,
     run_sweep,
 )
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
@@ -44,7 +45,7 @@ def test_grid_includes_the_stop_value_and_rejects_bad_specs() -> None:
     assert parse_grid("penetration=0.02,0.05")[1] == [0.02, 0.05]
     for bad in ("nonsense=1:2:1", "window_s=1:2", "window_s=3:1:1", "window_s=1:2:0",
                 "window_s=a,b", "window_s"):
-        with pytest.raises(ScenarioError, match="--grid"):
+        with pytest.raises(SweepSpecError, match="grid"):
             parse_grid(bad)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpssignal.interop.sumo import SumoNotFound, sumo_home
+from gpssignal.errors import SumoNotFound
+from gpssignal.interop.sumo import sumo_home
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

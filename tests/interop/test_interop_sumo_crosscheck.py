@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpssignal.errors import ScenarioError
 from gpssignal.model.io import read_scenario
-from gpssignal.model.scenario import ScenarioError
 from gpssignal.model.signals import state_at
 
 # Skipped without SUMO (tests/interop/conftest.py).

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gpssignal.errors import ScenarioError
 from gpssignal.model import (
     Driver,
     Scenario,
-    ScenarioError,
     SignalTiming,
     dump_scenario,
     format_clock,

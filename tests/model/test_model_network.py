@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from gpssignal.model import Scenario, ScenarioError, movement_targets
+from gpssignal.errors import ScenarioError
+from gpssignal.model import Scenario, movement_targets
 from gpssignal.model.network import (
     MAX_TURN_ERROR_DEG,
     entry_links,

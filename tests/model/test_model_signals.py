@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpssignal.model import Arm, Junction, Program, ScenarioError, SignalTiming
+from gpssignal.errors import ScenarioError
+from gpssignal.model import Arm, Junction, Program, SignalTiming
 from gpssignal.model.signals import (
     AMBER,
     GREEN,

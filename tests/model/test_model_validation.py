@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 
+from gpssignal.errors import ScenarioError
 from gpssignal.model import (
     Arm,
     Demand,
@@ -19,7 +20,6 @@ from gpssignal.model import (
     Link,
     Program,
     Scenario,
-    ScenarioError,
     ScheduleEntry,
     SignalTiming,
     Stretch,

@@ -22,13 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
+from gpssignal.errors import ProbeFileError
 from gpssignal.experiment.run import run_with_probes
 from gpssignal.model.geo import LocalProjection
 from gpssignal.model.io import read_scenario
 from gpssignal.probes.io import (
     DROP_REASONS,
     PROBE_COLUMNS,
-    ProbeFileError,
     import_fcd,
     read_probes,
     sim_seconds_from_utc,

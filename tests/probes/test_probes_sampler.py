@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpssignal.errors import ScenarioError
 from gpssignal.experiment.run import make_controller, run_scenario, run_with_probes
 from gpssignal.model.geo import LocalProjection, link_geometry
 from gpssignal.model.io import read_scenario
-from gpssignal.model.scenario import ProbeSettings, ScenarioError
+from gpssignal.model.scenario import ProbeSettings
 from gpssignal.probes.io import stream_to_frame, write_probes
 from gpssignal.probes.sampler import ProbeFeed, ProbeSampler, pseudonyms
 from gpssignal.sim.engine import Simulation

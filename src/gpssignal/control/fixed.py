@@ -5,7 +5,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import TYPE_CHECKING
 
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.errors import ScenarioError
+from gpssignal.model.scenario import Scenario
 
 if TYPE_CHECKING:
     from gpssignal.sim.engine import Simulation
@@ -31,7 +32,7 @@ class FixedTimeController:
         for j in scenario.junctions:
             name = program or j.default_program
             if name not in [p.name for p in j.programs]:
-                raise ScenarioError(f"--program = {name!r}: junction {j.id} has no such program")
+                raise ScenarioError(f"program = {name!r}: junction {j.id} has no such program")
             self._program[j.id] = name
 
     def attach(self, sim: Simulation) -> None:

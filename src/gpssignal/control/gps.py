@@ -42,8 +42,9 @@ import numba
 import numpy as np
 
 from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_kernel
+from gpssignal.errors import ModelError, ScenarioError
 from gpssignal.model.geo import LocalProjection, link_geometry
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import Scenario
 
 if TYPE_CHECKING:
     import simpy
@@ -81,7 +82,7 @@ class StretchModel:
 
     def __post_init__(self) -> None:
         if not self.threshold_high_kmh >= self.threshold_low_kmh > 0:
-            raise ScenarioError(f"stretch[{self.id}].threshold_high_kmh = "
+            raise ModelError(f"stretch[{self.id}].threshold_high_kmh = "
                                 f"{self.threshold_high_kmh}: must be >= threshold_low_kmh "
                                 f"= {self.threshold_low_kmh} > 0")
 
@@ -140,22 +141,22 @@ class GpsModel:
                   "max_distance_m", "max_heading_diff_deg"):
             v = getattr(self, f)
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
-                raise ScenarioError(f"model.{f} = {v!r}: must be a number >= 0")
+                raise ModelError(f"model.{f} = {v!r}: must be a number >= 0")
         if self.window_s <= 0 or self.decision_interval_s <= 0:
-            raise ScenarioError(f"model.window_s = {self.window_s!r}: window and decision "
+            raise ModelError(f"model.window_s = {self.window_s!r}: window and decision "
                                 "interval must be > 0")
         if 3600 % self.decision_interval_s:
-            raise ScenarioError(f"model.decision_interval_s = {self.decision_interval_s!r}: "
+            raise ModelError(f"model.decision_interval_s = {self.decision_interval_s!r}: "
                                 "must divide 3600")
         if (not isinstance(self.min_points, int) or isinstance(self.min_points, bool)
                 or self.min_points < 1):
-            raise ScenarioError(f"model.min_points = {self.min_points!r}: must be an "
+            raise ModelError(f"model.min_points = {self.min_points!r}: must be an "
                                 "integer >= 1")
         ids = {s.id for s in self.stretches}
         for j in self.junctions:
             for s in j.stretches:
                 if s not in ids:
-                    raise ScenarioError(f"model.junction[{j.id}].stretches = {s!r}: unknown "
+                    raise ModelError(f"model.junction[{j.id}].stretches = {s!r}: unknown "
                                         "stretch")
 
     def with_params(self, **changes: Any) -> GpsModel:
@@ -442,12 +443,12 @@ class GpsController:
             try:
                 sj = scenario.junction(j.id)
             except KeyError:
-                raise ScenarioError(f"model.junction = {j.id!r}: not in scenario "
+                raise ModelError(f"model.junction = {j.id!r}: not in scenario "
                                     f"{scenario.name}") from None
             names = [p.name for p in sj.programs]
             for prog in (j.default_program, j.relief_program):
                 if prog not in names:
-                    raise ScenarioError(f"model.junction[{j.id}] program = {prog!r}: junction "
+                    raise ModelError(f"model.junction[{j.id}] program = {prog!r}: junction "
                                         f"has only {names}")
 
     def attach(self, sim: Simulation) -> None:

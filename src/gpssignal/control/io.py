@@ -18,16 +18,12 @@ from typing import Any
 
 from gpssignal._files import ordinary_permissions
 from gpssignal.control.gps import GpsModel, JunctionModel, StretchModel
-from gpssignal.model.scenario import ScenarioError
+from gpssignal.errors import ModelError
 
 __all__ = ["MODEL_KIND", "ModelError", "model_to_dict", "model_from_dict", "write_model",
            "read_model"]
 
 MODEL_KIND = "gpssignal-gps-model"
-
-
-class ModelError(ScenarioError):
-    """A model file cannot be used; the message names the file and the problem."""
 
 
 def model_to_dict(model: GpsModel) -> dict[str, Any]:

@@ -51,8 +51,9 @@ import pandas as pd
 from gpssignal import __version__
 from gpssignal.control.gps import GpsModel, GpsRuntime, model_from_scenario
 from gpssignal.control.matching import match_points
+from gpssignal.errors import ScenarioError
 from gpssignal.model.io import format_clock, scenario_hash
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import Scenario
 from gpssignal.probes.io import read_manifest, sim_seconds_from_utc
 
 __all__ = ["MIN_CELL_POINTS", "SEARCH_SPACE", "TrainingData", "history_manifest",
@@ -109,12 +110,12 @@ def history_manifest(root: Path, scenario: Scenario) -> dict[str, Any]:
     try:
         manifest = read_manifest(root)
     except (OSError, ValueError):
-        raise ScenarioError(f"--history = {str(root)!r}: not a gpssignal history (no readable "
+        raise ScenarioError(f"history = {str(root)!r}: not a gpssignal history (no readable "
                             "manifest.json)") from None
     h = scenario_hash(scenario)
     if manifest.get("scenario_hash") != h:
         raise ScenarioError(
-            f"--history = {str(root)!r}: simulated from scenario hash "
+            f"history = {str(root)!r}: simulated from scenario hash "
             f"{manifest.get('scenario_hash')}, not {h}; regenerate it with "
             "`gpssignal history` for this scenario")
     return manifest
@@ -135,7 +136,7 @@ def load_history_speeds(history_dir: str | Path, base: GpsModel, scenario: Scena
     manifest = history_manifest(root, scenario)
     days = manifest.get("days", [])
     if not days:
-        raise ScenarioError(f"--history = {str(root)!r}: the manifest lists no days")
+        raise ScenarioError(f"history = {str(root)!r}: the manifest lists no days")
     dates = [d["date"] for d in days]
     seeds = [int(d["seed"]) for d in days]
     n_slots = int(np.ceil(scenario.duration_s / slot_s))
@@ -150,7 +151,7 @@ def load_history_speeds(history_dir: str | Path, base: GpsModel, scenario: Scena
             part = root / "probes" / f"date={day}"
             paths = sorted(part.glob("*.parquet"))
             if not paths:
-                raise ScenarioError(f"--history = {str(root)!r}: no probe file for {day}")
+                raise ScenarioError(f"history = {str(root)!r}: no probe file for {day}")
             for p in paths:
                 files[str(p.relative_to(root))] = _sha256(p)
             reader = con.sql(

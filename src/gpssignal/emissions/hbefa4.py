@@ -45,7 +45,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.errors import ScenarioError
+from gpssignal.model.scenario import Scenario
 
 __all__ = ["COASTING_FIT", "EmissionModel", "coefficients", "fuels", "fuel_of",
            "emission_model", "scenario_emissions", "rate_mg_s", "co2_and_fuel_mg_s",

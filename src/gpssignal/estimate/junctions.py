@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
+from gpssignal.errors import EstimateInputError, ScenarioError
 from gpssignal.model.io import (
     format_clock,
     parse_clock,
@@ -37,7 +38,7 @@ from gpssignal.model.io import (
     read_scenario,
     scenario_to_dict,
 )
-from gpssignal.model.scenario import MOVEMENTS, Scenario, ScenarioError
+from gpssignal.model.scenario import MOVEMENTS, Scenario
 
 __all__ = ["ARMS", "REQUIRED", "JunctionSpec", "RowError", "Template", "read_template",
            "read_junctions", "build_scenario"]
@@ -49,7 +50,7 @@ ARM_COLUMNS = [f"{a}_{c}" for a in ARMS for c in ("lanes", "limit_kmh", "left_vp
                                                     "through_vph", "right_vph")]
 
 
-class RowError(ScenarioError):
+class RowError(EstimateInputError):
     """A bad row: names the row and the column."""
 
     def __init__(self, row: int, name: str, column: str, value: Any, reason: str) -> None:
@@ -99,7 +100,7 @@ def read_template(path: str | Path) -> Template:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioError(f"--template = {str(p)!r}: no such file") from None
+        raise ScenarioError(f"template = {str(p)!r}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{p}: TOML syntax: {exc}") from None
     t = raw.get("template", {})
@@ -212,17 +213,17 @@ def read_junctions(path: str | Path) -> tuple[list[JunctionSpec], list[RowError]
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
     except FileNotFoundError:
-        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: no such file") from None
+        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: no such file") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: not a readable CSV ({exc})") from None
+        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: not a readable CSV ({exc})") from None
     cols = [c.strip() for c in df.columns]
     df.columns = cols
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
-        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: missing column(s) {', '.join(missing)}")
+        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: missing column(s) {', '.join(missing)}")
     unknown = [c for c in cols if c not in REQUIRED + OPTIONAL + ARM_COLUMNS]
     if unknown:
-        raise ScenarioError(f"JUNCTIONS = {str(p)!r}: unknown column(s) {', '.join(unknown)} "
+        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: unknown column(s) {', '.join(unknown)} "
                             "(docs/estimate.md lists the columns)")
     specs, errors = [], []
     seen: dict[str, int] = {}

@@ -25,6 +25,7 @@ import pandas as pd
 
 from gpssignal import __version__
 from gpssignal.control.gps import GpsModel
+from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.metrics import (
     EVAL_KPIS,
     monitored_approach,
@@ -34,7 +35,7 @@ from gpssignal.evaluate.metrics import (
 from gpssignal.evaluate.statistics import mean_ci, paired_difference
 from gpssignal.experiment.run import make_controller, run_gps, run_scenario
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
+from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["Showcase", "Replication", "Evaluation", "evaluate_controllers", "check_model",
@@ -220,11 +221,11 @@ def check_model(scenario: Scenario, model: GpsModel, seeds: list[int]) -> dict[s
     h = scenario_hash(scenario)
     trained_for = prov.get("scenario_hash")
     if trained_for is not None and trained_for != h:
-        raise ScenarioError(f"--model: trained for scenario hash {trained_for}, this scenario "
+        raise ScenarioError(f"model: trained for scenario hash {trained_for}, this scenario "
                             f"is {h}; retrain it (gpssignal train)")
     overlap = sorted(set(prov.get("training_seeds", [])) & set(seeds))
     if overlap:
-        raise ScenarioError(f"--first-seed: evaluation days {overlap} were training days of "
+        raise ScenarioError(f"first_seed: evaluation days {overlap} were training days of "
                             "the model; choose seeds the model has not seen")
     return {"scenario_hash": trained_for, "training_seeds": prov.get("training_seeds", []),
             "training_days": prov.get("training_days", []), "version": prov.get("version")}
@@ -308,16 +309,16 @@ def evaluate_controllers(scenario: Scenario, controllers: list[str], seeds: list
         ``progress(done, total)`` after each finished run.
     """
     if not controllers:
-        raise ScenarioError("--controllers = '': name at least one controller")
+        raise ScenarioError("controllers = '': name at least one controller")
     if len(set(controllers)) != len(controllers):
-        raise ScenarioError(f"--controllers = {','.join(controllers)!r}: names repeat")
+        raise ScenarioError(f"controllers = {','.join(controllers)!r}: names repeat")
     for c in controllers:
         if c == "gps" and model is None:
-            raise ScenarioError("--controllers includes 'gps': needs a model (--model)")
+            raise ScenarioError("controllers includes 'gps': needs a model")
         if c != "gps":
             make_controller(c, scenario)  # raises for unknown names
     if not seeds:
-        raise ScenarioError("--replications = 0: must be at least 1")
+        raise ScenarioError("replications = 0: must be at least 1")
     info = check_model(scenario, model, seeds) if model is not None else {}
     t0 = time.perf_counter()
     tasks = [(scenario, c, model if c == "gps" else None, s, probes, k == 0)
@@ -357,7 +358,7 @@ def train_for_evaluation(scenario: Scenario, work_dir: str | Path, days: int,
     seeds = list(range(scenario.seed, scenario.seed + days))
     overlap = sorted(set(seeds) & set(eval_seeds))
     if overlap:
-        raise ScenarioError(f"--first-seed: evaluation days {overlap} would also be training "
+        raise ScenarioError(f"first_seed: evaluation days {overlap} would also be training "
                             f"days (history seeds {seeds[0]}..{seeds[-1]}); choose another")
     hist = Path(work_dir) / "history"
     simulate_history(scenario, days, hist, first_seed=scenario.seed,

@@ -11,9 +11,10 @@ import numpy as np
 from gpssignal import __version__
 from gpssignal.control.fixed import FixedTimeController, TimeOfDayController
 from gpssignal.control.gps import GpsController, GpsModel
+from gpssignal.errors import ScenarioError
 from gpssignal.model.geo import link_geometry
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
+from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.probes.sampler import ProbeFeed, ProbeSampler, ProbeStream, probe_columns
 from gpssignal.sim.controller import Controller
 from gpssignal.sim.engine import SimResult, Simulation
@@ -38,8 +39,8 @@ def make_controller(name: str, scenario: Scenario, program: str | None = None) -
     if name == "tod":
         return TimeOfDayController(scenario)
     if name == "gps":
-        raise ScenarioError("--controller = 'gps': needs a model (--model MODEL.json)")
-    raise ScenarioError(f"--controller = {name!r}: must be one of {', '.join(CONTROLLERS)}")
+        raise ScenarioError("controller = 'gps': needs a model")
+    raise ScenarioError(f"controller = {name!r}: must be one of {', '.join(CONTROLLERS)}")
 
 
 @dataclass(frozen=True, slots=True)

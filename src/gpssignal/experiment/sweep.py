@@ -36,11 +36,12 @@ import pandas as pd
 
 from gpssignal import __version__
 from gpssignal.control.gps import GpsModel
+from gpssignal.errors import SweepSpecError
 from gpssignal.evaluate.metrics import EVAL_KPIS, replication_kpis, run_tables
 from gpssignal.evaluate.statistics import paired_difference
 from gpssignal.experiment.run import run_gps, run_scenario
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import Demand, ProbeSettings, Scenario, ScenarioError
+from gpssignal.model.scenario import Demand, ProbeSettings, Scenario
 
 __all__ = ["CONTROLLER_PARAMS", "PROBE_PARAMS", "DEMAND_PARAMS", "parse_grid", "parse_range",
            "grid_points", "random_points", "Task", "plan_tasks", "run_task", "ResultStore",
@@ -64,7 +65,7 @@ INT_PARAMS = {"min_points"}
 
 def _check_name(name: str, option: str, spec: str) -> None:
     if name not in ALL_PARAMS:
-        raise ScenarioError(f"{option} = {spec!r}: unknown parameter {name!r} (one of "
+        raise SweepSpecError(f"{option} = {spec!r}: unknown parameter {name!r} (one of "
                             f"{', '.join(sorted(ALL_PARAMS))})")
 
 
@@ -72,9 +73,9 @@ def _number(text: str, option: str, spec: str) -> float:
     try:
         x = float(text)
     except ValueError:
-        raise ScenarioError(f"{option} = {spec!r}: {text!r} is not a number") from None
+        raise SweepSpecError(f"{option} = {spec!r}: {text!r} is not a number") from None
     if not np.isfinite(x):
-        raise ScenarioError(f"{option} = {spec!r}: {text!r} is not finite")
+        raise SweepSpecError(f"{option} = {spec!r}: {text!r} is not finite")
     return x
 
 
@@ -83,23 +84,23 @@ def parse_grid(spec: str) -> tuple[str, list[float]]:
     name, sep, rhs = spec.partition("=")
     name = name.strip()
     if not sep or not rhs:
-        raise ScenarioError(f"--grid = {spec!r}: expected NAME=START:STOP:STEP or NAME=V1,V2")
-    _check_name(name, "--grid", spec)
+        raise SweepSpecError(f"grid = {spec!r}: expected NAME=START:STOP:STEP or NAME=V1,V2")
+    _check_name(name, "grid", spec)
     if ":" in rhs:
         parts = rhs.split(":")
         if len(parts) != 3:
-            raise ScenarioError(f"--grid = {spec!r}: expected START:STOP:STEP")
-        a, b, step = (_number(p, "--grid", spec) for p in parts)
+            raise SweepSpecError(f"grid = {spec!r}: expected START:STOP:STEP")
+        a, b, step = (_number(p, "grid", spec) for p in parts)
         if step <= 0 or b < a:
-            raise ScenarioError(f"--grid = {spec!r}: needs STEP > 0 and STOP >= START")
+            raise SweepSpecError(f"grid = {spec!r}: needs STEP > 0 and STOP >= START")
         n = int(np.floor((b - a) / step + 1e-9)) + 1
         values = [round(a + k * step, 10) for k in range(n)]
     else:
-        values = [_number(v, "--grid", spec) for v in rhs.split(",") if v.strip()]
+        values = [_number(v, "grid", spec) for v in rhs.split(",") if v.strip()]
     if not values:
-        raise ScenarioError(f"--grid = {spec!r}: no values")
+        raise SweepSpecError(f"grid = {spec!r}: no values")
     if len(set(values)) != len(values):
-        raise ScenarioError(f"--grid = {spec!r}: values repeat")
+        raise SweepSpecError(f"grid = {spec!r}: values repeat")
     if name in INT_PARAMS:
         values = [float(int(v)) for v in values]
     return name, values
@@ -111,11 +112,11 @@ def parse_range(spec: str) -> tuple[str, float, float]:
     name = name.strip()
     parts = rhs.split(":")
     if not sep or len(parts) != 2:
-        raise ScenarioError(f"--range = {spec!r}: expected NAME=LOW:HIGH")
-    _check_name(name, "--range", spec)
-    lo, hi = (_number(p, "--range", spec) for p in parts)
+        raise SweepSpecError(f"range = {spec!r}: expected NAME=LOW:HIGH")
+    _check_name(name, "range", spec)
+    lo, hi = (_number(p, "range", spec) for p in parts)
     if hi <= lo:
-        raise ScenarioError(f"--range = {spec!r}: needs HIGH > LOW")
+        raise SweepSpecError(f"range = {spec!r}: needs HIGH > LOW")
     return name, lo, hi
 
 
@@ -123,7 +124,7 @@ def grid_points(grids: list[tuple[str, list[float]]]) -> list[dict[str, float]]:
     """The Cartesian product of the grids, in a stable order."""
     names = [g[0] for g in grids]
     if len(set(names)) != len(names):
-        raise ScenarioError(f"--grid: a parameter is given twice ({', '.join(names)})")
+        raise SweepSpecError(f"grid: a parameter is given twice ({', '.join(names)})")
     return [dict(zip(names, combo, strict=True))
             for combo in itertools.product(*[g[1] for g in grids])]
 
@@ -181,7 +182,7 @@ def _apply(scenario: Scenario, model: GpsModel, params: dict[str, float]
     scale = params.get("demand_scale")
     if scale is not None:
         if scale <= 0:
-            raise ScenarioError(f"demand_scale = {scale}: must be > 0")
+            raise SweepSpecError(f"demand_scale = {scale}: must be > 0")
         flows = tuple(dataclasses.replace(f, flow_vph=tuple(q * scale for q in f.flow_vph))
                       for f in sc.demand.flows)
         sc = dataclasses.replace(sc, demand=Demand(interval_s=sc.demand.interval_s,
@@ -254,7 +255,7 @@ class ResultStore:
         if row is None:
             self.con.execute("INSERT INTO sweep VALUES ('identity', ?)", [ident])
         elif row[0] != ident:
-            raise ScenarioError(f"--out: {self.path} holds a sweep of another scenario or "
+            raise SweepSpecError(f"out: {self.path} holds a sweep of another scenario or "
                                 f"model ({row[0]}); use another folder")
 
     def done_keys(self) -> set[str]:

@@ -24,6 +24,7 @@ from gpssignal.control.training import (
     measured_model,
     provenance,
 )
+from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.definitions import (
     entry_wait_s,
     space_mean_speed_kmh,
@@ -32,7 +33,7 @@ from gpssignal.evaluate.definitions import (
 )
 from gpssignal.evaluate.metrics import stretch_length_m
 from gpssignal.experiment.run import run_gps, run_scenario
-from gpssignal.model.scenario import ProbeSettings, Scenario, ScenarioError
+from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["DayOutcome", "run_day", "simulate_days", "existing_plan_time_loss", "train"]

@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 
 from gpssignal.control.gps import GpsModel
+from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.metrics import replication_kpis, run_tables
 from gpssignal.experiment.run import run_scenario
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
-from gpssignal.model.scenario import Scenario, ScenarioError
+from gpssignal.model.scenario import Scenario
 
 __all__ = ["run_sumo", "sumo_kpis", "gpssignal_kpis", "compare_fixed", "COMPARED",
            "saturation_flow_vph", "compare_saturation_flow", "compare_gps",

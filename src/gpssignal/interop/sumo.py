@@ -21,13 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gpssignal.model.scenario import ScenarioError
+from gpssignal.errors import ScenarioError, SumoNotFound
 
 __all__ = ["SumoNotFound", "sumo_home", "sumo_binary", "sumo_version", "sumo_emission_rates"]
-
-
-class SumoNotFound(ScenarioError):
-    """Eclipse SUMO is not installed (``pip install 'gpssignal[sumo]'``)."""
 
 
 def sumo_home() -> Path:

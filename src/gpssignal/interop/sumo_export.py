@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from gpssignal.control.fixed import FixedTimeController
+from gpssignal.errors import ScenarioError
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.model.geo import link_geometry
-from gpssignal.model.scenario import MOVEMENTS, Scenario, ScenarioError
+from gpssignal.model.scenario import MOVEMENTS, Scenario
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER, program_events, state_at
 from gpssignal.probes.sampler import ProbeSampler
 from gpssignal.sim.engine import Simulation

@@ -24,7 +24,8 @@ import numpy as np
 
 from gpssignal.control.fixed import FixedTimeController
 from gpssignal.control.gps import GpsController, GpsModel
-from gpssignal.interop.sumo import SumoNotFound, sumo_binary
+from gpssignal.errors import SumoNotFound
+from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.geo import link_geometry
 from gpssignal.model.scenario import ProbeSettings, Scenario

@@ -21,6 +21,7 @@ from typing import Any
 
 import tomli_w
 
+from gpssignal.errors import ScenarioError
 from gpssignal.model.scenario import (
     Arm,
     Demand,
@@ -32,7 +33,6 @@ from gpssignal.model.scenario import (
     ProbeSettings,
     Program,
     Scenario,
-    ScenarioError,
     ScheduleEntry,
     SignalTiming,
     Stretch,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gpssignal.model.scenario import MOVEMENTS, ScenarioError
+from gpssignal.errors import ScenarioError
+from gpssignal.model.checks import MOVEMENTS
 
 if TYPE_CHECKING:
     from gpssignal.model.scenario import Junction, Link, Scenario

@@ -14,13 +14,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date as _date
-from typing import Any
 
 from dateutil.tz import gettz as _gettz
 
+from gpssignal.model.checks import (
+    MOVEMENTS,
+    check_non_negative,
+    check_positive,
+    fail,
+    is_number,
+)
+
 __all__ = [
     "MOVEMENTS",
-    "ScenarioError",
     "SignalTiming",
     "VehicleClass",
     "Arm",
@@ -39,34 +45,6 @@ __all__ = [
     "Scenario",
 ]
 
-#: Movements a lane can carry at its downstream end. ``exit`` is implicit for
-#: links that leave the network.
-MOVEMENTS = ("left", "through", "right")
-
-
-class ScenarioError(ValueError):
-    """A scenario value is invalid. The message names the field and the value."""
-
-
-def _fail(fieldname: str, value: Any, reason: str) -> None:
-    raise ScenarioError(f"{fieldname} = {value!r}: {reason}")
-
-
-def _is_number(value: Any) -> bool:
-    """A real number: int or float, but not bool (TOML ``true`` is no number)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive(fieldname: str, value: float) -> None:
-    if not (_is_number(value) and math.isfinite(value) and value > 0):
-        _fail(fieldname, value, "must be a finite number > 0")
-
-
-def _non_negative(fieldname: str, value: float) -> None:
-    if not (_is_number(value) and math.isfinite(value) and value >= 0):
-        _fail(fieldname, value, "must be a finite number >= 0")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalTiming:
     """Fixed signal transition times of a junction.
@@ -80,9 +58,9 @@ class SignalTiming:
     min_green_s: float = 6.0
 
     def __post_init__(self) -> None:
-        _positive("amber_s", self.amber_s)
-        _non_negative("red_amber_s", self.red_amber_s)
-        _positive("min_green_s", self.min_green_s)
+        check_positive("amber_s", self.amber_s)
+        check_non_negative("red_amber_s", self.red_amber_s)
+        check_positive("min_green_s", self.min_green_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,16 +112,16 @@ class VehicleClass:
     def __post_init__(self) -> None:
         p = f"vehicle_class[{self.name}]"
         if not self.name:
-            _fail("vehicle_class.name", self.name, "must not be empty")
-        if not (_is_number(self.share) and 0 <= self.share <= 1):
-            _fail(f"{p}.share", self.share, "must be between 0 and 1")
+            fail("vehicle_class.name", self.name, "must not be empty")
+        if not (is_number(self.share) and 0 <= self.share <= 1):
+            fail(f"{p}.share", self.share, "must be between 0 and 1")
         for f in ("length_m", "max_accel_mps2", "comfortable_decel_mps2", "time_headway_s",
                   "speed_factor_mean", "mass_kg", "width_m", "height_m"):
-            _positive(f"{p}.{f}", getattr(self, f))
-        _non_negative(f"{p}.min_gap_m", self.min_gap_m)
-        _non_negative(f"{p}.speed_factor_sd", self.speed_factor_sd)
+            check_positive(f"{p}.{f}", getattr(self, f))
+        check_non_negative(f"{p}.min_gap_m", self.min_gap_m)
+        check_non_negative(f"{p}.speed_factor_sd", self.speed_factor_sd)
         if self.speed_factor_mean - 2 * self.speed_factor_sd <= 0:
-            _fail(f"{p}.speed_factor_sd", self.speed_factor_sd,
+            fail(f"{p}.speed_factor_sd", self.speed_factor_sd,
                   "mean - 2 sd must stay > 0 (desired speed must be positive)")
 
 
@@ -160,8 +138,8 @@ class Arm:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not (_is_number(self.bearing_deg) and 0 <= self.bearing_deg < 360):
-            _fail(f"arm[{self.id}].bearing_deg", self.bearing_deg, "must be in [0, 360)")
+        if not (is_number(self.bearing_deg) and 0 <= self.bearing_deg < 360):
+            fail(f"arm[{self.id}].bearing_deg", self.bearing_deg, "must be in [0, 360)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,19 +170,19 @@ class Program:
 
     def __post_init__(self) -> None:
         p = f"program[{self.name}]"
-        _positive(f"{p}.cycle_s", self.cycle_s)
-        if not (_is_number(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
-            _fail(f"{p}.offset_s", self.offset_s, f"must be in [0, cycle_s={self.cycle_s})")
+        check_positive(f"{p}.cycle_s", self.cycle_s)
+        if not (is_number(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
+            fail(f"{p}.offset_s", self.offset_s, f"must be in [0, cycle_s={self.cycle_s})")
         for g, win in self.greens.items():
             if len(win) != 2:
-                _fail(f"{p}.greens.{g}", win, "must be [start_s, end_s]")
+                fail(f"{p}.greens.{g}", win, "must be [start_s, end_s]")
             for x in win:
-                if not (_is_number(x) and 0 <= x <= self.cycle_s):
-                    _fail(f"{p}.greens.{g}", list(win), f"times must be in [0, {self.cycle_s}]")
+                if not (is_number(x) and 0 <= x <= self.cycle_s):
+                    fail(f"{p}.greens.{g}", list(win), f"times must be in [0, {self.cycle_s}]")
             if self.is_permanent(g):
                 continue
             if win[0] == win[1] or (win[0] % self.cycle_s) == (win[1] % self.cycle_s):
-                _fail(f"{p}.greens.{g}", list(win), "green window is empty or a full cycle "
+                fail(f"{p}.greens.{g}", list(win), "green window is empty or a full cycle "
                       f"(permanent green is written [0, {self.cycle_s:g}])")
 
     def is_permanent(self, group: str) -> bool:
@@ -269,47 +247,47 @@ class Junction:
 
     def __post_init__(self) -> None:
         p = f"junction[{self.id}]"
-        if not (_is_number(self.lat_deg) and -90 <= self.lat_deg <= 90):
-            _fail(f"{p}.lat_deg", self.lat_deg, "must be in [-90, 90]")
-        if not (_is_number(self.lon_deg) and -180 <= self.lon_deg <= 180):
-            _fail(f"{p}.lon_deg", self.lon_deg, "must be in [-180, 180]")
+        if not (is_number(self.lat_deg) and -90 <= self.lat_deg <= 90):
+            fail(f"{p}.lat_deg", self.lat_deg, "must be in [-90, 90]")
+        if not (is_number(self.lon_deg) and -180 <= self.lon_deg <= 180):
+            fail(f"{p}.lon_deg", self.lon_deg, "must be in [-180, 180]")
         if len(self.arms) < 2:
-            _fail(f"{p}.arms", len(self.arms), "a junction needs at least two arms")
+            fail(f"{p}.arms", len(self.arms), "a junction needs at least two arms")
         arm_ids = [a.id for a in self.arms]
         if len(set(arm_ids)) != len(arm_ids):
-            _fail(f"{p}.arms", arm_ids, "arm ids must be unique")
+            fail(f"{p}.arms", arm_ids, "arm ids must be unique")
         if len(set(self.groups)) != len(self.groups) or not self.groups:
-            _fail(f"{p}.groups", list(self.groups), "group ids must be unique and non-empty")
+            fail(f"{p}.groups", list(self.groups), "group ids must be unique and non-empty")
         groups = set(self.groups)
         for (i, j), val in self.intergreen_s.items():
             where = f"{p}.intergreen_s.{i}.{j}"
             if i not in groups:
-                _fail(where, i, "unknown signal group")
+                fail(where, i, "unknown signal group")
             if j not in groups:
-                _fail(where, j, "unknown signal group")
+                fail(where, j, "unknown signal group")
             if i == j:
-                _fail(where, val, "a group cannot conflict with itself")
-            _non_negative(where, val)
+                fail(where, val, "a group cannot conflict with itself")
+            check_non_negative(where, val)
             if (j, i) not in self.intergreen_s:
-                _fail(where, val, f"conflict must be listed both ways: missing {j}.{i}")
+                fail(where, val, f"conflict must be listed both ways: missing {j}.{i}")
         names = [pr.name for pr in self.programs]
         if not names:
-            _fail(f"{p}.programs", names, "a junction needs at least one program")
+            fail(f"{p}.programs", names, "a junction needs at least one program")
         if len(set(names)) != len(names):
-            _fail(f"{p}.programs", names, "program names must be unique")
+            fail(f"{p}.programs", names, "program names must be unique")
         if self.default_program not in names:
-            _fail(f"{p}.default_program", self.default_program, f"not one of {names}")
+            fail(f"{p}.default_program", self.default_program, f"not one of {names}")
         if self.relief_program is not None and (self.relief_program not in names
                                                 or self.relief_program == self.default_program):
-            _fail(f"{p}.relief_program", self.relief_program,
+            fail(f"{p}.relief_program", self.relief_program,
                   f"must be one of {names} other than the default program")
         for pr in self.programs:
             missing = groups - set(pr.greens)
             extra = set(pr.greens) - groups
             if missing:
-                _fail(f"{p}.program[{pr.name}].greens", sorted(missing), "groups without green")
+                fail(f"{p}.program[{pr.name}].greens", sorted(missing), "groups without green")
             if extra:
-                _fail(f"{p}.program[{pr.name}].greens", sorted(extra), "unknown signal groups")
+                fail(f"{p}.program[{pr.name}].greens", sorted(extra), "unknown signal groups")
         # Local import: signals.py builds on these classes.
         from gpssignal.model.signals import validate_junction_programs
 
@@ -363,35 +341,35 @@ class Link:
 
     def __post_init__(self) -> None:
         p = f"link[{self.id}]"
-        _positive(f"{p}.lane_width_m", self.lane_width_m)
-        _positive(f"{p}.length_m", self.length_m)
+        check_positive(f"{p}.lane_width_m", self.lane_width_m)
+        check_positive(f"{p}.length_m", self.length_m)
         if self.length_m > 20_000:
-            _fail(f"{p}.length_m", self.length_m, "links longer than 20 km are not supported")
-        _positive(f"{p}.speed_limit_kmh", self.speed_limit_kmh)
+            fail(f"{p}.length_m", self.length_m, "links longer than 20 km are not supported")
+        check_positive(f"{p}.speed_limit_kmh", self.speed_limit_kmh)
         if not self.lanes:
-            _fail(f"{p}.lanes", [], "a link needs at least one lane")
+            fail(f"{p}.lanes", [], "a link needs at least one lane")
         if self.from_arm is None and self.to_arm is None:
-            _fail(f"{p}", self.id, "a link must touch a junction (from_arm or to_arm)")
+            fail(f"{p}", self.id, "a link must touch a junction (from_arm or to_arm)")
         for k, lane in enumerate(self.lanes):
             where = f"{p}.lanes[{k}]"
             if self.to_arm is None:
                 if lane.movements or lane.group:
-                    _fail(where, lane.movements, "lanes leaving the network have no movements")
+                    fail(where, lane.movements, "lanes leaving the network have no movements")
                 continue
             if not lane.movements:
-                _fail(f"{where}.movements", [], "a lane into a junction needs movements")
+                fail(f"{where}.movements", [], "a lane into a junction needs movements")
             for m in lane.movements:
                 if m not in MOVEMENTS:
-                    _fail(f"{where}.movements", m, f"must be one of {MOVEMENTS}")
+                    fail(f"{where}.movements", m, f"must be one of {MOVEMENTS}")
             if not lane.group:
-                _fail(f"{where}.group", lane.group, "a lane into a junction needs a signal group")
+                fail(f"{where}.group", lane.group, "a lane into a junction needs a signal group")
         for m, share in self.turn_shares.items():
             if m not in MOVEMENTS:
-                _fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
-            if not (_is_number(share) and 0 <= share <= 1):
-                _fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
+                fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
+            if not (is_number(share) and 0 <= share <= 1):
+                fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
         if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
-            _fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
+            fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
 
     @property
     def speed_limit_mps(self) -> float:
@@ -417,12 +395,12 @@ class DemandFlow:
     def __post_init__(self) -> None:
         p = f"demand.flow[{self.link}.{self.movement}]"
         if self.movement not in MOVEMENTS:
-            _fail(f"{p}.movement", self.movement, f"must be one of {MOVEMENTS}")
+            fail(f"{p}.movement", self.movement, f"must be one of {MOVEMENTS}")
         if not self.flow_vph:
-            _fail(f"{p}.flow_vph", [], "needs at least one interval")
+            fail(f"{p}.flow_vph", [], "needs at least one interval")
         for k, q in enumerate(self.flow_vph):
-            if not (_is_number(q) and math.isfinite(q) and q >= 0):
-                _fail(f"{p}.flow_vph[{k}]", q, "flows must be finite and >= 0")
+            if not (is_number(q) and math.isfinite(q) and q >= 0):
+                fail(f"{p}.flow_vph[{k}]", q, "flows must be finite and >= 0")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -433,14 +411,14 @@ class Demand:
     flows: tuple[DemandFlow, ...] = ()
 
     def __post_init__(self) -> None:
-        _positive("demand.interval_s", self.interval_s)
+        check_positive("demand.interval_s", self.interval_s)
         if not self.flows:
-            _fail("demand.flow", [], "a scenario needs at least one demand flow")
+            fail("demand.flow", [], "a scenario needs at least one demand flow")
         seen = set()
         for f in self.flows:
             key = (f.link, f.movement)
             if key in seen:
-                _fail("demand.flow", f"{f.link}.{f.movement}", "listed twice")
+                fail("demand.flow", f"{f.link}.{f.movement}", "listed twice")
             seen.add(key)
 
 
@@ -458,10 +436,10 @@ class Variability:
     peak_shift_sd_s: float = 0.0
 
     def __post_init__(self) -> None:
-        _non_negative("variability.demand_level_sd", self.demand_level_sd)
+        check_non_negative("variability.demand_level_sd", self.demand_level_sd)
         if self.demand_level_sd >= 1 / 3:
-            _fail("variability.demand_level_sd", self.demand_level_sd, "must be < 1/3")
-        _non_negative("variability.peak_shift_sd_s", self.peak_shift_sd_s)
+            fail("variability.demand_level_sd", self.demand_level_sd, "must be < 1/3")
+        check_non_negative("variability.peak_shift_sd_s", self.peak_shift_sd_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -479,12 +457,12 @@ class Stretch:
     def __post_init__(self) -> None:
         p = f"stretch[{self.id}]"
         if not self.links:
-            _fail(f"{p}.links", [], "needs at least one link")
-        _non_negative(f"{p}.start_m", self.start_m)
+            fail(f"{p}.links", [], "needs at least one link")
+        check_non_negative(f"{p}.start_m", self.start_m)
         if self.end_m is not None:
-            _positive(f"{p}.end_m", self.end_m)
+            check_positive(f"{p}.end_m", self.end_m)
             if len(self.links) == 1 and self.end_m <= self.start_m:
-                _fail(f"{p}.end_m", self.end_m, f"must be > start_m={self.start_m}")
+                fail(f"{p}.end_m", self.end_m, f"must be > start_m={self.start_m}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -495,9 +473,9 @@ class ScheduleEntry:
     program: str
 
     def __post_init__(self) -> None:
-        if not (_is_number(self.at_clock_s) and 0 <= self.at_clock_s <= 86_400
+        if not (is_number(self.at_clock_s) and 0 <= self.at_clock_s <= 86_400
                 and float(self.at_clock_s).is_integer()):
-            _fail("schedule.at", self.at_clock_s, "must be a whole-second clock time "
+            fail("schedule.at", self.at_clock_s, "must be a whole-second clock time "
                   "within one day")
 
 
@@ -551,15 +529,15 @@ class ProbeSettings:
     def __post_init__(self) -> None:
         for f in ("penetration", "dropout"):
             v = getattr(self, f)
-            if not (_is_number(v) and 0 <= v <= 1):
-                _fail(f"probes.{f}", v, "must be between 0 and 1")
+            if not (is_number(v) and 0 <= v <= 1):
+                fail(f"probes.{f}", v, "must be between 0 and 1")
         for f in ("period_s", "rotation_s"):
-            _positive(f"probes.{f}", getattr(self, f))
+            check_positive(f"probes.{f}", getattr(self, f))
         for f in ("position_sigma_m", "speed_sigma_kmh", "heading_sigma_deg", "latency_fixed_s",
                   "latency_jitter_s", "trim_m"):
-            _non_negative(f"probes.{f}", getattr(self, f))
+            check_non_negative(f"probes.{f}", getattr(self, f))
         if self.anonymisation not in ANONYMISATION_MODES:
-            _fail("probes.anonymisation", self.anonymisation,
+            fail("probes.anonymisation", self.anonymisation,
                   f"must be one of {', '.join(ANONYMISATION_MODES)}")
 
 
@@ -577,9 +555,9 @@ class Driver:
     max_decel_mps2: float = 9.0
 
     def __post_init__(self) -> None:
-        _positive("driver.idm_delta", self.idm_delta)
-        _positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
-        _positive("driver.max_decel_mps2", self.max_decel_mps2)
+        check_positive("driver.idm_delta", self.idm_delta)
+        check_positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
+        check_positive("driver.max_decel_mps2", self.max_decel_mps2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -635,53 +613,53 @@ class Scenario:
     timezone: str = "Europe/Copenhagen"
 
     def __post_init__(self) -> None:
-        if not (_is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
+        if not (is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
                 and float(self.start_clock_s).is_integer()):
-            _fail("scenario.start", self.start_clock_s,
+            fail("scenario.start", self.start_clock_s,
                   "must be a whole-second clock time within one day")
-        _positive("scenario.duration_s", self.duration_s)
+        check_positive("scenario.duration_s", self.duration_s)
         if self.start_clock_s + self.duration_s > 86_400:
-            _fail("scenario.duration_s", self.duration_s,
+            fail("scenario.duration_s", self.duration_s,
                   "the demand period must end by midnight (24:00)")
-        _non_negative("scenario.drain_s", self.drain_s)
-        _positive("scenario.step_s", self.step_s)
+        check_non_negative("scenario.drain_s", self.drain_s)
+        check_positive("scenario.step_s", self.step_s)
         if self.step_s > 1.0:
-            _fail("scenario.step_s", self.step_s, "must be <= 1 s for the car-following model")
+            fail("scenario.step_s", self.step_s, "must be <= 1 s for the car-following model")
         if self.peak_clock_s is not None:
             a, b = self.peak_clock_s
             end = self.start_clock_s + self.duration_s
-            if not (_is_number(a) and _is_number(b) and float(a).is_integer()
+            if not (is_number(a) and is_number(b) and float(a).is_integer()
                     and float(b).is_integer() and self.start_clock_s <= a < b <= end):
-                _fail("scenario.peak", list(self.peak_clock_s),
+                fail("scenario.peak", list(self.peak_clock_s),
                       "must be an interval inside the simulated period")
         if (not isinstance(self.working_days_per_year, int)
                 or isinstance(self.working_days_per_year, bool)
                 or not 0 < self.working_days_per_year <= 366):
-            _fail("scenario.working_days_per_year", self.working_days_per_year,
+            fail("scenario.working_days_per_year", self.working_days_per_year,
                   "must be in 1..366")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            _fail("scenario.seed", self.seed, "must be an integer >= 0")
+            fail("scenario.seed", self.seed, "must be an integer >= 0")
         try:
             _date.fromisoformat(self.date)
         except (TypeError, ValueError):
-            _fail("scenario.date", self.date, "must be an ISO date YYYY-MM-DD")
+            fail("scenario.date", self.date, "must be an ISO date YYYY-MM-DD")
         if _gettz(self.timezone) is None:
-            _fail("scenario.timezone", self.timezone, "unknown time zone (use an IANA name "
+            fail("scenario.timezone", self.timezone, "unknown time zone (use an IANA name "
                   "such as 'Europe/Copenhagen')")
         if not self.vehicle_classes:
-            _fail("vehicle_class", [], "at least one vehicle class is needed")
+            fail("vehicle_class", [], "at least one vehicle class is needed")
         names = [c.name for c in self.vehicle_classes]
         if len(set(names)) != len(names):
-            _fail("vehicle_class", names, "class names must be unique")
+            fail("vehicle_class", names, "class names must be unique")
         total = sum(c.share for c in self.vehicle_classes)
         if abs(total - 1) > 1e-6:
-            _fail("vehicle_class.share", round(total, 6), "shares must sum to 1")
+            fail("vehicle_class.share", round(total, 6), "shares must sum to 1")
         ids = [j.id for j in self.junctions]
         if not ids or len(set(ids)) != len(ids):
-            _fail("junction", ids, "junction ids must be unique and there must be at least one")
+            fail("junction", ids, "junction ids must be unique and there must be at least one")
         link_ids = [lk.id for lk in self.links]
         if len(set(link_ids)) != len(link_ids):
-            _fail("link", link_ids, "link ids must be unique")
+            fail("link", link_ids, "link ids must be unique")
         # Topology checks (arms, movements, routes) need the whole network.
         from gpssignal.model.network import validate_network
 
@@ -694,16 +672,16 @@ class Scenario:
                 first = cycles.setdefault(j.coordination_group, (f"{j.id}.{pr.name}",
                                                                  pr.cycle_s))
                 if pr.cycle_s != first[1]:
-                    _fail(f"junction[{j.id}].program[{pr.name}].cycle_s", pr.cycle_s,
+                    fail(f"junction[{j.id}].program[{pr.name}].cycle_s", pr.cycle_s,
                           f"coordination group {j.coordination_group!r} runs {first[1]:g} s "
                           f"({first[0]}); all its programs need one cycle")
         for s in self.schedule:
             for j in self.junctions:
                 if s.program not in [p.name for p in j.programs]:
-                    _fail("schedule.program", s.program, f"junction {j.id} has no such program")
+                    fail("schedule.program", s.program, f"junction {j.id} has no such program")
         at = [s.at_clock_s for s in self.schedule]
         if at != sorted(at) or len(set(at)) != len(at):
-            _fail("schedule.at", at, "schedule times must be strictly increasing")
+            fail("schedule.at", at, "schedule times must be strictly increasing")
 
     @property
     def end_clock_s(self) -> float:

@@ -201,7 +201,7 @@ def validate_junction_programs(junction: Junction) -> None:
     ScenarioError
         Naming the program and the first rule broken.
     """
-    from gpssignal.model.scenario import ScenarioError
+    from gpssignal.errors import ScenarioError
 
     tm = junction.timing
     p = f"junction[{junction.id}]"

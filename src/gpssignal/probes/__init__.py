@@ -1,11 +1,11 @@
 """GPS probe stream: sampling from a running simulation, anonymisation, probe files."""
 
+from gpssignal.errors import ProbeFileError
 from gpssignal.probes.io import (
     DROP_REASONS,
     MAX_SPEED_KMH,
     PROBE_COLUMNS,
     DropReport,
-    ProbeFileError,
     ProbeRead,
     import_fcd,
     read_probes,

@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from dateutil.tz import gettz
 
 from gpssignal._files import ordinary_permissions
+from gpssignal.errors import ProbeFileError
 from gpssignal.model.geo import LocalProjection
 from gpssignal.model.scenario import ANONYMISATION_MODES, Scenario
 from gpssignal.probes.sampler import ProbeStream, pseudonyms
@@ -80,10 +81,6 @@ REQUIRED = ("time_sent", "lat_deg", "lon_deg", "speed_kmh")
 MAX_SPEED_KMH = 250.0
 DROP_REASONS = ("bad_timestamp", "missing_value", "lat_lon_out_of_range",
                 "speed_out_of_range", "received_before_sent", "duplicate")
-
-
-class ProbeFileError(ValueError):
-    """A probe file cannot be read at all; the message names file and problem."""
 
 
 @dataclass
@@ -398,7 +395,7 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
     if not src.exists():
         raise ProbeFileError(f"FCD file {str(src)!r}: not found")
     if anonymisation not in ANONYMISATION_MODES:
-        raise ProbeFileError(f"--anonymisation = {anonymisation!r}: must be one of "
+        raise ProbeFileError(f"anonymisation = {anonymisation!r}: must be one of "
                              f"{', '.join(ANONYMISATION_MODES)}")
     if dst.suffix not in (".parquet", ".csv"):
         raise ProbeFileError(f"probe file {str(dst)!r}: unknown format (use .parquet or .csv)")
