@@ -1,4 +1,4 @@
-"""End-to-end tests of the command line (STYLE.md §8.5): ``gpssignal run`` and
+"""End-to-end tests (docs/architecture.md#conventions) of the command line: ``gpssignal run`` and
 ``gpssignal validate`` on the tiny scenario, checking the files they write.
 
 The commands run in-process through :func:`gpssignal.cli.main`; one test starts
@@ -318,7 +318,7 @@ def test_quiet_prints_nothing(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------
 # Bad input: exit code 2, one line naming the field and value, no traceback,
-# and nothing written (DESIGN.md §7).
+# and nothing written (docs/architecture.md#conventions, bad input).
 # ---------------------------------------------------------------------------
 
 def _tiny_variant(tmp_path: Path, old: str, new: str) -> Path:

@@ -1,4 +1,4 @@
-"""The command line of the GPS controller (STYLE.md §8.5): ``train``,
+"""The command line of the GPS controller (end-to-end, docs/architecture.md#conventions): ``train``,
 ``run --controller gps --model``, ``replay``, and their one-line errors.
 
 Commands run in-process through :func:`gpssignal.cli.main`, writing into
@@ -81,10 +81,11 @@ def test_run_gps_writes_decisions(trained_cli, tiny_relief_toml, tmp_path, capsy
 
 def test_replay_writes_decisions_and_windows(trained_cli, tiny_relief, probes_30, tmp_path,
                                              capsys) -> None:
-    from gpssignal.experiment.run import run_with_probes
+    from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 
     _, model_path, _ = trained_cli
-    _, stream, _ = run_with_probes(tiny_relief, "fixed", seed=4, probes=probes_30)
+    stream = run_one(RunSpec(scenario=tiny_relief, controller=ControllerSpec(kind="fixed"),
+                             seed=4, probes=probes_30, sample_probes=True)).probes
     probes = write_probes(stream_to_frame(stream, tiny_relief), tmp_path / "p.csv")
     out = tmp_path / "replay"
     assert run_cli("replay", probes, "--model", model_path, "--out", out) == 0

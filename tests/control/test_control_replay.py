@@ -1,6 +1,6 @@
 """The same decisions in the simulator and in an offline replay of its probe
-stream, through a Parquet and a CSV file (DESIGN.md §4 item 4: "the same
-controller runs on simulated or recorded probe data")."""
+stream, through a Parquet and a CSV file (docs/architecture.md#conventions: the same
+controller runs on simulated or recorded probe data)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from gpssignal.control.gps import DECISION_COLUMNS, GpsRuntime, model_from_scenario, replay
-from gpssignal.experiment.run import run_gps
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.probes.io import read_probes, stream_to_frame, write_probes
 
 
@@ -25,7 +25,9 @@ def sim_run(tiny_relief, probes_30):
     """
     model = model_from_scenario(tiny_relief, low_fraction=0.72, hysteresis_kmh=2.0,
                                 window_s=60.0, min_dwell_s=60.0, stale_after_s=120.0)
-    result, stream, ctrl, _ = run_gps(tiny_relief, model, seed=1, probes=probes_30)
+    out = run_one(RunSpec(scenario=tiny_relief, controller=ControllerSpec(kind="gps", model=model),
+                          seed=1, probes=probes_30, sample_probes=True))
+    result, stream, ctrl = out.result, out.probes, out.controller
     return model, result, stream, ctrl
 
 

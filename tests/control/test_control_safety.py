@@ -1,5 +1,5 @@
-"""Safety under the GPS controller (STYLE.md §8.4): whatever the thresholds,
-windows and dwell, the junction only changes program at a synchronisation
+"""Safety under the GPS controller (property test, docs/architecture.md#conventions):
+whatever the thresholds, windows and dwell, the junction only changes program at a synchronisation
 point, and nothing crosses on red.
 
 The simulation's independent :class:`~gpssignal.sim.signals.ConflictMonitor`
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpssignal.control.gps import model_from_scenario
-from gpssignal.experiment.run import run_gps
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 
 #: Tolerance for "on the cycle grid" [s]: switch times are sums of event
 #: times that are whole or half seconds; 1e-6 s is far above float rounding
@@ -49,7 +49,9 @@ def test_gps_switches_are_safe_and_synchronised(tiny_relief, probes_30, low_frac
     sc = dataclasses.replace(tiny_relief, junctions=(dataclasses.replace(j, programs=progs),))
     model = model_from_scenario(sc, low_fraction=low_fraction, hysteresis_kmh=hysteresis,
                                 window_s=window, min_dwell_s=dwell, min_points=min_points)
-    result, _, ctrl, _ = run_gps(sc, model, seed=seed, probes=probes_30)
+    out = run_one(RunSpec(scenario=sc, controller=ControllerSpec(kind="gps", model=model),
+                          seed=seed, probes=probes_30))
+    result, ctrl = out.result, out.controller
 
     assert result.red_crossings == 0
     assert result.monitor_checks > 0

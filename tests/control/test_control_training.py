@@ -13,6 +13,7 @@ import pytest
 
 from gpssignal.control.training import candidate_settings
 from gpssignal.errors import ScenarioError
+from gpssignal.experiment.parallel import LocalBackend
 from gpssignal.experiment.training import train
 from gpssignal.model.io import scenario_hash
 
@@ -24,7 +25,7 @@ KW = dict(candidates=2, search_seed=9, test_days=1)
 
 @pytest.fixture(scope="module")
 def trained(tiny_relief, history_dir):
-    return train(tiny_relief, history_dir, workers=1, **KW)
+    return train(tiny_relief, history_dir, **KW)
 
 
 @pytest.fixture(scope="module")
@@ -98,17 +99,17 @@ def test_history_from_another_scenario_is_refused(tiny_relief, history_dir) -> N
     other = dataclasses.replace(tiny_relief, drain_s=tiny_relief.drain_s + 60)
     assert scenario_hash(other) != scenario_hash(tiny_relief)
     with pytest.raises(ScenarioError, match=r"history.*scenario hash"):
-        train(other, history_dir, workers=1, **KW)
+        train(other, history_dir, **KW)
 
 
 def test_not_a_history_is_refused(tiny_relief, tmp_path) -> None:
     (tmp_path / "x.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(ScenarioError, match="not a gpssignal history"):
-        train(tiny_relief, tmp_path, workers=1, **KW)
+        train(tiny_relief, tmp_path, **KW)
 
 
 def test_same_model_with_two_workers(trained, tiny_relief, history_dir) -> None:
-    two = train(tiny_relief, history_dir, workers=2, **KW)
+    two = train(tiny_relief, history_dir, backend=LocalBackend(2), **KW)
     a = dataclasses.replace(trained, provenance={**trained.provenance, "train_wall_s": 0})
     b = dataclasses.replace(two, provenance={**two.provenance, "train_wall_s": 0})
     assert a == b

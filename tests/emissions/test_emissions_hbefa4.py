@@ -1,9 +1,9 @@
-"""HBEFA4 CO₂ and fuel (DESIGN.md §5 "CO₂", REFERENCE.md "CO₂"): the closed form,
+"""HBEFA4 CO₂ and fuel (docs/definitions.md, docs/references.md#hbefa4-model): the closed form,
 the coasting rule, fuel litres, and how the kernel and a whole run accumulate
 them per vehicle.
 
 Expected values are computed here by hand from coefficients written as
-literals: the ones in DESIGN.md §5's table where it has them, the others copied
+literals: those in docs/references.md#hbefa4-co2-coefficients, the others copied
 from the text of ``src/gpssignal/emissions/data/hbefa4_sumo.csv``. The module's
 own formula is never used to make an expected value, except in the whole-run
 tests, where the formula is already covered and the subject is the
@@ -45,7 +45,7 @@ TINY = REPO / "scenarios" / "tiny.toml"
 # E [mg/s] = f0 + f1 v + f2 a + f3 v² + f4 v³ + f5 a v + f6 a v².
 # ---------------------------------------------------------------------------
 
-#: DESIGN.md §5, the table (CO₂ row).
+#: docs/references.md#hbefa4-co2-coefficients, the table (CO₂ row).
 DESIGN_CO2 = {
     "PC_petrol_Euro-4": (1521, 15.59, 695.1, 0, 0.1199, 132.5, 3.434),
     "PC_petrol_Euro-5": (1391, 17.35, 696.8, 0, 0.1067, 119.1, 3.209),
@@ -53,7 +53,7 @@ DESIGN_CO2 = {
     "PC_diesel_Euro-5": (1246, 45.41, 901.9, 0, 0.09496, 128.5, 5.049),
     "PC_diesel_Euro-6ab": (1260, 48.17, 835.0, 0, 0.09099, 143.8, 4.551),
 }
-#: Not in DESIGN.md: copied from the CSV's text (CO₂ row).
+#: Not in docs/references.md: copied from the CSV's text (CO₂ row).
 CSV_CO2 = {
     "LCV_diesel_N1-III_Euro-6ab": (1.949e+03, 3.407e+01, 6.596e+02, 0.0, 2.332e-01,
                                    2.306e+02, 8.244e+00),
@@ -100,7 +100,7 @@ def _coast(v: float, mass: float, width: float, height: float) -> float:
 
 
 def _hand_rate(f, v: float, a: float, size) -> float:
-    """DESIGN.md §5: 0 while moving and decelerating beyond coasting, else max(E, 0)."""
+    """docs/definitions.md: 0 while moving and decelerating beyond coasting, else max(E, 0)."""
     if v > ZERO_SPEED and a < _coast(v, *size):
         return 0.0
     return max(_poly(f, v, a), 0.0)
@@ -175,7 +175,7 @@ def test_rates_vectorised_over_mixed_classes() -> None:
 
 
 # ---------------------------------------------------------------------------
-# 2. Sanity figures from REFERENCE.md
+# 2. Sanity figures (docs/references.md#hbefa4-sanity)
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kmh,g_per_km", [(20, 277), (32, 186), (38, 164), (50, 140),
@@ -183,7 +183,7 @@ def test_rates_vectorised_over_mixed_classes() -> None:
 def test_petrol_euro6ab_cruising_g_per_km_matches_reference(kmh, g_per_km) -> None:
     """Cruising (a = 0): rate [mg/s] / v [m/s] = mg/m = g/km.
 
-    Tolerance ±0.5 g/km: REFERENCE.md rounds to the nearest g/km, so the exact
+    Tolerance ±0.5 g/km: the reference figures are whole g/km, so the exact
     value lies within half a unit (measured worst case: 164.47 at 38 km/h).
     """
     v = kmh / 3.6
@@ -191,7 +191,10 @@ def test_petrol_euro6ab_cruising_g_per_km_matches_reference(kmh, g_per_km) -> No
 
 
 def test_petrol_euro6ab_idle_is_1415_mg_per_s() -> None:
-    """REFERENCE.md: idle 1.415 g/s. Tolerance 0.5 mg/s = half the last digit given."""
+    """docs/references.md#hbefa4-sanity: idle 1.415 g/s.
+
+    Tolerance 0.5 mg/s = half the last digit given.
+    """
     m = _one("PC_petrol_Euro-6ab")
     assert _rate(m, 0.0, 0.0) == pytest.approx(1415.0, abs=0.5)
     # The model's idle rates (used for the wait outside the network) agree.
@@ -217,7 +220,7 @@ def test_bev_emits_no_co2_and_burns_no_fuel() -> None:
 
 
 def test_fuel_litres_use_the_fuel_density() -> None:
-    """742 g petrol = 1 L; 836 g diesel = 1 L (REFERENCE.md); 0 L electric.
+    """742 g petrol = 1 L; 836 g diesel = 1 L (docs/references.md#co2-per-litre); 0 L electric.
 
     Tolerance 1e-12 relative: one division in double precision.
     """
@@ -339,11 +342,11 @@ def test_rate_is_clipped_at_zero() -> None:
 
 
 # ---------------------------------------------------------------------------
-# 5. Transcription cross-checks (the CSV against itself and REFERENCE.md)
+# 5. Transcription cross-checks (the CSV against itself and docs/references.md)
 # ---------------------------------------------------------------------------
 
 def test_fuels_table_matches_reference() -> None:
-    """REFERENCE.md: 2.31 kg CO₂/L petrol, 2.68 kg/L diesel; 742 and 836 g/L."""
+    """docs/references.md#co2-per-litre: 2.31 kg CO₂/L petrol, 2.68 kg/L diesel; 742 and 836 g/L."""
     f = fuels()
     assert f.loc["petrol", "density_g_per_l"] == 742
     assert f.loc["diesel", "density_g_per_l"] == 836
@@ -359,11 +362,11 @@ def test_fuels_table_matches_reference() -> None:
     ("PC_diesel_Euro-6ab", 836, 2.68), ("PC_diesel_Euro-6c", 836, 2.68),
     ("PC_diesel_Euro-6d", 836, 2.68)])
 def test_co2_per_litre_from_the_table_matches_reference(ecls, density, kg_per_l) -> None:
-    """CO₂ f0 / FC f0 × density ≈ kg CO₂ per litre of REFERENCE.md.
+    """CO₂ f0 / FC f0 × density ≈ kg CO₂ per litre of docs/references.md#co2-per-litre.
 
     Measured: 2.288-2.290 kg/L petrol (-0.9 %), 2.600-2.602 kg/L diesel
     (-2.9 %): HBEFA4's CO₂/fuel mass ratio is 3.085 g/g (petrol) and 3.11 g/g
-    (diesel), while the round REFERENCE figures imply 3.11 and 3.21 g/g.
+    (diesel), while the round reference figures imply 3.11 and 3.21 g/g.
     Tolerance 4 %: covers that gap with margin, yet catches a swapped fuel
     density (petrol ratio × 836 g/L = +11.6 %, diesel × 742 g/L = -13.8 %)
     or CO₂ and FC rows swapped (a factor ~10). Digit-level transcription
@@ -416,7 +419,10 @@ def test_co2_and_fuel_rows_are_proportional_coefficient_by_coefficient() -> None
 
 
 def test_csv_rows_match_design_table() -> None:
-    """DESIGN.md §5's table appears verbatim in the CSV (exact: both are decimal text)."""
+    """The table of docs/references.md#hbefa4-co2-coefficients appears verbatim in the CSV.
+
+    Exact: both are decimal text.
+    """
     table = coefficients().set_index(["emission_class", "pollutant"])
     for ecls, f in (DESIGN_CO2 | CSV_CO2).items():
         got = table.loc[(ecls, "CO2"), [f"f{k}" for k in range(7)]].to_numpy(dtype=float)

@@ -12,7 +12,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gpssignal.evaluate.statistics import Interval, mean_ci, paired_difference
+from gpssignal.evaluate.statistics import (
+    NO_DIFFERENCE,
+    Interval,
+    RatioInterval,
+    bootstrap_ratio_ci,
+    capture_ratio,
+    days_for_half_width,
+    direction,
+    half_width,
+    mean_ci,
+    needs_more_days,
+    paired_difference,
+    ratio_of_paired_means,
+    relative_change,
+    verdict,
+)
 
 # ---------------------------------------------------------------------------
 # mean_ci
@@ -238,3 +253,358 @@ def test_paired_difference_passes_the_level_on() -> None:
                                               rel=1e-12)
     with pytest.raises(ValueError, match="level"):
         paired_difference(ctrl, base, level=1.5)
+
+
+# ---------------------------------------------------------------------------
+# Ratios of paired means: Fieller's interval
+# ---------------------------------------------------------------------------
+
+
+def _ratio_days(seed: int, n: int, noise: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline ≈ 1000 and a controller ≈ 5 % lower, sharing a day effect (sd 50)."""
+    rng = np.random.default_rng(seed)
+    day = rng.normal(0.0, 50.0, n)
+    base = 1000.0 + day + rng.normal(0.0, noise, n)
+    ctrl = 950.0 + 0.95 * day + rng.normal(0.0, noise, n)
+    return ctrl, base
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
+def test_fieller_endpoints_invert_the_paired_t_test(seed, level) -> None:
+    """Fieller's set is {θ : the t test of mean(u − θ·v) = 0 does not reject}.
+
+    Against scipy.stats.ttest_1samp on w = u − θ·v: at both endpoints the
+    two-sided p-value is exactly 1 − level (1e-8 absolute: the endpoints come
+    from a square root of a difference of ~1e10-sized terms, ~1e-9 relative
+    error), and above 1 − level at the point estimate.
+    """
+    a, b = _ratio_days(seed, 12)
+    iv = ratio_of_paired_means(a - b, b, level)
+    assert iv.bounded and iv.method == "fieller" and iv.n == 12 and iv.level == level
+    for theta in (iv.low, iv.high):
+        p = stats.ttest_1samp((a - b) - theta * b, 0.0).pvalue
+        assert p == pytest.approx(1 - level, abs=1e-8)
+    assert stats.ttest_1samp((a - b) - iv.mean * b, 0.0).pvalue > 1 - level
+    assert iv.low < iv.mean < iv.high
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_fieller_tends_to_the_delta_method_for_large_n(seed) -> None:
+    """n = 2000, small CV: Fieller ≈ delta method R ± t·se,
+    se = √(s_u² − 2R·s_uv + R²·s_v²) / (|v̄|·√n).
+
+    Tolerance: Fieller's centre B/A is shifted from R by
+    t²·(R·var_v − cov_uv)/A; since |cov(u − R·v, v)| ≤ sd(u − R·v)·sd(v) the
+    shift is ≤ √g · t·se to first order, with g = t²·var(v̄)/v̄² (here
+    ~2e-6), and the half-widths differ by O(g). So each endpoint is within
+    1.1·√g half-widths of the delta interval's.
+    """
+    a, b = _ratio_days(seed, 2000)
+    u, v, n = a - b, b, 2000
+    r = u.mean() / v.mean()
+    c = np.cov(u, v) / n
+    t = stats.t.ppf(0.975, n - 1)
+    se = math.sqrt(c[0, 0] - 2 * r * c[0, 1] + r * r * c[1, 1]) / abs(v.mean())
+    g = t * t * c[1, 1] / v.mean() ** 2
+    assert g < 1e-4
+    iv = relative_change(a, b)
+    assert iv.mean == pytest.approx(r, rel=1e-12)
+    assert abs(iv.low - (r - t * se)) <= 1.1 * math.sqrt(g) * t * se
+    assert abs(iv.high - (r + t * se)) <= 1.1 * math.sqrt(g) * t * se
+
+
+def test_fieller_monte_carlo_coverage_n10() -> None:
+    """2,000 paired samples of n = 10 from a bivariate normal, means (3, 5),
+    sds (2, 1), correlation 0.5: true ratio 0.6.
+
+    Fieller's interval is exact under bivariate normality, so the coverage
+    is 0.95; with 2,000 trials its binomial standard error is
+    √(0.95·0.05/2000) = 0.0049, and [0.93, 0.97] is ±4.1 SE (a false failure
+    has probability < 1e-4; the seed is fixed, so the test is deterministic).
+    The denominator is 5 / (1/√10) ≈ 16 standard errors from 0, so no
+    interval is unbounded.
+    """
+    rng = np.random.default_rng(20240611)
+    cov = np.array([[4.0, 1.0], [1.0, 1.0]])
+    hits = 0
+    for _ in range(2000):
+        x = rng.multivariate_normal([3.0, 5.0], cov, 10)
+        iv = ratio_of_paired_means(x[:, 0], x[:, 1])
+        assert iv.bounded
+        hits += iv.low <= 0.6 <= iv.high
+    assert 0.93 <= hits / 2000 <= 0.97
+
+
+def test_fieller_published_paired_ratio_example() -> None:
+    """Published example of a paired-samples ratio of means: R package
+    statpsych, ``ci.ratio.mean.ps`` (Bonett & Price 2020, J. Educ. Behav. Stat.
+    45:750–770), whose documentation gives for these data ratio 1.134146,
+    95 % CI [1.09417, 1.175583].
+
+    That interval is Bonett & Price's log-ratio interval, not Fieller's: both
+    are first-order R ± t·se and differ at second order, ~R·(se(v̄)/v̄)² ≈
+    1.13·0.04² ≈ 2e-3. Tolerance 1e-3 absolute on each bound (observed 5e-4);
+    the estimate is the same ratio of means (published to 6 decimals: 1e-6).
+    """
+    y1 = [3.3, 3.6, 3.0, 3.1, 3.9, 4.2, 3.5, 3.3]
+    y2 = [3.0, 3.1, 2.7, 2.6, 3.2, 3.8, 3.2, 3.0]
+    iv = ratio_of_paired_means(y1, y2)
+    assert iv.mean == pytest.approx(1.134146, abs=1e-6)
+    assert iv.low == pytest.approx(1.09417, abs=1e-3)
+    assert iv.high == pytest.approx(1.175583, abs=1e-3)
+
+
+def test_fieller_collapses_when_the_ratio_is_exact() -> None:
+    """num = 0.25·den day by day: u − θ·v has no spread at θ = 0.25, so the
+    interval is the point 0.25. Tolerance 1e-6: the discriminant is a
+    cancellation to ~1e-16 relative, and its square root ~1e-8."""
+    den = np.array([10.0, 12.0, 9.0, 14.0, 11.0])
+    iv = ratio_of_paired_means(0.25 * den, den)
+    assert iv.bounded
+    assert iv.low == pytest.approx(0.25, abs=1e-6)
+    assert iv.high == pytest.approx(0.25, abs=1e-6)
+
+
+def test_relative_change_is_ratio_of_paired_means_of_a_minus_b_over_b() -> None:
+    """Same estimate as paired_difference's relative change (1e-12) and the
+    same interval as ratio_of_paired_means(a − b, b) (identical computation)."""
+    a, b = _ratio_days(7, 15)
+    iv = relative_change(a, b, 0.9)
+    assert iv == ratio_of_paired_means(a - b, b, 0.9)
+    _, rel = paired_difference(a, b)
+    assert iv.mean == pytest.approx(rel, rel=1e-12)
+    assert iv.low < -0.05 < iv.high  # the simulated 5 % saving is covered
+
+
+def test_relative_change_accounts_for_baseline_uncertainty_and_covariance() -> None:
+    """Dividing the paired-difference interval by mean(b) treats mean(b) as
+    known and ignores the covariance of mean(a − b) with mean(b). With a
+    noisy baseline (sd 200 per day, n = 6):
+
+    * additive effect (a − b independent of b): Fieller's interval is wider,
+      since the baseline's uncertainty adds R²·var(b̄);
+    * multiplicative effect (a − b = −0.1·b + noise, strongly correlated
+      with b): it is narrower, since u − R·v cancels the shared b.
+
+    Compared as widths (margins ≥ 20 % at these seeds), no tolerance needed.
+    """
+    rng = np.random.default_rng(3)
+    b = 1000.0 + rng.normal(0.0, 200.0, 6)
+    for a, wider in ((b - 300.0 + rng.normal(0.0, 30.0, 6), True),
+                     (0.9 * b + rng.normal(0.0, 30.0, 6), False)):
+        iv = relative_change(a, b)
+        naive = 2 * paired_difference(a, b)[0].half_width / abs(b.mean())
+        assert (iv.high - iv.low > 1.2 * naive) if wider else (iv.high - iv.low < naive / 1.2)
+
+
+def test_relative_change_drops_nan_pairs() -> None:
+    a, b = _ratio_days(8, 10)
+    a_nan, b_nan = a.copy(), b.copy()
+    a_nan[2], b_nan[5] = np.nan, np.nan
+    keep = np.ones(10, bool)
+    keep[[2, 5]] = False
+    iv = relative_change(a_nan, b_nan)
+    assert iv == relative_change(a[keep], b[keep])
+    assert iv.n == 8
+
+
+def test_ratio_empty_and_single_pair() -> None:
+    for iv in (relative_change([], []), relative_change([np.nan], [1.0]),
+               ratio_of_paired_means([np.nan, 1.0], [2.0, np.nan])):
+        assert iv.n == 0 and not iv.bounded and iv.reason == "no complete pairs"
+        assert math.isnan(iv.mean) and math.isnan(iv.low) and math.isnan(iv.high)
+    one = relative_change([3.0, np.nan], [4.0, 1.0])
+    assert one.n == 1 and one.mean == -0.25 and not one.bounded
+    assert math.isnan(one.low) and math.isnan(one.high) and math.isnan(half_width(one))
+    assert "one pair" in one.reason
+
+
+def test_ratio_unbounded_when_denominator_mean_not_distinguishable_from_zero() -> None:
+    """den = (−1, 2, −0.5, 1.5, −1, 0.5): mean 0.25, se 0.55, |mean|/se < t(5).
+    A clearly non-zero numerator gives the complement of an interval, a
+    numerator near 0 too the whole line; both reported as (−inf, inf)."""
+    den = [-1.0, 2.0, -0.5, 1.5, -1.0, 0.5]
+    excl = ratio_of_paired_means([10.0, 11.0, 9.0, 10.5, 9.5, 10.0], den)
+    assert not excl.bounded and excl.low == -math.inf and excl.high == math.inf
+    assert "not distinguishable from 0" in excl.reason and "outside" in excl.reason
+    assert excl.mean == pytest.approx(10.0 / 0.25, rel=1e-12)
+    whole = ratio_of_paired_means([0.1, -0.2, 0.3, -0.1, 0.0, -0.1], den)
+    assert not whole.bounded and "whole real line" in whole.reason
+    assert half_width(whole) == math.inf
+    assert verdict(whole) == NO_DIFFERENCE
+    zero = ratio_of_paired_means([1.0, 2.0], [-1.0, 1.0])
+    assert math.isnan(zero.mean) and not zero.bounded
+
+
+@pytest.mark.parametrize("func", [relative_change, ratio_of_paired_means])
+def test_ratio_rejects_bad_level_and_shapes(func) -> None:
+    with pytest.raises(ValueError, match="level"):
+        func([1.0, 2.0], [1.0, 2.0], 1.5)
+    with pytest.raises(ValueError, match="same replications"):
+        func([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_capture_ratio() -> None:
+    """GPS takes 60 % of the way from the existing plan to the oracle each
+    day (± noise): estimate near 0.6 and inside the interval; identical to
+    ratio_of_paired_means((e − g), (e − o)); a NaN in any of the three drops
+    the day."""
+    rng = np.random.default_rng(11)
+    e = 1000.0 + rng.normal(0.0, 50.0, 20)
+    o = e - 100.0 - rng.normal(0.0, 10.0, 20)
+    g = e - 0.6 * (e - o) + rng.normal(0.0, 5.0, 20)
+    iv = capture_ratio(e, g, o)
+    assert iv == ratio_of_paired_means(e - g, e - o)
+    assert iv.low < 0.6 < iv.high and iv.mean == pytest.approx(0.6, abs=0.05)
+    o_nan = o.copy()
+    o_nan[3] = np.nan
+    assert capture_ratio(e, g, o_nan) == capture_ratio(np.delete(e, 3), np.delete(g, 3),
+                                                       np.delete(o, 3))
+
+
+# ---------------------------------------------------------------------------
+# Paired percentile bootstrap
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_bootstrap_agrees_with_fieller_for_well_behaved_data(seed) -> None:
+    """n = 30, denominator ≈ 1000 ± 54 per day (≈ 100 se from 0).
+
+    Expected differences, as fractions of Fieller's half-width h: the
+    percentile bootstrap uses z instead of t(29) and the ddof = 0 spread,
+    so it is narrower by 1 − (1.960/2.045)·√(29/30) ≈ 6 % on each side;
+    its endpoints' Monte-Carlo error with 20,000 resamples is
+    √(0.025·0.975/20000)/φ(1.96) ≈ 0.02 se ≈ 1 % of h; and it follows the
+    sample's skewness, an O(1/√n) effect (≤ 11 % over 20 seeds tried).
+    Tolerance: each endpoint within 0.2·h.
+    """
+    a, b = _ratio_days(seed, 30)
+    f = relative_change(a, b)
+    bs = bootstrap_ratio_ci(a - b, b, n_boot=20_000, rng=np.random.default_rng(seed))
+    assert bs.bounded and bs.method == "bootstrap-percentile" and bs.n == 30
+    assert bs.mean == f.mean
+    assert abs(bs.low - f.low) <= 0.2 * f.half_width
+    assert abs(bs.high - f.high) <= 0.2 * f.half_width
+
+
+def test_bootstrap_matches_scipy_percentile_bootstrap() -> None:
+    """Against scipy.stats.bootstrap(paired=True, method="percentile") on the
+    same data with another stream of resamples: each endpoint's Monte-Carlo
+    sd is ≈ 0.02 se with 20,000 resamples, so the difference of two runs has
+    sd ≈ 0.027 se ≈ 1.4 % of the half-width; tolerance 10 % (7 sd)."""
+    a, b = _ratio_days(9, 25)
+    mine = bootstrap_ratio_ci(a - b, b, 0.95, 20_000, np.random.default_rng(1))
+    ref = stats.bootstrap((a - b, b), lambda u, v, axis: u.mean(axis) / v.mean(axis),
+                          paired=True, vectorized=True, method="percentile",
+                          n_resamples=20_000, rng=np.random.default_rng(2))
+    ci = ref.confidence_interval
+    assert abs(mine.low - ci.low) <= 0.1 * mine.half_width
+    assert abs(mine.high - ci.high) <= 0.1 * mine.half_width
+
+
+def test_bootstrap_reproducible_with_seed_and_drops_nan() -> None:
+    a, b = _ratio_days(10, 12)
+    one = bootstrap_ratio_ci(a, b, rng=np.random.default_rng(5), n_boot=1000)
+    two = bootstrap_ratio_ci(a, b, rng=np.random.default_rng(5), n_boot=1000)
+    assert one == two
+    a_nan = np.append(a, np.nan)
+    b_nan = np.append(b, 1.0)
+    three = bootstrap_ratio_ci(a_nan, b_nan, rng=np.random.default_rng(5), n_boot=1000)
+    assert three == one
+
+
+def test_bootstrap_unbounded_empty_and_bad_arguments() -> None:
+    den = [-1.0, 2.0, -0.5, 1.5, -1.0, 0.5]
+    iv = bootstrap_ratio_ci([10.0, 11.0, 9.0, 10.5, 9.5, 10.0], den,
+                            rng=np.random.default_rng(0))
+    assert not iv.bounded and (iv.low, iv.high) == (-math.inf, math.inf)
+    assert "contains 0" in iv.reason
+    assert bootstrap_ratio_ci([], []).n == 0
+    single = bootstrap_ratio_ci([1.0], [2.0])
+    assert single.n == 1 and single.mean == 0.5 and math.isnan(single.low)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ratio_ci([1.0, 2.0], [1.0, 2.0], n_boot=10)
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ratio_ci([1.0, 2.0], [1.0, 2.0], level=0.0)
+
+
+# ---------------------------------------------------------------------------
+# Verdicts, half-widths and the --until-ci loop
+# ---------------------------------------------------------------------------
+
+
+def _iv(low: float, high: float) -> Interval:
+    return Interval((low + high) / 2, (high - low) / 2, 10, 0.95)
+
+
+@pytest.mark.parametrize("low,high,lower_is_better,higher_is_better,d_lower", [
+    (-3.0, -1.0, "saves", "loses", "better"),
+    (-1.0, 2.0, NO_DIFFERENCE, NO_DIFFERENCE, "none"),
+    (0.0, 2.0, NO_DIFFERENCE, NO_DIFFERENCE, "none"),  # touching 0 is not detected
+    (1.0, 4.0, "costs", "gains", "worse"),
+])
+def test_verdict_wording(low, high, lower_is_better, higher_is_better, d_lower) -> None:
+    """Delay (lower is better): an interval below 0 saves, above 0 costs.
+    Speed (higher is better): above 0 gains, below 0 loses."""
+    iv = _iv(low, high)
+    assert verdict(iv) == lower_is_better
+    assert verdict(iv, better="lower") == lower_is_better
+    assert verdict(iv, better="higher") == higher_is_better
+    assert direction(iv, "lower") == d_lower
+    mirrored = {"better": "worse", "worse": "better", "none": "none"}[d_lower]
+    assert direction(iv, "higher") == mirrored
+
+
+def test_verdict_custom_words_ratio_and_nan() -> None:
+    assert verdict(_iv(-2.0, -1.0), words=("shortens", "lengthens")) == "shortens"
+    assert verdict(_iv(1.0, 2.0), better="higher", words=("faster", "slower")) == "faster"
+    rel = relative_change(*_ratio_days(1, 20))  # a 5 % saving, clearly detected
+    assert verdict(rel) == "saves"
+    assert verdict(mean_ci([1.0])) == NO_DIFFERENCE  # NaN bounds: nothing detected
+    with pytest.raises(ValueError, match="better"):
+        verdict(_iv(-2.0, -1.0), better="smaller")
+
+
+def test_half_width() -> None:
+    assert half_width(_iv(1.0, 4.0)) == 1.5
+    rel = RatioInterval(0.5, 0.25, 1.0, 10, 0.95, "fieller", True)
+    assert half_width(rel) == 0.375
+    assert math.isnan(half_width(mean_ci([])))
+
+
+def test_needs_more_days_until_ci_loop() -> None:
+    """Simulated --until-ci loop on the _days model (paired sd √2): it stops
+    at the first n with t(n − 1)·s_d/√n ≤ target, or at max_days."""
+    rng = np.random.default_rng(42)
+    day = rng.normal(0.0, 50.0, 200)
+    base = 1000.0 + day + rng.normal(0.0, 1.0, 200)
+    ctrl = 995.0 + day + rng.normal(0.0, 1.0, 200)
+    n = 1
+    while needs_more_days(ctrl[:n], base[:n], target_half_width=0.5, max_days=200):
+        n += 1
+    assert paired_difference(ctrl[:n], base[:n])[0].half_width <= 0.5
+    assert paired_difference(ctrl[:n - 1], base[:n - 1])[0].half_width > 0.5
+    assert 20 < n < 200
+    # max_days wins; days whose pair was dropped still count as run.
+    assert not needs_more_days(ctrl[:5], base[:5], 1e-6, max_days=5)
+    assert needs_more_days([np.nan] * 4, [1.0] * 4, 1.0, max_days=5)
+    assert not needs_more_days([np.nan] * 5, [1.0] * 5, 1.0, max_days=5)
+    with pytest.raises(ValueError, match="target_half_width"):
+        needs_more_days([1.0], [1.0], 0.0, max_days=5)
+
+
+def test_days_for_half_width() -> None:
+    """The projected n is the smallest with t(n − 1)·s_d/√n ≤ target (the
+    pilot's s_d; exact integer search against scipy's t quantile)."""
+    ctrl, base = _days(3, 10)
+    sd = float(np.std(ctrl - base, ddof=1))
+    n = days_for_half_width(ctrl, base, 0.3)
+
+    def hw(k: int) -> float:
+        return stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
+
+    assert hw(n) <= 0.3 < hw(n - 1)
+    assert days_for_half_width([1.0], [2.0], 0.3) == -1
+    assert days_for_half_width(ctrl, base, 1e6) == 2

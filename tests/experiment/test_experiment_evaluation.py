@@ -22,26 +22,31 @@ from gpssignal.control.gps import model_from_scenario
 from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.statistics import mean_ci
 from gpssignal.experiment.evaluation import check_model, evaluate_controllers
+from gpssignal.experiment.parallel import LocalBackend
 from gpssignal.model.io import read_scenario, scenario_hash
 from gpssignal.model.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 SEEDS = [11, 12, 13]
+#: tiny.toml's default program fixed all period, and its existing plan (the
+#: time-of-day schedule: no [evaluation] table), the baseline of comparisons.
+FIXED, BASE = "fixed:normal", "tod"
 
 
 @pytest.fixture(scope="module")
 def evaluations(tiny_relief: Scenario):
     tiny = tiny_relief
     model = model_from_scenario(tiny, low_fraction=0.9)
-    one = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=1)
-    two = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model, workers=2)
+    one = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model)
+    two = evaluate_controllers(tiny, ["fixed", "tod", "gps"], SEEDS, model=model,
+                               backend=LocalBackend(2))
     return one, two
 
 
 def test_results_do_not_depend_on_the_number_of_workers(evaluations) -> None:
     one, two = evaluations
-    assert_frame_equal(one.runs().drop(columns="wall_s"), two.runs().drop(columns="wall_s"))
+    assert_frame_equal(one.runs(), two.runs())  # runs() holds no wall time: byte-identical
     assert_frame_equal(one.kpi_table(), two.kpi_table())
     assert_frame_equal(one.difference_table(), two.difference_table())
     assert_frame_equal(one.switches(), two.switches())
@@ -52,7 +57,7 @@ def test_every_controller_sees_the_same_demand_each_day(evaluations) -> None:
     per_day = runs.pivot(index="seed", columns="controller", values="vehicles_arrived")
     assert (per_day.nunique(axis=1) == 1).all()
     # ... and the days differ from each other (otherwise the check above is empty).
-    assert per_day["fixed"].nunique() > 1
+    assert per_day[FIXED].nunique() > 1
 
 
 def test_paired_differences_use_matching_days(evaluations) -> None:
@@ -60,10 +65,10 @@ def test_paired_differences_use_matching_days(evaluations) -> None:
     runs = ev.runs().set_index(["controller", "seed"])
     diff = ev.difference_table()
     for kpi in ("mean_time_loss_s", "co2_kg", "stretch_speed_peak_kmh"):
-        d = np.array([runs.loc[("gps", s), kpi] - runs.loc[("fixed", s), kpi] for s in SEEDS])
+        d = np.array([runs.loc[("gps", s), kpi] - runs.loc[(BASE, s), kpi] for s in SEEDS])
         iv = mean_ci(d)
         row = diff[(diff["kpi"] == kpi) & (diff["controller"] == "gps")
-                   & (diff["baseline"] == "fixed")].iloc[0]
+                   & (diff["baseline"] == BASE)].iloc[0]
         # Same numbers computed two ways: only float rounding may differ.
         assert row["difference"] == pytest.approx(iv.mean, rel=1e-12, abs=1e-12)
         assert row["ci95_high"] == pytest.approx(iv.high, rel=1e-12, abs=1e-12)
@@ -75,9 +80,9 @@ def test_annual_saving_is_the_paired_saving_times_working_days(evaluations, tiny
     ev = evaluations[0]
     runs = ev.runs().set_index(["controller", "seed"])
     an = ev.annual_table()
-    row = an[(an["controller"] == "gps") & (an["baseline"] == "fixed")
+    row = an[(an["controller"] == "gps") & (an["baseline"] == BASE)
              & (an["quantity"] == "co2_kg")].iloc[0]
-    saving_kg = np.mean([runs.loc[("fixed", s), "co2_kg"] - runs.loc[("gps", s), "co2_kg"]
+    saving_kg = np.mean([runs.loc[(BASE, s), "co2_kg"] - runs.loc[("gps", s), "co2_kg"]
                          for s in SEEDS])
     expected_t = saving_kg * tiny.working_days_per_year / 1000.0
     assert row["saving_per_year"] == pytest.approx(expected_t, rel=1e-12, abs=1e-12)
@@ -87,7 +92,7 @@ def test_annual_saving_is_the_paired_saving_times_working_days(evaluations, tiny
 
 def test_the_gps_controller_switched_and_fixed_never_did(evaluations) -> None:
     runs = evaluations[0].runs()
-    assert (runs.loc[runs["controller"] == "fixed", "switches"] == 0).all()
+    assert (runs.loc[runs["controller"] == FIXED, "switches"] == 0).all()
     assert runs.loc[runs["controller"] == "gps", "switches"].sum() > 0
 
 
@@ -103,7 +108,7 @@ def test_model_for_another_scenario_or_on_training_days_is_refused(tiny_relief: 
     with pytest.raises(ScenarioError, match=r"evaluation days \[12\]"):
         check_model(tiny, seen, SEEDS)
     with pytest.raises(ScenarioError, match="needs a model"):
-        evaluate_controllers(tiny, ["fixed", "gps"], SEEDS, model=None, workers=1)
+        evaluate_controllers(tiny, ["fixed", "gps"], SEEDS, model=None)
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
@@ -143,14 +148,18 @@ def test_evaluate_command_writes_report_and_tables(tmp_path: Path, tiny_relief_t
     for name in ("report.html", "report.md", "speed.png", "time_loss.png", "queues.png",
                  "time_space.png", "co2.png", "purdue.png", "kpis.csv", "differences.csv",
                  "annual.csv", "runs.csv", "intervals.csv", "approaches.csv", "switches.csv",
-                 "meta.json"):
+                 "capture.csv", "day_types.csv", "meta.json"):
         assert (out / name).is_file(), name
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs["seed"].unique()) == [5, 6]
-    assert set(runs["controller"]) == {"fixed", "tod", "gps"}
+    # By default every program fixed, the clock plan, GPS and the hindsight bound.
+    assert set(runs["controller"]) == {"fixed:normal", "fixed:peak", "tod", "gps", "oracle"}
     assert "report.html" in stdout and "mean_time_loss_s" in stdout
     html = (out / "report.html").read_text(encoding="utf-8")
     # Self-contained: the only sources are embedded images, nothing fetched.
     assert "http://" not in html and "https://" not in html
     assert html.count('src="data:image/png;base64,') == 6
     assert "<script" not in html and "<link" not in html
+    # tiny.toml declares no published results: no pilot figures in its report.
+    assert "Published" not in html and "32 → 38" not in html and "−21 %" not in html
+    assert "The answer" in html and "hindsight bound" in html

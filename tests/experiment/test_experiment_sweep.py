@@ -21,10 +21,10 @@ from pandas.testing import assert_frame_equal
 from gpssignal import cli
 from gpssignal.control.gps import model_from_scenario
 from gpssignal.errors import SweepSpecError
+from gpssignal.experiment.parallel import DaskBackend, LocalBackend
 from gpssignal.experiment.sweep import (
-    DaskBackend,
-    LocalBackend,
     ResultStore,
+    baseline_arms,
     grid_points,
     model_identity,
     parse_grid,
@@ -82,27 +82,41 @@ def test_local_and_dask_store_identical_results(tiny_relief: Scenario, tmp_path:
         finally:
             backend.close()
             store.close()
-        assert counts == {"total": 10, "skipped": 0, "run": 10}
+        # 4 points x 2 days of GPS runs; per day the existing plan (tod), each
+        # program fixed and the hindsight bound.
+        assert baseline_arms(tiny) == ["tod", "fixed:normal", "fixed:peak", "oracle"]
+        assert counts == {"total": 16, "skipped": 0, "run": 16}
     local, dask = _stored(tmp_path / "local" / "runs.duckdb"), _stored(
         tmp_path / "dask" / "runs.duckdb")
-    assert len(local) == 10
+    assert len(local) == 16
     assert_frame_equal(local, dask)
 
 
-def test_point_summary_pairs_each_point_with_the_fixed_run_of_the_same_day(
+def test_point_summary_pairs_each_point_with_the_existing_plan_of_the_same_day(
         tiny_relief: Scenario, tmp_path: Path) -> None:
     tiny = tiny_relief
     model = model_from_scenario(tiny)
     points = grid_points([parse_grid("threshold_low_kmh=40")])
     store = ResultStore(tmp_path / "runs.duckdb", tiny, model_identity(model))
-    run_sweep(tiny, model, points, SEEDS, store, LocalBackend(1))
+    arms = baseline_arms(tiny)
+    run_sweep(tiny, model, points, SEEDS, store, LocalBackend(1), baselines=arms)
     runs = store.frame()
     store.close()
-    summ = point_summary(runs, points, SEEDS)
+    summ = point_summary(runs, points, SEEDS, arms).iloc[0]
     by = runs.set_index(["controller", "seed"])
-    d = [by.loc[("fixed", s), "mean_time_loss_s"] - by.loc[("gps", s), "mean_time_loss_s"]
-         for s in SEEDS]
-    assert summ["time_loss_saving"].iloc[0] == pytest.approx(np.mean(d), rel=1e-12)
+
+    def tl(arm: str) -> np.ndarray:
+        return np.array([by.loc[(arm, s), "mean_time_loss_s"] for s in SEEDS])
+
+    assert summ["existing_plan"] == "tod"
+    assert summ["time_loss_saving"] == pytest.approx(np.mean(tl("tod") - tl("gps")), rel=1e-12)
+    # The best fixed program on these days, and GPS against it, paired.
+    best = min(("fixed:normal", "fixed:peak"), key=lambda a: tl(a).mean())
+    assert summ["best_fixed"] == best
+    assert summ["gps_vs_best_fixed_s"] == pytest.approx(np.mean(tl("gps") - tl(best)),
+                                                         rel=1e-12)
+    assert summ["time_loss_verdict"] in ("saves", "costs", "no detectable difference")
+    assert np.isfinite(summ["capture_ratio"])
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_relief_toml: Path,
@@ -111,7 +125,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_relief_tom
     args = [sys.executable, "-m", "gpssignal", "-v", "tune", str(tiny_relief_toml),
             "--grid", "threshold_low_kmh=20:45:5", "--replications", "2", "--first-seed", "31",
             "--workers", "1", "--out", str(out)]
-    total = 6 * 2 + 2
+    total = 6 * 2 + 2 * 4  # GPS runs, then per day: tod, each program fixed, oracle
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stderr is not None

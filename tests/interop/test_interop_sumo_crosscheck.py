@@ -102,7 +102,7 @@ def test_discharge_saturation_flow_agrees_with_sumo(tmp_path: Path) -> None:
     sc = read_scenario(REPO / "tests" / "data" / "saturation_one_lane.toml")
     r = compare_saturation_flow(sc, "W_in", 1, tmp_path)
     # Hundreds of saturated headways each; both in the practical range
-    # (REFERENCE.md 1,700-1,900 veh/h/lane) and within 5 % of each other
+    # (docs/references.md#saturation-flow: 1,700-1,900 veh/h/lane) and within 5 % of each other
     # (measured: 1,849 vs 1,846, docs/validation.md).
     assert r["gpssignal_headways"] > 100 and r["sumo_headways"] > 100
     assert 1700 <= r["sumo_vph"] <= 2000

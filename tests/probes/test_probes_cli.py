@@ -1,5 +1,5 @@
-"""End-to-end tests of the probe commands (STYLE.md §8.5): ``gpssignal probes``,
-``history``, ``import-fcd`` and ``check-probes`` on the tiny scenario and the
+"""End-to-end tests (docs/architecture.md#conventions) of the probe commands:
+``gpssignal probes``, ``history``, ``import-fcd`` and ``check-probes`` on the tiny scenario and the
 FCD fixtures, run in-process through :func:`gpssignal.cli.main`, writing into
 ``tmp_path`` and checking the files they write and the lines they print.
 """

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gpssignal.errors import ProbeFileError
-from gpssignal.experiment.run import run_with_probes
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.geo import LocalProjection
 from gpssignal.model.io import read_scenario
 from gpssignal.probes.io import (
@@ -58,7 +58,9 @@ def tiny():
 def run(tiny):
     """A tiny run with rotating pseudonyms: (stream, frame, meta)."""
     settings = dataclasses.replace(tiny.probes, penetration=0.5, anonymisation="rotating")
-    _, stream, meta = run_with_probes(tiny, "fixed", probes=settings)
+    out = run_one(RunSpec(scenario=tiny, controller=ControllerSpec(kind="fixed"),
+                          seed=tiny.seed, probes=settings, sample_probes=True))
+    stream, meta = out.probes, out.meta
     assert len(stream) > 200
     return stream, stream_to_frame(stream, tiny), meta
 

@@ -7,9 +7,9 @@ probability < 1e-5 on a fresh seed (about 4.5 standard deviations), and each
 is justified where it is used.
 
 Most tests need the sampler object itself (``equipped``, ``phase``), which
-:func:`gpssignal.experiment.run.run_with_probes` does not return; ``sample``
-wires it exactly as ``run_with_probes`` does, and the first test checks that
-the two give the same stream.
+:func:`gpssignal.experiment.run.run_one` does not return; ``sample``
+wires it exactly as ``run_one`` does, and the first test checks that the two
+give the same stream.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 
 from gpssignal.errors import ScenarioError
-from gpssignal.experiment.run import make_controller, run_scenario, run_with_probes
+from gpssignal.experiment.run import (
+    ControllerSpec,
+    RunSpec,
+    make_controller,
+    run_one,
+    run_scenario,
+)
 from gpssignal.model.geo import LocalProjection, link_geometry
 from gpssignal.model.io import read_scenario
 from gpssignal.model.scenario import ProbeSettings
@@ -52,7 +58,7 @@ def tiny():
 
 
 def sample(scenario, settings, controller="fixed", seed=None, trajectories=False):
-    """One run with a probe sampler, wired like ``run_with_probes``; returns
+    """One run with a probe sampler, wired like ``run_one``; returns
     (result, sampler)."""
     ctrl = make_controller(controller, scenario)
     sim = Simulation(scenario, ctrl, seed=scenario.seed if seed is None else seed,
@@ -61,6 +67,14 @@ def sample(scenario, settings, controller="fixed", seed=None, trajectories=False
                            np.random.default_rng(sim.streams["probes"]))
     sampler.attach(sim)
     return sim.run(), sampler
+
+
+def run_with_probes(scenario, controller="fixed", seed=None, probes=None):
+    """``run_one`` with the probe stream sampled: (result, stream, meta)."""
+    out = run_one(RunSpec(scenario=scenario, controller=ControllerSpec.parse(controller),
+                          seed=scenario.seed if seed is None else seed, probes=probes,
+                          sample_probes=True))
+    return out.result, out.probes, out.meta
 
 
 def chi2_sd_bounds(n: int, z: float = Z) -> tuple[float, float]:
@@ -76,7 +90,7 @@ def chi2_sd_bounds(n: int, z: float = Z) -> tuple[float, float]:
 # Wiring and settings
 # ---------------------------------------------------------------------------
 
-def test_sample_helper_gives_the_same_stream_as_run_with_probes(tiny):
+def test_sample_helper_gives_the_same_stream_as_run_one(tiny):
     settings = dataclasses.replace(tiny.probes, penetration=0.3, anonymisation="rotating")
     _, stream, meta = run_with_probes(tiny, "fixed", probes=settings)
     _, sampler = sample(tiny, settings)
@@ -88,7 +102,7 @@ def test_sample_helper_gives_the_same_stream_as_run_with_probes(tiny):
     assert meta.seed == tiny.seed
 
 
-def test_run_with_probes_defaults_to_the_scenarios_probe_settings(tiny):
+def test_run_one_defaults_to_the_scenarios_probe_settings(tiny):
     sc = dataclasses.replace(tiny, probes=dataclasses.replace(tiny.probes, penetration=0.0))
     _, stream, _ = run_with_probes(sc)
     assert len(stream) == 0

@@ -1,6 +1,6 @@
 """Program switching under random requests never breaks a signal safety rule.
 
-Property (STYLE.md §8.4, DESIGN.md §7 "Safety"): whatever program a controller
+Property (docs/architecture.md#conventions: property tests, safety): whatever program a controller
 asks for at each synchronisation point, the run completes without the conflict
 monitor raising :class:`SafetyViolation`, the switches are exactly the requests
 that differ from the running program, no vehicle crosses at red, and the

@@ -1,4 +1,6 @@
-"""Verification of the simulator against traffic-flow theory (STYLE.md §8.2).
+"""Verification of the simulator against traffic-flow theory.
+
+This is the second kind of test in docs/architecture.md#conventions.
 
 Each tolerance is stated next to its assertion with the reason for it.
 """
@@ -40,8 +42,8 @@ def _per_vehicle(result, values: np.ndarray, vid: np.ndarray) -> np.ndarray:
 def test_saturation_flow_of_default_cars_is_1800_to_2000(make_one_approach) -> None:
     """Queue discharge headways of the default car give 1,800-2,000 veh/h/lane.
 
-    The range is REFERENCE.md's (HCM base 1,900 pc/h/lane; practical
-    1,700-1,900) narrowed to what DESIGN.md §6 asks. Headways are taken
+    The range is the project target of docs/references.md#saturation-flow
+    (HCM base 1,900 pc/h/lane; practical 1,700-1,900). Headways are taken
     within saturated platoons from the 5th vehicle on, where start-up loss
     has passed (HCM's saturation-headway method).
     """

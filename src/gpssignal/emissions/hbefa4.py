@@ -1,4 +1,4 @@
-"""HBEFA4 tailpipe CO₂ and fuel per vehicle and time step (DESIGN.md §5).
+"""HBEFA4 tailpipe CO₂ and fuel per vehicle and time step (docs/references.md#hbefa4-model).
 
 The model is Eclipse SUMO's HBEFA4 closed form (``HelpersHBEFA4``), with the
 coefficients transcribed in ``data/hbefa4_sumo.csv`` (source and commit in its
@@ -19,7 +19,7 @@ Rules, as in SUMO unless stated:
       for v < 10 km/h: d(v) = v / (10/3.6) · d(10/3.6)
 
   on a flat road (no slope term).
-* E is clipped at ≥ 0 (DESIGN.md §5); SUMO 1.28 also returns 0 where the
+* E is clipped at ≥ 0 (docs/definitions.md); SUMO 1.28 also returns 0 where the
   polynomial is negative (checked against it, docs/validation.md).
 * Battery-electric classes: 0 tailpipe CO₂ and fuel (their rows are zero).
 * SUMO's engine-off after 300 s stopped is not modelled (stops here are
@@ -29,7 +29,7 @@ Rules, as in SUMO unless stated:
   :mod:`gpssignal.sim.kernel` does the same.
 
 Fuel: the FC row is mg of fuel per second; litres via the density of the
-class's fuel (``data/fuels.csv``, REFERENCE.md: petrol 742 g/L, diesel
+class's fuel (``data/fuels.csv``, docs/references.md#co2-per-litre: petrol 742 g/L, diesel
 836 g/L). The fuel of a class: ``petrol`` if its name contains ``petrol``,
 ``electric`` if it contains ``BEV``, otherwise ``diesel`` (HBEFA's heavy
 vehicle classes are diesel).

@@ -1,6 +1,6 @@
 """The written definitions of every reported quantity, one function each.
 
-These are the formulas of DESIGN.md §5; ``docs/definitions.md`` states them in
+These are the project's definitions as formulas; ``docs/definitions.md`` states them in
 words. All functions accept scalars or numpy arrays; NaN propagates (a vehicle
 that has not finished has NaN travel time and NaN time loss).
 """

@@ -1,21 +1,35 @@
-"""Paired evaluation: controllers against fixed timing over N simulated days.
+"""Paired evaluation: every plan of a junction, side by side, over N simulated days.
 
-Each replication is one weekday (one seed: its demand level, peak timing and
-arrivals). Every controller runs every day with the same demand realisation
-(common random numbers, :func:`gpssignal.sim.engine.day_streams`), so KPIs are
-compared day by day (:func:`gpssignal.evaluate.statistics.paired_difference`).
+Each replication is one weekday (one seed: its day type, demand level, peak
+timing and arrivals). Every arm runs every day with the same demand
+realisation (common random numbers, :func:`gpssignal.sim.engine.day_streams`),
+so KPIs are compared day by day.
 
-The runs are independent tasks on a process pool; results are put back in
-task order, so they do not depend on the number of workers. One day (the
-*showcase*, the first replication) also keeps the detail the report plots:
-trajectories on the monitored stretch, signal states, queue samples.
+The arms, by default:
+
+* every program of the junction fixed all period (``fixed:normal``,
+  ``fixed:peak``, ...);
+* the time-of-day plan (``tod``), when the scenario has a schedule;
+* the GPS controller (``gps``), when a model is given;
+* the hindsight bound (``oracle``, :mod:`gpssignal.experiment.oracle`).
+
+The GPS controller is compared against the scenario's declared **existing
+plan** (what the junction runs today, the baseline of the annual savings),
+against the **best fixed program** (the program with the least time loss on
+*selection days*, the model's training days, never the evaluation days) and
+against time of day; the **capture ratio** (existing − GPS) ÷ (existing −
+oracle) says how much of what plan selection could give the controller gets.
+
+The runs are independent tasks on :func:`~gpssignal.experiment.parallel.map_runs`;
+results are put back in task order, so they do not depend on the backend.
+One day (the *showcase*, the first replication) also keeps the detail the
+report plots: trajectories on the monitored stretch, signal states, queues.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +46,34 @@ from gpssignal.evaluate.metrics import (
     replication_kpis,
     run_tables,
 )
-from gpssignal.evaluate.statistics import mean_ci, paired_difference
-from gpssignal.experiment.run import make_controller, run_gps, run_scenario
-from gpssignal.model.io import scenario_hash
+from gpssignal.evaluate.statistics import (
+    capture_ratio,
+    mean_ci,
+    needs_more_days,
+    paired_difference,
+    relative_change,
+    verdict,
+)
+from gpssignal.experiment.oracle import ORACLE, search_plan
+from gpssignal.experiment.parallel import DaskBackend, LocalBackend, map_runs
+from gpssignal.experiment.run import ControllerSpec, RunSpec, make_controller, run_one
+from gpssignal.model.io import format_clock, scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
-__all__ = ["Showcase", "Replication", "Evaluation", "evaluate_controllers", "check_model",
-           "train_for_evaluation"]
+__all__ = ["Evaluation", "Replication", "Showcase", "StopRule", "check_model", "default_arms",
+           "evaluate_controllers", "select_best_fixed", "train_for_evaluation"]
+
+#: The day type of a scenario without a mix.
+ORDINARY = "ordinary"
+#: KPIs whose capture ratio is reported.
+CAPTURE_KPIS = ("total_time_loss_veh_h", "co2_kg")
+CAPTURE_COLUMNS = ["controller", "baseline", "kpi", "capture_ratio", "ci95_low", "ci95_high",
+                   "bounded", "note", "n"]
+#: KPIs reported per day type.
+TYPE_KPIS = ("mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh", "co2_kg")
+#: The most days ``until_ci`` may run (each day is one simulation per arm).
+MAX_UNTIL_CI_DAYS = 1_000
 
 #: KPIs that are annualised (per-period saving × working days per year), with
 #: the unit of the annual figure and the factor from the per-period unit.
@@ -69,7 +103,11 @@ class Showcase:
 
 @dataclass
 class Replication:
-    """One controller on one day: its KPIs and small per-run tables."""
+    """One arm on one day: its KPIs and small per-run tables.
+
+    ``day_type`` is the day's type (``ordinary`` without a mix); ``plan``
+    the oracle's schedule of the day (one program per slot), else empty.
+    """
 
     controller: str
     seed: int
@@ -78,12 +116,20 @@ class Replication:
     approaches: pd.DataFrame
     switches: pd.DataFrame
     wall_s: float
+    day_type: str = ORDINARY
+    plan: tuple[str, ...] = ()
     showcase: Showcase | None = None
 
 
 @dataclass
 class Evaluation:
-    """All replications of an evaluation, with the statistics derived from them."""
+    """All replications of an evaluation, with the statistics derived from them.
+
+    ``baseline`` is the existing plan's label; ``best_fixed`` the fixed
+    program chosen on the selection days (``selection``: the days and each
+    program's mean time loss there), or None when fixed programs were not
+    evaluated.
+    """
 
     scenario: Scenario
     controllers: list[str]
@@ -93,60 +139,127 @@ class Evaluation:
     workers: int
     wall_s: float
     model_info: dict[str, Any] = field(default_factory=dict)
+    best_fixed: str | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+    stop_rule: dict[str, Any] = field(default_factory=dict)
 
     def runs(self) -> pd.DataFrame:
-        """One row per (controller, seed) with every KPI."""
-        return pd.DataFrame([{"controller": r.controller, "seed": r.seed, **r.kpis,
-                              "wall_s": r.wall_s} for r in self.replications])
+        """One row per (controller, seed) with its day type and every KPI."""
+        return pd.DataFrame([{"controller": r.controller, "seed": r.seed,
+                              "day_type": r.day_type, **r.kpis,
+                              "plan": " ".join(r.plan)} for r in self.replications])
 
-    def values(self, controller: str, kpi: str) -> np.ndarray:
-        """A KPI of one controller, in seed order."""
+    def values(self, controller: str, kpi: str, day_type: str | None = None) -> np.ndarray:
+        """A KPI of one arm, in seed order (only days of ``day_type`` if given)."""
         by_seed = {r.seed: r.kpis.get(kpi, np.nan) for r in self.replications
                    if r.controller == controller}
-        return np.array([by_seed[s] for s in self.seeds], dtype=float)
+        seeds = self.seeds if day_type is None else self.seeds_of(day_type)
+        return np.array([by_seed[s] for s in seeds], dtype=float)
 
-    def kpi_table(self) -> pd.DataFrame:
-        """Per controller and KPI: mean and 95 % CI over the replications."""
+    def day_types(self) -> dict[int, str]:
+        """Each evaluation day's type, by seed."""
+        return {r.seed: r.day_type for r in self.replications}
+
+    def seeds_of(self, day_type: str) -> list[int]:
+        """The evaluation days of one type, in seed order."""
+        types = self.day_types()
+        return [s for s in self.seeds if types.get(s) == day_type]
+
+    def comparison_bases(self) -> list[str]:
+        """What every arm is compared with: existing plan, best fixed program, time of day."""
+        bases = [self.baseline]
+        for b in (self.best_fixed, "tod"):
+            if b is not None and b in self.controllers and b not in bases:
+                bases.append(b)
+        return bases
+
+    def kpi_table(self, day_type: str | None = None) -> pd.DataFrame:
+        """Per arm and KPI: mean and 95 % CI over the days (of ``day_type`` if given)."""
         rows = []
         for key, unit, definition, _ in EVAL_KPIS:
             for c in self.controllers:
-                iv = mean_ci(self.values(c, key))
+                iv = mean_ci(self.values(c, key, day_type))
                 rows.append({"kpi": key, "unit": unit, "controller": c, "mean": iv.mean,
                              "ci95_low": iv.low, "ci95_high": iv.high, "n": iv.n,
                              "definition": definition})
         return pd.DataFrame(rows)
 
-    def difference_table(self) -> pd.DataFrame:
-        """Paired differences of each controller against each baseline (fixed, tod)."""
+    def difference_table(self, day_type: str | None = None) -> pd.DataFrame:
+        """Paired differences of every arm against each comparison base.
+
+        ``relative_pct`` is mean(arm − base) ÷ mean(base) with Fieller's
+        interval (``rel_ci95_low``/``rel_ci95_high``), which accounts for the
+        base's own uncertainty; ``verdict`` is saves / no detectable
+        difference / costs (gains / loses for higher-is-better KPIs) at 95 %.
+        """
         rows = []
-        bases = [b for b in ("fixed", "tod") if b in self.controllers]
-        for base in bases:
+        for base in self.comparison_bases():
             for c in self.controllers:
                 if c == base:
                     continue
                 for key, unit, definition, better in EVAL_KPIS:
-                    iv, rel = paired_difference(self.values(c, key), self.values(base, key))
-                    rows.append({"kpi": key, "unit": unit, "controller": c, "baseline": base,
-                                 "difference": iv.mean, "ci95_low": iv.low,
-                                 "ci95_high": iv.high, "relative_pct": 100 * rel, "n": iv.n,
-                                 "better": better, "definition": definition})
+                    rows.append(_difference_row(self.values(c, key, day_type),
+                                                self.values(base, key, day_type),
+                                                key, unit, c, base, better, definition))
+        return pd.DataFrame(rows)
+
+    def capture_table(self, day_type: str | None = None) -> pd.DataFrame:
+        """Capture ratio of each arm: (existing − arm) ÷ (existing − oracle), Fieller CI.
+
+        Only when the oracle was evaluated; for the time loss and CO₂ KPIs.
+        """
+        if ORACLE not in self.controllers:
+            return pd.DataFrame(columns=CAPTURE_COLUMNS)
+        rows = []
+        for c in self.controllers:
+            if c in (self.baseline, ORACLE):
+                continue
+            for key in CAPTURE_KPIS:
+                iv = capture_ratio(self.values(self.baseline, key, day_type),
+                                   self.values(c, key, day_type),
+                                   self.values(ORACLE, key, day_type))
+                rows.append({"controller": c, "baseline": self.baseline, "kpi": key,
+                             "capture_ratio": iv.mean, "ci95_low": iv.low,
+                             "ci95_high": iv.high, "bounded": iv.bounded,
+                             "note": iv.reason, "n": iv.n})
+        return pd.DataFrame(rows, columns=CAPTURE_COLUMNS)
+
+    def day_type_table(self) -> pd.DataFrame:
+        """Per day type seen: days, each arm's mean time loss, and GPS vs bases."""
+        rows = []
+        for t in sorted(set(self.day_types().values())):
+            n = len(self.seeds_of(t))
+            for c in self.controllers:
+                for key, unit, _, better in EVAL_KPIS:
+                    if key not in TYPE_KPIS:
+                        continue
+                    iv = mean_ci(self.values(c, key, t))
+                    row = {"day_type": t, "days": n, "controller": c, "kpi": key,
+                           "unit": unit, "mean": iv.mean, "ci95_low": iv.low,
+                           "ci95_high": iv.high}
+                    if c != self.baseline:
+                        d, _ = paired_difference(self.values(c, key, t),
+                                                 self.values(self.baseline, key, t))
+                        row.update({"vs_existing": d.mean, "vs_existing_ci95_low": d.low,
+                                    "vs_existing_ci95_high": d.high,
+                                    "verdict": verdict(d, better)})
+                    rows.append(row)
         return pd.DataFrame(rows)
 
     def annual_table(self) -> pd.DataFrame:
-        """Annualised savings against each baseline: per-period saving × working days.
+        """Annualised savings against each comparison base: per-period saving × working days.
 
-        Saving = baseline − controller (positive = better), per day, then the
-        paired mean and CI × ``working_days_per_year``.
+        Saving = base − arm (positive = better), per day, then the paired
+        mean and CI × ``working_days_per_year``.
         """
         sc = self.scenario
         days = sc.working_days_per_year
-        from gpssignal.model.io import format_clock
         period = (f"{format_clock(sc.start_clock_s)}-"
                   f"{format_clock(sc.start_clock_s + sc.duration_s)} on {days} working days; "
                   "all vehicles arriving in the period, all approaches and directions, "
                   "until they leave the network")
         rows = []
-        for base in [b for b in ("fixed", "tod") if b in self.controllers]:
+        for base in self.comparison_bases():
             for c in self.controllers:
                 if c == base:
                     continue
@@ -156,6 +269,7 @@ class Evaluation:
                                  "saving_per_year": iv.mean * days * factor,
                                  "ci95_low": iv.low * days * factor,
                                  "ci95_high": iv.high * days * factor, "unit": unit,
+                                 "verdict": verdict(iv, "higher", words=("saves", "costs")),
                                  "working_days_per_year": days, "counted": period})
         return pd.DataFrame(rows)
 
@@ -209,7 +323,11 @@ class Evaluation:
                 "baseline": self.baseline, "replications": len(self.seeds),
                 "workers": self.workers, "wall_s": round(self.wall_s, 1),
                 "showcase_seed": self.seeds[0], "model": self.model_info,
-                "working_days_per_year": sc.working_days_per_year}
+                "working_days_per_year": sc.working_days_per_year,
+                "existing_plan": self.baseline, "best_fixed": self.best_fixed,
+                "best_fixed_selection": self.selection, "until_ci": self.stop_rule,
+                "day_types": {str(s): t for s, t in self.day_types().items()},
+                "day_type_mix": {d.name: d.frequency for d in sc.day_types}}
 
 
 def check_model(scenario: Scenario, model: GpsModel, seeds: list[int]) -> dict[str, Any]:
@@ -264,85 +382,255 @@ def _showcase(result: SimResult) -> Showcase:
     return Showcase(trajectories=traj, signals=signals, queue=queue, desired_speed_mps=desired)
 
 
-def _replicate(task: tuple[Scenario, str, GpsModel | None, int, ProbeSettings | None, bool]
-               ) -> Replication:
-    """One controller on one day (a picklable task for the process pool)."""
-    scenario, kind, model, seed, probes, showcase = task
-    t0 = time.perf_counter()
-    if kind == "gps":
-        if model is None:
-            raise ScenarioError("controller 'gps' needs a model")
-        result, _, _, _ = run_gps(scenario, model, seed=seed, probes=probes,
-                                  record_trajectories=showcase)
-    else:
-        result, _ = run_scenario(scenario, make_controller(kind, scenario), seed=seed,
-                                 record_trajectories=showcase)
+def _difference_row(values: np.ndarray, base: np.ndarray, key: str, unit: str, c: str,
+                    b: str, better: str, definition: str) -> dict[str, Any]:
+    iv, _ = paired_difference(values, base)
+    rel = relative_change(values, base)
+    return {"kpi": key, "unit": unit, "controller": c, "baseline": b,
+            "difference": iv.mean, "ci95_low": iv.low, "ci95_high": iv.high,
+            "relative_pct": 100 * rel.mean, "rel_ci95_low": 100 * rel.low,
+            "rel_ci95_high": 100 * rel.high, "n": iv.n, "better": better,
+            "verdict": verdict(iv, better) if better in ("lower", "higher") else "",
+            "definition": definition}
+
+
+def _replication(spec_label: str, seed: int, result: SimResult, t0: float, showcase: bool,
+                 plan: tuple[str, ...] = ()) -> Replication:
     tables = run_tables(result)
     kpis = replication_kpis(result, tables)
-    return Replication(controller=kind, seed=seed, kpis=kpis, intervals=tables["intervals"],
-                       approaches=tables["approaches"], switches=tables["switches"],
-                       wall_s=time.perf_counter() - t0,
+    return Replication(controller=spec_label, seed=seed, kpis=kpis,
+                       intervals=tables["intervals"], approaches=tables["approaches"],
+                       switches=tables["switches"], wall_s=time.perf_counter() - t0,
+                       day_type=result.day.day_type, plan=plan,
                        showcase=_showcase(result) if showcase else None)
 
 
-def evaluate_controllers(scenario: Scenario, controllers: list[str], seeds: list[int],
+def _replicate(spec: RunSpec) -> Replication:
+    """One arm on one day (a picklable task); the showcase day records trajectories."""
+    t0 = time.perf_counter()
+    if spec.controller.label == ORACLE:
+        found = search_plan(spec.scenario, spec.seed, day_type=spec.day_type)
+        result = found.result
+        if spec.record_trajectories:  # the search keeps no trajectories: rerun the best
+            plan = ControllerSpec(kind="plan", name=ORACLE, plan=found.entries(spec.scenario))
+            result = run_one(RunSpec(scenario=spec.scenario, controller=plan, seed=spec.seed,
+                                     record_trajectories=True, day_type=spec.day_type)).result
+        return _replication(ORACLE, spec.seed, result, t0, spec.record_trajectories,
+                            found.slots)
+    result = run_one(spec).result
+    return _replication(spec.controller.label, spec.seed, result, t0, spec.record_trajectories)
+
+
+def default_arms(scenario: Scenario, model: GpsModel | None = None,
+                 oracle: bool = True) -> list[str]:
+    """Every program fixed, time of day (with a schedule), GPS (with a model), oracle."""
+    arms = [f"fixed:{p}" for p in scenario.program_names]
+    if scenario.schedule:
+        arms.append("tod")
+    if model is not None:
+        arms.append("gps")
+    if oracle and len(scenario.program_names) > 1:
+        arms.append(ORACLE)
+    return arms
+
+
+def _normalise(scenario: Scenario, name: str) -> str:
+    """``fixed`` is the default program; name it when every junction shares it."""
+    defaults = {j.default_program for j in scenario.junctions}
+    if name == "fixed" and len(defaults) == 1:
+        return f"fixed:{defaults.pop()}"
+    return name
+
+
+def _arm_specs(scenario: Scenario, arms: list[str], model: GpsModel | None
+               ) -> list[ControllerSpec]:
+    specs = []
+    for c in arms:
+        if c == ORACLE:
+            specs.append(ControllerSpec(kind="plan", plan=((scenario.start_clock_s, scenario
+                                                            .junctions[0].default_program),),
+                                        name=ORACLE))
+            continue
+        spec = ControllerSpec.parse(c, model)
+        if spec.kind != "gps":
+            make_controller(spec, scenario)  # raises for programs the scenario lacks
+        specs.append(spec)
+    return specs
+
+
+def select_best_fixed(scenario: Scenario, seeds: list[int],
+                      backend: LocalBackend | DaskBackend | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[str, dict[str, Any]]:
+    """The fixed program with the least mean time loss per vehicle on ``seeds``.
+
+    An engineer would pick the best fixed program from days already seen, so
+    ``seeds`` must be days other than the evaluation's (the model's training
+    days by default). Returns its label and the selection record.
+    """
+    from gpssignal.experiment.training import simulate_days
+
+    jobs = [ControllerSpec(kind="fixed", program=p) for p in scenario.program_names]
+    res = simulate_days(scenario, jobs, seeds, scenario.probes, backend=backend,
+                        progress=progress)
+    table = {r["controller"]: r["mean_time_loss_s"] for r in res}
+    best = min(table, key=lambda k: table[k])
+    return best, {"seeds": list(seeds), "mean_time_loss_s": table, "best_fixed": best,
+                  "rule": "least mean time loss per vehicle on the selection days"}
+
+
+def _check_arms(scenario: Scenario, arms: list[str], seeds: list[int],
+                model: GpsModel | None) -> list[str]:
+    if not arms:
+        raise ScenarioError("controllers = '': name at least one controller")
+    arms = [_normalise(scenario, c) for c in arms]
+    if len(set(arms)) != len(arms):
+        raise ScenarioError(f"controllers = {','.join(arms)!r}: names repeat")
+    if "gps" in arms and model is None:
+        raise ScenarioError("controllers includes 'gps': needs a model")
+    if not seeds:
+        raise ScenarioError("replications = 0: must be at least 1")
+    return arms
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """Runs every arm on a batch of days (the evaluation's fixed settings)."""
+
+    scenario: Scenario
+    specs: list[ControllerSpec]
+    probes: ProbeSettings | None
+    showcase_seed: int
+    day_type: str | None
+    backend: LocalBackend | DaskBackend | None
+    progress: Callable[[int, int], None] | None
+
+    def run(self, seeds: list[int]) -> list[Replication]:
+        """Every arm on every seed of ``seeds``, in (seed, arm) order."""
+        tasks = [RunSpec(scenario=self.scenario, controller=c, seed=s, probes=self.probes,
+                         record_trajectories=s == self.showcase_seed, day_type=self.day_type)
+                 for s in seeds for c in self.specs]
+        return map_runs(_replicate, tasks, self.backend, self.progress)
+
+
+def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seeds: list[int],
                          model: GpsModel | None = None, probes: ProbeSettings | None = None,
-                         workers: int = 2,
-                         progress: Callable[[int, int], None] | None = None) -> Evaluation:
-    """Run every controller on every seed (day) and collect the replications.
+                         backend: LocalBackend | DaskBackend | None = None,
+                         progress: Callable[[int, int], None] | None = None,
+                         selection_seeds: list[int] | None = None,
+                         until_ci: StopRule | None = None,
+                         day_type: str | None = None) -> Evaluation:
+    """Run every arm on every seed (day) and collect the replications.
 
     Parameters
     ----------
     scenario : Scenario
-    controllers : list of str
-        Names among ``fixed``, ``tod``, ``gps``; the first of ``fixed``/``tod``
-        present is the baseline.
+    controllers : list of str, optional
+        Arms among ``fixed`` (the default program), ``fixed:PROGRAM``,
+        ``tod``, ``gps``, ``oracle``; None: :func:`default_arms`. The
+        scenario's existing plan is always added (it is the baseline).
     seeds : list of int
         One seed per day; the first day is the showcase kept in detail.
     model : GpsModel, optional
         Needed when ``gps`` is evaluated.
     probes : ProbeSettings, optional
         The GPS feed (default: the scenario's).
-    workers : int
-        Processes; results do not depend on it.
+    backend : LocalBackend or DaskBackend, optional
+        Where the runs go (default: this process); results do not depend on it.
     progress : callable, optional
         ``progress(done, total)`` after each finished run.
+    selection_seeds : list of int, optional
+        Days on which the best fixed program is chosen (default: the model's
+        training days, else the ``len(seeds)`` days before the first seed).
+    until_ci : StopRule, optional
+        Keep adding days until the paired difference it names is precise
+        enough, or its cap is reached.
+    day_type : str, optional
+        Run every day as this type of the scenario's mix (default: each day
+        draws its type).
     """
-    if not controllers:
-        raise ScenarioError("controllers = '': name at least one controller")
-    if len(set(controllers)) != len(controllers):
-        raise ScenarioError(f"controllers = {','.join(controllers)!r}: names repeat")
-    for c in controllers:
-        if c == "gps" and model is None:
-            raise ScenarioError("controllers includes 'gps': needs a model")
-        if c != "gps":
-            make_controller(c, scenario)  # raises for unknown names
-    if not seeds:
-        raise ScenarioError("replications = 0: must be at least 1")
+    arms = _check_arms(scenario, controllers if controllers is not None
+                       else default_arms(scenario, model), seeds, model)
+    baseline = scenario.baseline_plan
+    if baseline not in arms:
+        arms.insert(0, baseline)
+    specs = _arm_specs(scenario, arms, model)
     info = check_model(scenario, model, seeds) if model is not None else {}
     t0 = time.perf_counter()
-    tasks = [(scenario, c, model if c == "gps" else None, s, probes, k == 0)
-             for k, s in enumerate(seeds) for c in controllers]
-    reps: list[Replication] = []
-    if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            reps.append(_replicate(t))
-            if progress:
-                progress(len(reps), len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for r in pool.map(_replicate, tasks):
-                reps.append(r)
-                if progress:
-                    progress(len(reps), len(tasks))
-    baseline = next((b for b in ("fixed", "tod") if b in controllers), controllers[0])
-    return Evaluation(scenario=scenario, controllers=list(controllers), seeds=list(seeds),
-                      baseline=baseline, replications=reps, workers=workers,
-                      wall_s=time.perf_counter() - t0, model_info=info)
+    best: str | None = None
+    selection: dict[str, Any] = {}
+    fixed = [a for a in arms if a.startswith("fixed:")]
+    if len(fixed) > 1 and set(fixed) >= {f"fixed:{p}" for p in scenario.program_names}:
+        sel = selection_seeds or info.get("training_seeds") or list(
+            range(max(0, seeds[0] - len(seeds)), seeds[0]))
+        if set(sel) & set(seeds):
+            raise ScenarioError(f"selection_seeds = {sel}: overlap the evaluation days")
+        best, selection = select_best_fixed(scenario, sel, backend)
+    days = _Days(scenario, specs, probes, seeds[0], day_type, backend, progress)
+    reps = days.run(list(seeds))
+    seeds = list(seeds)
+    while until_ci is not None and until_ci.wants_more(reps, seeds, baseline):
+        more = list(range(seeds[-1] + 1, seeds[-1] + 1 + until_ci.batch(len(seeds))))
+        reps += days.run(more)
+        seeds += more
+    return Evaluation(scenario=scenario, controllers=arms, seeds=seeds, baseline=baseline,
+                      replications=reps, workers=backend.workers if backend else 1,
+                      wall_s=time.perf_counter() - t0, model_info=info, best_fixed=best,
+                      selection=selection,
+                      stop_rule=until_ci.describe(len(seeds)) if until_ci else {})
+
+
+@dataclass(frozen=True, slots=True)
+class StopRule:
+    """``--until-ci``: add days until a paired difference's half-width is small enough.
+
+    Parameters
+    ----------
+    kpi : str
+        A KPI of :data:`EVAL_KPIS`.
+    half_width : float
+        Target 95 % half-width of (controller − existing plan) [KPI units].
+    max_days : int
+        Cap on the number of days.
+    controller : str
+        The arm compared with the existing plan (default ``gps``).
+    """
+
+    kpi: str
+    half_width: float
+    max_days: int
+    controller: str = "gps"
+
+    def __post_init__(self) -> None:
+        if self.kpi not in {k for k, _, _, _ in EVAL_KPIS}:
+            raise ScenarioError(f"until_ci = {self.kpi!r}: unknown KPI")
+        if not (self.half_width > 0 and np.isfinite(self.half_width)):
+            raise ScenarioError(f"until_ci = {self.half_width!r}: the half-width must be > 0")
+        if not 2 <= self.max_days <= MAX_UNTIL_CI_DAYS:
+            raise ScenarioError(f"max_days = {self.max_days}: must be in 2..{MAX_UNTIL_CI_DAYS}")
+
+    def wants_more(self, reps: list[Replication], seeds: list[int], baseline: str) -> bool:
+        """Whether another batch of days is needed."""
+        def vals(c: str) -> np.ndarray:
+            by = {r.seed: r.kpis.get(self.kpi, np.nan) for r in reps if r.controller == c}
+            return np.array([by.get(s, np.nan) for s in seeds])
+
+        return needs_more_days(vals(self.controller), vals(baseline), self.half_width,
+                               self.max_days)
+
+    def batch(self, done: int) -> int:
+        """Days to add next: as many again, at most up to the cap."""
+        return max(1, min(done, self.max_days - done))
+
+    def describe(self, days: int) -> dict[str, Any]:
+        """The rule and where it stopped, for the output's metadata."""
+        return {"kpi": self.kpi, "half_width": self.half_width, "max_days": self.max_days,
+                "controller": self.controller, "days": days}
 
 
 def train_for_evaluation(scenario: Scenario, work_dir: str | Path, days: int,
-                         eval_seeds: list[int], candidates: int = 16, workers: int = 2,
+                         eval_seeds: list[int], candidates: int = 16,
+                         backend: LocalBackend | DaskBackend | None = None,
                          progress: Callable[[str, int, int], None] | None = None
                          ) -> tuple[GpsModel, list[int]]:
     """Simulate ``days`` history days and train a GPS model on them.
@@ -361,7 +649,7 @@ def train_for_evaluation(scenario: Scenario, work_dir: str | Path, days: int,
         raise ScenarioError(f"first_seed: evaluation days {overlap} would also be training "
                             f"days (history seeds {seeds[0]}..{seeds[-1]}); choose another")
     hist = Path(work_dir) / "history"
-    simulate_history(scenario, days, hist, first_seed=scenario.seed,
+    simulate_history(scenario, days, hist, first_seed=scenario.seed, backend=backend,
                      progress=(lambda d, n: progress("history", d, n)) if progress else None)
-    model = train(scenario, hist, candidates=candidates, workers=workers, progress=progress)
+    model = train(scenario, hist, candidates=candidates, backend=backend, progress=progress)
     return model, seeds

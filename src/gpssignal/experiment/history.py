@@ -1,8 +1,10 @@
 """Historical probe data: N simulated weekdays under the existing plan.
 
 Each day is one seed, so its demand level and peak timing differ from the
-other days as ``[variability]`` prescribes. The controller is the existing
-plan: the time-of-day schedule if the scenario has one, otherwise fixed time.
+other days as ``[variability]`` prescribes (and its type, with a day-type
+mix). The controller is the scenario's existing plan
+(:attr:`Scenario.baseline_plan`: ``[evaluation] existing_plan``, else the
+time-of-day schedule if there is one, else the default program fixed).
 The output folder holds:
 
 ```
@@ -25,7 +27,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ import pyarrow.parquet as pq
 
 from gpssignal import __version__
 from gpssignal._files import ordinary_permissions
-from gpssignal.experiment.run import run_with_probes
+from gpssignal.experiment.parallel import DaskBackend, LocalBackend, map_runs
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.probes.io import read_manifest, stream_to_frame, write_probes
@@ -77,12 +80,43 @@ def truth_table(result: SimResult) -> pd.DataFrame:
 
 
 def _existing_plan(scenario: Scenario) -> str:
-    return "tod" if scenario.schedule else "fixed"
+    return scenario.baseline_plan
+
+
+@dataclass(frozen=True, slots=True)
+class _HistoryDay:
+    """One history day to simulate and write into ``folder`` (a picklable task)."""
+
+    spec: RunSpec
+    date: str
+    folder: Path
+
+
+def _simulate_day(task: _HistoryDay) -> dict[str, Any]:
+    """Simulate one history day, write its probes and truth; return its manifest entry."""
+    spec, day, tmp = task.spec, task.date, task.folder
+    out = run_one(spec)
+    assert out.probes is not None
+    settings = spec.probe_settings
+    frame = stream_to_frame(out.probes, spec.scenario, date=day)
+    info = {**out.meta.as_dict(), "date": day, "anonymisation": settings.anonymisation}
+    write_probes(frame, tmp / "probes" / f"date={day}" / "probes.parquet", info)
+    truth = pa.Table.from_pandas(truth_table(out.result), preserve_index=False)
+    truth = truth.replace_schema_metadata({
+        **(truth.schema.metadata or {}),
+        b"gpssignal": json.dumps(info, sort_keys=True, default=str).encode()})
+    tdir = tmp / "truth" / f"date={day}"
+    tdir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(truth, tdir / "vehicles.parquet")
+    return {"date": day, "seed": spec.seed, "points": len(frame),
+            "vehicles": len(out.result.arrivals), "demand_level": out.meta.demand_level,
+            "peak_shift_s": out.meta.peak_shift_s, "day_type": out.meta.day_type}
 
 
 def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
                      start_date: str | None = None, first_seed: int | None = None,
                      probes: ProbeSettings | None = None,
+                     backend: LocalBackend | DaskBackend | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Simulate ``days`` weekdays and write their probe streams and ground truth.
 
@@ -91,6 +125,10 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
     written next to ``out_dir`` first and moved into place when complete;
     a folder already at ``out_dir`` is replaced only if it is a history
     (it has a ``manifest.json``).
+
+    Days run on ``backend`` (default: this process, one after another); each
+    worker writes its day's files into the temporary folder, so a Dask
+    cluster needs a file system shared with this machine.
 
     Returns
     -------
@@ -113,25 +151,10 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
         "scenario_hash": scenario_hash(scenario), "controller": plan,
         "probe_settings": asdict(settings), "days": []}
     try:
-        for i, day in enumerate(dates):
-            seed = seed0 + i
-            result, stream, meta = run_with_probes(scenario, plan, seed=seed, probes=settings)
-            frame = stream_to_frame(stream, scenario, date=day)
-            info = {**meta.as_dict(), "date": day, "anonymisation": settings.anonymisation}
-            write_probes(frame, tmp / "probes" / f"date={day}" / "probes.parquet", info)
-            truth = pa.Table.from_pandas(truth_table(result), preserve_index=False)
-            truth = truth.replace_schema_metadata({
-                **(truth.schema.metadata or {}),
-                b"gpssignal": json.dumps(info, sort_keys=True, default=str).encode()})
-            tdir = tmp / "truth" / f"date={day}"
-            tdir.mkdir(parents=True, exist_ok=True)
-            pq.write_table(truth, tdir / "vehicles.parquet")
-            manifest["days"].append({"date": day, "seed": seed, "points": len(frame),
-                                     "vehicles": len(result.arrivals),
-                                     "demand_level": meta.demand_level,
-                                     "peak_shift_s": meta.peak_shift_s})
-            if progress is not None:
-                progress(i + 1, len(dates))
+        tasks = [_HistoryDay(RunSpec(scenario=scenario, controller=ControllerSpec.parse(plan),
+                                     seed=seed0 + i, probes=settings, sample_probes=True),
+                             day, tmp) for i, day in enumerate(dates)]
+        manifest["days"] = map_runs(_simulate_day, tasks, backend, progress)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
                                            encoding="utf-8")
         if out.exists():

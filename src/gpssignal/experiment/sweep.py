@@ -3,8 +3,11 @@
 A sweep evaluates *points*: settings of controller parameters (thresholds,
 hysteresis, window, dwell, ...), probe-feed parameters (penetration, period,
 latency, noise) and demand scaling. Each point runs the GPS controller on N
-days (seeds); fixed timing runs once per (demand scale, day) and serves
-every point with that demand as its paired baseline.
+days (seeds). The baselines run once per (demand scale, day) and serve every
+point with that demand: the scenario's existing plan (the paired baseline
+of every saving), every program fixed all period, and the hindsight bound
+(:mod:`gpssignal.experiment.oracle`), so each point's saving stands beside
+what the best fixed program and the best plan of each day achieve.
 
 Every run is a task with a key (its parameters, controller, seed, the
 scenario's hash and the package version). Results go into a DuckDB file
@@ -12,9 +15,8 @@ scenario's hash and the package version). Results go into a DuckDB file
 run, so a sweep killed at any moment loses no finished run; started again,
 it skips the keys already stored and repeats none.
 
-Backends run the tasks (:class:`LocalBackend`: a process pool;
-:class:`DaskBackend`: ``dask.distributed``, a ``LocalCluster`` or an
-existing scheduler). A run's result depends only on its task, so the stored
+The tasks run through :func:`gpssignal.experiment.parallel.map_runs` on
+a local process pool or ``dask.distributed``. A run's result depends only on its task, so the stored
 results are identical whatever the backend and the number of workers.
 """
 
@@ -26,8 +28,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,16 @@ from gpssignal import __version__
 from gpssignal.control.gps import GpsModel
 from gpssignal.errors import SweepSpecError
 from gpssignal.evaluate.metrics import EVAL_KPIS, replication_kpis, run_tables
-from gpssignal.evaluate.statistics import paired_difference
-from gpssignal.experiment.run import run_gps, run_scenario
+from gpssignal.evaluate.statistics import capture_ratio, paired_difference, verdict
+from gpssignal.experiment.oracle import ORACLE, search_plan
+from gpssignal.experiment.parallel import DaskBackend, LocalBackend, map_runs
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import Demand, ProbeSettings, Scenario
 
-__all__ = ["CONTROLLER_PARAMS", "PROBE_PARAMS", "DEMAND_PARAMS", "parse_grid", "parse_range",
-           "grid_points", "random_points", "Task", "plan_tasks", "run_task", "ResultStore",
-           "LocalBackend", "DaskBackend", "run_sweep", "point_summary", "model_identity"]
+__all__ = ["CONTROLLER_PARAMS", "DEMAND_PARAMS", "PROBE_PARAMS", "ResultStore", "Task",
+           "baseline_arms", "grid_points", "model_identity", "parse_grid", "parse_range",
+           "plan_tasks", "point_summary", "random_points", "run_sweep", "run_task"]
 
 #: Controller parameters a sweep may set (GpsModel fields or threshold setters).
 #: ``threshold_low_kmh`` sets every stretch's low threshold in km/h (high =
@@ -147,7 +150,7 @@ def random_points(ranges: list[tuple[str, float, float]], n: int, seed: int
 class Task:
     """One run: a controller on one day with some parameters."""
 
-    controller: str          # "gps" or "fixed"
+    controller: str          # "gps", an arm label ("tod", "fixed:PROGRAM") or "oracle"
     seed: int
     params: tuple[tuple[str, float], ...]
 
@@ -164,13 +167,24 @@ def _baseline_params(point: dict[str, float]) -> tuple[tuple[str, float], ...]:
     return tuple(sorted((k, v) for k, v in point.items() if k in DEMAND_PARAMS))
 
 
-def plan_tasks(points: list[dict[str, float]], seeds: list[int]) -> list[Task]:
-    """Every GPS run of every point and the distinct fixed-timing baselines."""
+def baseline_arms(scenario: Scenario, oracle: bool = True) -> list[str]:
+    """The arms a sweep runs once per demand and day: existing plan, each program, oracle."""
+    arms = [scenario.baseline_plan]
+    arms += [f"fixed:{p}" for p in scenario.program_names if f"fixed:{p}" not in arms]
+    if oracle and len(scenario.program_names) > 1:
+        arms.append(ORACLE)
+    return arms
+
+
+def plan_tasks(points: list[dict[str, float]], seeds: list[int],
+               baselines: list[str] | None = None) -> list[Task]:
+    """Every GPS run of every point and the distinct baseline runs (default: ``fixed``)."""
     tasks: dict[str, Task] = {}
     for p in points:
         for s in seeds:
-            base = Task("fixed", s, _baseline_params(p))
-            tasks.setdefault(base.key, base)
+            for b in baselines or ["fixed"]:
+                base = Task(b, s, _baseline_params(p))
+                tasks.setdefault(base.key, base)
             t = Task("gps", s, tuple(sorted(p.items())))
             tasks.setdefault(t.key, t)
     return list(tasks.values())
@@ -210,17 +224,19 @@ def run_task(scenario: Scenario, model: GpsModel, task: Task) -> dict[str, Any]:
     """Run one task; return its stored row (without the key columns)."""
     t0 = time.perf_counter()
     sc, m, probes = _apply(scenario, model, task.param_dict())
-    if task.controller == "gps":
-        result, _, _, _ = run_gps(sc, m, seed=task.seed, probes=probes)
+    if task.controller == ORACLE:
+        result = search_plan(sc, task.seed).result
     else:
-        result, _ = run_scenario(sc, "fixed", seed=task.seed, record_trajectories=False)
+        ctrl = ControllerSpec.parse(task.controller, m)
+        result = run_one(RunSpec(scenario=sc, controller=ctrl, seed=task.seed,
+                                 probes=probes)).result
     kpis = replication_kpis(result, run_tables(result))
     return {**kpis, "wall_s": time.perf_counter() - t0}
 
 
-def _run_task_packed(args: tuple[Scenario, GpsModel, Task]) -> tuple[str, dict[str, Any]]:
+def _run_task_packed(args: tuple[Scenario, GpsModel, Task]) -> dict[str, Any]:
     scenario, model, task = args
-    return task.key, run_task(scenario, model, task)
+    return run_task(scenario, model, task)
 
 
 KPI_COLUMNS = [k for k, _, _, _ in EVAL_KPIS]
@@ -283,133 +299,114 @@ class ResultStore:
         self.con.close()
 
 
-class LocalBackend:
-    """A pool of local processes (``workers`` = 1 runs in this process)."""
-
-    name = "local"
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-
-    def run(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
-        if self.workers <= 1:
-            for it in items:
-                yield fn(it)
-            return
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            futures = [pool.submit(fn, it) for it in items]
-            for f in as_completed(futures):
-                yield f.result()
-
-    def close(self) -> None:
-        pass
-
-
-class DaskBackend:
-    """``dask.distributed``: an existing scheduler, or a ``LocalCluster``.
-
-    On a cluster, start ``dask scheduler`` on one machine and ``dask worker
-    tcp://SCHEDULER:8786 --nthreads 1`` on each machine (with gpssignal
-    installed, same version), then pass ``--scheduler tcp://SCHEDULER:8786``.
-    """
-
-    name = "dask"
-
-    def __init__(self, workers: int, scheduler: str | None = None) -> None:
-        import logging
-
-        from dask.distributed import Client, LocalCluster
-
-        # Keep the command's output readable: dask logs its life cycle at INFO.
-        for name in ("distributed", "dask"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.cluster = None
-        if scheduler:
-            self.client = Client(scheduler)
-        else:
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None)
-            self.client = Client(self.cluster)
-        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
-
-    def run(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
-        from dask.distributed import as_completed as dask_completed
-
-        if not items:
-            return
-        futures = [self.client.submit(fn, it, pure=False) for it in items]
-        for f in dask_completed(futures):
-            yield f.result()
-            f.release()
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
 def run_sweep(scenario: Scenario, model: GpsModel, points: list[dict[str, float]],
-              seeds: list[int], store: ResultStore, backend: LocalBackend | DaskBackend,
-              progress: Callable[[int, int, int], None] | None = None) -> dict[str, int]:
+              seeds: list[int], store: ResultStore, backend: LocalBackend | DaskBackend | None,
+              progress: Callable[[int, int, int], None] | None = None,
+              baselines: list[str] | None = None) -> dict[str, int]:
     """Run every task not yet in ``store``; store each as it finishes.
 
-    ``progress(done, total, done_before)`` after each run. Returns counts of
-    tasks: ``total``, ``skipped`` (already stored) and ``run``.
+    ``baselines`` are the arms run once per demand and day (default
+    :func:`baseline_arms`). ``progress(done, total, done_before)`` after each
+    run. Returns counts of tasks: ``total``, ``skipped`` (already stored) and
+    ``run``.
     """
     for p in points:
         _apply(scenario, model, p)  # bad values fail before any run
-    tasks = plan_tasks(points, seeds)
+    tasks = plan_tasks(points, seeds, baselines or baseline_arms(scenario))
     done = store.done_keys()
     todo = [t for t in tasks if t.key not in done]
-    by_key = {t.key: t for t in todo}
     before = len(tasks) - len(todo)
-    n = before
     if progress:
-        progress(n, len(tasks), before)
-    for key, row in backend.run(_run_task_packed, [(scenario, model, t) for t in todo]):
-        store.add(by_key[key], row)
-        n += 1
-        log.info("stored run %d/%d: %s", n, len(tasks), key)
-        if progress:
-            progress(n, len(tasks), before)
+        progress(before, len(tasks), before)
+
+    def store_one(index: int, row: dict[str, Any]) -> None:
+        store.add(todo[index], row)
+        log.info("stored run %d: %s", index, todo[index].key)
+
+    map_runs(_run_task_packed, [(scenario, model, t) for t in todo], backend,
+             progress=(lambda d, n: progress(before + d, len(tasks), before))
+             if progress else None, on_result=store_one)
     return {"total": len(tasks), "skipped": before, "run": len(todo)}
 
 
-def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: list[int]
-                  ) -> pd.DataFrame:
-    """Per point: the paired saving against fixed timing, mean and 95 % CI.
+def _keys(point: dict[str, float], seeds: list[int], arm: str) -> list[str]:
+    params = tuple(sorted(point.items())) if arm == "gps" else _baseline_params(point)
+    return [Task(arm, s, params).key for s in seeds]
 
-    Savings are fixed − GPS per day (positive = better): time loss per
-    vehicle [s] and [%], CO₂ [kg/day] and [%]; plus the GPS controller's mean
-    peak stretch speed and switches per day.
+
+def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: list[int],
+                  baselines: list[str] | None = None) -> pd.DataFrame:
+    """Per point: the paired saving against the existing plan, beside the alternatives.
+
+    ``baselines`` are the sweep's baseline arms, the existing plan first
+    (default ``["fixed"]``, the layout of sweeps stored before baselines
+    were declared). Savings are existing − GPS per day (positive = better):
+    time loss per vehicle [s] and [%], CO₂ [kg/day] and [%], each with its
+    95 % t interval and verdict. Beside them: the best fixed program *on
+    these days* (a hindsight choice, favourable to the fixed program) and
+    GPS − best fixed [s/veh]; the oracle's saving and the capture ratio
+    (Fieller interval) when the oracle ran; GPS peak stretch speed and
+    switches per day.
     """
+    arms = baselines or ["fixed"]
+    existing = arms[0]
     idx = runs.set_index("key")
     rows = []
     for p in points:
-        g, f = [], []
-        for s in seeds:
-            g.append(Task("gps", s, tuple(sorted(p.items()))).key)
-            f.append(Task("fixed", s, _baseline_params(p)).key)
-        if not (set(g) | set(f)) <= set(idx.index):
+        keys = {a: _keys(p, seeds, a) for a in [*arms, "gps"]}
+        if not set().union(*keys.values()) <= set(idx.index):
             continue
-        gr, fr = idx.loc[g], idx.loc[f]
+        val = {a: idx.loc[k] for a, k in keys.items()}
         row: dict[str, Any] = dict(p)
-        for kpi, label in (("mean_time_loss_s", "time_loss"), ("co2_kg", "co2")):
-            iv, rel = paired_difference(fr[kpi].to_numpy(float), gr[kpi].to_numpy(float))
-            row[f"{label}_saving"] = iv.mean
-            row[f"{label}_saving_ci_low"] = iv.low
-            row[f"{label}_saving_ci_high"] = iv.high
-            # saving relative to the baseline: (fixed - gps) / mean(fixed)
-            base = fr[kpi].to_numpy(float).mean()
-            row[f"fixed_{kpi}"] = base
-            for suffix, x in (("", iv.mean), ("_ci_low", iv.low), ("_ci_high", iv.high)):
-                row[f"{label}_saving_pct{suffix}"] = 100 * x / base if base else np.nan
-        row["gps_speed_peak_kmh"] = float(gr["stretch_speed_peak_kmh"].mean())
-        row["fixed_speed_peak_kmh"] = float(fr["stretch_speed_peak_kmh"].mean())
-        row["switches_per_day"] = float(gr["switches"].mean())
+        row.update(_savings(val[existing], val["gps"]))
+        row.update(_alternatives(val, arms, existing))
+        row["gps_speed_peak_kmh"] = float(val["gps"]["stretch_speed_peak_kmh"].mean())
+        row["existing_speed_peak_kmh"] = float(val[existing]["stretch_speed_peak_kmh"].mean())
+        row["switches_per_day"] = float(val["gps"]["switches"].mean())
+        row["existing_plan"] = existing
         row["days"] = len(seeds)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _savings(base: pd.DataFrame, gps: pd.DataFrame) -> dict[str, Any]:
+    """existing − GPS per day: mean, CI, relative [%] and the verdict."""
+    row: dict[str, Any] = {}
+    for kpi, label in (("mean_time_loss_s", "time_loss"), ("co2_kg", "co2")):
+        b = base[kpi].to_numpy(float)
+        iv, _ = paired_difference(b, gps[kpi].to_numpy(float))
+        row[f"{label}_saving"] = iv.mean
+        row[f"{label}_saving_ci_low"] = iv.low
+        row[f"{label}_saving_ci_high"] = iv.high
+        row[f"{label}_verdict"] = verdict(iv, "higher", words=("saves", "costs"))
+        row[f"existing_{kpi}"] = b.mean()
+        for suffix, x in (("", iv.mean), ("_ci_low", iv.low), ("_ci_high", iv.high)):
+            row[f"{label}_saving_pct{suffix}"] = 100 * x / b.mean() if b.mean() else np.nan
+    return row
+
+
+def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str
+                  ) -> dict[str, Any]:
+    """The best fixed program on these days and the oracle, beside the GPS controller."""
+    kpi = "mean_time_loss_s"
+    fixed = [a for a in arms if a.startswith("fixed")]
+    row: dict[str, Any] = {}
+    if fixed:
+        best = min(fixed, key=lambda a: float(val[a][kpi].mean()))
+        iv, _ = paired_difference(val["gps"][kpi].to_numpy(float),
+                                  val[best][kpi].to_numpy(float))
+        row.update({"best_fixed": best, "best_fixed_time_loss_s": float(val[best][kpi].mean()),
+                    "gps_vs_best_fixed_s": iv.mean, "gps_vs_best_fixed_ci_low": iv.low,
+                    "gps_vs_best_fixed_ci_high": iv.high,
+                    "gps_vs_best_fixed_verdict": verdict(iv, "lower")})
+    if ORACLE in arms:
+        tl = "total_time_loss_veh_h"
+        e, g, o = (val[a][tl].to_numpy(float) for a in (existing, "gps", ORACLE))
+        cap = capture_ratio(e, g, o)
+        row.update({"oracle_time_loss_s": float(val[ORACLE][kpi].mean()),
+                    "capture_ratio": cap.mean, "capture_ci_low": cap.low,
+                    "capture_ci_high": cap.high})
+    return row
 
 
 def model_identity(model: GpsModel) -> str:

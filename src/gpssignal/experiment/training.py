@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from gpssignal.control.training import (
     measured_model,
     provenance,
 )
-from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.definitions import (
     entry_wait_s,
     space_mean_speed_kmh,
@@ -32,16 +31,27 @@ from gpssignal.evaluate.definitions import (
     travel_time_s,
 )
 from gpssignal.evaluate.metrics import stretch_length_m
-from gpssignal.experiment.run import run_gps, run_scenario
+from gpssignal.experiment.parallel import DaskBackend, LocalBackend, map_runs
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["DayOutcome", "run_day", "simulate_days", "existing_plan_time_loss", "train"]
 
-#: One simulated day: total time loss [s], completed vehicles, speed on the
-#: first monitored stretch [km/h] (entering in the peak hour, or the whole
-#: period without one), program switches.
-DayOutcome = tuple[float, int, float, int]
+@dataclass(frozen=True, slots=True)
+class DayOutcome:
+    """One simulated day, summarised for training.
+
+    ``time_loss_s``: total time loss of the vehicles that finished [s];
+    ``vehicles``: how many finished; ``stretch_speed_kmh``: space-mean speed on
+    the first monitored stretch of vehicles entering it in the peak hour (the
+    whole period without one) [km/h]; ``switches``: program switches.
+    """
+
+    time_loss_s: float
+    vehicles: int
+    stretch_speed_kmh: float
+    switches: int
 
 
 def _outcome(result: SimResult) -> DayOutcome:
@@ -57,56 +67,40 @@ def _outcome(result: SimResult) -> DayOutcome:
         sel = (enter >= a) & (enter < b)
         speed = space_mean_speed_kmh(stretch_length_m(result, 0),
                                      (result.stretch_exit_s[:, 0] - enter)[sel])
-    return float(np.nansum(tl[done])), int(done.sum()), speed, len(result.switches)
+    return DayOutcome(float(np.nansum(tl[done])), int(done.sum()), speed,
+                      len(result.switches))
 
 
-def run_day(task: tuple[Scenario, str, GpsModel | None, int, ProbeSettings]) -> DayOutcome:
-    """Simulate one day (a picklable task for the process pool)."""
-    scenario, kind, model, seed, probes = task
-    if kind == "gps":
-        if model is None:
-            raise ScenarioError("controller 'gps' needs a model")
-        result, _, _, _ = run_gps(scenario, model, seed=seed, probes=probes)
-    else:
-        result, _ = run_scenario(scenario, kind, seed=seed, record_trajectories=False)
-    return _outcome(result)
+def run_day(spec: RunSpec) -> DayOutcome:
+    """Simulate one day and summarise it (a picklable task for :func:`map_runs`)."""
+    return _outcome(run_one(spec).result)
 
 
-def simulate_days(scenario: Scenario, jobs: list[tuple[str, GpsModel | None]],
-                  seeds: list[int], probes: ProbeSettings, workers: int = 2,
+def simulate_days(scenario: Scenario, jobs: list[ControllerSpec], seeds: list[int],
+                  probes: ProbeSettings, backend: LocalBackend | DaskBackend | None = None,
                   progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Simulate every (controller, seed) pair; summarise per job.
+    """Simulate every (controller, seed) pair; summarise per controller.
 
-    ``jobs`` are ``(kind, model)`` with kind ``gps`` (model given), ``fixed``
-    or ``tod``. Each summary has the mean time loss per vehicle over all days
-    (vehicles weighted equally), per-day values, the stretch speed and the
-    program switches per day. The result does not depend on ``workers``.
+    Each summary has the mean time loss per vehicle over all days (vehicles
+    weighted equally), per-day values, the stretch speed and the program
+    switches per day. The result does not depend on the backend.
     """
-    tasks = [(scenario, kind, model, seed, probes) for kind, model in jobs for seed in seeds]
-    results: list[DayOutcome] = []
-    if workers <= 1 or len(tasks) <= 1:
-        for k, t in enumerate(tasks):
-            results.append(run_day(t))
-            if progress:
-                progress(k + 1, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, r in enumerate(pool.map(run_day, tasks)):
-                results.append(r)
-                if progress:
-                    progress(k + 1, len(tasks))
+    tasks = [RunSpec(scenario=scenario, controller=c, seed=seed, probes=probes)
+             for c in jobs for seed in seeds]
+    results = map_runs(run_day, tasks, backend, progress)
     out = []
     n = len(seeds)
-    for j, (kind, _) in enumerate(jobs):
+    for j, c in enumerate(jobs):
         chunk = results[j * n:(j + 1) * n]
-        veh = sum(r[1] for r in chunk)
+        veh = sum(r.vehicles for r in chunk)
         out.append({
-            "controller": kind, "seeds": list(seeds),
-            "mean_time_loss_s": sum(r[0] for r in chunk) / max(veh, 1),
-            "per_day_time_loss_s": [r[0] / max(r[1], 1) for r in chunk],
-            "stretch_speed_kmh": float(np.nanmean([r[2] for r in chunk])) if chunk else np.nan,
-            "per_day_speed_kmh": [r[2] for r in chunk],
-            "switches_per_day": [r[3] for r in chunk], "vehicles": veh})
+            "controller": c.label, "seeds": list(seeds),
+            "mean_time_loss_s": sum(r.time_loss_s for r in chunk) / max(veh, 1),
+            "per_day_time_loss_s": [r.time_loss_s / max(r.vehicles, 1) for r in chunk],
+            "stretch_speed_kmh": float(np.nanmean([r.stretch_speed_kmh for r in chunk]))
+            if chunk else np.nan,
+            "per_day_speed_kmh": [r.stretch_speed_kmh for r in chunk],
+            "switches_per_day": [r.switches for r in chunk], "vehicles": veh})
     return out
 
 
@@ -124,7 +118,8 @@ def existing_plan_time_loss(history_dir: Path, dates: list[str]) -> float:
 
 
 def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
-          search_seed: int = 0, workers: int = 2, test_days: int = 0,
+          search_seed: int = 0, backend: LocalBackend | DaskBackend | None = None,
+          test_days: int = 0,
           base_params: dict[str, Any] | None = None,
           progress: Callable[[str, int, int], None] | None = None) -> GpsModel:
     """Train a GPS controller model for ``scenario`` on a probe history.
@@ -139,8 +134,8 @@ def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
         Random-search candidates, each simulated on every training day.
     search_seed : int
         Seed of the random search.
-    workers : int
-        Processes for the simulations.
+    backend : LocalBackend or DaskBackend, optional
+        Where the simulations run (default: this process).
     test_days : int
         Held-out days (seeds after the history's) on which fixed time, time of
         day and the trained model are compared; 0 skips.
@@ -169,8 +164,8 @@ def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
     def stage(name: str) -> Callable[[int, int], None] | None:
         return (lambda d, n: progress(name, d, n)) if progress else None
 
-    res = simulate_days(scenario, [("gps", m) for m in models], data.seeds, settings,
-                        workers=workers, progress=stage("search"))
+    res = simulate_days(scenario, [ControllerSpec(kind="gps", model=m) for m in models],
+                        data.seeds, settings, backend=backend, progress=stage("search"))
     table = [{**c, "mean_time_loss_s": r["mean_time_loss_s"],
               "stretch_speed_kmh": r["stretch_speed_kmh"],
               "switches_per_day": float(np.mean(r["switches_per_day"]))}
@@ -184,8 +179,10 @@ def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
     if test_days > 0:
         first = max(data.seeds) + 1
         seeds = list(range(first, first + test_days))
-        ev = simulate_days(scenario, [("fixed", None), ("tod", None), ("gps", model)], seeds,
-                           settings, workers=workers, progress=stage("held-out"))
+        jobs = [ControllerSpec(kind="fixed"), ControllerSpec(kind="tod"),
+                ControllerSpec(kind="gps", model=model)]
+        ev = simulate_days(scenario, jobs, seeds, settings, backend=backend,
+                           progress=stage("held-out"))
         prov["held_out"] = {"seeds": seeds, "results": ev}
     prov["train_wall_s"] = round(time.perf_counter() - t0, 1)
     return model.with_params(provenance=prov)

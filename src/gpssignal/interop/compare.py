@@ -31,7 +31,7 @@ import pandas as pd
 from gpssignal.control.gps import GpsModel
 from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.metrics import replication_kpis, run_tables
-from gpssignal.experiment.run import run_scenario
+from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one, run_scenario
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.scenario import Scenario
@@ -187,7 +187,6 @@ def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
     One row per (seed, simulator, controller) with the compared KPIs, the
     number of program switches and probe points.
     """
-    from gpssignal.experiment.run import run_gps
     from gpssignal.interop.sumo_gps import run_gps_in_sumo
 
     rows = []
@@ -195,7 +194,10 @@ def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
         g, _ = gpssignal_kpis(scenario, s)
         rows.append({"seed": s, "simulator": "gpssignal", "controller": "fixed", **g,
                      "switches": 0, "probe_points": 0})
-        res, stream, _, _ = run_gps(scenario, model, seed=s)
+        out = run_one(RunSpec(scenario=scenario, controller=ControllerSpec(kind="gps", model=model),
+                              seed=s, sample_probes=True))
+        res, stream = out.result, out.probes
+        assert stream is not None
         tables = run_tables(res)
         k = replication_kpis(res, tables)
         veh = tables["vehicles"]

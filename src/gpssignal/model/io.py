@@ -22,6 +22,7 @@ from typing import Any
 import tomli_w
 
 from gpssignal.errors import ScenarioError
+from gpssignal.model.days import DayType, ExtraFlow, Incident
 from gpssignal.model.scenario import (
     Arm,
     Demand,
@@ -32,6 +33,7 @@ from gpssignal.model.scenario import (
     Link,
     ProbeSettings,
     Program,
+    PublishedResult,
     Scenario,
     ScheduleEntry,
     SignalTiming,
@@ -214,6 +216,114 @@ def _parse_demand_csv(text: str, where: str, n_expected: int | None) -> list[Dem
     return flows
 
 
+def _clock_range(t: _Table, key: str) -> tuple[float, float]:
+    """A clock time ``"HH:MM"`` or a range ``["HH:MM", "HH:MM"]`` [s after midnight]."""
+    raw = t.take(key, kind=(str, list))
+    where = f"{t.where}.{key}"
+    if isinstance(raw, str):
+        x = parse_clock(raw, where)
+        return (x, x)
+    if len(raw) != 2:
+        raise ScenarioError(f"{where} = {raw!r}: must be 'HH:MM' or ['HH:MM', 'HH:MM']")
+    return (parse_clock(raw[0], where), parse_clock(raw[1], where))
+
+
+def _number_range(t: _Table, key: str, default: Any = ...) -> Any:
+    """A number or a range ``[low, high]`` of numbers."""
+    raw = t.take(key, default, (int, float, list))
+    if raw is default and default is not ...:
+        return default
+    where = f"{t.where}.{key}"
+    vals = raw if isinstance(raw, list) else [raw, raw]
+    if len(vals) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                 and math.isfinite(x) for x in vals):
+        raise ScenarioError(f"{where} = {raw!r}: must be a number or [low, high]")
+    return (float(vals[0]), float(vals[1]))
+
+
+def _parse_day_type(data: Any, where: str) -> DayType:
+    t = _Table(data, where)
+    name = t.take("name", kind=str)
+    t.where = f"day_type[{name}]"
+    incidents = []
+    for k, x in enumerate(_list_of_tables(t.take("incident", []), f"{t.where}.incident")):
+        it = _Table(x, f"{t.where}.incident[{k}]")
+        incidents.append(Incident(link=it.take("link", kind=str),
+                                  start_clock_s=_clock_range(it, "start"),
+                                  duration_s=_number_range(it, "duration_s"),
+                                  capacity_vph=it.number("capacity_vph")))
+        it.done()
+    extra = []
+    for k, x in enumerate(_list_of_tables(t.take("extra_flow", []), f"{t.where}.extra_flow")):
+        et = _Table(x, f"{t.where}.extra_flow[{k}]")
+        extra.append(ExtraFlow(link=et.take("link", kind=str),
+                               movement=et.take("movement", kind=str),
+                               flow_vph=et.number("flow_vph"),
+                               start_clock_s=_clock_range(et, "start"),
+                               duration_s=_number_range(et, "duration_s")))
+        et.done()
+    day = DayType(name=name, frequency=t.number("frequency"),
+                  demand_factor=t.number("demand_factor", 1.0),
+                  peak_shift_s=_number_range(t, "peak_shift_s", (0.0, 0.0)),
+                  incidents=tuple(incidents), extra_flows=tuple(extra),
+                  description=t.take("description", "", str))
+    t.done()
+    return day
+
+
+def _parse_evaluation(top: _Table) -> dict[str, Any]:
+    """``[evaluation]``, ``[[day_type]]`` and ``[[published]]`` as Scenario keywords."""
+    ev = _Table(top.take("evaluation", {}), "evaluation")
+    plan = ev.take("existing_plan", "", str)
+    ev.done()
+    days = tuple(_parse_day_type(d, f"day_type[{k}]")
+                 for k, d in enumerate(_list_of_tables(top.take("day_type", []), "day_type")))
+    published = []
+    for k, x in enumerate(_list_of_tables(top.take("published", []), "published")):
+        pt = _Table(x, f"published[{k}]")
+        published.append(PublishedResult(quantity=pt.take("quantity", kind=str),
+                                         value=pt.take("value", kind=str),
+                                         source=pt.take("source", kind=str)))
+        pt.done()
+    return {"existing_plan": plan, "day_types": days, "published": tuple(published)}
+
+
+def _evaluation_to_dict(s: Scenario) -> dict[str, Any]:
+    """The inverse of :func:`_parse_evaluation`; empty parts are left out (so the
+    hash of a scenario without them is what it was before they existed)."""
+    out: dict[str, Any] = {}
+    if s.existing_plan:
+        out["evaluation"] = {"existing_plan": s.existing_plan}
+    if s.day_types:
+        out["day_type"] = [_day_type_to_dict(d) for d in s.day_types]
+    if s.published:
+        out["published"] = [{"quantity": r.quantity, "value": r.value, "source": r.source}
+                            for r in s.published]
+    return out
+
+
+def _day_type_to_dict(d: DayType) -> dict[str, Any]:
+    def clock(r: tuple[float, float]) -> Any:
+        return format_clock(r[0]) if r[0] == r[1] else [format_clock(x) for x in r]
+
+    def num(r: tuple[float, float]) -> Any:
+        return r[0] if r[0] == r[1] else list(r)
+
+    out: dict[str, Any] = {"name": d.name, "frequency": d.frequency,
+                           "demand_factor": d.demand_factor,
+                           "peak_shift_s": num(d.peak_shift_s), "description": d.description}
+    if d.incidents:
+        out["incident"] = [{"link": i.link, "start": clock(i.start_clock_s),
+                            "duration_s": num(i.duration_s),
+                            "capacity_vph": i.capacity_vph}
+                           for i in d.incidents]
+    if d.extra_flows:
+        out["extra_flow"] = [{"link": e.link, "movement": e.movement, "flow_vph": e.flow_vph,
+                              "start": clock(e.start_clock_s), "duration_s": num(e.duration_s)}
+                             for e in d.extra_flows]
+    return out
+
+
 def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
     """Parse scenario TOML text; CSV files it names are read relative to ``base_dir``.
 
@@ -328,8 +438,9 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
                                                              f"schedule[{k}].at"),
                                       program=sct.take("program", kind=str)))
         sct.done()
+    evaluation = _parse_evaluation(top)
     top.done()
-    return Scenario(junctions=junctions, links=links, vehicle_classes=tuple(classes),
+    return Scenario(**evaluation, junctions=junctions, links=links, vehicle_classes=tuple(classes),
                     demand=demand, variability=variability, stretches=tuple(stretches),
                     schedule=tuple(schedule), driver=driver, probes=probes, **sc_kwargs)
 
@@ -423,6 +534,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     if s.schedule:
         out["schedule"] = [{"at": format_clock(e.at_clock_s), "program": e.program}
                            for e in s.schedule]
+    out.update(_evaluation_to_dict(s))
     return out
 
 

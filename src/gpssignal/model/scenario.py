@@ -24,6 +24,7 @@ from gpssignal.model.checks import (
     fail,
     is_number,
 )
+from gpssignal.model.days import DayType, day_type_names
 
 __all__ = [
     "MOVEMENTS",
@@ -42,6 +43,7 @@ __all__ = [
     "Driver",
     "ANONYMISATION_MODES",
     "ProbeSettings",
+    "PublishedResult",
     "Scenario",
 ]
 
@@ -561,6 +563,30 @@ class Driver:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedResult:
+    """A field result published for the real junction a scenario models.
+
+    Parameters
+    ----------
+    quantity : str
+        What was measured, in words (e.g. ``waste time in the morning rush``).
+    value : str
+        The published figure as published (e.g. ``-21 %``, ``32 -> 38 km/h``).
+    source : str
+        Where it was published (a reference in the repository's docs).
+    """
+
+    quantity: str
+    value: str
+    source: str
+
+    def __post_init__(self) -> None:
+        for f in ("quantity", "value", "source"):
+            if not isinstance(getattr(self, f), str) or not getattr(self, f).strip():
+                fail(f"published.{f}", getattr(self, f), "must be a non-empty text")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     """A complete scenario: network, signals, demand, fleet and settings.
 
@@ -589,6 +615,16 @@ class Scenario:
         ISO date of a single run (``YYYY-MM-DD``); probe timestamps use it.
     timezone : str
         IANA time zone of the clock times (probe files store UTC).
+    day_types : tuple[DayType, ...]
+        The mix of day types each simulated day draws from (empty: every
+        day is ordinary, varying only by ``variability``).
+    existing_plan : str
+        How the junctions run today, the baseline savings are reported
+        against: ``tod`` (the clock schedule) or ``fixed:PROGRAM``. Empty:
+        ``tod`` when there is a schedule, else ``fixed:`` the default program.
+    published : tuple[PublishedResult, ...]
+        Field results published for this very scenario (shown only in its
+        own reports).
     """
 
     name: str
@@ -611,6 +647,9 @@ class Scenario:
     probes: ProbeSettings = field(default_factory=ProbeSettings)
     date: str = "2019-05-06"
     timezone: str = "Europe/Copenhagen"
+    day_types: tuple[DayType, ...] = ()
+    existing_plan: str = ""
+    published: tuple[PublishedResult, ...] = ()
 
     def __post_init__(self) -> None:
         if not (is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
@@ -682,6 +721,55 @@ class Scenario:
         at = [s.at_clock_s for s in self.schedule]
         if at != sorted(at) or len(set(at)) != len(at):
             fail("schedule.at", at, "schedule times must be strictly increasing")
+        self._validate_day_types()
+        self._validate_existing_plan()
+
+    def _validate_day_types(self) -> None:
+        day_type_names(self.day_types)
+        by_id = {lk.id: lk for lk in self.links}
+        for d in self.day_types:
+            for k, inc in enumerate(d.incidents):
+                lk = by_id.get(inc.link)
+                if lk is None or lk.to_arm is not None:
+                    fail(f"day_type[{d.name}].incident[{k}].link", inc.link,
+                         "must be an exit link of the network (incidents sit downstream)")
+            for k, ef in enumerate(d.extra_flows):
+                where = f"day_type[{d.name}].extra_flow[{k}]"
+                lk = by_id.get(ef.link)
+                if lk is None or lk.from_arm is not None or lk.to_arm is None:
+                    fail(f"{where}.link", ef.link, "must be an entry link of the network")
+                if ef.movement not in lk.lane_movements():
+                    fail(f"{where}.movement", ef.movement, f"no lane of link {ef.link} "
+                         "allows it")
+
+    def _validate_existing_plan(self) -> None:
+        plan = self.existing_plan
+        if plan in ("", "tod"):
+            if plan == "tod" and not self.schedule:
+                fail("evaluation.existing_plan", plan, "the scenario has no [[schedule]]")
+            return
+        kind, _, program = plan.partition(":")
+        if kind != "fixed" or not program:
+            fail("evaluation.existing_plan", plan, "must be 'tod' or 'fixed:PROGRAM'")
+        for j in self.junctions:
+            if program not in [pr.name for pr in j.programs]:
+                fail("evaluation.existing_plan", plan, f"junction {j.id} has no program "
+                     f"{program!r}")
+
+    @property
+    def baseline_plan(self) -> str:
+        """The declared existing plan, or the one implied (``tod`` or ``fixed:DEFAULT``)."""
+        if self.existing_plan:
+            return self.existing_plan
+        if self.schedule:
+            return "tod"
+        return f"fixed:{self.junctions[0].default_program}"
+
+    @property
+    def program_names(self) -> tuple[str, ...]:
+        """Program names every junction has, in the first junction's order."""
+        common = set.intersection(*({p.name for p in j.programs} for j in self.junctions))
+        return tuple(p.name for p in self.junctions[0].programs if p.name in common)
 
     @property
     def end_clock_s(self) -> float:

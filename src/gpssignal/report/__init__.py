@@ -1,5 +1,10 @@
 """Reports: figures (matplotlib) and the HTML / Markdown evaluation report."""
 
-from gpssignal.report.document import build_report, headline_table
+from gpssignal.report.document import (
+    build_report,
+    comparison_table,
+    headline_table,
+    verdict_sentences,
+)
 
-__all__ = ["build_report", "headline_table"]
+__all__ = ["build_report", "comparison_table", "headline_table", "verdict_sentences"]

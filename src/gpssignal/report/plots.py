@@ -21,11 +21,14 @@ from gpssignal.evaluate.statistics import mean_ci  # noqa: E402
 from gpssignal.experiment.evaluation import Evaluation, Showcase  # noqa: E402
 from gpssignal.model.io import format_clock  # noqa: E402
 
-__all__ = ["speed_over_time", "time_loss_per_interval", "queues_per_approach",
+__all__ = ["arm_label", "speed_over_time", "time_loss_per_interval", "queues_per_approach",
            "time_space", "co2_per_controller", "purdue", "arrivals_on_green", "FIGURES"]
 
-COLOURS = {"fixed": "#4d4d4d", "tod": "#1f77b4", "gps": "#d62728"}
-LABELS = {"fixed": "fixed timing", "tod": "time of day", "gps": "GPS controller"}
+COLOURS = {"fixed": "#4d4d4d", "tod": "#1f77b4", "gps": "#d62728", "oracle": "#2ca02c"}
+LABELS = {"fixed": "fixed timing", "tod": "time of day", "gps": "GPS controller",
+          "oracle": "hindsight bound"}
+#: Greys for the programs fixed all period, in the scenario's program order.
+_FIXED_GREYS = ("#4d4d4d", "#8c8c8c", "#b3b3b3", "#262626")
 STATE_COLOURS = {0: "#d62728", 1: "#ff7f0e", 2: "#2ca02c", 3: "#ffbf00"}
 
 
@@ -36,12 +39,21 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _colour(c: str) -> str:
-    return COLOURS.get(c, "#9467bd")
+def _colour(c: str, programs: tuple[str, ...] = ()) -> str:
+    kind, _, program = c.partition(":")
+    if kind == "fixed" and program in programs:
+        return _FIXED_GREYS[programs.index(program) % len(_FIXED_GREYS)]
+    return COLOURS.get(c, COLOURS.get(kind, "#9467bd"))
 
 
-def _label(c: str) -> str:
+def arm_label(c: str) -> str:
+    """A human name of an evaluation arm (``fixed:peak`` → ``peak fixed``)."""
+    kind, _, program = c.partition(":")
+    if kind == "fixed" and program:
+        return f"{program} fixed"
     return LABELS.get(c, c)
+
+
 
 
 def _clock_axis(ax: plt.Axes, start_clock_s: float, t_max_s: float, step_s: float = 1800
@@ -72,8 +84,9 @@ def speed_over_time(ev: Evaluation) -> bytes:
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for c, (t, m, h) in _per_interval(ev, f"speed_{st.id}_kmh").items():
         mid = t + iv / 2
-        ax.plot(mid, m, "-o", ms=3, color=_colour(c), label=_label(c))
-        ax.fill_between(mid, m - np.nan_to_num(h), m + np.nan_to_num(h), color=_colour(c),
+        colour = _colour(c, ev.scenario.program_names)
+        ax.plot(mid, m, "-o", ms=3, color=colour, label=arm_label(c))
+        ax.fill_between(mid, m - np.nan_to_num(h), m + np.nan_to_num(h), color=colour,
                         alpha=0.15, lw=0)
     sw = ev.switches()
     sw = sw[sw["controller"] == "gps"]
@@ -103,7 +116,8 @@ def time_loss_per_interval(ev: Evaluation) -> bytes:
     data = _per_interval(ev, "mean_time_loss_s")
     w = iv / (len(data) + 1)
     for k, (c, (t, m, h)) in enumerate(data.items()):
-        ax.bar(t + (k + 0.5) * w, m, width=w, yerr=h, color=_colour(c), label=_label(c),
+        colour = _colour(c, ev.scenario.program_names)
+        ax.bar(t + (k + 0.5) * w, m, width=w, yerr=h, color=colour, label=arm_label(c),
                error_kw={"lw": 0.8, "capsize": 1.5})
     _clock_axis(ax, sc.start_clock_s, sc.duration_s)
     ax.set_ylabel("mean time loss [s/veh]")
@@ -123,8 +137,9 @@ def queues_per_approach(ev: Evaluation) -> bytes:
     y = np.arange(len(links))
     for k, c in enumerate(ev.controllers):
         d = app[app["controller"] == c].set_index("approach_link").reindex(links)
-        ax.barh(y + k * h, d["queue_p95_m"], height=h, color=_colour(c), alpha=0.35)
-        ax.barh(y + k * h, d["queue_mean_m"], height=h, color=_colour(c), label=_label(c))
+        colour = _colour(c, ev.scenario.program_names)
+        ax.barh(y + k * h, d["queue_p95_m"], height=h, color=colour, alpha=0.35)
+        ax.barh(y + k * h, d["queue_mean_m"], height=h, color=colour, label=arm_label(c))
     ax.set_yticks(y + h * (len(ev.controllers) - 1) / 2)
     ax.set_yticklabels(links, fontsize=8)
     ax.invert_yaxis()
@@ -193,7 +208,7 @@ def time_space(ev: Evaluation) -> bytes:
         end = off[last] + (st.end_m if st.end_m is not None else last_len)
         ax.axhspan(off[st.links[0]] + st.start_m, end, color="#1f77b4", alpha=0.05)
         ax.set_ylabel("distance [m]")
-        ax.set_title(f"{_label(c)}: monitored stretch {st.id} (shaded), day seed "
+        ax.set_title(f"{arm_label(c)}: monitored stretch {st.id} (shaded), day seed "
                      f"{ev.seeds[0]}, {format_clock(sc.start_clock_s + t0)}-"
                      f"{format_clock(sc.start_clock_s + t1)}", fontsize=9)
         ax.set_xlim(t0, t1)
@@ -246,13 +261,14 @@ def co2_per_controller(ev: Evaluation) -> bytes:
         ivs = [mean_ci(ev.values(c, key)) for c in ev.controllers]
         x = np.arange(len(ev.controllers))
         ax.bar(x, [i.mean for i in ivs], yerr=[np.nan_to_num(i.half_width) for i in ivs],
-               color=[_colour(c) for c in ev.controllers], capsize=4)
+               color=[_colour(c, ev.scenario.program_names) for c in ev.controllers],
+               capsize=4)
         lo = min(i.low if not np.isnan(i.low) else i.mean for i in ivs)
         hi = max(i.high if not np.isnan(i.high) else i.mean for i in ivs)
         pad = max(hi - lo, 1e-9)
         ax.set_ylim(max(0.0, lo - 1.5 * pad), hi + 0.8 * pad)
         ax.set_xticks(x)
-        ax.set_xticklabels([_label(c) for c in ev.controllers], fontsize=8)
+        ax.set_xticklabels([arm_label(c) for c in ev.controllers], fontsize=8)
         ax.set_ylabel(unit)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"CO2 (HBEFA4), mean of {len(ev.seeds)} days with 95 % CI "
@@ -325,7 +341,7 @@ def purdue(ev: Evaluation) -> bytes:
         aog = 100 * float(np.mean(arr["state"].to_numpy()[in_period] == 2)) if \
             in_period.any() else float("nan")
         ax.set_ylabel("time in cycle [s]")
-        ax.set_title(f"{_label(c)}: {link_id}, arrivals projected to the stop line "
+        ax.set_title(f"{arm_label(c)}: {link_id}, arrivals projected to the stop line "
                      f"(green dots arrive on green: {aog:.0f} %), day seed {ev.seeds[0]}",
                      fontsize=9)
         ax.set_xlim(0, sc.duration_s)

@@ -1,7 +1,8 @@
 """Figures and summary of a threshold-tuning sweep (``gpssignal tune``).
 
 Input is :func:`gpssignal.experiment.sweep.point_summary`: one row per
-point with the paired savings against fixed timing (mean and 95 % CI).
+point with the paired savings against the scenario's existing plan (mean,
+95 % CI, verdict), beside the best fixed program and the hindsight bound.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from gpssignal.report.document import md_table as _md_table  # noqa: E402
 
-__all__ = ["sweep_figures", "sensitivity_text", "sweep_report"]
+__all__ = ["best_setting_text", "sensitivity_text", "sweep_figures", "sweep_report"]
 
 SAVINGS = [("time_loss_saving_pct", "time loss saved [%]"), ("co2_saving_pct", "CO2 saved [%]")]
 
@@ -48,7 +49,7 @@ def _heatmap(summary: pd.DataFrame, a: str, b: str, others: bool) -> bytes:
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
         fig.colorbar(im, ax=ax, label=label)
-        ax.set_title(label + " vs fixed timing\n(mean over days"
+        ax.set_title(label + " vs the existing plan\n(mean over days"
                      + (", other parameters averaged)" if others else ")"), fontsize=9)
     return _png(fig)
 
@@ -65,10 +66,10 @@ def _lines(summary: pd.DataFrame, params: list[str]) -> bytes:
                 ax.fill_between(d[p], d[col + "_ci_low"], d[col + "_ci_high"], alpha=0.15)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel(p)
-        ax.set_ylabel("saving vs fixed [%]")
+        ax.set_ylabel("saving vs existing plan [%]")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Savings against fixed timing by swept parameter "
+    fig.suptitle("Savings against the existing plan by swept parameter "
                  "(mean over days; averaged over the other parameters)", fontsize=10)
     return _png(fig)
 
@@ -80,6 +81,38 @@ def sweep_figures(summary: pd.DataFrame, params: list[str]) -> dict[str, bytes]:
         out["heatmap.png"] = _heatmap(summary, params[0], params[1], len(params) > 2)
     out["savings_by_parameter.png"] = _lines(summary, params)
     return out
+
+
+def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
+    """The best setting, claimed only when its saving's 95 % interval excludes zero.
+
+    Otherwise it says plainly that no swept setting saves detectably; either
+    way the best fixed program and the hindsight bound are named beside it.
+    """
+    if not len(summary):
+        return ["no point finished: nothing to compare"]
+    best = summary.sort_values("time_loss_saving", ascending=False).iloc[0]
+    setting = ", ".join(f"{p} = {best[p]:g}" for p in params)
+    base = best.get("existing_plan", "the existing plan")
+    span = (f"{best['time_loss_saving']:.2f} s/veh [{best['time_loss_saving_ci_low']:.2f}, "
+            f"{best['time_loss_saving_ci_high']:.2f}]")
+    if best["time_loss_saving_ci_low"] > 0:
+        lines = [f"best setting: {setting} saves {span} against {base} (95 % CI above 0)"]
+    else:
+        lines = [f"no swept setting saves detectably against {base}: the largest mean "
+                 f"saving, {span} at {setting}, has a 95 % CI that includes 0 or lies "
+                 "below it"]
+    if "best_fixed" in best and isinstance(best["best_fixed"], str):
+        lines.append(f"beside it: {best['best_fixed']} all period (best fixed program on "
+                     f"these days) gives {best['best_fixed_time_loss_s']:.2f} s/veh; GPS − "
+                     f"best fixed {best['gps_vs_best_fixed_s']:+.2f} s/veh "
+                     f"[{best['gps_vs_best_fixed_ci_low']:+.2f}, "
+                     f"{best['gps_vs_best_fixed_ci_high']:+.2f}] "
+                     f"({best['gps_vs_best_fixed_verdict']})")
+    if "capture_ratio" in best and np.isfinite(best["capture_ratio"]):
+        lines.append(f"hindsight bound: {best['oracle_time_loss_s']:.2f} s/veh; capture "
+                     f"ratio {best['capture_ratio']:.2f}")
+    return lines
 
 
 def sensitivity_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
@@ -117,16 +150,18 @@ def sweep_report(summary: pd.DataFrame, params: list[str], figures: dict[str, by
     """``sweep.md`` and a self-contained ``sweep.html``."""
     best = summary.sort_values("time_loss_saving", ascending=False).head(10)
     cols = params + ["time_loss_saving", "time_loss_saving_ci_low", "time_loss_saving_ci_high",
-                     "time_loss_saving_pct", "co2_saving", "co2_saving_ci_low",
-                     "co2_saving_ci_high", "gps_speed_peak_kmh", "switches_per_day"]
+                     "time_loss_verdict", "time_loss_saving_pct", "co2_saving",
+                     "co2_saving_ci_low", "co2_saving_ci_high", "gps_speed_peak_kmh",
+                     "switches_per_day"]
     best = best[cols].round(3)
     sens = sensitivity_text(summary, params)
-    defs = ("time_loss_saving: fixed − GPS mean time loss per vehicle [s], paired by day; "
-            "co2_saving: fixed − GPS CO2 [kg per period]; _ci_low/_ci_high: 95 % t interval "
-            "over the days; _pct: relative to fixed timing (docs/definitions.md).")
+    claim = best_setting_text(summary, params)
+    defs = ("time_loss_saving: existing plan − GPS mean time loss per vehicle [s], paired by "
+            "day; co2_saving: existing plan − GPS CO2 [kg per period]; _ci_low/_ci_high: 95 % "
+            "t interval over the days; _pct: relative to the existing plan; verdict at 95 % "
+            "(docs/definitions.md, docs/evaluation.md).")
     md = [f"# Sweep\n\n{header}\n", "## Best settings (by time-loss saving)\n",
-          _md_table(best),
-          "", defs, ""]
+          *[f"- {c}" for c in claim], "", _md_table(best), "", defs, ""]
     md += ["## Sensitivity\n"] + [f"- {s}" for s in sens] + [""]
     md += [f"![{n}]({n})\n" for n in figures]
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,'
@@ -135,7 +170,8 @@ def sweep_report(summary: pd.DataFrame, params: list[str], figures: dict[str, by
             f"sweep</title><style>body{{font-family:system-ui,sans-serif;max-width:1100px;"
             f"margin:2em auto}}table{{border-collapse:collapse;font-size:0.85em}}td,th{{border:"
             f"1px solid #ccc;padding:3px 6px}}img{{max-width:100%}}</style></head><body>"
-            f"<h1>Sweep</h1><p>{html.escape(header)}</p><h2>Best settings</h2>"
+            f"<h1>Sweep</h1><p>{html.escape(header)}</p><h2>Best settings</h2><ul>"
+            + "".join(f"<li>{html.escape(c)}</li>" for c in claim) + "</ul>"
             f"{best.to_html(index=False)}<p>{html.escape(defs)}</p><h2>Sensitivity</h2><ul>"
             + "".join(f"<li>{html.escape(s)}</li>" for s in sens)
             + f"</ul><h2>Figures</h2>{imgs}</body></html>\n")

@@ -13,10 +13,14 @@ import numpy as np
 from gpssignal.model.network import movement_targets
 from gpssignal.model.scenario import MOVEMENTS, Scenario
 
-__all__ = ["MOVE_CODE", "EXIT", "CompiledNetwork", "compile_network"]
+__all__ = ["MOVE_CODE", "EXIT", "NO_INDEX", "CompiledNetwork", "compile_network"]
 
+#: Movement code per movement name (``left`` 0, ``through`` 1, ``right`` 2).
 MOVE_CODE = {m: k for k, m in enumerate(MOVEMENTS)}
+#: Movement code of leaving the network.
 EXIT = -1
+#: Index meaning "none": no link, junction or signal group.
+NO_INDEX = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +112,76 @@ class CompiledNetwork:
 def compile_network(scenario: Scenario) -> CompiledNetwork:
     """Compile ``scenario``'s network into index arrays."""
     link_ids = [lk.id for lk in scenario.links]
-    lidx = {lid: k for k, lid in enumerate(link_ids)}
     junction_ids = [j.id for j in scenario.junctions]
     jidx = {jid: k for k, jid in enumerate(junction_ids)}
     junction_groups = [list(j.groups) for j in scenario.junctions]
     group_offset = np.cumsum([0] + [len(g) for g in junction_groups[:-1]]).astype(np.int64)
     group_junction = np.concatenate(
         [np.full(len(g), k, dtype=np.int64) for k, g in enumerate(junction_groups)])
-    n = len(link_ids)
-    link_next = np.full((n, len(MOVEMENTS)), -1, dtype=np.int64)
+    link_next = _link_next(scenario, link_ids)
+    link_junction = np.array([NO_INDEX if lk.to_arm is None else jidx[_junction_of(lk.to_arm)]
+                              for lk in scenario.links], dtype=np.int64)
+    lanes = _compile_lanes(scenario, link_junction, junction_groups, group_offset)
+    return CompiledNetwork(
+        link_ids=link_ids,
+        link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
+        link_vmax_mps=np.array([lk.speed_limit_mps for lk in scenario.links], dtype=float),
+        link_junction=link_junction,
+        link_next=link_next,
+        link_turn_cdf=_turn_cdf(scenario),
+        link_lanes=lanes.link_lanes,
+        lane_link=lanes.lane_link,
+        lane_length_m=lanes.length_m,
+        lane_vmax_mps=lanes.vmax_mps,
+        lane_group=lanes.group,
+        lane_allows=lanes.allows,
+        lane_target=_lane_targets(link_next, lanes.link_lanes, lanes.allows),
+        junction_ids=junction_ids,
+        junction_groups=junction_groups,
+        group_offset=group_offset,
+        group_junction=group_junction,
+    )
+
+
+def _junction_of(arm: str) -> str:
+    """Junction id of an arm reference ``"JUNCTION.ARM"``."""
+    return arm.split(".")[0]
+
+
+def _link_next(scenario: Scenario, link_ids: list[str]) -> np.ndarray:
+    """Outgoing link index per (link, movement code), :data:`NO_INDEX` where not allowed."""
+    lidx = {lid: k for k, lid in enumerate(link_ids)}
+    link_next = np.full((len(link_ids), len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
     for (lid, m), target in movement_targets(scenario).items():
         link_next[lidx[lid], MOVE_CODE[m]] = lidx[target]
-    turn_cdf = np.zeros((n, len(MOVEMENTS)))
-    link_junction = np.full(n, -1, dtype=np.int64)
+    return link_next
+
+
+def _turn_cdf(scenario: Scenario) -> np.ndarray:
+    """Cumulative turn shares per link (zeros for links without turn shares)."""
+    turn_cdf = np.zeros((len(scenario.links), len(MOVEMENTS)))
+    for k, lk in enumerate(scenario.links):
+        if lk.turn_shares:
+            turn_cdf[k] = np.cumsum([lk.turn_shares.get(m, 0.0) for m in MOVEMENTS])
+            turn_cdf[k, -1] = 1.0
+    return turn_cdf
+
+
+@dataclass(frozen=True, slots=True)
+class _Lanes:
+    """Per-lane arrays (see :class:`CompiledNetwork`) and each link's lanes."""
+
+    link_lanes: list[np.ndarray]
+    lane_link: np.ndarray
+    length_m: np.ndarray
+    vmax_mps: np.ndarray
+    group: np.ndarray
+    allows: np.ndarray
+
+
+def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
+                   junction_groups: list[list[str]], group_offset: np.ndarray) -> _Lanes:
+    """Number the lanes link by link, kerb lane first."""
     lane_link: list[int] = []
     lane_len: list[float] = []
     lane_vmax: list[float] = []
@@ -128,35 +189,37 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
     lane_allows: list[list[bool]] = []
     link_lanes: list[np.ndarray] = []
     for k, lk in enumerate(scenario.links):
-        if lk.turn_shares:
-            turn_cdf[k] = np.cumsum([lk.turn_shares.get(m, 0.0) for m in MOVEMENTS])
-            turn_cdf[k, -1] = 1.0
-        j = None
-        if lk.to_arm is not None:
-            j = lk.to_arm.split(".")[0]
-            link_junction[k] = jidx[j]
+        jn = int(link_junction[k])
         lanes_here = []
         for lane in lk.lanes:
             lanes_here.append(len(lane_link))
             lane_link.append(k)
             lane_len.append(lk.length_m)
             lane_vmax.append(lk.speed_limit_mps)
-            if j is not None and lane.group is not None:
-                g = junction_groups[jidx[j]].index(lane.group)
-                lane_group.append(int(group_offset[jidx[j]]) + g)
+            if jn != NO_INDEX and lane.group is not None:
+                g = junction_groups[jn].index(lane.group)
+                lane_group.append(int(group_offset[jn]) + g)
             else:
-                lane_group.append(-1)
+                lane_group.append(NO_INDEX)
             lane_allows.append([m in lane.movements for m in MOVEMENTS])
         link_lanes.append(np.array(lanes_here, dtype=np.int64))
-    lane_allows_arr = np.array(lane_allows, dtype=bool).reshape(-1, len(MOVEMENTS))
-    lane_target = np.full((len(lane_link), len(MOVEMENTS)), -1, dtype=np.int64)
-    for k in range(n):
-        lanes = link_lanes[k]
+    return _Lanes(link_lanes=link_lanes, lane_link=np.array(lane_link, dtype=np.int64),
+                  length_m=np.array(lane_len, dtype=float),
+                  vmax_mps=np.array(lane_vmax, dtype=float),
+                  group=np.array(lane_group, dtype=np.int64),
+                  allows=np.array(lane_allows, dtype=bool).reshape(-1, len(MOVEMENTS)))
+
+
+def _lane_targets(link_next: np.ndarray, link_lanes: list[np.ndarray],
+                  lane_allows: np.ndarray) -> np.ndarray:
+    """Lane connections (see ``CompiledNetwork.lane_target``)."""
+    lane_target = np.full((len(lane_allows), len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
+    for k, lanes in enumerate(link_lanes):
         for mv in range(len(MOVEMENTS)):
             target = link_next[k, mv]
             if target < 0:
                 continue
-            carrying = [ln for ln in lanes if lane_allows_arr[ln, mv]]
+            carrying = [ln for ln in lanes if lane_allows[ln, mv]]
             down = link_lanes[target]
             for rank, ln in enumerate(carrying):
                 if MOVEMENTS[mv] == "left":
@@ -164,22 +227,4 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
                 else:
                     slot = rank
                 lane_target[ln, mv] = down[min(max(slot, 0), len(down) - 1)]
-    return CompiledNetwork(
-        link_ids=link_ids,
-        link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
-        link_vmax_mps=np.array([lk.speed_limit_mps for lk in scenario.links], dtype=float),
-        link_junction=link_junction,
-        link_next=link_next,
-        link_turn_cdf=turn_cdf,
-        link_lanes=link_lanes,
-        lane_link=np.array(lane_link, dtype=np.int64),
-        lane_length_m=np.array(lane_len, dtype=float),
-        lane_vmax_mps=np.array(lane_vmax, dtype=float),
-        lane_group=np.array(lane_group, dtype=np.int64),
-        lane_allows=lane_allows_arr,
-        lane_target=lane_target,
-        junction_ids=junction_ids,
-        junction_groups=junction_groups,
-        group_offset=group_offset,
-        group_junction=group_junction,
-    )
+    return lane_target

@@ -33,7 +33,9 @@ from gpssignal.model.signals import (
 
 __all__ = ["SafetyViolation", "ConflictMonitor", "ProgramSwitch", "JunctionSignals"]
 
-_TOL = 1e-6
+#: Tolerance on signal times, against rounding in the event clock [s].
+_TOL_S = 1e-6
+#: The state that follows each state in the normal sequence.
 _NEXT = {RED: RED_AMBER, RED_AMBER: GREEN, GREEN: AMBER, AMBER: RED}
 
 
@@ -90,12 +92,12 @@ class ConflictMonitor:
             self._fail(t, f"group {name} {STATE_NAMES[old]} -> {STATE_NAMES[new]} is not a "
                           "valid sequence")
         dur = t - self.since[g]
-        if old == GREEN and dur < tm.min_green_s - _TOL:
+        if old == GREEN and dur < tm.min_green_s - _TOL_S:
             self._fail(t, f"group {name} green lasted {dur:.2f} s < min green "
                           f"{tm.min_green_s:g} s")
-        if old == AMBER and abs(dur - tm.amber_s) > _TOL and math.isfinite(dur):
+        if old == AMBER and abs(dur - tm.amber_s) > _TOL_S and math.isfinite(dur):
             self._fail(t, f"group {name} amber lasted {dur:.2f} s, not {tm.amber_s:g} s")
-        if old == RED_AMBER and abs(dur - tm.red_amber_s) > _TOL and math.isfinite(dur):
+        if old == RED_AMBER and abs(dur - tm.red_amber_s) > _TOL_S and math.isfinite(dur):
             self._fail(t, f"group {name} red-amber lasted {dur:.2f} s, not "
                           f"{tm.red_amber_s:g} s")
         if new == GREEN:
@@ -105,7 +107,7 @@ class ConflictMonitor:
                     self._fail(t, f"group {name} green while conflicting {self.groups[k]} "
                                   "is green")
                 gap = t - self.last_green_end[k]
-                if gap < row[k] - _TOL:
+                if gap < row[k] - _TOL_S:
                     self._fail(t, f"intergreen {self.groups[k]}->{name} {gap:.2f} s < "
                                   f"{row[k]:g} s")
         if old == GREEN:
@@ -184,7 +186,7 @@ class JunctionSignals:
         for g in range(n):
             self.on_change(env.now, self.group_base + g, int(init[g]))
         cycle_start = env.now - cs
-        events = [e for e in self._events[prog.name] if e[0] > cs + _TOL]
+        events = [e for e in self._events[prog.name] if e[0] > cs + _TOL_S]
         while True:
             for tc, g, s in events:
                 wait = cycle_start + tc - env.now
@@ -200,7 +202,7 @@ class JunctionSignals:
             if wanted != prog.name:
                 new = jn.program(wanted)
                 hold = (new.offset_s - clock) % new.cycle_s
-                if hold > new.cycle_s - _TOL:
+                if hold > new.cycle_s - _TOL_S:
                     hold = 0.0
                 self.switches.append(ProgramSwitch(t_s=env.now, junction=jn.id,
                                                    from_program=prog.name, to_program=new.name,

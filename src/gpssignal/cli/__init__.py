@@ -1,0 +1,110 @@
+"""The ``gpssignal`` command line.
+
+Simulating days (:mod:`gpssignal.cli.simulate`):
+
+* ``run``: one day of a scenario under a controller; tables and a summary.
+* ``probes``: one day's GPS probe stream, to a file.
+* ``history``: N weekdays of probe data and ground truth under the existing plan.
+* ``validate``: check a scenario file and describe it.
+
+Recorded probe data (:mod:`gpssignal.cli.probedata`):
+
+* ``import-fcd``: SUMO FCD output to a probe file.
+* ``check-probes``: read a probe file and report what is unusable.
+* ``replay``: recorded probe data through a trained model, offline.
+
+Experiments of many runs (:mod:`gpssignal.cli.experiments`), each with
+``--workers``, ``--backend {local,dask}`` and ``--scheduler``:
+
+* ``train``: the GPS controller on a probe history.
+* ``evaluate``: controllers against fixed timing over N days, and the report.
+* ``tune``: parameter sweeps, paired against fixed timing, resumable.
+* ``estimate``: savings for a list of junctions (CSV).
+
+Eclipse SUMO as a reference (:mod:`gpssignal.cli.sumo`):
+
+* ``export-sumo``: a runnable SUMO scenario.
+* ``cross-check``: fixed timing in gpssignal and in SUMO on the same days.
+
+Thin: a handler parses its options, calls the library, prints. Errors a user
+can cause end in one line ``gpssignal CMD: error: ...`` and exit code 2; a
+signal safety violation (a bug) in exit code 1; an interrupt in 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from gpssignal.cli import experiments, probedata, simulate, sumo
+from gpssignal.cli.common import Parser, UsageError
+
+__all__ = ["build_parser", "main"]
+
+#: Exit codes.
+EXIT_USAGE = 2
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gpssignal`` argument parser, with every command group's subparsers."""
+    from gpssignal import __version__
+
+    p = Parser(prog="gpssignal", description="Simulate signalised junctions controlled by "
+               "GPS probe speeds and measure time loss against fixed timing.")
+    p.add_argument("--version", action="version", version=f"gpssignal {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in (simulate, probedata, experiments, sumo):
+        group.register(sub)
+    return p
+
+
+def _option_message(parser: argparse.ArgumentParser, command: str, message: str) -> str:
+    """Translate a library message that starts with a parameter name into option terms.
+
+    The library names its parameters (``replications = 0: ...``); a user of the
+    command line knows the option (``--replications = 0: ...``). The mapping is
+    read from the command's own parser: each option's ``dest`` and its long name.
+    """
+    head = message.split(" ", 1)[0].rstrip(":")
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        sub = action.choices.get(command) if isinstance(action.choices, dict) else None
+        for act in sub._actions if sub is not None else []:
+            if act.dest != head or not message[len(head):].startswith((" =", ":", " includes")):
+                continue
+            longs = [o for o in act.option_strings if o.startswith("--")]
+            name = longs[0] if longs else (act.metavar or act.dest.upper())
+            return str(name) + message[len(head):]
+    return message
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gpssignal`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from gpssignal.errors import GpssignalError
+    from gpssignal.sim.signals import SafetyViolation
+
+    try:
+        return int(args.func(args))
+    except (GpssignalError, UsageError) as exc:
+        message = _option_message(parser, args.command, str(exc))
+        print(f"gpssignal {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except SafetyViolation as exc:
+        print(f"gpssignal {args.command}: signal safety violation (a bug, please report): "
+              f"{exc}", file=sys.stderr)
+        return EXIT_BUG
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (e.g. `| head`).
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"gpssignal {args.command}: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED

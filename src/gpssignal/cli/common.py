@@ -1,0 +1,258 @@
+"""What the command groups share.
+
+The parser class with one-line errors, parent parsers for the options several
+commands offer (``-q``, ``--workers/--backend/--scheduler``,
+``--replications/--first-seed``), the one-line usage error, the progress
+bar, plain-text tables, and the checks of seeds, dates, counts and output
+folders. Nothing here simulates: heavy imports stay inside functions, so
+``gpssignal --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gpssignal.control.gps import GpsRuntime
+    from gpssignal.experiment.parallel import DaskBackend, LocalBackend
+
+__all__ = ["BACKEND_NAMES", "Parser", "Progress", "StageBars", "UsageError", "at_least_one",
+           "check_date", "check_out_dir", "days_options", "decision_frame",
+           "parallel_backend", "parallel_options", "print_table", "quiet_options", "seed",
+           "seeds", "workers", "write_or_fail"]
+
+T = TypeVar("T")
+
+#: ``--backend`` choices: :data:`gpssignal.experiment.parallel.BACKENDS`, repeated
+#: here so that building the parser imports no simulation code (a test keeps
+#: the two equal).
+BACKEND_NAMES = ("local", "dask")
+#: A progress bar appears only once a run has taken this long [s].
+PROGRESS_DELAY_S = 1.0
+#: Width of the progress bar [characters].
+BAR_WIDTH = 30
+#: Width of the line a finished bar is wiped with [characters].
+CLEAR_WIDTH = 60
+#: Numbers at least this large are printed without decimals.
+NO_DECIMALS_FROM = 1e5
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """A bad command-line value; reported as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------
+# Parent parsers (``parents=[...]`` of a command's parser)
+# ---------------------------------------------------------------------------
+
+def quiet_options() -> argparse.ArgumentParser:
+    """``-q/--quiet``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    return p
+
+
+def parallel_options() -> argparse.ArgumentParser:
+    """``--workers``, ``--backend`` and ``--scheduler``: where the many runs go."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("parallel runs (results do not depend on them)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="worker processes, at least 1 (default: the number of CPU cores); "
+                   "with --backend dask, the LocalCluster's workers")
+    g.add_argument("--backend", choices=BACKEND_NAMES, default="local",
+                   help="local process pool (default) or dask.distributed")
+    g.add_argument("--scheduler", default=None,
+                   help="with --backend dask: address of a running scheduler "
+                   "(default: start a LocalCluster)")
+    return p
+
+
+def days_options(replications: int, replications_help: str, first_seed: int,
+                 first_seed_help: str) -> argparse.ArgumentParser:
+    """``--replications N`` days from ``--first-seed`` on (see :func:`seeds`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--replications", type=int, default=replications, help=replications_help)
+    p.add_argument("--first-seed", type=seed, default=first_seed, help=first_seed_help)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Values and checks
+# ---------------------------------------------------------------------------
+
+def seed(text: str) -> int:
+    """argparse type: a seed is an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be an integer >= 0") \
+            from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be an integer >= 0")
+    return value
+
+
+def seeds(args: argparse.Namespace) -> list[int]:
+    """The days of ``--replications`` and ``--first-seed``."""
+    at_least_one(args, "--replications")
+    return list(range(args.first_seed, args.first_seed + args.replications))
+
+
+def at_least_one(args: argparse.Namespace, *options: str) -> None:
+    """Each named integer option must be >= 1 (one-line usage error otherwise)."""
+    for opt in options:
+        v = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if v is not None and v < 1:
+            raise UsageError(f"{opt} = {v}: must be at least 1")
+
+
+def check_date(text: str, option: str = "--date") -> None:
+    """``text`` must be an ISO date."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} = {text!r}: must be an ISO date YYYY-MM-DD") from None
+
+
+def check_out_dir(out: Path, option: str) -> None:
+    """Fail early, before any work, if ``out`` cannot become a folder."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{option} = {str(out)!r}: exists and is not a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} = {str(out)!r}: {str(parent)!r} is not a folder")
+            break
+
+
+def write_or_fail(write: Callable[[], T], out: Path, option: str = "--out") -> T:
+    """Return ``write()``; an :class:`OSError` becomes a one-line usage error."""
+    try:
+        return write()
+    except OSError as exc:
+        raise UsageError(f"{option} = {str(out)!r}: cannot write ({exc.strerror or exc})") \
+            from None
+
+
+# ---------------------------------------------------------------------------
+# Parallel runs
+# ---------------------------------------------------------------------------
+
+def workers(args: argparse.Namespace) -> int:
+    """``--workers`` (>= 1), defaulting to the number of CPU cores; checks ``--scheduler``."""
+    at_least_one(args, "--workers")
+    if args.scheduler and args.backend != "dask":
+        raise UsageError(f"--scheduler = {args.scheduler!r}: only with --backend dask")
+    return args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def parallel_backend(args: argparse.Namespace) -> Iterator[LocalBackend | DaskBackend]:
+    """The backend of ``--backend/--workers/--scheduler``, closed when done."""
+    from gpssignal.experiment.parallel import make_backend
+
+    backend = make_backend(args.backend, workers(args), args.scheduler)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+class Progress:
+    """A one-line progress bar on stderr, shown only on a terminal and only
+    once a run has taken more than :data:`PROGRESS_DELAY_S`."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, fraction: float) -> None:
+        if not self.enabled or time.perf_counter() - self.t0 < PROGRESS_DELAY_S:
+            return
+        done = int(round(fraction * BAR_WIDTH))
+        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (BAR_WIDTH - done)}] "
+                         f"{fraction * 100:3.0f}%")
+        sys.stderr.flush()
+        self.shown = True
+
+    def fraction(self, done: int, total: int) -> None:
+        """As a ``progress(done, total)`` callback."""
+        self(done / total if total else 1.0)
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * CLEAR_WIDTH + "\r")
+            sys.stderr.flush()
+
+
+class StageBars:
+    """A ``progress(stage, done, total)`` callback with one bar per stage."""
+
+    def __init__(self, prefix: str, quiet: bool) -> None:
+        self.prefix = prefix
+        self.quiet = quiet
+        self.bars: dict[str, Progress] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self.bars.setdefault(stage, Progress(f"{self.prefix} {stage}",
+                                                   enabled=not self.quiet))
+        bar.fraction(done, total)
+        if done == total:
+            bar.close()
+
+    def stage(self, name: str) -> Callable[[int, int], None]:
+        """The ``progress(done, total)`` callback of one stage."""
+        return lambda done, total: self(name, done, total)
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, float):
+        if x != x:  # NaN
+            return "-"
+        return f"{x:,.1f}" if abs(x) < NO_DECIMALS_FROM else f"{x:,.0f}"
+    return str(x)
+
+
+def print_table(rows: list[list[object]], header: list[str]) -> None:
+    """Print rows under a header; the first column left-aligned, the others right."""
+    cells = [header] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(header))]
+    for n, r in enumerate(cells):
+        print("  ".join(c.ljust(w) if k == 0 else c.rjust(w)
+                        for k, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def decision_frame(runtime: GpsRuntime) -> pd.DataFrame:
+    """The GPS controller's decision log with a UTC ``time`` column."""
+    import pandas as pd
+
+    from gpssignal.control.gps import DECISION_COLUMNS
+
+    df = pd.DataFrame(runtime.decision_log(), columns=list(DECISION_COLUMNS))
+    df.insert(1, "time", pd.to_datetime(df["t_ms"], unit="ms", utc=True))
+    return df

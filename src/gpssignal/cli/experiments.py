@@ -1,0 +1,624 @@
+"""Experiments of many runs: ``train``, ``evaluate``, ``tune`` and ``estimate``.
+
+Each runs its simulations on the backend of ``--backend/--workers/--scheduler``
+(:func:`gpssignal.cli.common.parallel_backend`), closed when the command ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpssignal.cli.common import (
+    Progress,
+    StageBars,
+    UsageError,
+    at_least_one,
+    check_out_dir,
+    days_options,
+    parallel_backend,
+    parallel_options,
+    print_table,
+    quiet_options,
+    seed,
+    seeds,
+    workers,
+    write_or_fail,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gpssignal.control.gps import GpsModel
+    from gpssignal.estimate import JunctionSpec, RowError
+    from gpssignal.estimate.junctions import Template
+    from gpssignal.estimate.run import JunctionResult
+    from gpssignal.experiment.evaluation import Evaluation, StopRule
+    from gpssignal.experiment.parallel import DaskBackend, LocalBackend
+    from gpssignal.model.scenario import Scenario
+
+__all__ = ["register"]
+
+#: The estimator's assumptions shipped with the repository.
+_DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "scenarios" / "estimate_template.toml"
+#: Width of wrapped text on the terminal [characters].
+_WIDTH = 100
+#: Rows of the training search table printed (the best ones).
+_SEARCH_ROWS_SHOWN = 8
+#: Sweep points printed (the best ones).
+_SWEEP_POINTS_SHOWN = 5
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+
+def _print_model(model: GpsModel) -> None:
+    prov = model.provenance
+    print(f"trained on {len(prov['training_days'])} days ({prov['training_days'][0]} .. "
+          f"{prov['training_days'][-1]}, seeds {prov['training_seeds'][0]}.."
+          f"{prov['training_seeds'][-1]}); {prov['points_matched']:,} of "
+          f"{prov['points_read']:,} probe points on monitored stretches")
+    for st in model.stretches:
+        print(f"  stretch {st.id}: free-flow {st.free_flow_kmh:.1f} km/h (limit "
+              f"{st.speed_limit_kmh:g}); switch below {st.threshold_low_kmh:.1f}, back above "
+              f"{st.threshold_high_kmh:.1f} km/h")
+    print(f"  window {model.window_s:g} s, dwell {model.min_dwell_s:g} s, min points "
+          f"{model.min_points}; stale fall-back after {model.stale_after_s:g} s")
+
+
+def _print_search(model: GpsModel, table: pd.DataFrame) -> None:
+    prov = model.provenance
+    best = prov["search"]["best"]
+    print()
+    print("search (mean time loss per vehicle over the training days, simulated):")
+    shown = table.sort_values("mean_time_loss_s").head(_SEARCH_ROWS_SHOWN)
+    print_table([[("* " if i == best else "  ") + str(i), r["low_fraction"],
+                  r["hysteresis_kmh"], r["window_s"], r["min_dwell_s"], r["mean_time_loss_s"],
+                  r["switches_per_day"]] for i, r in shown.iterrows()],
+                ["#", "low_frac", "hyst_kmh", "window_s", "dwell_s", "time_loss_s",
+                 "switch/day"])
+    ex = prov["existing_plan"]
+    print(f"existing plan ({ex['controller']}) on the same days (history ground truth): "
+          f"{ex['mean_time_loss_s']:.1f} s/veh")
+    if "held_out" in prov:
+        ho = prov["held_out"]
+        print()
+        print(f"held-out days (seeds {ho['seeds'][0]}..{ho['seeds'][-1]}, not used in "
+              "training; same demand per day for every controller):")
+        print_table([[r["controller"], r["mean_time_loss_s"], r["stretch_speed_kmh"],
+                      float(sum(r["switches_per_day"]) / len(r["switches_per_day"]))]
+                     for r in ho["results"]],
+                    ["controller", "time_loss_s/veh", "stretch_kmh_peak", "switches/day"])
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gpssignal.control.io import write_model
+    from gpssignal.experiment.training import train
+    from gpssignal.model.io import read_scenario
+
+    at_least_one(args, "--candidates")
+    if args.test_days < 0:
+        raise UsageError(f"--test-days = {args.test_days}: must be >= 0")
+    workers(args)
+    out = Path(args.out)
+    check_out_dir(out.parent, "--out")
+    sc = read_scenario(args.scenario)
+    with parallel_backend(args) as backend:
+        model = train(sc, args.history, candidates=args.candidates,
+                      search_seed=args.search_seed, backend=backend, test_days=args.test_days,
+                      progress=StageBars(sc.name, args.quiet))
+    write_model(model, out)
+    table = pd.DataFrame(model.provenance["search"]["candidates"])
+    search_csv = out.with_name(out.stem + ".search.csv")
+    table.to_csv(search_csv, index=False)
+    if not args.quiet:
+        _print_model(model)
+        _print_search(model, table)
+        print(f"written: {out}, {search_csv} ({model.provenance['train_wall_s']:.0f} s)")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------
+
+def _controllers(args: argparse.Namespace) -> list[str] | None:
+    """``--controllers`` as a list (None: every arm), checked against ``--model``."""
+    if args.controllers in (None, "all"):
+        return None
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    for c in controllers:
+        if c.partition(":")[0] not in ("fixed", "tod", "gps", "oracle"):
+            raise UsageError(f"--controllers = {args.controllers!r}: {c!r} is not one of "
+                             "fixed, fixed:PROGRAM, tod, gps, oracle")
+    if args.model is not None and "gps" not in controllers:
+        raise UsageError(f"--model = {args.model!r}: only with 'gps' in --controllers")
+    return controllers
+
+
+def _stop_rule(args: argparse.Namespace) -> StopRule | None:
+    """``--until-ci KPI=HALF_WIDTH`` with ``--max-days``."""
+    from gpssignal.experiment.evaluation import StopRule
+
+    if args.until_ci is None:
+        return None
+    kpi, eq, value = args.until_ci.partition("=")
+    try:
+        target = float(value)
+    except ValueError:
+        target = float("nan")
+    if not eq or not kpi:
+        raise UsageError(f"--until-ci = {args.until_ci!r}: expected KPI=HALF_WIDTH, e.g. "
+                         "mean_time_loss_s=1.0")
+    return StopRule(kpi=kpi.strip(), half_width=target, max_days=args.max_days)
+
+
+def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
+                      backend: LocalBackend | DaskBackend, progress: StageBars
+                      ) -> tuple[GpsModel, str, bytes | None]:
+    """The GPS model: ``--model``, or one trained on separate history days.
+
+    Returns the model, how it was obtained, and its file when trained here.
+    """
+    import tempfile
+
+    from gpssignal.control.io import read_model, write_model
+    from gpssignal.experiment.evaluation import train_for_evaluation
+
+    if args.model is not None:
+        return read_model(args.model), f"given with --model {args.model}", None
+    if not args.quiet:
+        print(f"No --model given: training a GPS model first on {args.train_days} "
+              f"separate history days (seeds {sc.seed}..{sc.seed + args.train_days - 1},"
+              f" not evaluation days), {args.candidates} candidates.")
+    with tempfile.TemporaryDirectory(prefix="gpssignal-train-") as work:
+        model, _ = train_for_evaluation(sc, work, args.train_days, days,
+                                        candidates=args.candidates, backend=backend,
+                                        progress=progress)
+        blob = write_model(model, Path(work) / "model.json").read_bytes()
+    return model, (f"trained by this command on {args.train_days} history days, "
+                   f"{args.candidates} candidates (written to model.json)"), blob
+
+
+def _print_evaluation(ev: Evaluation, meta: dict[str, Any], out: Path, wall_s: float) -> None:
+    import pandas as pd
+
+    from gpssignal.report import comparison_table, headline_table, verdict_sentences
+
+    days = ev.seeds
+    types = ", ".join(f"{t} {n}" for t, n in
+                      pd.Series(list(ev.day_types().values())).value_counts().items())
+    print(f"gpssignal {meta['version']} | scenario {ev.scenario.name} "
+          f"({meta['scenario_hash']}) | {len(days)} days (seeds {days[0]}..{days[-1]}: "
+          f"{types}) | {ev.workers} worker(s)")
+    print()
+    for line in verdict_sentences(ev):
+        print(textwrap.fill(line, width=_WIDTH))
+    print()
+    print("mean [95 % CI] over the days")
+    head = headline_table(ev)
+    print_table(head.values.tolist(), list(head.columns))
+    comp = comparison_table(ev)
+    if len(comp):
+        print()
+        print("GPS controller against the alternatives, paired by day")
+        print_table(comp.drop(columns="unit").values.tolist(),
+                    [c for c in comp.columns if c != "unit"])
+    an = ev.annual_table()
+    an = an[(an["baseline"] == ev.baseline) & (an["controller"].isin(
+        [c for c in ("gps", ev.best_fixed, "oracle") if c]))]
+    if len(an):
+        print()
+        for _, r in an.iterrows():
+            digits = 1 if "t CO2" in r["unit"] else 0
+            print(f"  {r['controller']} vs {r['baseline']}: {r['quantity']} saved "
+                  f"{r['saving_per_year']:,.{digits}f} {r['unit']} [{r['ci95_low']:,.{digits}f}"
+                  f", {r['ci95_high']:,.{digits}f}] ({r['verdict']})")
+        print(textwrap.fill(f"  counted: {an['counted'].iloc[0]}", width=_WIDTH,
+                            subsequent_indent="  "))
+    print()
+    print(f"definitions: docs/definitions.md, docs/evaluation.md | report: "
+          f"{out / 'report.html'} ({wall_s:.0f} s)")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.experiment.evaluation import evaluate_controllers
+    from gpssignal.model.io import read_scenario
+    from gpssignal.report import build_report
+
+    at_least_one(args, "--train-days", "--candidates")
+    days = seeds(args)
+    workers(args)
+    controllers = _controllers(args)
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-evaluation"
+    check_out_dir(out, "--out")
+    t0 = time.perf_counter()
+    progress = StageBars(sc.name, args.quiet)
+    model, how, blob = None, "", None
+    rule = _stop_rule(args)
+    with parallel_backend(args) as backend:
+        if controllers is None or "gps" in controllers:
+            model, how, blob = _evaluation_model(args, sc, days, backend, progress)
+        ev = evaluate_controllers(sc, controllers, days, model=model, backend=backend,
+                                  progress=progress.stage("evaluation"), until_ci=rule,
+                                  day_type=args.day_type)
+    if how:
+        ev.model_info["how"] = how
+    files = build_report(ev) | ({"model.json": blob} if blob is not None else {})
+    tables = {"kpis": ev.kpi_table(), "differences": ev.difference_table(),
+              "capture": ev.capture_table(), "day_types": ev.day_type_table(),
+              "annual": ev.annual_table(), "runs": ev.runs(), "intervals": ev.interval_means(),
+              "approaches": ev.approach_means(), "switches": ev.switches()}
+    meta = {**ev.meta(), "scenario_file": str(args.scenario), "first_seed": args.first_seed}
+    write_or_fail(lambda: write_tables(tables, out, meta, files=files), out)
+    if not args.quiet:
+        _print_evaluation(ev, meta, out, time.perf_counter() - t0)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# tune
+# ---------------------------------------------------------------------------
+
+def _sweep_points(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[str]]:
+    """The points of ``--grid``, ``--range`` and ``--random``, and the swept names."""
+    from gpssignal.experiment.sweep import grid_points, parse_grid, parse_range, random_points
+
+    if not args.grid and not args.range:
+        raise UsageError("--grid: give at least one --grid NAME=START:STOP:STEP (or --range "
+                         "with --random N)")
+    if args.range and args.random < 1:
+        raise UsageError(f"--random = {args.random}: --range needs --random N >= 1")
+    if args.random and not args.range:
+        raise UsageError(f"--random = {args.random}: needs at least one --range")
+    grids = [parse_grid(g) for g in args.grid]
+    ranges = [parse_range(r) for r in args.range]
+    points = grid_points(grids) if grids else [{}]
+    if ranges:
+        extra = random_points(ranges, args.random, args.search_seed)
+        points = [{**p, **q} for p in points for q in extra]
+    return points, [g[0] for g in grids] + [r[0] for r in ranges]
+
+
+def _sweep_model(args: argparse.Namespace, sc: Scenario) -> tuple[GpsModel, str]:
+    """``--model``, or the untrained model of the scenario; and a note saying which."""
+    if args.model is not None:
+        from gpssignal.control.io import read_model
+
+        return read_model(args.model), f"model {args.model}"
+    from gpssignal.control.gps import model_from_scenario
+
+    return model_from_scenario(sc), ("untrained model (free-flow = speed limit; thresholds "
+                                     "and windows from the swept values and the model "
+                                     "defaults)")
+
+
+def _sweep_progress(bar: Progress, name: str, t0: float) -> Callable[[int, int, int], None]:
+    """``progress(done, total, before)`` of a sweep: the bar with runs done and an ETA."""
+    def progress(done: int, total: int, before: int) -> None:
+        ran = done - before
+        eta = ""
+        if ran > 0 and done < total:
+            eta = f" ETA {(time.perf_counter() - t0) / ran * (total - done):.0f} s"
+        bar.label = f"{name} sweep {done}/{total} runs{eta}"
+        bar(done / total if total else 1.0)
+
+    return progress
+
+
+def _print_sweep(summary: pd.DataFrame, params: list[str], meta: dict[str, Any],
+                 out: Path) -> None:
+    from gpssignal.report.sweep import best_setting_text, sensitivity_text
+
+    print(f"{meta['total']} runs: {meta['skipped']} already stored, {meta['run']} run "
+          f"now in {meta['wall_s']:.1f} s ({meta['backend']}, {meta['workers']} worker(s))")
+    best = summary.sort_values("time_loss_saving", ascending=False).head(_SWEEP_POINTS_SHOWN)
+    print_table([[*(f"{r[p]:g}" for p in params), r["time_loss_saving"],
+                  f"[{r['time_loss_saving_ci_low']:.2f}, {r['time_loss_saving_ci_high']:.2f}]",
+                  r["time_loss_verdict"], r["co2_saving"], r["gps_speed_peak_kmh"]]
+                 for _, r in best.iterrows()],
+                [*params, "TL_saved_s/veh", "95% CI", "verdict", "CO2_saved_kg",
+                 "gps_v_peak_kmh"])
+    for line in best_setting_text(summary, params):
+        print("  " + line)
+    for line in sensitivity_text(summary, params):
+        print("  " + line)
+    print(f"results: {out / 'runs.duckdb'} (resumable), {out / 'points.csv'}, "
+          f"{out / 'sweep.html'}")
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.experiment.sweep import (
+        ResultStore,
+        baseline_arms,
+        model_identity,
+        point_summary,
+        run_sweep,
+    )
+    from gpssignal.model.io import read_scenario
+    from gpssignal.report.sweep import sweep_figures, sweep_report
+
+    days = seeds(args)
+    workers(args)
+    points, params = _sweep_points(args)
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
+    check_out_dir(out, "--out")
+    model, model_note = _sweep_model(args, sc)
+    arms = baseline_arms(sc, oracle=not args.no_oracle)
+    store = ResultStore(out / "runs.duckdb", sc, model_identity(model))
+    bar = Progress(f"{sc.name} sweep", enabled=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        with parallel_backend(args) as backend:
+            counts = run_sweep(sc, model, points, days, store, backend,
+                               progress=_sweep_progress(bar, sc.name, t0), baselines=arms)
+        runs = store.frame()
+    finally:
+        bar.close()
+        store.close()
+    wall = time.perf_counter() - t0
+    summary = point_summary(runs, points, days, arms)
+    figures = sweep_figures(summary, params)
+    header = (f"Scenario {sc.name}; {len(points)} points x {len(days)} days (seeds "
+              f"{days[0]}..{days[-1]}), GPS controller paired against the existing plan "
+              f"({arms[0]}), beside {', '.join(arms[1:])}; "
+              f"{model_note}; backend {backend.name} with {backend.workers} worker(s).")
+    meta = {"scenario": sc.name, "scenario_hash": store.scenario_hash, "model": store.model_id,
+            "seeds": days, "points": len(points), "parameters": params, "baselines": arms,
+            "backend": backend.name, "workers": backend.workers, **counts,
+            "wall_s": round(wall, 1)}
+    write_tables({"points": summary, "runs": runs.drop(columns=["params"])}, out, meta,
+                 files={**figures, **sweep_report(summary, params, figures, header)})
+    if not args.quiet:
+        _print_sweep(summary, params, meta, out)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# estimate
+# ---------------------------------------------------------------------------
+
+def _estimate_all(specs: list[JunctionSpec], tpl: Template, days: list[int],
+                  args: argparse.Namespace, backend: LocalBackend | DaskBackend
+                  ) -> tuple[list[JunctionResult], list[RowError]]:
+    """Estimate every junction; a row that fails is reported and skipped."""
+    from gpssignal.estimate import estimate_junction
+    from gpssignal.estimate.junctions import RowError
+
+    results, errors = [], []
+    t0 = time.perf_counter()
+    for k, spec in enumerate(specs, start=1):
+        progress = StageBars(f"[{k}/{len(specs)}] {spec.name}", args.quiet)
+        try:
+            results.append(estimate_junction(spec, tpl, days, args.train_days,
+                                             args.candidates, backend=backend,
+                                             progress=progress))
+        except RowError as e:
+            errors.append(e)
+            print(f"gpssignal estimate: error: {e}; the row is skipped", file=sys.stderr)
+        if not args.quiet:
+            print(f"[{k}/{len(specs)}] {spec.name}: done ({time.perf_counter() - t0:.0f} s)",
+                  file=sys.stderr)
+    return results, errors
+
+
+def _print_estimate(jt: pd.DataFrame, mt: pd.DataFrame, out: Path) -> None:
+    print_table([[r["name"], r["status"], r["time_loss_saved_veh_h_per_year"],
+                  f"[{r['time_loss_ci95_low']:.0f}, {r['time_loss_ci95_high']:.0f}]",
+                  r["co2_saved_t_per_year"],
+                  f"[{r['co2_ci95_low']:.2f}, {r['co2_ci95_high']:.2f}]"]
+                 for _, r in jt[jt["status"] == "ok"].iterrows()],
+                ["junction", "status", "veh·h/yr saved", "95% CI", "t CO2/yr saved",
+                 "95% CI"])
+    print()
+    print_table([[r["municipality"], r["junctions"], r["time_loss_saved_veh_h_per_year"],
+                  r["co2_saved_t_per_year"],
+                  f"[{r['co2_ci95_low']:.2f}, {r['co2_ci95_high']:.2f}]"]
+                 for _, r in mt.iterrows()],
+                ["municipality", "junctions", "veh·h/yr saved", "t CO2/yr saved",
+                 "95% CI"])
+    print(f"results: {out / 'estimate.html'}, {out / 'junctions.csv'}, "
+          f"{out / 'scenarios'}/")
+
+
+def _estimate_files(results: list[JunctionResult], jt: pd.DataFrame, mt: pd.DataFrame,
+                    header: str) -> dict[str, bytes]:
+    """The estimator's report, and each junction's generated scenario and model."""
+    from gpssignal.report.estimate import estimate_report
+
+    files = estimate_report(jt, mt, header)
+    for r in results:
+        files[f"scenarios/{r.spec.id}.toml"] = r.scenario_toml.encode()
+        files[f"models/{r.spec.id}.json"] = r.model_json
+    return files
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from gpssignal import __version__
+    from gpssignal.estimate import (
+        junction_table,
+        municipality_table,
+        read_junctions,
+        read_template,
+    )
+    from gpssignal.evaluate.io import write_tables
+
+    at_least_one(args, "--train-days", "--candidates")
+    days = seeds(args)
+    workers(args)
+    out = Path(args.out) if args.out else \
+        Path("results") / f"{Path(args.junctions).stem}-estimate"
+    check_out_dir(out, "--out")
+    tpl = read_template(args.template)
+    specs, errors = read_junctions(args.junctions)
+    for e in errors:
+        print(f"gpssignal estimate: error: {e}; the row is skipped", file=sys.stderr)
+    t0 = time.perf_counter()
+    with parallel_backend(args) as backend:
+        results, failed = _estimate_all(specs, tpl, days, args, backend)
+    jt, mt = junction_table(results, errors + failed), municipality_table(results)
+    header = (f"{len(results)} of {len(specs) + len(errors)} junctions estimated from "
+              f"{args.junctions}; each: {args.train_days} training days, {args.candidates} "
+              f"candidates, fixed timing vs GPS controller on {len(days)} days (seeds "
+              f"{days[0]}..{days[-1]}); assumptions: {args.template}. Periods and "
+              "directions: each junction's period from the list, all approaches.")
+    meta = {"junctions_file": str(args.junctions), "template": str(args.template),
+            "seeds": days, "train_days": args.train_days, "candidates": args.candidates,
+            "version": __version__, "rows_ok": len(results),
+            "rows_failed": len(errors) + len(failed),
+            "wall_s": round(time.perf_counter() - t0, 1)}
+    if results:
+        write_tables({"junctions": jt, "municipalities": mt}, out, meta,
+                     files=_estimate_files(results, jt, mt, header))
+        if not args.quiet:
+            _print_estimate(jt, mt, out)
+    return 2 if errors or failed else 0
+
+
+# ---------------------------------------------------------------------------
+# Parsers
+# ---------------------------------------------------------------------------
+
+def _training_options(what: str) -> argparse.ArgumentParser:
+    """``--train-days`` and ``--candidates`` of ``evaluate`` and ``estimate``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--train-days", type=int, default=5,
+                   help=f"{what}history days to train on (default: 5)")
+    p.add_argument("--candidates", type=int, default=16,
+                   help=f"{what}candidate settings in training (default: 16)")
+    return p
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", parents=[quiet_options(), parallel_options()],
+                        help="train the GPS controller on a probe history",
+                        description="Measure free-flow speeds and speed profiles of the "
+                        "monitored stretches from a probe history (read with DuckDB), then "
+                        "choose thresholds, hysteresis, window and dwell by simulating the "
+                        "history's days with candidate settings (seeded random search) and "
+                        "keeping the lowest mean time loss. Writes the model (JSON, with its "
+                        "provenance) and MODEL.search.csv.")
+    tr.add_argument("scenario", help="scenario TOML file the history was simulated from")
+    tr.add_argument("--history", required=True, help="folder written by `gpssignal history`")
+    tr.add_argument("--out", required=True, help="model file to write (.json)")
+    tr.add_argument("--candidates", type=int, default=16,
+                    help="candidate settings to simulate (default: 16)")
+    tr.add_argument("--search-seed", type=seed, default=0,
+                    help="seed of the random search (default: 0)")
+    tr.add_argument("--test-days", type=int, default=0,
+                    help="also compare fixed, tod and the model on this many held-out days")
+    tr.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    days = days_options(10, "simulated days per controller (default: %(default)s)", 1001,
+                        "seed of the first day; days are first..first+N-1 (default: "
+                        "%(default)s, apart from history days, which start at the "
+                        "scenario's seed)")
+    ev = sub.add_parser("evaluate", parents=[quiet_options(), days, parallel_options(),
+                                             _training_options("without --model: ")],
+                        help="compare every plan with the existing one over N days and "
+                        "write the report",
+                        description="Simulate N weekdays (replications) under every program "
+                        "fixed, the time-of-day plan, the GPS controller and the hindsight bound "
+                        "(oracle), with the same demand per day; report every KPI with its mean "
+                        "and 95 %% confidence interval, the paired differences against the "
+                        "scenario's existing plan, the best fixed program (chosen on the "
+                        "model's training days) and time of day, the capture ratio, results "
+                        "per day type, annualised savings; write report.html (self-contained), "
+                        "report.md, PNG figures and CSV/Parquet tables to --out. Without "
+                        "--model, a GPS model is first trained on separate history days.")
+    ev.add_argument("scenario", help="scenario TOML file, e.g. scenarios/vallensbaek.toml")
+    ev.add_argument("--model", default=None, help="GPS model from `gpssignal train` (default: "
+                    "train one first)")
+    ev.add_argument("--controllers", default="all",
+                    help="comma-separated, among fixed (the default program), fixed:PROGRAM, "
+                    "tod, gps, oracle (default: all: every program fixed, tod, gps, oracle); "
+                    "the scenario's existing plan is always included")
+    ev.add_argument("--until-ci", default=None, metavar="KPI=HALF_WIDTH",
+                    help="keep adding days until the 95 %% half-width of (gps - existing "
+                    "plan) for KPI is at most HALF_WIDTH (KPI units), e.g. "
+                    "mean_time_loss_s=1.0; see --max-days")
+    ev.add_argument("--max-days", type=int, default=60,
+                    help="with --until-ci: the most days to run (default: %(default)s)")
+    ev.add_argument("--day-type", default=None,
+                    help="run every day as this day type of the scenario's mix (default: "
+                    "each day draws its type from the mix)")
+    ev.add_argument("--out", default=None,
+                    help="output folder (default: results/SCENARIO-evaluation)")
+    ev.set_defaults(func=_cmd_evaluate)
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    days = days_options(5, "days per point (default: %(default)s)", 2001,
+                        "seed of the first day (default: %(default)s)")
+    tu = sub.add_parser("tune", parents=[quiet_options(), days, parallel_options()],
+                        help="sweep controller / probe / demand parameters, paired "
+                        "against the existing plan",
+                        description="Run the GPS controller for every point of a parameter "
+                        "grid (or random search) on N days, each paired with the scenario's "
+                        "existing plan on the same days, beside every program fixed and the "
+                        "hindsight bound (oracle). Every finished run is stored at once in "
+                        "OUT/runs.duckdb, so an interrupted sweep resumes where it stopped. "
+                        "Parameters: controller (threshold_low_kmh, low_fraction, "
+                        "hysteresis_kmh, window_s, min_dwell_s, min_points, stale_after_s, "
+                        "decision_interval_s), probe feed (penetration, period_s, "
+                        "latency_fixed_s, latency_jitter_s, position_sigma_m, speed_sigma_kmh, "
+                        "heading_sigma_deg, dropout) and demand_scale.")
+    tu.add_argument("scenario", help="scenario TOML file")
+    tu.add_argument("--grid", action="append", default=[],
+                    help="NAME=START:STOP:STEP (stop included) or NAME=V1,V2,...; repeat for "
+                    "a Cartesian grid")
+    tu.add_argument("--range", action="append", default=[],
+                    help="NAME=LOW:HIGH for random search (with --random N)")
+    tu.add_argument("--random", type=int, default=0, help="random points drawn in the ranges")
+    tu.add_argument("--search-seed", type=seed, default=0, help="seed of the random search")
+    tu.add_argument("--model", default=None,
+                    help="GPS model to start from (default: an untrained model)")
+    tu.add_argument("--no-oracle", action="store_true",
+                    help="skip the hindsight bound (about 15 extra simulated days per day and "
+                    "demand point on the default scenario)")
+    tu.add_argument("--out", default=None, help="output folder (default: results/SCENARIO-sweep)")
+    tu.set_defaults(func=_cmd_tune)
+
+
+def _add_estimate(sub: argparse._SubParsersAction) -> None:
+    days = days_options(10, "evaluation days per junction (default: %(default)s)", 1001,
+                        "seed of the first evaluation day (default: %(default)s)")
+    es = sub.add_parser("estimate", parents=[quiet_options(), days, parallel_options(),
+                                             _training_options("")],
+                        help="estimate time loss and CO2 savings for a list of "
+                        "junctions (CSV)",
+                        description="For each row of JUNCTIONS (docs/estimate.md): generate a "
+                        "scenario from the template, simulate history days and train a GPS "
+                        "model, then evaluate fixed timing against it on N days. Writes "
+                        "per-junction and per-municipality annual savings with 95 % CI "
+                        "(CSV, estimate.html), the generated scenarios and models. Bad rows "
+                        "are reported (row and column) and skipped; the others still run, "
+                        "and the exit code is then 2.")
+    es.add_argument("junctions", help="junction list, e.g. data/junctions_example.csv")
+    es.add_argument("--template", default=str(_DEFAULT_TEMPLATE),
+                    help="estimator assumptions (default: scenarios/estimate_template.toml)")
+    es.add_argument("--out", default=None,
+                    help="output folder (default: results/JUNCTIONS-estimate)")
+    es.set_defaults(func=_cmd_estimate)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``evaluate``, ``tune`` and ``estimate`` to ``sub``."""
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_tune(sub)
+    _add_estimate(sub)

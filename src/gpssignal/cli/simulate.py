@@ -1,0 +1,354 @@
+"""Simulating days: ``run``, ``probes``, ``history`` and ``validate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpssignal.cli.common import (
+    Progress,
+    UsageError,
+    check_date,
+    check_out_dir,
+    decision_frame,
+    parallel_backend,
+    parallel_options,
+    print_table,
+    quiet_options,
+    seed,
+    workers,
+    write_or_fail,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gpssignal.experiment.run import ControllerSpec, RunOutput
+    from gpssignal.model.scenario import ProbeSettings, Scenario
+    from gpssignal.sim.engine import SimResult
+
+__all__ = ["register"]
+
+_PROBE_OVERRIDES = {
+    # option: (ProbeSettings field, type, help)
+    "--penetration": ("penetration", float, "share of vehicles that report, 0-1"),
+    "--period": ("period_s", float, "reporting period [s]"),
+    "--position-sigma": ("position_sigma_m", float, "GPS position error sd per axis [m]"),
+    "--speed-sigma": ("speed_sigma_kmh", float, "speed error sd [km/h]"),
+    "--dropout": ("dropout", float, "probability that a report is lost, 0-1"),
+    "--latency": ("latency_fixed_s", float, "fixed delivery delay [s]"),
+    "--latency-jitter": ("latency_jitter_s", float, "extra uniform delay 0..J [s]"),
+    "--anonymisation": ("anonymisation", str, "idless | rotating | raw (tests only)"),
+    "--rotation": ("rotation_s", float, "pseudonym lifetime in rotating mode [s]"),
+    "--trim": ("trim_m", float, "metres never reported at each trip end [m]"),
+}
+
+
+def _probe_options() -> argparse.ArgumentParser:
+    """The probe-feed overrides of ``probes`` and ``history``."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("probe feed (defaults: the scenario's [probes])")
+    for opt, (_, typ, help_) in _PROBE_OVERRIDES.items():
+        g.add_argument(opt, type=typ, default=None, help=help_)
+    return p
+
+
+def _probe_settings(args: argparse.Namespace, scenario: Scenario) -> ProbeSettings:
+    """The scenario's ``[probes]`` with the options given (validated by ProbeSettings)."""
+    changes = {}
+    for opt, (fieldname, _, _) in _PROBE_OVERRIDES.items():
+        value = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if value is not None:
+            changes[fieldname] = value
+    return dataclasses.replace(scenario.probes, **changes)
+
+
+# ---------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------
+
+def _controller_spec(args: argparse.Namespace) -> ControllerSpec:
+    """``--controller``, ``--program`` and ``--model`` as a spec."""
+    from gpssignal.experiment.run import ControllerSpec
+
+    if args.program is not None and args.controller != "fixed":
+        raise UsageError(f"--program = {args.program!r}: only with --controller fixed")
+    if (args.model is None) != (args.controller != "gps"):
+        raise UsageError(f"--model = {args.model!r}: needed with --controller gps, and only "
+                         "with it")
+    model = None
+    if args.model is not None:
+        from gpssignal.control.io import read_model
+
+        model = read_model(args.model)
+    return ControllerSpec(kind=args.controller, program=args.program, model=model)
+
+
+def _trajectory_frame(result: SimResult) -> pd.DataFrame:
+    """The recorded trajectories with link ids instead of link indices."""
+    import pandas as pd
+
+    tr = pd.DataFrame(result.trajectories)
+    tr["link"] = pd.Categorical.from_codes(tr["link"], result.network.link_ids)
+    return tr
+
+
+def _run_outputs(run: RunOutput, args: argparse.Namespace
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The tables and the meta.json of ``gpssignal run``."""
+    from gpssignal.control.gps import GpsController
+    from gpssignal.evaluate.metrics import run_tables
+
+    result = run.result
+    tables = run_tables(result)
+    info = run.meta.as_dict()
+    if isinstance(run.controller, GpsController):
+        rt = run.controller.runtime
+        tables["decisions"] = decision_frame(rt)
+        info.update({"model_file": str(args.model), "probe_points": rt.points_in,
+                     "probe_points_matched": rt.points_matched,
+                     "stale_fallbacks": rt.stale_events})
+    if args.trajectories and result.trajectories is not None:
+        tables["trajectories"] = _trajectory_frame(result)
+    info.update({"scenario_file": str(args.scenario), "in_network_at_end": result.in_network,
+                 "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
+                 "red_crossings": result.red_crossings, "end_s": result.end_s,
+                 "program_switches": len(result.switches)})
+    return tables, info
+
+
+def _print_run(run: RunOutput, tables: dict[str, pd.DataFrame], args: argparse.Namespace,
+               files: list[Path], out: Path, wall_s: float) -> None:
+    meta, result = run.meta, run.result
+    s = tables["summary"]
+    cols = [c for c in ("period", "peak_hour") if c in s.columns]
+    print(f"gpssignal {meta.version} | scenario {meta.scenario} ({meta.scenario_hash}) | "
+          f"controller {args.controller} | seed {meta.seed} | day: demand "
+          f"x{meta.demand_level:.3f}, peak shift {meta.peak_shift_s:+.0f} s")
+    print()
+    print_table([[r["kpi"], r["unit"], *[r[c] for c in cols]] for _, r in s.iterrows()],
+                ["kpi", "unit", *cols])
+    print()
+    a = tables["approaches"]
+    print_table([[r["junction"], r["approach_link"], r["crossings"], r["control_delay_s"],
+                  r["los"], r["queue_mean_m"], r["queue_p95_m"], r["queue_max_m"]]
+                 for _, r in a.iterrows()],
+                ["junction", "approach", "veh", "delay_s", "LOS", "q_mean_m", "q_p95_m",
+                 "q_max_m"])
+    print()
+    print(f"signal states checked: {result.monitor_checks:,} (no violation); program switches: "
+          f"{len(result.switches)}; simulated {result.end_s:,.0f} s in {result.wall_s:.2f} s")
+    print(f"definitions: docs/definitions.md | results ({len(files)} files, {wall_s:.1f} s): "
+          f"{out}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.experiment.run import RunSpec, run_one
+    from gpssignal.model.io import read_scenario
+
+    sc = read_scenario(args.scenario)
+    day = sc.seed if args.seed is None else args.seed
+    out = Path(args.out) if args.out else \
+        Path("results") / f"{sc.name}-{args.controller}-seed{day}"
+    check_out_dir(out, "--out")
+    spec = RunSpec(scenario=sc, controller=_controller_spec(args), seed=day,
+                   record_trajectories=args.trajectories)
+    bar = Progress(f"{sc.name} {args.controller}", enabled=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        run = run_one(spec, progress=bar)
+    finally:
+        bar.close()
+    tables, info = _run_outputs(run, args)
+    files = write_or_fail(lambda: write_tables(tables, out, info, csv=not args.no_csv), out)
+    if not args.quiet:
+        _print_run(run, tables, args, files, out, time.perf_counter() - t0)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# probes
+# ---------------------------------------------------------------------------
+
+def _cmd_probes(args: argparse.Namespace) -> int:
+    from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
+    from gpssignal.model.io import read_scenario
+    from gpssignal.probes.io import stream_to_frame, write_probes
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--out = {str(out)!r}: must end in .csv or .parquet")
+    check_out_dir(out.parent, "--out")
+    sc = read_scenario(args.scenario)
+    settings = _probe_settings(args, sc)
+    spec = RunSpec(scenario=sc, controller=ControllerSpec.parse(args.controller),
+                   seed=sc.seed if args.seed is None else args.seed, probes=settings,
+                   sample_probes=True)
+    date = args.date or sc.date
+    check_date(date)
+    bar = Progress(f"{sc.name} probes", enabled=not args.quiet)
+    try:
+        run = run_one(spec, progress=bar)
+    finally:
+        bar.close()
+    assert run.probes is not None  # sample_probes=True
+    frame = stream_to_frame(run.probes, sc, date=date)
+    info = {**run.meta.as_dict(), "date": date, "anonymisation": settings.anonymisation,
+            "probe_settings": {k: getattr(settings, k) for k in settings.__slots__}}
+    write_or_fail(lambda: write_probes(frame, out, info), out)
+    if not args.quiet:
+        n_probe = len(set(run.probes.truth["vid"].tolist()))
+        minutes = (sc.duration_s + sc.drain_s) / 60.0
+        print(f"{len(frame):,} points from {n_probe:,} probe vehicles of "
+              f"{len(run.result.arrivals):,} ({settings.penetration:.1%} penetration, every "
+              f"{settings.period_s:g} s, {settings.anonymisation}); {len(frame) / minutes:,.1f} "
+              f"points/min; seed {run.meta.seed}, date {date}")
+        print(f"written: {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# history
+# ---------------------------------------------------------------------------
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from gpssignal.experiment.history import simulate_history
+    from gpssignal.model.io import read_scenario
+
+    if args.days < 1:
+        raise UsageError(f"--days = {args.days}: must be at least 1")
+    workers(args)  # checked before any work
+    sc = read_scenario(args.scenario)
+    settings = _probe_settings(args, sc)
+    if args.start_date:
+        check_date(args.start_date, "--start-date")
+    out = Path(args.out)
+    check_out_dir(out, "--out")
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise UsageError(f"--out = {str(out)!r}: exists, is not empty and is not a gpssignal "
+                         "history; not overwriting")
+    t0 = time.perf_counter()
+    bar = Progress(f"{sc.name} history", enabled=not args.quiet)
+    try:
+        with parallel_backend(args) as backend:
+            manifest = simulate_history(sc, args.days, out, start_date=args.start_date,
+                                        first_seed=args.seed, probes=settings,
+                                        backend=backend, progress=bar.fraction)
+    finally:
+        bar.close()
+    if not args.quiet:
+        days = manifest["days"]
+        pts = sum(d["points"] for d in days)
+        print(f"{len(days)} weekdays {days[0]['date']} .. {days[-1]['date']} (seeds "
+              f"{days[0]['seed']}..{days[-1]['seed']}) under '{manifest['controller']}': "
+              f"{pts:,} probe points; {time.perf_counter() - t0:.1f} s")
+        print(f"written: {out}/manifest.json, {out}/probes/date=*/, {out}/truth/date=*/")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# validate
+# ---------------------------------------------------------------------------
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from gpssignal.emissions import scenario_emissions
+    from gpssignal.model.io import format_clock, read_scenario, scenario_hash
+
+    sc = read_scenario(args.scenario)
+    scenario_emissions(sc)  # emission classes must be known
+    n = sum(sum(f.flow_vph) * sc.demand.interval_s / 3600.0 for f in sc.demand.flows)
+    print(f"{args.scenario}: valid scenario '{sc.name}' (hash {scenario_hash(sc)})")
+    print(f"  {len(sc.junctions)} junction(s), {len(sc.links)} links, "
+          f"{len(sc.demand.flows)} demand flows, ~{n:,.0f} vehicles expected, "
+          f"{format_clock(sc.start_clock_s)}-{format_clock(sc.end_clock_s)}")
+    for j in sc.junctions:
+        progs = ", ".join(f"{p.name} ({p.cycle_s:g} s)" for p in j.programs)
+        print(f"  {j.id} {j.name}: groups {', '.join(j.groups)}; programs {progs}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Parsers
+# ---------------------------------------------------------------------------
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", parents=[quiet_options()],
+                         help="simulate one day of a scenario and write its results",
+                         description="Simulate one day (one seed) of SCENARIO under a "
+                         "controller; write per-vehicle, per-interval, per-approach and "
+                         "per-movement tables (Parquet and CSV) and meta.json to --out, "
+                         "and print a summary.")
+    run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/vallensbaek.toml")
+    run.add_argument("--controller", default="fixed", choices=["fixed", "tod", "gps"],
+                     help="fixed: one program all day (default: each junction's default "
+                     "program); tod: the scenario's time-of-day schedule; gps: the GPS "
+                     "speed-threshold controller fed by the simulated probe stream "
+                     "(needs --model) (default: fixed)")
+    run.add_argument("--model", default=None, help="with --controller gps: a model file "
+                     "from `gpssignal train`")
+    run.add_argument("--program", default=None,
+                     help="with --controller fixed: the program to run at every junction")
+    run.add_argument("--seed", type=seed, default=None,
+                     help="the simulated day (default: the scenario's seed)")
+    run.add_argument("--out", default=None,
+                     help="output folder (default: results/SCENARIO-CONTROLLER-seedN)")
+    run.add_argument("--trajectories", action="store_true",
+                     help="also write every vehicle's state at every step (large)")
+    run.add_argument("--no-csv", action="store_true", help="write Parquet only")
+    run.set_defaults(func=_cmd_run)
+
+
+def _add_probes(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser("probes", parents=[quiet_options(), _probe_options()],
+                        help="simulate one day and write its GPS probe stream",
+                        description="Simulate one day of SCENARIO and write the GPS probe "
+                        "points a real feed would deliver (sampling, noise, dropouts, latency, "
+                        "anonymisation from the scenario's [probes], overridable here) to "
+                        "--out (.csv or .parquet, UTC timestamps).")
+    pr.add_argument("scenario", help="scenario TOML file")
+    pr.add_argument("--seed", type=seed, default=None, help="the simulated day")
+    pr.add_argument("--out", required=True, help="probe file to write (.csv or .parquet)")
+    pr.add_argument("--controller", default="fixed", choices=["fixed", "tod"],
+                    help="signal control during the day (default: fixed)")
+    pr.add_argument("--date", default=None, help="calendar date of the day (default: the "
+                    "scenario's date)")
+    pr.set_defaults(func=_cmd_probes)
+
+
+def _add_history(sub: argparse._SubParsersAction) -> None:
+    hi = sub.add_parser("history",
+                        parents=[quiet_options(), parallel_options(), _probe_options()],
+                        help="simulate N weekdays of probe data under the existing plan",
+                        description="Simulate N weekdays (seed, seed+1, ...; each a "
+                        "different day by the scenario's [variability]) under the existing "
+                        "plan (the time-of-day schedule, or fixed time without one) and "
+                        "write their probe streams and ground truth, partitioned by date. "
+                        "With --backend dask, the workers write into a temporary folder "
+                        "beside --out: they need a file system shared with this machine.")
+    hi.add_argument("scenario", help="scenario TOML file")
+    hi.add_argument("--days", type=int, required=True, help="number of weekdays")
+    hi.add_argument("--out", required=True, help="output folder")
+    hi.add_argument("--seed", type=seed, default=None,
+                    help="seed of the first day (default: the scenario's seed)")
+    hi.add_argument("--start-date", default=None,
+                    help="first date; weekends are skipped (default: the scenario's date)")
+    hi.set_defaults(func=_cmd_history)
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    val = sub.add_parser("validate", help="check a scenario file and describe it",
+                         description="Load and validate SCENARIO; print what it contains.")
+    val.add_argument("scenario", help="scenario TOML file")
+    val.set_defaults(func=_cmd_validate)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``probes``, ``history`` and ``validate`` to ``sub``."""
+    _add_run(sub)
+    _add_probes(sub)
+    _add_history(sub)
+    _add_validate(sub)

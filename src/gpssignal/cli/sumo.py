@@ -1,0 +1,141 @@
+"""Eclipse SUMO as a reference: ``export-sumo`` and ``cross-check`` (the sumo extra)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gpssignal.cli.common import UsageError, check_out_dir, print_table, quiet_options, seed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["register"]
+
+
+# ---------------------------------------------------------------------------
+# export-sumo
+# ---------------------------------------------------------------------------
+
+def _cmd_export_sumo(args: argparse.Namespace) -> int:
+    from gpssignal.interop.sumo_export import export_sumo
+    from gpssignal.model.io import read_scenario
+
+    sc = read_scenario(args.scenario)
+    out = Path(args.outdir)
+    check_out_dir(out, "OUTDIR")
+    day = sc.seed if args.seed is None else args.seed
+    ex = export_sumo(sc, out, seed=day, fcd=args.fcd)
+    if not args.quiet:
+        print(f"SUMO scenario of {sc.name} (day seed {day}) written to {ex.folder}; link "
+              "indices checked: " + "; ".join(f"{j}: {' '.join(g)}"
+                                               for j, g in ex.link_groups.items()))
+        print(f"run it with: sumo -c {ex.config}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# cross-check
+# ---------------------------------------------------------------------------
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 1,2,3``: at least one seed, each >= 0."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds = {text!r}: expected integers like 1,2,3") from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds = {text!r}: give at least one seed >= 0")
+    return seeds
+
+
+def _print_gps(gps: pd.DataFrame) -> None:
+    g = gps.pivot_table(index="seed", columns=["simulator", "controller"],
+                        values="mean_time_loss_s")
+    print()
+    print("GPS controller - fixed timing, mean time loss per vehicle [s], per day:")
+    print_table([[s_, g.loc[s_, ("gpssignal", "gps")] - g.loc[s_, ("gpssignal", "fixed")],
+                  g.loc[s_, ("sumo", "gps")] - g.loc[s_, ("sumo", "fixed")]]
+                 for s_ in g.index], ["seed", "gpssignal", "sumo (libsumo)"])
+
+
+def _cmd_cross_check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gpssignal import __version__
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.interop.compare import compare_fixed, compare_gps, summary
+    from gpssignal.interop.sumo import sumo_version
+    from gpssignal.model.io import read_scenario, scenario_hash
+
+    seeds = _seed_list(args.seeds)
+    sc = read_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
+    check_out_dir(out, "--out")
+    version = sumo_version()
+    tables = {}
+    with tempfile.TemporaryDirectory(prefix="gpssignal-xcheck-") as work:
+        df = compare_fixed(sc, seeds, work)
+        if args.model is not None:
+            from gpssignal.control.io import read_model
+
+            tables["gps"] = compare_gps(sc, read_model(args.model), seeds, work)
+    summ = summary(df)
+    write_tables({"runs": df, "summary": summ, **tables}, out,
+                 {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
+                  "version": __version__, "sumo": version})
+    if not args.quiet:
+        print(f"{sc.name}, fixed timing, seeds {','.join(map(str, seeds))}: gpssignal "
+              f"{__version__} vs {version} (same vehicles; definitions: docs/validation.md)")
+        print_table([[r["kpi"], r["gpssignal"], r["sumo"], r["sumo_vs_gpssignal_pct"]]
+                     for _, r in summ.iterrows()],
+                    ["kpi", "gpssignal", "sumo", "sumo vs gpssignal %"])
+        if "gps" in tables:
+            _print_gps(tables["gps"])
+        print(f"written: {out}/runs.csv, {out}/summary.csv" + (", gps.csv" if tables else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Parsers
+# ---------------------------------------------------------------------------
+
+def _add_export_sumo(sub: argparse._SubParsersAction) -> None:
+    xs = sub.add_parser("export-sumo", parents=[quiet_options()],
+                        help="write a runnable Eclipse SUMO scenario",
+                        description="Export SCENARIO and the vehicles of one day (--seed) to "
+                        "OUTDIR as a SUMO scenario: plain network built with netconvert (no "
+                        "internal lanes), every signal program as a tlLogic, vehicle types "
+                        "(IDM, HBEFA4 classes), the same vehicles as gpssignal's run of that "
+                        "seed, an E3 detector on the monitored stretch, and run.sumocfg "
+                        "(tripinfo with emissions, summary, FCD of the probe share). Needs "
+                        "the sumo extra.")
+    xs.add_argument("scenario", help="scenario TOML file")
+    xs.add_argument("outdir", help="output folder")
+    xs.add_argument("--seed", type=seed, default=None, help="the day (default: scenario seed)")
+    xs.add_argument("--fcd", action="store_true",
+                    help="FCD output of every vehicle (default: the probe share only)")
+    xs.set_defaults(func=_cmd_export_sumo)
+
+
+def _add_cross_check(sub: argparse._SubParsersAction) -> None:
+    xc = sub.add_parser("cross-check", parents=[quiet_options()],
+                        help="fixed timing in gpssignal and in SUMO on the same days",
+                        description="For each seed: run gpssignal under fixed timing, export "
+                        "the scenario with the same vehicles to SUMO, run SUMO, and compare "
+                        "mean time loss, throughput, monitored-stretch speed and CO2 per "
+                        "vehicle-km (docs/validation.md). Needs the sumo extra.")
+    xc.add_argument("scenario", help="scenario TOML file")
+    xc.add_argument("--seeds", default="1,2,3", help="comma-separated days (default: 1,2,3)")
+    xc.add_argument("--model", default=None,
+                    help="also run this GPS model in both simulators (in SUMO through libsumo)")
+    xc.add_argument("--out", default=None,
+                    help="output folder (default: results/SCENARIO-cross-check)")
+    xc.set_defaults(func=_cmd_cross_check)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``export-sumo`` and ``cross-check`` to ``sub``."""
+    _add_export_sumo(sub)
+    _add_cross_check(sub)

@@ -1,0 +1,198 @@
+"""The one pool loop: run independent tasks on a backend, report progress.
+
+Every experiment that runs many simulations (evaluation, training, history,
+sweeps, the estimator) calls :func:`map_runs` with a picklable function and
+its tasks. Two backends run them:
+
+* :class:`LocalBackend`: a pool of local processes (``workers = 1`` runs in
+  this process, which is what tests and small jobs want);
+* :class:`DaskBackend`: ``dask.distributed``, a ``LocalCluster`` on this
+  machine or an existing scheduler of a cluster.
+
+A task's result depends only on the task (each run seeds its own random
+streams), so results are identical whatever the backend and the number of
+workers; :func:`map_runs` returns them in task order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Protocol, TypeVar
+
+from gpssignal.errors import GpssignalError
+
+__all__ = ["BACKENDS", "Backend", "DaskBackend", "LocalBackend", "make_backend", "map_runs"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Backend names the command line offers (``--backend``).
+BACKENDS = ("local", "dask")
+
+
+class Backend(Protocol):
+    """Runs ``fn`` over tasks, yielding ``(index, result)`` as each finishes."""
+
+    name: str
+    workers: int
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]))`` in the order the runs finish."""
+        ...
+
+    def close(self) -> None:
+        """Release the workers."""
+        ...
+
+
+def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
+    fn, index, item = args
+    return index, fn(item)
+
+
+class LocalBackend:
+    """A pool of local processes; ``workers <= 1`` runs in this process.
+
+    Parameters
+    ----------
+    workers : int
+        Processes [-].
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 1) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise GpssignalError(f"workers = {workers!r}: must be a whole number >= 1")
+        self.workers = workers
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]))`` as the runs finish."""
+        if self.workers <= 1 or len(items) <= 1:
+            for k, it in enumerate(items):
+                yield k, fn(it)
+            return
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+            futures = [pool.submit(_indexed, (fn, k, it)) for k, it in enumerate(items)]
+            for f in as_completed(futures):
+                yield f.result()
+
+    def close(self) -> None:
+        """Nothing to release: each :meth:`run` owns its pool."""
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskBackend:
+    """``dask.distributed``: an existing scheduler, or a ``LocalCluster``.
+
+    On a cluster, start ``dask scheduler`` on one machine and ``dask worker
+    tcp://SCHEDULER:8786 --nthreads 1`` on each machine (with gpssignal
+    installed, same version), then pass ``scheduler="tcp://SCHEDULER:8786"``
+    (``--scheduler`` on the command line).
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes of the ``LocalCluster`` [-] (ignored with a scheduler).
+    scheduler : str, optional
+        Address of a running scheduler.
+    """
+
+    name = "dask"
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        # Keep the command's output readable: dask logs its life cycle at INFO.
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.cluster = None
+        if scheduler:
+            self.client = Client(scheduler)
+        else:
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                        processes=True, dashboard_address=None)
+            self.client = Client(self.cluster)
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]))`` as the runs finish."""
+        from dask.distributed import as_completed as dask_completed
+
+        if not items:
+            return
+        futures = [self.client.submit(_indexed, (fn, k, it), pure=False)
+                   for k, it in enumerate(items)]
+        for f in dask_completed(futures):
+            yield f.result()
+            f.release()
+
+    def close(self) -> None:
+        """Close the client and the local cluster, if this backend started one."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> DaskBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_backend(name: str = "local", workers: int = 1,
+                 scheduler: str | None = None) -> LocalBackend | DaskBackend:
+    """A backend by name (:data:`BACKENDS`).
+
+    Raises
+    ------
+    GpssignalError
+        For an unknown name, or a scheduler given to the local backend.
+    """
+    if name == "local":
+        if scheduler:
+            raise GpssignalError(f"scheduler = {scheduler!r}: only with backend 'dask'")
+        return LocalBackend(workers)
+    if name == "dask":
+        return DaskBackend(workers, scheduler)
+    raise GpssignalError(f"backend = {name!r}: must be one of {', '.join(BACKENDS)}")
+
+
+def map_runs(fn: Callable[[T], R], items: Sequence[T],
+             backend: LocalBackend | DaskBackend | None = None,
+             progress: Callable[[int, int], None] | None = None,
+             on_result: Callable[[int, R], None] | None = None) -> list[R]:
+    """Run ``fn`` on every item on ``backend``; return the results in item order.
+
+    Parameters
+    ----------
+    fn : callable
+        A picklable (module-level) function of one task.
+    items : sequence
+        The tasks.
+    backend : LocalBackend or DaskBackend, optional
+        Default: this process, one task after another.
+    progress : callable, optional
+        ``progress(done, total)`` after each finished task.
+    on_result : callable, optional
+        ``on_result(index, result)`` as each task finishes (e.g. to store it
+        at once, so an interrupted job keeps what finished).
+    """
+    runner = backend if backend is not None else LocalBackend(1)
+    out: list[Any] = [None] * len(items)
+    done = 0
+    for index, result in runner.run(fn, items):
+        out[index] = result
+        done += 1
+        if on_result is not None:
+            on_result(index, result)
+        if progress is not None:
+            progress(done, len(items))
+    return out

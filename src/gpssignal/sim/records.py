@@ -1,0 +1,248 @@
+"""What the engine records during a run: per-vehicle outcomes, junction
+passages, signal changes, queue samples and trajectories.
+
+Each part grows or fills its own columns and hands them to
+:class:`gpssignal.sim.engine.SimResult` at the end of the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpssignal.model.signals import GREEN, RED_AMBER
+from gpssignal.sim.kernel import (
+    F_ACC,
+    F_CO2,
+    F_DIST,
+    F_FC,
+    F_POS,
+    I_LANE,
+    I_VID,
+    sample_queues,
+)
+from gpssignal.sim.network import NO_INDEX, CompiledNetwork
+from gpssignal.sim.vehicles import VehicleArrays, WorkBuffers
+
+__all__ = ["QUEUE_MAX_CLEAR_M", "QUEUE_SAMPLE_S", "QUEUE_SPEED_MPS", "PassageLog",
+           "QueueSampler", "SignalState", "TrajectoryLog", "VehicleOutcomes"]
+
+#: A vehicle counts as queued below this speed (5 km/h) [m/s].
+QUEUE_SPEED_MPS = 5.0 / 3.6
+#: Queues are sampled at this interval [s].
+QUEUE_SAMPLE_S = 1.0
+#: A queue goes on while the clear distance to the vehicle ahead is at most
+#: this (VISSIM's default "max. clear distance" of its queue counters) [m].
+QUEUE_MAX_CLEAR_M = 20.0
+#: Queue samples allocated beyond the run's nominal length (the first sample
+#: and a rounding margin) [samples].
+_SPARE_QUEUE_SAMPLES = 2
+#: Passage id meaning "no passage awaits its control delay".
+_NO_PASSAGE = -1
+#: Trajectory rows kept: F_POS, F_V, F_ACC and I_VID, I_LANE (contiguous, see kernel.py).
+_TRAJ_F_ROWS = F_ACC - F_POS + 1
+_TRAJ_I_ROWS = I_LANE - I_VID + 1
+
+
+class VehicleOutcomes:
+    """Per vehicle id: times, stops, stretch times, emissions and distance."""
+
+    def __init__(self, n_vehicles: int, n_stretches: int) -> None:
+        self.depart_s = np.full(n_vehicles, np.nan)
+        self.exit_s = np.full(n_vehicles, np.nan)
+        self.stops = np.zeros(n_vehicles, dtype=np.int64)
+        self.stretch_enter_s = np.full((n_vehicles, n_stretches), np.nan)
+        self.stretch_exit_s = np.full((n_vehicles, n_stretches), np.nan)
+        # Emissions and distance, moved here from the kernel's rows when a
+        # vehicle leaves (and for those still inside at the end).
+        self.co2_mg = np.zeros(n_vehicles)
+        self.fuel_mg = np.zeros(n_vehicles)
+        self.distance_m = np.zeros(n_vehicles)
+
+    def flush(self, veh: VehicleArrays, columns: list[int] | np.ndarray) -> None:
+        """Move the accumulated emissions and distance of vehicle columns to per-id arrays."""
+        F, I = veh.F, veh.I
+        vid = I[I_VID, columns]
+        self.co2_mg[vid] += F[F_CO2, columns]
+        self.fuel_mg[vid] += F[F_FC, columns]
+        self.distance_m[vid] += F[F_DIST, columns]
+
+    def flush_all(self, veh: VehicleArrays) -> None:
+        """Flush every vehicle in the network and zero its rows (so a second
+        flush adds nothing)."""
+        self.flush(veh, np.arange(veh.n))
+        veh.F[[F_CO2, F_FC, F_DIST], :veh.n] = 0.0
+
+
+class PassageLog:
+    """Junction passages (stop-line crossings), one entry per passage, in columns.
+
+    A passage's control delay is known only when the vehicle reaches the next
+    control-delay mark (:class:`~gpssignal.sim.markers.MarkerKind`); until then
+    it is NaN and the passage is *open* for that vehicle.
+    """
+
+    def __init__(self, n_vehicles: int) -> None:
+        self.vid: list[int] = []
+        self.junction: list[int] = []
+        self.link: list[int] = []
+        self.movement: list[int] = []
+        self.t_s: list[float] = []
+        self.state: list[int] = []
+        self.control_delay_s: list[float] = []
+        self.lane: list[int] = []
+        self._open = np.full(n_vehicles, _NO_PASSAGE, dtype=np.int64)
+        #: Passages on red or red-amber (never expected).
+        self.red_crossings = 0
+
+    def add(self, *, vid: int, junction: int, link: int, movement: int, t_s: float,
+            state: int, lane: int) -> None:
+        """Record a passage; it stays open until :meth:`close`."""
+        if state <= RED_AMBER:
+            self.red_crossings += 1
+        self._open[vid] = len(self.vid)
+        self.vid.append(vid)
+        self.junction.append(junction)
+        self.link.append(link)
+        self.movement.append(movement)
+        self.t_s.append(t_s)
+        self.state.append(state)
+        self.control_delay_s.append(np.nan)
+        self.lane.append(lane)
+
+    def close(self, vid: int, control_delay_s: float) -> None:
+        """Set the control delay of vehicle ``vid``'s open passage, if any."""
+        p = self._open[vid]
+        if p != _NO_PASSAGE:
+            self.control_delay_s[p] = control_delay_s
+            self._open[vid] = _NO_PASSAGE
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The passages as ``SimResult.passages``."""
+        def ints(x: list[int]) -> np.ndarray:
+            return np.array(x, dtype=np.int64)
+
+        def floats(x: list[float]) -> np.ndarray:
+            return np.array(x, dtype=float)
+
+        return {"vid": ints(self.vid), "junction": ints(self.junction),
+                "link": ints(self.link), "movement": ints(self.movement),
+                "t_s": floats(self.t_s), "state": ints(self.state),
+                "control_delay_s": floats(self.control_delay_s), "lane": ints(self.lane)}
+
+
+class SignalState:
+    """Signal state per group and per lane, and the log of every change.
+
+    Lanes without a stop line (exit lanes) are always GREEN.
+    """
+
+    def __init__(self, net: CompiledNetwork) -> None:
+        self.group_state = np.zeros(net.n_groups, dtype=np.int64)
+        self.lane_state = np.full(net.n_lanes, GREEN, dtype=np.int64)
+        self._group_lanes = [np.flatnonzero(net.lane_group == g) for g in range(net.n_groups)]
+        self._t_s: list[float] = []
+        self._group: list[int] = []
+        self._state: list[int] = []
+
+    def changed(self, t: float, g: int, state: int) -> None:
+        """Group ``g`` changed to ``state`` at ``t`` [s] (the runtime's ``on_change``)."""
+        self.lane_state[self._group_lanes[g]] = state
+        self._t_s.append(t)
+        self._group.append(g)
+        self._state.append(state)
+
+    def log(self) -> dict[str, np.ndarray]:
+        """The changes as ``SimResult.signal_log``."""
+        return {"t_s": np.array(self._t_s, dtype=float),
+                "group": np.array(self._group, dtype=np.int64),
+                "state": np.array(self._state, dtype=np.int64)}
+
+
+class QueueSampler:
+    """Queue length and count on every approach lane every :data:`QUEUE_SAMPLE_S`,
+    and the vehicles waiting outside each entry link.
+
+    Parameters
+    ----------
+    net : CompiledNetwork
+    n_entry : int
+        Number of entry links.
+    horizon_s : float
+        Longest the run can last [s].
+    step_s : float
+        Vehicle step [s].
+    """
+
+    def __init__(self, net: CompiledNetwork, n_entry: int, horizon_s: float,
+                 step_s: float) -> None:
+        self.lanes = np.flatnonzero(net.lane_group >= 0)
+        self.every = max(1, int(round(QUEUE_SAMPLE_S / step_s)))  # [steps]
+        self._lane_slot = np.full(net.n_lanes, NO_INDEX, dtype=np.int64)  # not sampled
+        self._lane_slot[self.lanes] = np.arange(len(self.lanes))
+        n = int(np.ceil(horizon_s / QUEUE_SAMPLE_S)) + _SPARE_QUEUE_SAMPLES
+        self._t_s = np.full(n, np.nan)
+        self._m = np.zeros((n, len(self.lanes)))
+        self._veh = np.zeros((n, len(self.lanes)), dtype=np.int64)
+        self._waiting = np.zeros((n, n_entry), dtype=np.int64)
+        self.k = 0  # samples taken
+
+    def due(self, step: int) -> bool:
+        """Whether step number ``step`` (from 0) takes a sample."""
+        return step % self.every == 0
+
+    def sample(self, veh: VehicleArrays, buf: WorkBuffers, t_s: float,
+               waiting: np.ndarray) -> None:
+        """Take one sample at ``t_s`` [s]; ``waiting`` per entry link. Sorts ``veh``."""
+        k = self.k
+        buf.fit(veh.capacity)
+        sample_queues(veh.F, veh.I, veh.n, self._lane_slot, QUEUE_SPEED_MPS, QUEUE_MAX_CLEAR_M,
+                      self._m[k], self._veh[k], buf.order, buf.f, buf.i)
+        self._t_s[k] = t_s
+        self._waiting[k] = waiting
+        self.k += 1
+
+    @property
+    def t_s(self) -> np.ndarray:
+        """Sample times [s]."""
+        return self._t_s[:self.k]
+
+    @property
+    def queue_m(self) -> np.ndarray:
+        """Queue length per sample and lane [m]."""
+        return self._m[:self.k]
+
+    @property
+    def queue_veh(self) -> np.ndarray:
+        """Queued vehicles per sample and lane."""
+        return self._veh[:self.k]
+
+    @property
+    def waiting_outside(self) -> np.ndarray:
+        """Vehicles waiting to enter per sample and entry link."""
+        return self._waiting[:self.k]
+
+
+class TrajectoryLog:
+    """Every vehicle's position, speed and acceleration at every step (ground truth)."""
+
+    def __init__(self) -> None:
+        self._f: list[np.ndarray] = []
+        self._i: list[np.ndarray] = []
+        self._n: list[int] = []
+
+    def record(self, veh: VehicleArrays) -> None:
+        """Keep the state after a step."""
+        n = veh.n
+        # Rows F_POS, F_V, F_ACC and I_VID, I_LANE are contiguous (see kernel.py).
+        self._f.append(veh.F[F_POS:F_ACC + 1, :n].copy())
+        self._i.append(veh.I[I_VID:I_LANE + 1, :n].copy())
+        self._n.append(n)
+
+    def columns(self, step_s: float, lane_link: np.ndarray) -> dict[str, np.ndarray]:
+        """The trajectories as ``SimResult.trajectories``."""
+        f = np.concatenate(self._f, axis=1) if self._f else np.empty((_TRAJ_F_ROWS, 0))
+        i = (np.concatenate(self._i, axis=1) if self._i
+             else np.empty((_TRAJ_I_ROWS, 0), dtype=np.int64))
+        steps_t = (np.arange(1, len(self._n) + 1) * step_s)
+        return {"t_s": np.repeat(steps_t, self._n), "vid": i[0], "link": lane_link[i[1]],
+                "pos_m": f[0], "speed_mps": f[1], "accel_mps2": f[2]}
