@@ -1,10 +1,12 @@
 """Run the estimator: for each junction, train a GPS model and evaluate it.
 
 Per junction (one generated scenario): simulate ``train_days`` history days
-under fixed timing... (the scenario has no clock schedule, so its existing
-plan is the fixed ``normal`` program), train a model on them, and evaluate
-fixed timing against the GPS controller on ``replications`` other days
-(:mod:`gpssignal.experiment.evaluation`). Savings are paired by day.
+under its existing plan (the scenario has no clock schedule, so that is the
+fixed ``normal`` program), train a model on them, and evaluate on
+``replications`` other days the existing plan, the GPS controller, every
+program fixed (the best chosen on the training days) and, unless switched
+off, the hindsight bound (:mod:`gpssignal.experiment.evaluation`). Savings
+are paired by day, against the existing plan.
 
 Per municipality the saving of a day is the sum over its junctions of that
 day's saving (every junction uses the same day seeds, so a heavy day is heavy
@@ -18,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +28,12 @@ import pandas as pd
 from gpssignal.control.io import write_model
 from gpssignal.estimate.junctions import JunctionSpec, RowError, Template, build_scenario
 from gpssignal.evaluate.statistics import mean_ci
-from gpssignal.experiment.evaluation import Evaluation, evaluate_controllers, train_for_evaluation
+from gpssignal.experiment.evaluation import (
+    Evaluation,
+    default_arms,
+    evaluate_controllers,
+    train_for_evaluation,
+)
 from gpssignal.experiment.parallel import DaskBackend, LocalBackend
 
 __all__ = ["JunctionResult", "estimate_junction", "junction_table", "municipality_table"]
@@ -52,8 +60,8 @@ class JunctionResult:
 
 def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train_days: int,
                       candidates: int, backend: LocalBackend | DaskBackend | None = None,
-                      progress: Callable[[str, int, int], None] | None = None
-                      ) -> JunctionResult:
+                      progress: Callable[[str, int, int], None] | None = None,
+                      oracle: bool = True) -> JunctionResult:
     """Generate, train and evaluate one junction.
 
     Raises
@@ -67,7 +75,8 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
                                         backend=backend, progress=progress)
         write_model(model, Path(work) / "model.json")
         blob = (Path(work) / "model.json").read_bytes()
-    ev = evaluate_controllers(sc, [sc.baseline_plan, "gps"], seeds, model=model, backend=backend,
+    ev = evaluate_controllers(sc, default_arms(sc, model, oracle=oracle), seeds, model=model,
+                              backend=backend,
                               progress=(lambda d, n: progress("evaluation", d, n))
                               if progress else None)
     return JunctionResult(spec=spec, scenario_toml=text, model_json=blob, evaluation=ev)
@@ -92,6 +101,7 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
             "time_loss_change_pct": 100 * (kt[("mean_time_loss_s", "gps")]
                                            / kt[("mean_time_loss_s", ev.baseline)] - 1),
             "fixed_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", ev.baseline)],
+            **_alternatives(ev),
             "gps_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", "gps")],
             "working_days_per_year": days, "days_simulated": len(ev.seeds),
             "scenario_file": f"scenarios/{r.spec.id}.toml",
@@ -101,11 +111,40 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
         rows.append({"row": e.row, "name": e.name, "status": "error", "error": str(e)})
     cols = ["row", "name", "municipality", "status", "junction_id",
             "time_loss_saved_veh_h_per_year", "time_loss_ci95_low", "time_loss_ci95_high",
-            "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high", "time_loss_change_pct",
+            "verdict", "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
+            "time_loss_change_pct", "existing_plan", "best_fixed", "gps_vs_best_fixed_s",
+            "gps_vs_best_fixed_ci95_low", "gps_vs_best_fixed_ci95_high",
+            "gps_vs_best_fixed_verdict", "oracle_saved_veh_h_per_year", "capture_ratio",
+            "capture_ci95_low", "capture_ci95_high",
             "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh",
             "working_days_per_year", "days_simulated", "scenario_file", "model_file", "error"]
     return pd.DataFrame(rows, columns=cols).sort_values("row", kind="stable").reset_index(
         drop=True)
+
+
+def _alternatives(ev: Evaluation) -> dict[str, Any]:
+    """The verdict against the existing plan, and the best fixed program and oracle beside it."""
+    days = ev.scenario.working_days_per_year
+    dt = ev.difference_table().set_index(["kpi", "controller", "baseline"])
+    out: dict[str, Any] = {"existing_plan": ev.baseline,
+                           "verdict": dt.loc[("total_time_loss_veh_h", "gps", ev.baseline),
+                                             "verdict"]}
+    if ev.best_fixed is not None:
+        r = dt.loc[("mean_time_loss_s", "gps", ev.best_fixed)]
+        out.update({"best_fixed": ev.best_fixed, "gps_vs_best_fixed_s": r["difference"],
+                    "gps_vs_best_fixed_ci95_low": r["ci95_low"],
+                    "gps_vs_best_fixed_ci95_high": r["ci95_high"],
+                    "gps_vs_best_fixed_verdict": r["verdict"]})
+    cap = ev.capture_table()
+    cap = cap[(cap["controller"] == "gps") & (cap["kpi"] == "total_time_loss_veh_h")]
+    if len(cap):
+        saved = ev.values(ev.baseline, "total_time_loss_veh_h") - ev.values(
+            "oracle", "total_time_loss_veh_h")
+        out.update({"oracle_saved_veh_h_per_year": float(np.mean(saved)) * days,
+                    "capture_ratio": cap["capture_ratio"].iloc[0],
+                    "capture_ci95_low": cap["ci95_low"].iloc[0],
+                    "capture_ci95_high": cap["ci95_high"].iloc[0]})
+    return out
 
 
 def municipality_table(results: list[JunctionResult]) -> pd.DataFrame:
