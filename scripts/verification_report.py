@@ -21,6 +21,7 @@ from gpssignal.experiment import run_scenario  # noqa: E402
 
 
 def main() -> None:
+    """Print the measured saturation flow and delays beside their theory."""
     sc = one_approach_scenario(flow_vph=2400, duration_s=1800, time_headway_s=CAR.time_headway_s,
                                max_accel_mps2=CAR.max_accel_mps2,
                                comfortable_decel_mps2=CAR.comfortable_decel_mps2)

@@ -115,7 +115,7 @@ def find_cycle(graph: dict[str, set[str]], within: str) -> list[str] | None:
         stack.append(m)
         for d in sorted(graph[m] & nodes):
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
+                return [*stack[stack.index(d):], d]
             if d not in state:
                 found = visit(d)
                 if found:

@@ -9,8 +9,11 @@ __all__ = ["ordinary_permissions"]
 
 
 def ordinary_permissions(path: str | Path, directory: bool = False) -> None:
-    """Give a file made by ``tempfile`` (mode 0600 / 0700) the mode a normal
-    ``open`` or ``mkdir`` would have had under the current umask."""
+    """Give a file made by ``tempfile`` the mode of an ordinary file.
+
+    ``tempfile`` makes files 0600 and folders 0700; this sets the mode a normal
+    ``open`` or ``mkdir`` would have had under the current umask.
+    """
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)

@@ -44,5 +44,5 @@ class EstimateInputError(GpssignalError):
     """A junction list or one of its rows is invalid."""
 
 
-class SumoNotFound(GpssignalError):
+class SumoNotFound(GpssignalError):  # noqa: N818 - public name, used by callers and tests
     """Eclipse SUMO is not installed (``pip install 'gpssignal[sumo]'``)."""

@@ -63,12 +63,12 @@ def test_nan_heading_matches_on_distance_alone(east) -> None:
 
 
 def test_point_near_two_stretches_goes_to_the_nearer() -> None:
-    both = build_index([EASTBOUND, EASTBOUND + [0.0, 10.0]], 20.0, 45.0)
+    both = build_index([EASTBOUND, EASTBOUND + np.array([0.0, 10.0])], 20.0, 45.0)
     assert match_one(both, -150.0, 3.0, 90.0) == 0
     assert match_one(both, -150.0, 7.0, 90.0) == 1
     assert match_one(both, -150.0, 14.0, np.nan) == 1
     # The nearer one with the wrong heading does not take it from the other.
-    rev = build_index([EASTBOUND[::-1], EASTBOUND + [0.0, 10.0]], 20.0, 45.0)
+    rev = build_index([EASTBOUND[::-1], EASTBOUND + np.array([0.0, 10.0])], 20.0, 45.0)
     assert match_one(rev, -150.0, 3.0, 90.0) == 1
     assert match_one(rev, -150.0, 3.0, 270.0) == 0
 

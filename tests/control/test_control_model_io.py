@@ -50,7 +50,7 @@ def write_json(path, data) -> str:
 
 def test_missing_file(tmp_path) -> None:
     p = tmp_path / "nope.json"
-    with pytest.raises(ModelError, match="nope.json") as exc:
+    with pytest.raises(ModelError, match=r"nope\.json") as exc:
         read_model(p)
     assert "cannot read" in str(exc.value)
 
@@ -117,7 +117,7 @@ def test_stretch_thresholds_validated() -> None:
 
 def test_model_parameters_validated(model) -> None:
     for interval in (7.0, 11.0, 0.7):
-        with pytest.raises(ModelError, match="decision_interval_s.*divide 3600"):
+        with pytest.raises(ModelError, match=r"decision_interval_s.*divide 3600"):
             dataclasses.replace(model, decision_interval_s=interval)
     for ok in (1.0, 10.0, 15.0, 60.0, 3600.0):
         assert dataclasses.replace(model, decision_interval_s=ok).decision_interval_s == ok

@@ -92,7 +92,7 @@ def test_free_flow_speeds_are_measured_and_capped(trained) -> None:
     for st in trained.stretches:
         assert 0 < st.free_flow_kmh <= st.speed_limit_kmh
         assert st.profile_kmh                     # measured slots
-        assert all(0 < v for v in st.profile_kmh.values())
+        assert all(v > 0 for v in st.profile_kmh.values())
 
 
 def test_history_from_another_scenario_is_refused(tiny_relief, history_dir) -> None:

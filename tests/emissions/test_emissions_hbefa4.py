@@ -680,7 +680,7 @@ def test_run_bev_emits_nothing_but_drives(mixed_run) -> None:
 
 def test_run_entry_wait_idles_at_the_class_idle_rate(mixed_run) -> None:
     """co2_entry_wait_g = f0 [mg/s] × entry wait [s] / 1000 (1e-12: one product)."""
-    sc, _, veh = mixed_run
+    _sc, _, veh = mixed_run
     f0 = {"car": 1415.0, "car_diesel": 1260.0, "ev": 0.0, "van": 1949.0}
     want = veh["vehicle_class"].map(f0) * veh["entry_wait_s"] / 1000
     np.testing.assert_allclose(veh["co2_entry_wait_g"], want, rtol=1e-12, atol=1e-12)

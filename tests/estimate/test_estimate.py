@@ -67,11 +67,11 @@ def test_bad_rows_name_row_and_column_and_the_rest_still_reads(tmp_path: Path, r
     specs, errors = read_junctions(_write(tmp_path, TEE, row))
     # A cycle too short for two phases is only found when the scenario is built.
     if not errors:
-        bad = [s for s in specs if s.row == 2][0]
+        bad = next(s for s in specs if s.row == 2)
         with pytest.raises(EstimateInputError) as exc:
             build_scenario(bad, tpl)
         errors = [exc.value]
-    assert [s.name for s in specs][0] == "Tee"
+    assert specs[0].name == "Tee"
     assert len(errors) == 1
     msg = str(errors[0])
     assert msg.startswith("row 2 (") and column in msg
@@ -83,7 +83,7 @@ def test_missing_or_unknown_columns_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EstimateInputError, match="missing column"):
         read_junctions(p)
     p.write_text(HEADER + ",colour\n" + CROSS + ",red\n", encoding="utf-8")
-    with pytest.raises(EstimateInputError, match="unknown column.*colour"):
+    with pytest.raises(EstimateInputError, match=r"unknown column.*colour"):
         read_junctions(p)
 
 

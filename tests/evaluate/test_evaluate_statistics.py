@@ -6,6 +6,7 @@ Each tolerance is stated next to its assertion with the reason for it.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_mean_ci_textbook_n2() -> None:
 def test_mean_ci_wider_at_higher_level() -> None:
     x = [3.0, 5.0, 4.0, 6.0, 2.0]
     widths = [mean_ci(x, lv).half_width for lv in (0.5, 0.8, 0.9, 0.95, 0.99)]
-    assert all(a < b for a, b in zip(widths, widths[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(widths))
 
 
 def test_mean_ci_single_value_has_nan_half_width() -> None:

@@ -127,7 +127,7 @@ def _cli(argv: list[str]) -> tuple[int, str, str]:
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, monkeypatch, args, field
                                                 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = _cli(["evaluate", str(TINY), "--out", str(tmp_path / "ev"), *args])
+    code, _out, err = _cli(["evaluate", str(TINY), "--out", str(tmp_path / "ev"), *args])
     assert code == 2
     assert err.count("\n") == 1 and field in err and "Traceback" not in err
     assert not (tmp_path / "ev").exists()

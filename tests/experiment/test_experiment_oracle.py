@@ -84,7 +84,7 @@ def relief_all_day(tiny_relief: Scenario):
 
 
 def test_best_fixed_program_is_chosen_on_other_days(relief_all_day) -> None:
-    sc, ev = relief_all_day
+    _sc, ev = relief_all_day
     assert ev.baseline == "fixed:side"  # no schedule, no declared plan: the default fixed
     assert ev.best_fixed == "fixed:main"
     assert ev.selection["seeds"] == [1, 2]

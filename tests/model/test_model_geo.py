@@ -228,7 +228,7 @@ def test_link_between_junctions_runs_centre_to_centre():
     assert abs(circ_diff_deg(g.heading_deg[k], 90.0)) < 1e-9
     # 0.0024 deg of longitude at 55.65 N is ~151 m: the drawn length may differ
     # from the nominal 150 m, and a position maps to the fraction pos / length.
-    x, y = g.positions_xy(np.array([k]), np.array([g.lane_link.tolist().index(k)]),
+    x, _y = g.positions_xy(np.array([k]), np.array([g.lane_link.tolist().index(k)]),
                           np.array([75.0]))
     assert float(x[0]) == pytest.approx((c1[0] + c2[0]) / 2, abs=1e-9)
 

@@ -74,7 +74,7 @@ def test_no_arm_within_60_degrees(build_one_junction) -> None:
 def test_no_u_turn_into_own_arm(build_one_junction) -> None:
     # Two opposite arms: a left turn from W heads north, 90 deg from E; the
     # incoming arm W itself is not a candidate.
-    with pytest.raises(ScenarioError, match="'left'.*within 60 deg of heading 0 deg"):
+    with pytest.raises(ScenarioError, match=r"'left'.*within 60 deg of heading 0 deg"):
         build_one_junction({"W": 270.0, "E": 90.0}, {"W": ("left",)})
 
 

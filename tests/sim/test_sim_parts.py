@@ -49,7 +49,7 @@ def test_markers(tiny):
     for ids in mk.by_link:
         assert list(mk.pos_m[ids]) == sorted(mk.pos_m[ids])
         chain = [int(mk.following[m]) for m in ids]
-        assert chain == ids[1:] + [NO_MARKER] if ids else chain == []
+        assert chain == [*ids[1:], NO_MARKER] if ids else chain == []
         if ids:
             assert mk.next_after(ids[-1]) == (np.inf, NO_MARKER)
 

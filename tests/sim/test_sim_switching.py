@@ -58,7 +58,7 @@ def with_variation(sc: Scenario, start_shift_s: int, offsets: list[int]) -> Scen
     programs += j.programs[len(programs):]
     jn = dataclasses.replace(j, programs=programs)
     return dataclasses.replace(sc, start_clock_s=sc.start_clock_s + start_shift_s,
-                               junctions=(jn,) + sc.junctions[1:])
+                               junctions=(jn, *sc.junctions[1:]))
 
 
 class ScriptedController:

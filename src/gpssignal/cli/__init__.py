@@ -50,7 +50,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``gpssignal`` argument parser, with every command group's subparsers."""
+    """Return the ``gpssignal`` argument parser, with every command group's subparsers."""
     from gpssignal import __version__
 
     p = Parser(prog="gpssignal", description="Simulate signalised junctions controlled by "

@@ -51,6 +51,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit with code 2 and a one-line message (argparse prints the usage too)."""
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -98,7 +99,7 @@ def days_options(replications: int, replications_help: str, first_seed: int,
 # ---------------------------------------------------------------------------
 
 def seed(text: str) -> int:
-    """argparse type: a seed is an integer >= 0."""
+    """Argparse type: a seed is an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -110,7 +111,7 @@ def seed(text: str) -> int:
 
 
 def seeds(args: argparse.Namespace) -> list[int]:
-    """The days of ``--replications`` and ``--first-seed``."""
+    """Return the days of ``--replications`` and ``--first-seed``."""
     at_least_one(args, "--replications")
     return list(range(args.first_seed, args.first_seed + args.replications))
 
@@ -165,7 +166,7 @@ def workers(args: argparse.Namespace) -> int:
 
 @contextmanager
 def parallel_backend(args: argparse.Namespace) -> Iterator[LocalBackend | DaskBackend]:
-    """The backend of ``--backend/--workers/--scheduler``, closed when done."""
+    """Return the backend of ``--backend/--workers/--scheduler``, closed when done."""
     from gpssignal.experiment.parallel import make_backend
 
     backend = make_backend(args.backend, workers(args), args.scheduler)
@@ -180,8 +181,11 @@ def parallel_backend(args: argparse.Namespace) -> Iterator[LocalBackend | DaskBa
 # ---------------------------------------------------------------------------
 
 class Progress:
-    """A one-line progress bar on stderr, shown only on a terminal and only
-    once a run has taken more than :data:`PROGRESS_DELAY_S`."""
+    """A one-line progress bar on stderr.
+
+    Shown only on a terminal and only once a run has taken more than
+    :data:`PROGRESS_DELAY_S`.
+    """
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label
@@ -190,6 +194,7 @@ class Progress:
         self.shown = False
 
     def __call__(self, fraction: float) -> None:
+        """Draw the bar at ``fraction`` (0..1) done, once the delay has passed."""
         if not self.enabled or time.perf_counter() - self.t0 < PROGRESS_DELAY_S:
             return
         done = int(round(fraction * BAR_WIDTH))
@@ -203,6 +208,7 @@ class Progress:
         self(done / total if total else 1.0)
 
     def close(self) -> None:
+        """Wipe the bar, if it was shown."""
         if self.shown:
             sys.stderr.write("\r" + " " * CLEAR_WIDTH + "\r")
             sys.stderr.flush()
@@ -217,6 +223,7 @@ class StageBars:
         self.bars: dict[str, Progress] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        """Update the bar of ``stage``; close it when ``done == total``."""
         bar = self.bars.setdefault(stage, Progress(f"{self.prefix} {stage}",
                                                    enabled=not self.quiet))
         bar.fraction(done, total)
@@ -224,7 +231,7 @@ class StageBars:
             bar.close()
 
     def stage(self, name: str) -> Callable[[int, int], None]:
-        """The ``progress(done, total)`` callback of one stage."""
+        """Return the ``progress(done, total)`` callback of one stage."""
         return lambda done, total: self(name, done, total)
 
 
@@ -248,7 +255,7 @@ def print_table(rows: list[list[object]], header: list[str]) -> None:
 
 
 def decision_frame(runtime: GpsRuntime) -> pd.DataFrame:
-    """The GPS controller's decision log with a UTC ``time`` column."""
+    """Return the GPS controller's decision log with a UTC ``time`` column."""
     import pandas as pd
 
     from gpssignal.control.gps import DECISION_COLUMNS

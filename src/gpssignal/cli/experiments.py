@@ -131,7 +131,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 def _controllers(args: argparse.Namespace) -> list[str] | None:
-    """``--controllers`` as a list (None: every arm), checked against ``--model``."""
+    """Return ``--controllers`` as a list (None: every arm), checked against ``--model``."""
     if args.controllers in (None, "all"):
         return None
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
@@ -164,7 +164,7 @@ def _stop_rule(args: argparse.Namespace) -> StopRule | None:
 def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
                       backend: LocalBackend | DaskBackend, progress: StageBars
                       ) -> tuple[GpsModel, str, bytes | None]:
-    """The GPS model: ``--model``, or one trained on separate history days.
+    """Return the GPS model: ``--model``, or one trained on separate history days.
 
     Returns the model, how it was obtained, and its file when trained here.
     """
@@ -271,7 +271,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 def _sweep_points(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[str]]:
-    """The points of ``--grid``, ``--range`` and ``--random``, and the swept names."""
+    """Return the points of ``--grid``, ``--range`` and ``--random``, and the swept names."""
     from gpssignal.experiment.sweep import grid_points, parse_grid, parse_range, random_points
 
     if not args.grid and not args.range:
@@ -435,7 +435,7 @@ def _print_estimate(jt: pd.DataFrame, mt: pd.DataFrame, out: Path) -> None:
 
 def _estimate_files(results: list[JunctionResult], jt: pd.DataFrame, mt: pd.DataFrame,
                     header: str) -> dict[str, bytes]:
-    """The estimator's report, and each junction's generated scenario and model."""
+    """Return the estimator's report, and each junction's generated scenario and model."""
     from gpssignal.report.estimate import estimate_report
 
     files = estimate_report(jt, mt, header)

@@ -91,12 +91,12 @@ def _cmd_check_probes(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 def _ms(frame: pd.DataFrame, col: str) -> np.ndarray:
-    """A UTC timestamp column as integer milliseconds since the epoch."""
+    """Convert a UTC timestamp column to integer milliseconds since the epoch."""
     return frame[col].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
 
 
 def _window_frame(rt: GpsRuntime) -> pd.DataFrame:
-    """The windowed stretch speeds a replay kept, one row per (decision time, stretch)."""
+    """Return the windowed stretch speeds a replay kept, one row per (decision time, stretch)."""
     import pandas as pd
 
     rows = [(t_ms, sid, int(count[k]), mean[k], hmean[k])

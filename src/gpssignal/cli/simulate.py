@@ -48,7 +48,7 @@ _PROBE_OVERRIDES = {
 
 
 def _probe_options() -> argparse.ArgumentParser:
-    """The probe-feed overrides of ``probes`` and ``history``."""
+    """Return the probe-feed overrides of ``probes`` and ``history``."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("probe feed (defaults: the scenario's [probes])")
     for opt, (_, typ, help_) in _PROBE_OVERRIDES.items():
@@ -57,7 +57,7 @@ def _probe_options() -> argparse.ArgumentParser:
 
 
 def _probe_settings(args: argparse.Namespace, scenario: Scenario) -> ProbeSettings:
-    """The scenario's ``[probes]`` with the options given (validated by ProbeSettings)."""
+    """Return the scenario's ``[probes]`` with the options given (validated by ProbeSettings)."""
     changes = {}
     for opt, (fieldname, _, _) in _PROBE_OVERRIDES.items():
         value = getattr(args, opt.lstrip("-").replace("-", "_"))
@@ -71,7 +71,7 @@ def _probe_settings(args: argparse.Namespace, scenario: Scenario) -> ProbeSettin
 # ---------------------------------------------------------------------------
 
 def _controller_spec(args: argparse.Namespace) -> ControllerSpec:
-    """``--controller``, ``--program`` and ``--model`` as a spec."""
+    """Return ``--controller``, ``--program`` and ``--model`` as a spec."""
     from gpssignal.experiment.run import ControllerSpec
 
     if args.program is not None and args.controller != "fixed":
@@ -88,7 +88,7 @@ def _controller_spec(args: argparse.Namespace) -> ControllerSpec:
 
 
 def _trajectory_frame(result: SimResult) -> pd.DataFrame:
-    """The recorded trajectories with link ids instead of link indices."""
+    """Return the recorded trajectories with link ids instead of link indices."""
     import pandas as pd
 
     tr = pd.DataFrame(result.trajectories)
@@ -98,7 +98,7 @@ def _trajectory_frame(result: SimResult) -> pd.DataFrame:
 
 def _run_outputs(run: RunOutput, args: argparse.Namespace
                  ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """The tables and the meta.json of ``gpssignal run``."""
+    """Return the tables and the meta.json of ``gpssignal run``."""
     from gpssignal.control.gps import GpsController
     from gpssignal.evaluate.metrics import run_tables
 

@@ -43,6 +43,7 @@ class FixedTimeController:
         """Nothing to watch: the program never changes."""
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
+        """Return the junction's fixed program, whatever the time."""
         return self._program[junction_id]
 
 
@@ -88,6 +89,6 @@ class TimeOfDayController:
         """Nothing to watch: only the clock matters."""
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
-        """The program of the last entry at or before ``clock_s``."""
+        """Return the program of the last entry at or before ``clock_s``."""
         k = bisect_right(self._at, clock_s + _CLOCK_EPS_S) - 1
         return self._program[k] if k >= 0 else self._default[junction_id]

@@ -52,8 +52,17 @@ if TYPE_CHECKING:
     from gpssignal.probes.sampler import ProbeFeed
     from gpssignal.sim.engine import Simulation
 
-__all__ = ["StretchModel", "JunctionModel", "GpsModel", "stretch_polylines", "model_from_scenario",
-           "GpsRuntime", "GpsController", "replay", "DECISION_COLUMNS"]
+__all__ = [
+    "DECISION_COLUMNS",
+    "GpsController",
+    "GpsModel",
+    "GpsRuntime",
+    "JunctionModel",
+    "StretchModel",
+    "model_from_scenario",
+    "replay",
+    "stretch_polylines",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,7 @@ class StretchModel:
     profile_kmh: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the thresholds; raise :class:`~gpssignal.errors.ModelError` if bad."""
         if not self.threshold_high_kmh >= self.threshold_low_kmh > 0:
             raise ModelError(f"stretch[{self.id}].threshold_high_kmh = "
                                 f"{self.threshold_high_kmh}: must be >= threshold_low_kmh "
@@ -137,6 +147,7 @@ class GpsModel:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the parameters; raise :class:`~gpssignal.errors.ModelError` if bad."""
         for f in ("window_s", "min_dwell_s", "stale_after_s", "decision_interval_s",
                   "max_distance_m", "max_heading_diff_deg"):
             v = getattr(self, f)
@@ -160,9 +171,11 @@ class GpsModel:
                                         "stretch")
 
     def with_params(self, **changes: Any) -> GpsModel:
-        """A copy with other parameters (thresholds are per stretch: use
-        ``low_fraction`` and ``hysteresis_kmh`` to set them all from free-flow
-        speeds)."""
+        """Return a copy with other parameters.
+
+        Thresholds are per stretch: use ``low_fraction`` and ``hysteresis_kmh``
+        to set them all from free-flow speeds.
+        """
         low_fraction = changes.pop("low_fraction", None)
         hysteresis = changes.pop("hysteresis_kmh", None)
         stretches = self.stretches
@@ -209,7 +222,7 @@ def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]
 
 
 @numba.njit(cache=True, nogil=True)
-def _append_matched(stretch, t_sent, t_recv, speed, buf_s, buf_t, buf_v, length,  # noqa: ANN001
+def _append_matched(stretch, t_sent, t_recv, speed, buf_s, buf_t, buf_v, length,
                     stretch_junction, last_ms, had):
     """Append matched points to the window buffer; note each junction's latest receipt."""
     for i in range(stretch.shape[0]):
@@ -228,7 +241,7 @@ def _append_matched(stretch, t_sent, t_recv, speed, buf_s, buf_t, buf_v, length,
 
 
 @numba.njit(cache=True, nogil=True)
-def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total,  # noqa: ANN001
+def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total,
                    inv):
     """Drop points sent at or before ``start_ms``; sum those sent by ``now_ms``.
 
@@ -474,6 +487,7 @@ class GpsController:
             yield env.timeout(step_ms / 1000.0)
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
+        """Return the program the GPS runtime asks for (the default if unmonitored)."""
         k = self._jidx.get(junction_id)
         if k is None:
             return self._default[junction_id]
@@ -520,7 +534,7 @@ def replay(model: GpsModel, t_sent_ms: np.ndarray, t_received_ms: np.ndarray,
 def model_from_scenario(scenario: Scenario, *, low_fraction: float = 0.6,
                         hysteresis_kmh: float = 5.0, free_flow_kmh: dict[str, float] | None = None,
                         **params: Any) -> GpsModel:
-    """An (untrained) model for every junction of ``scenario`` with a relief program.
+    """Return an (untrained) model for every junction of ``scenario`` with a relief program.
 
     A junction's monitored stretches are the scenario stretches whose last link
     leads into it. Thresholds: ``low = low_fraction × free-flow speed`` and

@@ -20,19 +20,27 @@ from gpssignal._files import ordinary_permissions
 from gpssignal.control.gps import GpsModel, JunctionModel, StretchModel
 from gpssignal.errors import ModelError
 
-__all__ = ["MODEL_KIND", "ModelError", "model_to_dict", "model_from_dict", "write_model",
-           "read_model"]
+__all__ = [
+    "MODEL_KIND",
+    "ModelError",
+    "model_from_dict",
+    "model_to_dict",
+    "read_model",
+    "write_model",
+]
 
 MODEL_KIND = "gpssignal-gps-model"
 
 
 def model_to_dict(model: GpsModel) -> dict[str, Any]:
+    """Return the model as plain JSON-ready data, tagged with its kind."""
     d = asdict(model)
     d["projection_deg"] = list(model.projection_deg)
     return {"kind": MODEL_KIND, **d}
 
 
 def model_from_dict(d: dict[str, Any], where: str = "model") -> GpsModel:
+    """Build a model from :func:`model_to_dict`'s data; ``where`` names it in errors."""
     if d.get("kind") != MODEL_KIND:
         raise ModelError(f"{where}: kind = {d.get('kind')!r}, not a {MODEL_KIND} file")
     d = dict(d)

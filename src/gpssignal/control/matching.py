@@ -23,6 +23,7 @@ is one compiled loop (:func:`match_kernel`), with no Python per point.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,7 @@ def build_index(polylines: list[np.ndarray], max_distance_m: float,
     x0, y0, dx, dy, st = [], [], [], [], []
     for s, pl in enumerate(polylines):
         pl = np.asarray(pl, dtype=float)
-        for a, b in zip(pl[:-1], pl[1:], strict=True):
+        for a, b in itertools.pairwise(pl):
             if np.allclose(a, b):
                 continue
             x0.append(a[0])
@@ -102,11 +103,11 @@ def build_index(polylines: list[np.ndarray], max_distance_m: float,
             dx.append(b[0] - a[0])
             dy.append(b[1] - a[1])
             st.append(s)
-    X0, Y0, DX, DY = (np.array(v, dtype=float) for v in (x0, y0, dx, dy))
+    seg_x0, seg_y0, seg_dx, seg_dy = (np.array(v, dtype=float) for v in (x0, y0, dx, dy))
     keys, segs = [], []
-    for k in range(len(X0)):
-        xa, xb = sorted((X0[k], X0[k] + DX[k]))
-        ya, yb = sorted((Y0[k], Y0[k] + DY[k]))
+    for k in range(len(seg_x0)):
+        xa, xb = sorted((seg_x0[k], seg_x0[k] + seg_dx[k]))
+        ya, yb = sorted((seg_y0[k], seg_y0[k] + seg_dy[k]))
         ix = np.arange(np.floor((xa - max_distance_m) / cell), np.floor(
             (xb + max_distance_m) / cell) + 1)
         iy = np.arange(np.floor((ya - max_distance_m) / cell), np.floor(
@@ -125,12 +126,13 @@ def build_index(polylines: list[np.ndarray], max_distance_m: float,
     else:
         uniq, alls, cell_start = (np.empty(0, np.int64), np.empty(0, np.int64),
                                   np.zeros(1, np.int64))
-    heading = np.degrees(np.arctan2(DX, DY)) % 360.0
+    heading = np.degrees(np.arctan2(seg_dx, seg_dy)) % 360.0
     size = 1 << max(4, int(np.ceil(np.log2(max(1, len(uniq)) * 2))))
     hash_keys = np.full(size, -1, dtype=np.int64)
     hash_cells = np.zeros(size, dtype=np.int64)
     _fill_hash(uniq.astype(np.int64), hash_keys, hash_cells)
-    return StretchIndex(seg_x0=X0, seg_y0=Y0, seg_dx=DX, seg_dy=DY, seg_len2=DX * DX + DY * DY,
+    return StretchIndex(seg_x0=seg_x0, seg_y0=seg_y0, seg_dx=seg_dx, seg_dy=seg_dy,
+                        seg_len2=seg_dx * seg_dx + seg_dy * seg_dy,
                         seg_heading_deg=np.where(heading >= 360.0, 0.0, heading),
                         seg_stretch=np.array(st, dtype=np.int64), cell_m=cell,
                         cell_keys=uniq.astype(np.int64), cell_start=cell_start,
@@ -141,14 +143,14 @@ def build_index(polylines: list[np.ndarray], max_distance_m: float,
 
 
 @numba.njit(cache=True, inline="always")
-def _slot(key, mask):  # noqa: ANN001
+def _slot(key, mask):
     """Home slot of a packed cell key in a table of ``mask + 1`` slots."""
     h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     return np.int64(h >> np.uint64(40)) & mask
 
 
 @numba.njit(cache=True)
-def _fill_hash(keys, table_keys, table_cells):  # noqa: ANN001
+def _fill_hash(keys, table_keys, table_cells):
     mask = table_keys.shape[0] - 1
     for c in range(keys.shape[0]):
         i = _slot(keys[c], mask)
@@ -159,7 +161,7 @@ def _fill_hash(keys, table_keys, table_cells):  # noqa: ANN001
 
 
 @numba.njit(cache=True, nogil=True)
-def match_kernel(lat, lon, heading, lat0, lon0, kx, ky, seg_x0, seg_y0, seg_dx,  # noqa: ANN001
+def match_kernel(lat, lon, heading, lat0, lon0, kx, ky, seg_x0, seg_y0, seg_dx,
                  seg_dy, seg_len2, seg_heading, seg_stretch, cell_m, hash_keys, hash_cells,
                  cell_start, cell_segs, max_d, max_h, out):
     """For each point, the stretch of its nearest acceptable segment, or -1.
@@ -237,7 +239,7 @@ def match_points(index: StretchIndex, x_m: np.ndarray, y_m: np.ndarray,
 
 
 def index_arrays(index: StretchIndex) -> tuple[Any, ...]:
-    """The index's arrays and tolerances in :func:`match_kernel`'s argument order."""
+    """Return the index's arrays and tolerances in :func:`match_kernel`'s argument order."""
     return (index.seg_x0, index.seg_y0, index.seg_dx, index.seg_dy, index.seg_len2,
             index.seg_heading_deg, index.seg_stretch, index.cell_m, index.hash_keys,
             index.hash_cells, index.cell_start, index.cell_segs, index.max_distance_m,

@@ -56,9 +56,17 @@ from gpssignal.model.io import format_clock, scenario_hash
 from gpssignal.model.scenario import Scenario
 from gpssignal.probes.io import read_manifest, sim_seconds_from_utc
 
-__all__ = ["MIN_CELL_POINTS", "SEARCH_SPACE", "TrainingData", "history_manifest",
-           "load_history_speeds",
-           "free_flow_speeds", "candidate_settings", "measured_model", "provenance"]
+__all__ = [
+    "MIN_CELL_POINTS",
+    "SEARCH_SPACE",
+    "TrainingData",
+    "candidate_settings",
+    "free_flow_speeds",
+    "history_manifest",
+    "load_history_speeds",
+    "measured_model",
+    "provenance",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +107,7 @@ def _sha256(path: Path) -> str:
 
 
 def history_manifest(root: Path, scenario: Scenario) -> dict[str, Any]:
-    """A history's manifest, checked to come from ``scenario``.
+    """Return a history's manifest, checked to come from ``scenario``.
 
     Raises
     ------
@@ -224,7 +232,7 @@ def candidate_settings(n: int, seed: int) -> list[dict[str, float]]:
 
 def measured_model(scenario: Scenario, data: TrainingData,
                    base_params: dict[str, Any] | None = None) -> GpsModel:
-    """The scenario's model with free-flow speeds and profiles measured from ``data``."""
+    """Return the scenario's model with free-flow speeds and profiles measured from ``data``."""
     base = model_from_scenario(scenario, **(base_params or {}))
     limits = np.array([s.speed_limit_kmh for s in base.stretches])
     ff, profile = free_flow_speeds(data, limits)
@@ -239,7 +247,7 @@ def measured_model(scenario: Scenario, data: TrainingData,
 
 def provenance(scenario: Scenario, root: Path, data: TrainingData, search_seed: int,
                table: list[dict[str, Any]], best: int) -> dict[str, Any]:
-    """The training record stored in a model file."""
+    """Return the training record stored in a model file."""
     return {
         "version": __version__, "scenario": scenario.name,
         "scenario_hash": scenario_hash(scenario), "history": str(root),

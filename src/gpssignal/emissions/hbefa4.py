@@ -48,9 +48,19 @@ import pandas as pd
 from gpssignal.errors import ScenarioError
 from gpssignal.model.scenario import Scenario
 
-__all__ = ["COASTING_FIT", "EmissionModel", "coefficients", "fuels", "fuel_of",
-           "emission_model", "scenario_emissions", "rate_mg_s", "co2_and_fuel_mg_s",
-           "rates_mg_s", "coasting_decel_mps2"]
+__all__ = [
+    "COASTING_FIT",
+    "EmissionModel",
+    "co2_and_fuel_mg_s",
+    "coasting_decel_mps2",
+    "coefficients",
+    "emission_model",
+    "fuel_of",
+    "fuels",
+    "rate_mg_s",
+    "rates_mg_s",
+    "scenario_emissions",
+]
 
 #: SUMO's coasting-deceleration fit (PollutantsInterface.cpp, ticket #13264):
 #: (area/mass factor, incl constant, mass factor, constant, incl factor).
@@ -65,7 +75,7 @@ ZERO_SPEED_MPS = 0.5
 
 @lru_cache(maxsize=1)
 def coefficients() -> pd.DataFrame:
-    """The coefficient table: one row per (emission_class, pollutant), f0..f6."""
+    """Return the coefficient table: one row per (emission_class, pollutant), f0..f6."""
     with resources.files("gpssignal.emissions").joinpath("data/hbefa4_sumo.csv").open(
             encoding="utf-8") as fh:
         return pd.read_csv(fh, comment="#")
@@ -109,8 +119,11 @@ def rate_mg_s(f: np.ndarray, v: float, a: float, incl: float, const: float) -> f
 @numba.njit(cache=True)
 def co2_and_fuel_mg_s(coef: np.ndarray, c: int, v: float, a: float, incl: float,
                       const: float) -> tuple[float, float]:
-    """CO₂ and fuel rates [mg/s] of class ``c`` at once (the vehicle kernel's
-    form of :func:`rate_mg_s`: one coasting check, shared polynomial terms)."""
+    """Return the CO₂ and fuel rates [mg/s] of class ``c`` at once.
+
+    The vehicle kernel's form of :func:`rate_mg_s`: one coasting check, shared
+    polynomial terms.
+    """
     if v > ZERO_SPEED_MPS and a < coasting_decel_mps2(v, incl, const):
         return 0.0, 0.0
     v2 = v * v
@@ -207,7 +220,7 @@ def emission_model(classes: list[tuple[str, str, float, float, float]]) -> Emiss
 
 
 def scenario_emissions(scenario: Scenario) -> EmissionModel:
-    """The emission model of a scenario's vehicle classes (in class order).
+    """Return the emission model of a scenario's vehicle classes (in class order).
 
     Raises
     ------

@@ -9,5 +9,13 @@ from gpssignal.estimate.junctions import (
 )
 from gpssignal.estimate.run import estimate_junction, junction_table, municipality_table
 
-__all__ = ["JunctionSpec", "RowError", "build_scenario", "read_junctions", "read_template",
-           "estimate_junction", "junction_table", "municipality_table"]
+__all__ = [
+           "JunctionSpec",
+           "RowError",
+           "build_scenario",
+           "estimate_junction",
+           "junction_table",
+           "municipality_table",
+           "read_junctions",
+           "read_template",
+]

@@ -40,8 +40,16 @@ from gpssignal.model.io import (
 )
 from gpssignal.model.scenario import MOVEMENTS, Scenario
 
-__all__ = ["ARMS", "REQUIRED", "JunctionSpec", "RowError", "Template", "read_template",
-           "read_junctions", "build_scenario"]
+__all__ = [
+    "ARMS",
+    "REQUIRED",
+    "JunctionSpec",
+    "RowError",
+    "Template",
+    "build_scenario",
+    "read_junctions",
+    "read_template",
+]
 
 ARMS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
 REQUIRED = ["name", "municipality", "lat", "lon", "cycle_s", "period", "peak_hour"]
@@ -78,6 +86,7 @@ class JunctionSpec:
 
     @property
     def id(self) -> str:
+        """Return the junction id: the name in lower-case ASCII, or ``row<n>``."""
         ascii_name = unicodedata.normalize("NFKD", self.name.replace("ø", "o").replace(
             "Ø", "O").replace("æ", "ae").replace("Æ", "Ae")).encode("ascii", "ignore").decode()
         return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_") or f"row{self.row}"
@@ -92,10 +101,12 @@ class Template:
     values: dict[str, Any]
 
     def __getitem__(self, key: str) -> Any:
+        """Return the template value ``key``."""
         return self.values[key]
 
 
 def read_template(path: str | Path) -> Template:
+    """Read the estimator's template (TOML) at ``path``."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -121,81 +132,105 @@ def read_template(path: str | Path) -> Template:
 
 
 def _target(arm: str, movement: str) -> str:
-    """The arm a movement from ``arm`` leaves by (right-hand traffic)."""
+    """Return the arm a movement from ``arm`` leaves by (right-hand traffic)."""
     turn = {"through": 180.0, "right": 270.0, "left": 90.0}[movement]
     b = (ARMS[arm] + turn) % 360.0
     return next(a for a, x in ARMS.items() if abs(x - b) < 1e-9)
 
 
-def _row_spec(k: int, r: dict[str, str]) -> JunctionSpec:
-    name = (r.get("name") or "").strip()
+class _Row:
+    """One row of the junction list, with its error and number helpers."""
 
-    def fail(col: str, val: Any, why: str) -> RowError:
-        return RowError(k, name, col, val, why)
+    def __init__(self, k: int, r: dict[str, str]) -> None:
+        self.k, self.r = k, r
+        self.name = (r.get("name") or "").strip()
 
-    for col in REQUIRED:
-        if not (r.get(col) or "").strip():
-            raise fail(col, r.get(col, ""), "required")
+    def fail(self, col: str, val: Any, why: str) -> RowError:
+        """Return the error of column ``col``, to raise."""
+        return RowError(self.k, self.name, col, val, why)
 
-    def num(col: str, default: float | None = None, lo: float = -math.inf,
+    def num(self, col: str, default: float | None = None, lo: float = -math.inf,
             hi: float = math.inf) -> float:
-        text = (r.get(col) or "").strip()
+        """Return column ``col`` as a number in ``[lo, hi]`` (``default`` if empty)."""
+        text = (self.r.get(col) or "").strip()
         if not text:
             if default is None:
-                raise fail(col, text, "required")
+                raise self.fail(col, text, "required")
             return default
         try:
             x = float(text)
         except ValueError:
-            raise fail(col, text, "not a number") from None
+            raise self.fail(col, text, "not a number") from None
         if not (math.isfinite(x) and lo <= x <= hi):
-            raise fail(col, text, f"must be between {lo:g} and {hi:g}")
+            raise self.fail(col, text, f"must be between {lo:g} and {hi:g}")
         return x
 
-    lat = num("lat", lo=-90, hi=90)
-    lon = num("lon", lo=-180, hi=180)
-    cycle = num("cycle_s", lo=30, hi=200)
+
+def _row_period(row: _Row) -> tuple[float, float, float]:
+    """Return the period's start and end and the peak hour's start [clock s]."""
+    r = row.r
     per = r["period"].strip()
     m = re.fullmatch(r"(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})", per)
     if not m:
-        raise fail("period", per, "expected HH:MM-HH:MM, e.g. 06:00-09:00")
+        raise row.fail("period", per, "expected HH:MM-HH:MM, e.g. 06:00-09:00")
     try:
         a, b = parse_clock(m.group(1), "period"), parse_clock(m.group(2), "period")
         peak = parse_clock(r["peak_hour"].strip(), "peak_hour")
     except ScenarioError as exc:
-        raise fail("period/peak_hour", per, str(exc)) from None
+        raise row.fail("period/peak_hour", per, str(exc)) from None
     if b <= a or (b - a) % 900 or (b - a) < 3600:
-        raise fail("period", per, "must be whole quarter hours and at least one hour long")
+        raise row.fail("period", per, "must be whole quarter hours and at least one hour long")
     if not (a <= peak and peak + 3600 <= b) or (peak - a) % 900:
-        raise fail("peak_hour", r["peak_hour"], f"the hour from it must lie inside {per} on "
-                   "a quarter hour")
+        raise row.fail("peak_hour", r["peak_hour"], f"the hour from it must lie inside {per} "
+                       "on a quarter hour")
+    return a, b, peak
+
+
+def _row_arms(row: _Row) -> tuple[dict[str, int], dict[str, float],
+                                  dict[str, dict[str, float]]]:
+    """Return each arm's approach lanes, speed limit and volumes by movement."""
+    r = row.r
     lanes, limits, vols = {}, {}, {}
     for arm in ARMS:
-        n = num(f"{arm}_lanes", 0.0, 0, 6)
+        n = row.num(f"{arm}_lanes", 0.0, 0, 6)
         if n != int(n):
-            raise fail(f"{arm}_lanes", r.get(f"{arm}_lanes"), "must be a whole number")
+            raise row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes"), "must be a whole number")
         lanes[arm] = int(n)
-        limits[arm] = num(f"{arm}_limit_kmh", 50.0, 10, 130)
-        vols[arm] = {mv: num(f"{arm}_{mv}_vph", 0.0, 0, 5000) for mv in MOVEMENTS}
+        limits[arm] = row.num(f"{arm}_limit_kmh", 50.0, 10, 130)
+        vols[arm] = {mv: row.num(f"{arm}_{mv}_vph", 0.0, 0, 5000) for mv in MOVEMENTS}
         if lanes[arm] == 0 and any(vols[arm].values()):
-            raise fail(f"{arm}_lanes", r.get(f"{arm}_lanes", ""), f"arm {arm} has volumes but "
-                       "no approach lanes")
+            raise row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes", ""), f"arm {arm} has volumes "
+                           "but no approach lanes")
         if lanes[arm] and not any(vols[arm].values()):
-            raise fail(f"{arm}_through_vph", r.get(f"{arm}_through_vph", ""),
-                       f"arm {arm} has lanes but no volume")
+            raise row.fail(f"{arm}_through_vph", r.get(f"{arm}_through_vph", ""),
+                           f"arm {arm} has lanes but no volume")
+    return lanes, limits, vols
+
+
+def _row_spec(k: int, r: dict[str, str]) -> JunctionSpec:
+    """Check one row of the junction list and return it as a spec."""
+    row = _Row(k, r)
+    for col in REQUIRED:
+        if not (r.get(col) or "").strip():
+            raise row.fail(col, r.get(col, ""), "required")
+    lat = row.num("lat", lo=-90, hi=90)
+    lon = row.num("lon", lo=-180, hi=180)
+    cycle = row.num("cycle_s", lo=30, hi=200)
+    a, b, peak = _row_period(row)
+    lanes, limits, vols = _row_arms(row)
     present = {a for a in ARMS if lanes[a]}
     axes = [{"N", "S"} & present, {"E", "W"} & present]
     if not all(axes):
-        raise fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) for a "
-                   "two-phase plan")
+        raise row.fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) "
+                       "for a two-phase plan")
     mon = (r.get("monitored_arm") or "").strip().upper()
     if mon:
         if mon not in present:
-            raise fail("monitored_arm", mon, f"must be an arm with an approach: "
-                       f"{', '.join(sorted(present))}")
+            raise row.fail("monitored_arm", mon, f"must be an arm with an approach: "
+                           f"{', '.join(sorted(present))}")
     else:
         mon = max(sorted(present), key=lambda x: sum(vols[x].values()))
-    return JunctionSpec(row=k, name=name, municipality=r["municipality"].strip(), lat=lat,
+    return JunctionSpec(row=k, name=row.name, municipality=r["municipality"].strip(), lat=lat,
                         lon=lon, cycle_s=cycle, period=(a, b), peak_start=peak,
                         monitored_arm=mon, note=(r.get("note") or "").strip(), lanes=lanes,
                         limit_kmh=limits, volumes=vols)
@@ -259,7 +294,7 @@ def _lanes_for(arm: str, n: int, vols: dict[str, float]) -> list[list[str]]:
 
 
 def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
-    """The scenario of one row, and its TOML text (with a header of its origin).
+    """Return the scenario of one row, and its TOML text (with a header of its origin).
 
     Raises
     ------
@@ -290,10 +325,8 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
                        "min green)")
     ga = min(max(round(total * y(phase_a) / (y(phase_a) + y(phase_b))), gmin), total - gmin)
     shift = float(t["relief_shift_s"])
-    if spec.monitored_arm in phase_a:
-        ga_r = min(ga + shift, total - gmin)
-    else:
-        ga_r = max(ga - shift, gmin)
+    ga_r = (min(ga + shift, total - gmin) if spec.monitored_arm in phase_a
+            else max(ga - shift, gmin))
 
     def greens(g_a: float) -> dict[str, list[float]]:
         o = min(3.0, g_a / 2)          # cycle second 0 lies 3 s into phase A's green
@@ -317,11 +350,11 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
             prof.append(1 - (1 - edge) * (k - k0 - 3) / m)
     links: list[dict[str, Any]] = []
     flows = []
-    L = float(t["approach_length_m"])
+    approach_m = float(t["approach_length_m"])
     for a in present:
         lanes = _lanes_for(a, spec.lanes[a], spec.volumes[a])
         links.append({"id": f"{a}_in", "name": f"approach from arm {a}", "to": f"{jid}.{a}",
-                      "length_m": L, "speed_limit_kmh": spec.limit_kmh[a],
+                      "length_m": approach_m, "speed_limit_kmh": spec.limit_kmh[a],
                       "lane": [{"movements": ln, "group": a} for ln in lanes]})
         for mv in MOVEMENTS:
             q = spec.volumes[a][mv]
@@ -365,7 +398,7 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
         "link": links,
         "demand": {"interval_s": 900, "flow": flows},
         "stretch": [{"id": f"{spec.monitored_arm}_approach", "links": [f"{spec.monitored_arm}_in"],
-                     "start_m": L - float(t["stretch_length_m"]), "end_m": L,
+                     "start_m": approach_m - float(t["stretch_length_m"]), "end_m": approach_m,
                      "description": f"last {t['stretch_length_m']:g} m before the stop line "
                                     f"of arm {spec.monitored_arm} (monitored)"}],
     }

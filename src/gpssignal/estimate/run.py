@@ -41,6 +41,8 @@ __all__ = ["JunctionResult", "estimate_junction", "junction_table", "municipalit
 
 @dataclass
 class JunctionResult:
+    """One estimated junction: its row, generated scenario and model, and evaluation."""
+
     spec: JunctionSpec
     scenario_toml: str
     model_json: bytes
@@ -123,7 +125,7 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
 
 
 def _alternatives(ev: Evaluation) -> dict[str, Any]:
-    """The verdict against the existing plan, and the best fixed program and oracle beside it."""
+    """Return the verdict against the existing plan, with the best fixed program and oracle."""
     days = ev.scenario.working_days_per_year
     dt = ev.difference_table().set_index(["kpi", "controller", "baseline"])
     out: dict[str, Any] = {"existing_plan": ev.baseline,

@@ -11,12 +11,12 @@ import numpy as np
 
 __all__ = [
     "LOS_BOUNDS_S",
-    "free_flow_time_s",
-    "travel_time_s",
     "entry_wait_s",
-    "time_loss_s",
-    "space_mean_speed_kmh",
+    "free_flow_time_s",
     "level_of_service",
+    "space_mean_speed_kmh",
+    "time_loss_s",
+    "travel_time_s",
 ]
 
 #: HCM signalised-intersection LOS upper bounds of control delay for A–E [s/veh];

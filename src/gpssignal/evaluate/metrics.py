@@ -38,17 +38,17 @@ from gpssignal.model.scenario import MOVEMENTS
 from gpssignal.sim.engine import SimResult
 
 __all__ = [
-    "KPI_DEFINITIONS",
-    "stretch_length_m",
-    "vehicle_table",
-    "interval_table",
-    "approach_table",
-    "movement_table",
-    "summary_table",
-    "run_tables",
     "EVAL_KPIS",
+    "KPI_DEFINITIONS",
+    "approach_table",
+    "interval_table",
     "monitored_approach",
+    "movement_table",
     "replication_kpis",
+    "run_tables",
+    "stretch_length_m",
+    "summary_table",
+    "vehicle_table",
 ]
 
 
@@ -67,7 +67,7 @@ def vehicle_table(result: SimResult) -> pd.DataFrame:
     wait = entry_wait_s(arr.t_s, result.depart_s)
     travel = travel_time_s(result.depart_s, result.exit_s)
     loss = time_loss_s(travel, arr.free_flow_time_s, wait)
-    ids = np.array(net.link_ids + [""], dtype=object)
+    ids = np.array([*net.link_ids, ""], dtype=object)
     route = ["→".join(ids[r[r >= 0]]) for r in arr.route_links]
     df = pd.DataFrame({
         "vehicle": np.arange(len(arr)),
@@ -348,7 +348,7 @@ EVAL_KPIS: list[tuple[str, str, str, str]] = [
 
 
 def replication_kpis(result: SimResult, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
-    """The :data:`EVAL_KPIS` of one run, from its tables (see :func:`run_tables`)."""
+    """Return the :data:`EVAL_KPIS` of one run, from its tables (see :func:`run_tables`)."""
     summ = tables["summary"].set_index("kpi")
     veh = tables["vehicles"]
     sc = result.scenario

@@ -66,10 +66,12 @@ class Interval:
 
     @property
     def low(self) -> float:
+        """Return the lower bound (mean − half-width)."""
         return self.mean - self.half_width
 
     @property
     def high(self) -> float:
+        """Return the upper bound (mean + half-width)."""
         return self.mean + self.half_width
 
 
@@ -161,7 +163,7 @@ def _check_level(level: float) -> None:
 
 
 def _too_few(num: np.ndarray, den: np.ndarray, level: float, method: str) -> RatioInterval:
-    """The interval of 0 or 1 pair: a point estimate at most, no bounds."""
+    """Return the interval of 0 or 1 pair: a point estimate at most, no bounds."""
     n = int(num.size)
     md = float(den.mean()) if n else float("nan")
     est = float(num.mean()) / md if n and md != 0 else float("nan")
@@ -396,7 +398,7 @@ def direction(interval: Interval | RatioInterval, better: str = "lower") -> str:
 
 def verdict(interval: Interval | RatioInterval, better: str = "lower",
             words: tuple[str, str] | None = None) -> str:
-    """The verdict on a paired difference at the interval's confidence level.
+    """Return the verdict on a paired difference at the interval's confidence level.
 
     Parameters
     ----------

@@ -150,7 +150,7 @@ class Evaluation:
                               "plan": " ".join(r.plan)} for r in self.replications])
 
     def values(self, controller: str, kpi: str, day_type: str | None = None) -> np.ndarray:
-        """A KPI of one arm, in seed order (only days of ``day_type`` if given)."""
+        """Return a KPI of one arm, in seed order (only days of ``day_type`` if given)."""
         by_seed = {r.seed: r.kpis.get(kpi, np.nan) for r in self.replications
                    if r.controller == controller}
         seeds = self.seeds if day_type is None else self.seeds_of(day_type)
@@ -161,12 +161,12 @@ class Evaluation:
         return {r.seed: r.day_type for r in self.replications}
 
     def seeds_of(self, day_type: str) -> list[int]:
-        """The evaluation days of one type, in seed order."""
+        """Return the evaluation days of one type, in seed order."""
         types = self.day_types()
         return [s for s in self.seeds if types.get(s) == day_type]
 
     def comparison_bases(self) -> list[str]:
-        """What every arm is compared with: existing plan, best fixed program, time of day."""
+        """Return the bases of comparison: existing plan, best fixed program, time of day."""
         bases = [self.baseline]
         for b in (self.best_fixed, "tod"):
             if b is not None and b in self.controllers and b not in bases:
@@ -311,12 +311,14 @@ class Evaluation:
         return pd.concat(frames, ignore_index=True)[cols]
 
     def showcase(self, controller: str) -> Showcase | None:
+        """Return the showcase run of ``controller``, if one was recorded."""
         for r in self.replications:
             if r.controller == controller and r.showcase is not None:
                 return r.showcase
         return None
 
     def meta(self) -> dict[str, Any]:
+        """Return the evaluation's metadata (scenario, seeds, arms, model) for meta.json."""
         sc = self.scenario
         return {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "version": __version__,
                 "seeds": self.seeds, "controllers": self.controllers,
@@ -435,7 +437,7 @@ def default_arms(scenario: Scenario, model: GpsModel | None = None,
 
 
 def _normalise(scenario: Scenario, name: str) -> str:
-    """``fixed`` is the default program; name it when every junction shares it."""
+    """Name the default program ``fixed`` stands for, when every junction shares it."""
     defaults = {j.default_program for j in scenario.junctions}
     if name == "fixed" and len(defaults) == 1:
         return f"fixed:{defaults.pop()}"
@@ -462,7 +464,7 @@ def select_best_fixed(scenario: Scenario, seeds: list[int],
                       backend: LocalBackend | DaskBackend | None = None,
                       progress: Callable[[int, int], None] | None = None
                       ) -> tuple[str, dict[str, Any]]:
-    """The fixed program with the least mean time loss per vehicle on ``seeds``.
+    """Return the fixed program with the least mean time loss per vehicle on ``seeds``.
 
     An engineer would pick the best fixed program from days already seen, so
     ``seeds`` must be days other than the evaluation's (the model's training
@@ -602,6 +604,7 @@ class StopRule:
     controller: str = "gps"
 
     def __post_init__(self) -> None:
+        """Check the rule; raise :class:`~gpssignal.errors.ScenarioError` if bad."""
         if self.kpi not in {k for k, _, _, _ in EVAL_KPIS}:
             raise ScenarioError(f"until_ci = {self.kpi!r}: unknown KPI")
         if not (self.half_width > 0 and np.isfinite(self.half_width)):
@@ -623,7 +626,7 @@ class StopRule:
         return max(1, min(done, self.max_days - done))
 
     def describe(self, days: int) -> dict[str, Any]:
-        """The rule and where it stopped, for the output's metadata."""
+        """Return the rule and where it stopped, for the output's metadata."""
         return {"kpi": self.kpi, "half_width": self.half_width, "max_days": self.max_days,
                 "controller": self.controller, "days": days}
 

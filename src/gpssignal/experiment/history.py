@@ -46,11 +46,11 @@ from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.probes.io import read_manifest, stream_to_frame, write_probes
 from gpssignal.sim.engine import SimResult
 
-__all__ = ["weekdays", "truth_table", "simulate_history", "read_manifest"]
+__all__ = ["read_manifest", "simulate_history", "truth_table", "weekdays"]
 
 
 def weekdays(start: str, n: int) -> list[str]:
-    """The first ``n`` weekdays (Monday-Friday) from ``start`` on, as ISO dates."""
+    """Return the first ``n`` weekdays (Monday-Friday) from ``start`` on, as ISO dates."""
     d = date.fromisoformat(start)
     out: list[str] = []
     while len(out) < n:

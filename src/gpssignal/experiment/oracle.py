@@ -68,13 +68,16 @@ class OracleResult:
     result: SimResult
 
     def entries(self, scenario: Scenario) -> tuple[tuple[float, str], ...]:
-        """The schedule as clock-time entries (for a ``plan`` controller)."""
+        """Return the schedule as clock-time entries (for a ``plan`` controller)."""
         return plan_entries(scenario, self.slots, self.starts_s)
 
 
 def slot_starts(scenario: Scenario, slot_s: float | None = None) -> tuple[float, ...]:
-    """Slot starts [s after simulation start]: every ``slot_s`` and every change
-    of the scenario's clock plan inside the period."""
+    """Return the slot starts [s after simulation start].
+
+    A slot starts every ``slot_s`` and at every change of the scenario's clock
+    plan inside the period.
+    """
     slot = float(slot_s or scenario.demand.interval_s)
     n = max(1, int(round(scenario.duration_s / slot)))
     edges = {k * slot for k in range(n)}
@@ -85,7 +88,7 @@ def slot_starts(scenario: Scenario, slot_s: float | None = None) -> tuple[float,
 
 def plan_entries(scenario: Scenario, slots: tuple[str, ...], starts_s: tuple[float, ...]
                  ) -> tuple[tuple[float, str], ...]:
-    """A slot schedule as clock-time entries, merging equal neighbours."""
+    """Return a slot schedule as clock-time entries, merging equal neighbours."""
     out: list[tuple[float, str]] = []
     for start, program in zip(starts_s, slots, strict=True):
         if not out or out[-1][1] != program:
@@ -94,7 +97,7 @@ def plan_entries(scenario: Scenario, slots: tuple[str, ...], starts_s: tuple[flo
 
 
 def _slots_of_plan(scenario: Scenario, starts_s: tuple[float, ...]) -> tuple[str, ...]:
-    """The scenario's clock plan at each slot's start (exact: slots split at its changes)."""
+    """Return the scenario's clock plan at each slot's start (exact: slots split at its changes)."""
     from gpssignal.control.fixed import TimeOfDayController
 
     tod = TimeOfDayController(scenario)
@@ -143,7 +146,7 @@ def search_plan(scenario: Scenario, seed: int, slot_s: float | None = None,
             for p in programs:
                 if p == best[k]:
                     continue
-                trial = best[:k] + (p,) + best[k + 1:]
+                trial = (*best[:k], p, *best[k + 1:])
                 if cost(trial) < cost(best):
                     best, changed = trial, True
         if not changed:

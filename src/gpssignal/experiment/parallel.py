@@ -83,9 +83,11 @@ class LocalBackend:
         """Nothing to release: each :meth:`run` owns its pool."""
 
     def __enter__(self) -> LocalBackend:
+        """Return the backend itself."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the backend."""
         self.close()
 
 
@@ -141,15 +143,17 @@ class DaskBackend:
             self.cluster.close()
 
     def __enter__(self) -> DaskBackend:
+        """Return the backend itself."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the backend."""
         self.close()
 
 
 def make_backend(name: str = "local", workers: int = 1,
                  scheduler: str | None = None) -> LocalBackend | DaskBackend:
-    """A backend by name (:data:`BACKENDS`).
+    """Return a backend by name (:data:`BACKENDS`).
 
     Raises
     ------
@@ -187,10 +191,8 @@ def map_runs(fn: Callable[[T], R], items: Sequence[T],
     """
     runner = backend if backend is not None else LocalBackend(1)
     out: list[Any] = [None] * len(items)
-    done = 0
-    for index, result in runner.run(fn, items):
+    for done, (index, result) in enumerate(runner.run(fn, items), start=1):
         out[index] = result
-        done += 1
         if on_result is not None:
             on_result(index, result)
         if progress is not None:

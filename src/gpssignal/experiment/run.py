@@ -62,6 +62,7 @@ class ControllerSpec:
     name: str | None = None
 
     def __post_init__(self) -> None:
+        """Check the spec; raise :class:`~gpssignal.errors.ScenarioError` if bad."""
         if self.kind not in _KINDS:
             raise ScenarioError(f"controller = {self.kind!r}: must be one of "
                                 f"{', '.join(CONTROLLERS)}")
@@ -121,6 +122,7 @@ class RunSpec:
     day_type: str | None = None
 
     def __post_init__(self) -> None:
+        """Check the day type; raise :class:`~gpssignal.errors.ScenarioError` if unknown."""
         names = [d.name for d in self.scenario.day_types]
         if self.day_type is not None and self.day_type not in names:
             raise ScenarioError(f"day_type = {self.day_type!r}: the scenario's day types are "
@@ -148,7 +150,7 @@ class RunMeta:
     wall_s: float
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (for JSON and Parquet metadata)."""
+        """Return the fields as a plain dict (for JSON and Parquet metadata)."""
         return {f: getattr(self, f) for f in self.__slots__}
 
 

@@ -124,7 +124,7 @@ def parse_range(spec: str) -> tuple[str, float, float]:
 
 
 def grid_points(grids: list[tuple[str, list[float]]]) -> list[dict[str, float]]:
-    """The Cartesian product of the grids, in a stable order."""
+    """Return the Cartesian product of the grids, in a stable order."""
     names = [g[0] for g in grids]
     if len(set(names)) != len(names):
         raise SweepSpecError(f"grid: a parameter is given twice ({', '.join(names)})")
@@ -156,19 +156,21 @@ class Task:
 
     @property
     def key(self) -> str:
+        """Return the task's key in the result store (controller, seed, parameters)."""
         return json.dumps([self.controller, self.seed, list(self.params)])
 
     def param_dict(self) -> dict[str, float]:
+        """Return the parameters as a dict."""
         return dict(self.params)
 
 
 def _baseline_params(point: dict[str, float]) -> tuple[tuple[str, float], ...]:
-    """What a fixed-timing run depends on: only the demand."""
+    """Return what a fixed-timing run depends on: only the demand."""
     return tuple(sorted((k, v) for k, v in point.items() if k in DEMAND_PARAMS))
 
 
 def baseline_arms(scenario: Scenario, oracle: bool = True) -> list[str]:
-    """The arms a sweep runs once per demand and day: existing plan, each program, oracle."""
+    """Return the arms a sweep runs once per demand and day: existing plan, each program, oracle."""
     arms = [scenario.baseline_plan]
     arms += [f"fixed:{p}" for p in scenario.program_names if f"fixed:{p}" not in arms]
     if oracle and len(scenario.program_names) > 1:
@@ -275,6 +277,7 @@ class ResultStore:
                                 f"model ({row[0]}); use another folder")
 
     def done_keys(self) -> set[str]:
+        """Return the keys of the runs already stored."""
         return {r[0] for r in self.con.execute("SELECT key FROM runs").fetchall()}
 
     def add(self, task: Task, row: dict[str, Any]) -> None:
@@ -296,6 +299,7 @@ class ResultStore:
         return pd.concat([df, params], axis=1)
 
     def close(self) -> None:
+        """Close the database connection."""
         self.con.close()
 
 
@@ -370,7 +374,7 @@ def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: lis
 
 
 def _savings(base: pd.DataFrame, gps: pd.DataFrame) -> dict[str, Any]:
-    """existing − GPS per day: mean, CI, relative [%] and the verdict."""
+    """Existing − GPS per day: mean, CI, relative [%] and the verdict."""
     row: dict[str, Any] = {}
     for kpi, label in (("mean_time_loss_s", "time_loss"), ("co2_kg", "co2")):
         b = base[kpi].to_numpy(float)
@@ -387,7 +391,7 @@ def _savings(base: pd.DataFrame, gps: pd.DataFrame) -> dict[str, Any]:
 
 def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str
                   ) -> dict[str, Any]:
-    """The best fixed program on these days and the oracle, beside the GPS controller."""
+    """Return the best fixed program on these days and the oracle, beside the GPS controller."""
     kpi = "mean_time_loss_s"
     fixed = [a for a in arms if a.startswith("fixed")]
     row: dict[str, Any] = {}
@@ -410,6 +414,6 @@ def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str
 
 
 def model_identity(model: GpsModel) -> str:
-    """A short hash of a model's content (what the store records)."""
+    """Return a short hash of a model's content (what the store records)."""
     blob = json.dumps(dataclasses.asdict(model), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

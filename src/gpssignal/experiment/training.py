@@ -36,7 +36,7 @@ from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
-__all__ = ["DayOutcome", "run_day", "simulate_days", "existing_plan_time_loss", "train"]
+__all__ = ["DayOutcome", "existing_plan_time_loss", "run_day", "simulate_days", "train"]
 
 @dataclass(frozen=True, slots=True)
 class DayOutcome:

@@ -36,9 +36,17 @@ from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.scenario import Scenario
 
-__all__ = ["run_sumo", "sumo_kpis", "gpssignal_kpis", "compare_fixed", "COMPARED",
-           "saturation_flow_vph", "compare_saturation_flow", "compare_gps",
-           "fcd_emission_check"]
+__all__ = [
+    "COMPARED",
+    "compare_fixed",
+    "compare_gps",
+    "compare_saturation_flow",
+    "fcd_emission_check",
+    "gpssignal_kpis",
+    "run_sumo",
+    "saturation_flow_vph",
+    "sumo_kpis",
+]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
             "co2_g_per_veh_km"]
@@ -56,7 +64,7 @@ def run_sumo(config: Path) -> float:
 
 
 def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
-    """The compared KPIs from SUMO's outputs in ``folder``."""
+    """Return the compared KPIs from SUMO's outputs in ``folder``."""
     rows = []
     for t in ET.parse(folder / "tripinfo.xml").getroot().iter("tripinfo"):
         em = t.find("emissions")
@@ -106,7 +114,7 @@ def _stretch_length_m(scenario: Scenario) -> float:
 
 
 def gpssignal_kpis(scenario: Scenario, seed: int) -> tuple[dict[str, float], float]:
-    """The compared KPIs of gpssignal's fixed-timing run of ``seed``, and its wall time."""
+    """Return the compared KPIs of gpssignal's fixed-timing run of ``seed``, and its wall time."""
     t0 = time.perf_counter()
     res, _ = run_scenario(scenario, "fixed", seed=seed, record_trajectories=False)
     wall = time.perf_counter() - t0
@@ -182,7 +190,7 @@ def compare_saturation_flow(scenario: Scenario, link_id: str, seed: int,
 
 def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
                 work_dir: str | Path) -> pd.DataFrame:
-    """The GPS controller's benefit in each simulator, on the same days.
+    """Return the GPS controller's benefit in each simulator, on the same days.
 
     One row per (seed, simulator, controller) with the compared KPIs, the
     number of program switches and probe points.

@@ -23,7 +23,7 @@ import pandas as pd
 
 from gpssignal.errors import ScenarioError, SumoNotFound
 
-__all__ = ["SumoNotFound", "sumo_home", "sumo_binary", "sumo_version", "sumo_emission_rates"]
+__all__ = ["SumoNotFound", "sumo_binary", "sumo_emission_rates", "sumo_home", "sumo_version"]
 
 
 def sumo_home() -> Path:
@@ -51,6 +51,7 @@ def sumo_binary(name: str) -> Path:
 
 
 def sumo_version() -> str:
+    """Return the first line of ``sumo --version``."""
     out = subprocess.run([str(sumo_binary("sumo")), "--version"], capture_output=True,
                          text=True, check=True).stdout
     return out.splitlines()[0].strip()

@@ -35,6 +35,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,7 +49,11 @@ from gpssignal.probes.sampler import ProbeSampler
 from gpssignal.sim.engine import Simulation
 from gpssignal.sim.network import compile_network
 
-__all__ = ["SumoExport", "export_sumo", "check_connections", "tl_phases"]
+if TYPE_CHECKING:
+    from gpssignal.model.geo import LinkGeometry
+    from gpssignal.sim.demand import Arrivals
+
+__all__ = ["SumoExport", "check_connections", "export_sumo", "tl_phases"]
 
 _LETTER = {GREEN: "G", AMBER: "y", RED: "r", RED_AMBER: "u"}
 
@@ -157,7 +162,28 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     geo = link_geometry(scenario)
-    # Nodes.
+    _write_plain_net(scenario, geo, out)
+    net_xml = _netconvert(out)
+    link_groups = check_connections(net_xml, scenario)
+    _write_tls(scenario, link_groups, out)
+    # Vehicle types and the day's vehicles.
+    seed = scenario.seed if seed is None else seed
+    sim = Simulation(scenario, FixedTimeController(scenario), seed=seed,
+                     record_trajectories=False)
+    arr = sim.arrivals
+    _write_routes(scenario, arr, out)
+    _write_stretch_detector(scenario, out)
+    probe_ids = None
+    if not fcd:
+        sampler = ProbeSampler(scenario, scenario.probes, arr, geo,
+                               np.random.default_rng(sim.streams["probes"]))
+        probe_ids = np.flatnonzero(sampler.equipped)
+    config = _write_config(scenario, out, probe_ids)
+    return SumoExport(folder=out, config=config, net=net_xml, link_groups=link_groups)
+
+
+def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
+    """Write the plain network (nodes, edges, connections) netconvert builds on."""
     nodes = ET.Element("nodes")
     node_of_end: dict[tuple[int, str], str] = {}
     for j in scenario.junctions:
@@ -192,6 +218,10 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
         ET.SubElement(cons, "connection", attrib={"from": f, "to": t, "fromLane": str(fl),
                                                   "toLane": str(tl)})
     _write(out / "net.con.xml", cons)
+
+
+def _netconvert(out: Path) -> Path:
+    """Build ``net.net.xml`` from the plain network with netconvert."""
     net_xml = out / "net.net.xml"
     proc = subprocess.run(
         [str(sumo_binary("netconvert")), "--node-files", str(out / "net.nod.xml"),
@@ -201,8 +231,11 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
          "--no-warnings"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ScenarioError(f"SUMO export: netconvert failed: {proc.stderr.strip()[-300:]}")
-    link_groups = check_connections(net_xml, scenario)
-    # Signal programs: the default one last (SUMO runs the program loaded last).
+    return net_xml
+
+
+def _write_tls(scenario: Scenario, link_groups: dict[str, list[str]], out: Path) -> None:
+    """Write the signal programs: the default one last (SUMO runs the program loaded last)."""
     add = ET.Element("additional")
     for j in scenario.junctions:
         groups = link_groups[j.id]
@@ -216,11 +249,10 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
             for dur, state in tl_phases(scenario, j.id, p.name, groups):
                 ET.SubElement(logic, "phase", duration=f"{dur:g}", state=state)
     _write(out / "tls.add.xml", add)
-    # Vehicle types and the day's vehicles.
-    seed = scenario.seed if seed is None else seed
-    sim = Simulation(scenario, FixedTimeController(scenario), seed=seed,
-                     record_trajectories=False)
-    arr = sim.arrivals
+
+
+def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
+    """Write the vehicle types (IDM, HBEFA4 classes) and the day's vehicles."""
     drv = scenario.driver
     routes = ET.Element("routes")
     for c in scenario.vehicle_classes:
@@ -239,7 +271,10 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
             departSpeed="desired", speedFactor=f"{arr.speed_factor[i]:.6f}").append(
             ET.Element("route", edges=" ".join(ids[int(x)] for x in r[r >= 0])))
     _write(out / "routes.rou.xml", routes)
-    # The monitored stretch as an E3 detector (first stretch only).
+
+
+def _write_stretch_detector(scenario: Scenario, out: Path) -> None:
+    """Write the monitored stretch as an E3 detector (first stretch only)."""
     det = ET.Element("additional")
     if scenario.stretches:
         st = scenario.stretches[0]
@@ -254,6 +289,10 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
             ET.SubElement(e3, "detExit", lane=f"{last.id}_{k}",
                           pos=f"{min(end, last.length_m - 0.1):g}")
     _write(out / "stretch.add.xml", det)
+
+
+def _write_config(scenario: Scenario, out: Path, probe_ids: np.ndarray | None) -> Path:
+    """Write ``run.sumocfg``; FCD of ``probe_ids`` only, or of all vehicles if None."""
     cfg = ET.Element("configuration")
     inp = ET.SubElement(cfg, "input")
     ET.SubElement(inp, "net-file", value="net.net.xml")
@@ -278,10 +317,7 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     dev = ET.SubElement(cfg, "emissions")
     ET.SubElement(dev, "device.emissions.probability", value="1")
     fcd_dev = ET.SubElement(cfg, "fcd_device")
-    if not fcd:
-        sampler = ProbeSampler(scenario, scenario.probes, arr, geo,
-                               np.random.default_rng(sim.streams["probes"]))
-        probe_ids = np.flatnonzero(sampler.equipped)
+    if probe_ids is not None:
         ET.SubElement(fcd_dev, "device.fcd.probability", value="0")
         ET.SubElement(fcd_dev, "device.fcd.explicit", value=",".join(map(str, probe_ids)))
     rep = ET.SubElement(cfg, "report")
@@ -289,4 +325,4 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     ET.SubElement(rep, "no-warnings", value="true")
     config = out / "run.sumocfg"
     _write(config, cfg)
-    return SumoExport(folder=out, config=config, net=net_xml, link_groups=link_groups)
+    return config

@@ -33,7 +33,6 @@ from gpssignal.model.scenario import (
 __all__ = [
     "ANONYMISATION_MODES",
     "MOVEMENTS",
-    "ProbeSettings",
     "Arm",
     "Demand",
     "DemandFlow",
@@ -41,6 +40,7 @@ __all__ = [
     "Junction",
     "Lane",
     "Link",
+    "ProbeSettings",
     "Program",
     "Scenario",
     "ScheduleEntry",

@@ -26,7 +26,7 @@ def fail(fieldname: str, value: Any, reason: str) -> NoReturn:
 
 
 def is_number(value: Any) -> bool:
-    """A real number: int or float, but not bool (TOML ``true`` is no number)."""
+    """Tell whether ``value`` is a real number: int or float, not bool (TOML ``true``)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -147,6 +147,7 @@ class DayType:
     description: str = ""
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"day_type[{self.name}]"
         if not isinstance(self.name, str) or not self.name.isidentifier():
             fail("day_type.name", self.name, "must be a name (letters, digits, _)")
@@ -168,7 +169,7 @@ class DayType:
 
 
 def day_type_names(day_types: tuple[DayType, ...]) -> list[str]:
-    """The names of a mix, checking they are unique and their shares sum to 1."""
+    """Return the names of a mix, checking they are unique and their shares sum to 1."""
     names = [d.name for d in day_types]
     if len(set(names)) != len(names):
         fail("day_type.name", names, "names must be unique")

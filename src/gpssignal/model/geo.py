@@ -45,8 +45,13 @@ import numpy as np
 
 from gpssignal.model.scenario import Scenario
 
-__all__ = ["EARTH_RADIUS_M", "LocalProjection", "LinkGeometry", "link_geometry",
-           "bearing_deg"]
+__all__ = [
+    "EARTH_RADIUS_M",
+    "LinkGeometry",
+    "LocalProjection",
+    "bearing_deg",
+    "link_geometry",
+]
 
 #: Mean Earth radius (IUGG) [m].
 EARTH_RADIUS_M = 6_371_008.8
@@ -81,7 +86,7 @@ class LocalProjection:
 
     @classmethod
     def for_scenario(cls, scenario: Scenario) -> LocalProjection:
-        """The projection about the scenario's first junction."""
+        """Return the projection about the scenario's first junction."""
         j = scenario.junctions[0]
         return cls(j.lat_deg, j.lon_deg)
 

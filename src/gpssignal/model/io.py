@@ -43,13 +43,13 @@ from gpssignal.model.scenario import (
 )
 
 __all__ = [
-    "read_scenario",
-    "parse_scenario",
     "dump_scenario",
-    "scenario_to_dict",
-    "scenario_hash",
-    "parse_clock",
     "format_clock",
+    "parse_clock",
+    "parse_scenario",
+    "read_scenario",
+    "scenario_hash",
+    "scenario_to_dict",
 ]
 
 
@@ -217,7 +217,7 @@ def _parse_demand_csv(text: str, where: str, n_expected: int | None) -> list[Dem
 
 
 def _clock_range(t: _Table, key: str) -> tuple[float, float]:
-    """A clock time ``"HH:MM"`` or a range ``["HH:MM", "HH:MM"]`` [s after midnight]."""
+    """Read a clock time ``"HH:MM"`` or a range ``["HH:MM", "HH:MM"]`` [s after midnight]."""
     raw = t.take(key, kind=(str, list))
     where = f"{t.where}.{key}"
     if isinstance(raw, str):
@@ -229,7 +229,7 @@ def _clock_range(t: _Table, key: str) -> tuple[float, float]:
 
 
 def _number_range(t: _Table, key: str, default: Any = ...) -> Any:
-    """A number or a range ``[low, high]`` of numbers."""
+    """Read a number or a range ``[low, high]`` of numbers."""
     raw = t.take(key, default, (int, float, list))
     if raw is default and default is not ...:
         return default
@@ -272,7 +272,7 @@ def _parse_day_type(data: Any, where: str) -> DayType:
 
 
 def _parse_evaluation(top: _Table) -> dict[str, Any]:
-    """``[evaluation]``, ``[[day_type]]`` and ``[[published]]`` as Scenario keywords."""
+    """Read ``[evaluation]``, ``[[day_type]]`` and ``[[published]]`` as Scenario keywords."""
     ev = _Table(top.take("evaluation", {}), "evaluation")
     plan = ev.take("existing_plan", "", str)
     ev.done()
@@ -289,8 +289,11 @@ def _parse_evaluation(top: _Table) -> dict[str, Any]:
 
 
 def _evaluation_to_dict(s: Scenario) -> dict[str, Any]:
-    """The inverse of :func:`_parse_evaluation`; empty parts are left out (so the
-    hash of a scenario without them is what it was before they existed)."""
+    """Invert :func:`_parse_evaluation`.
+
+    Empty parts are left out (so the hash of a scenario without them is what it
+    was before they existed).
+    """
     out: dict[str, Any] = {}
     if s.existing_plan:
         out["evaluation"] = {"existing_plan": s.existing_plan}
@@ -465,7 +468,7 @@ def read_scenario(path: str | Path) -> Scenario:
 
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
-    """The scenario as plain TOML-ready data (demand inlined)."""
+    """Return the scenario as plain TOML-ready data (demand inlined)."""
     sc: dict[str, Any] = {
         "name": s.name, "description": s.description, "start": format_clock(s.start_clock_s),
         "duration_s": s.duration_s, "drain_s": s.drain_s, "step_s": s.step_s,

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_TURN_ERROR_DEG",
-    "split_arm_ref",
-    "movement_targets",
-    "validate_network",
     "entry_links",
     "exit_links",
+    "movement_targets",
+    "split_arm_ref",
+    "validate_network",
 ]
 
 #: Largest angle between a movement's heading and the arm it is resolved to [deg].
@@ -104,6 +104,17 @@ def validate_network(scenario: Scenario) -> None:
     ScenarioError
         Naming the field and the value that breaks the network.
     """
+    _check_incoming(scenario)
+    targets = movement_targets(scenario)
+    by_id = {lk.id: lk for lk in scenario.links}
+    _check_turn_shares(scenario)
+    _check_demand_links(scenario, by_id)
+    _check_routes_end(scenario, targets, by_id)
+    _check_stretches(scenario, targets, by_id)
+
+
+def _check_incoming(scenario: Scenario) -> None:
+    """Check that each arm has at most one incoming link, whose lanes name its groups."""
     incoming: dict[tuple[str, str], str] = {}
     for lk in scenario.links:
         if lk.to_arm is not None:
@@ -116,8 +127,10 @@ def validate_network(scenario: Scenario) -> None:
                 if lane.group not in j.groups:
                     raise ScenarioError(f"link[{lk.id}].lanes[{k}].group = {lane.group!r}: "
                                         f"junction {j.id} has no such signal group")
-    targets = movement_targets(scenario)
-    by_id = {lk.id: lk for lk in scenario.links}
+
+
+def _check_turn_shares(scenario: Scenario) -> None:
+    """Check that links between junctions have turn shares, each for an allowed movement."""
     for lk in scenario.links:
         internal = lk.from_arm is not None and lk.to_arm is not None
         if internal:
@@ -128,6 +141,10 @@ def validate_network(scenario: Scenario) -> None:
                 if share > 0 and m not in lk.lane_movements():
                     raise ScenarioError(f"link[{lk.id}].turn_shares.{m} = {share}: no lane "
                                         "allows this movement")
+
+
+def _check_demand_links(scenario: Scenario, by_id: dict[str, Link]) -> None:
+    """Check that every demand flow enters on an entry link that allows its movement."""
     for f in scenario.demand.flows:
         if f.link not in by_id:
             raise ScenarioError(f"demand.flow.link = {f.link!r}: unknown link")
@@ -141,7 +158,11 @@ def validate_network(scenario: Scenario) -> None:
             raise ScenarioError(f"demand.flow[{f.link}].movement = {f.movement!r}: no lane of "
                                 f"link {f.link} allows it (lanes allow "
                                 f"{sorted(lk.lane_movements())})")
-    # Routes must end: no cycle of links reachable with positive turn shares.
+
+
+def _check_routes_end(scenario: Scenario, targets: dict[tuple[str, str], str],
+                      by_id: dict[str, Link]) -> None:
+    """Check that routes end: no cycle of links reachable with positive turn shares."""
     succ: dict[str, list[str]] = {lk.id: [] for lk in scenario.links}
     for (lid, m), nxt in targets.items():
         lk = by_id[lid]
@@ -162,6 +183,11 @@ def validate_network(scenario: Scenario) -> None:
     for lk in scenario.links:
         if lk.id not in state:
             visit(lk.id, [])
+
+
+def _check_stretches(scenario: Scenario, targets: dict[tuple[str, str], str],
+                     by_id: dict[str, Link]) -> None:
+    """Check that each stretch follows junction movements and lies within its links."""
     for s in scenario.stretches:
         p = f"stretch[{s.id}]"
         for k, lid in enumerate(s.links):

@@ -27,24 +27,24 @@ from gpssignal.model.checks import (
 from gpssignal.model.days import DayType, day_type_names
 
 __all__ = [
+    "ANONYMISATION_MODES",
     "MOVEMENTS",
-    "SignalTiming",
-    "VehicleClass",
     "Arm",
-    "Program",
+    "Demand",
+    "DemandFlow",
+    "Driver",
     "Junction",
     "Lane",
     "Link",
-    "DemandFlow",
-    "Demand",
-    "Variability",
-    "Stretch",
-    "ScheduleEntry",
-    "Driver",
-    "ANONYMISATION_MODES",
     "ProbeSettings",
+    "Program",
     "PublishedResult",
     "Scenario",
+    "ScheduleEntry",
+    "SignalTiming",
+    "Stretch",
+    "Variability",
+    "VehicleClass",
 ]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +60,7 @@ class SignalTiming:
     min_green_s: float = 6.0
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         check_positive("amber_s", self.amber_s)
         check_non_negative("red_amber_s", self.red_amber_s)
         check_positive("min_green_s", self.min_green_s)
@@ -112,6 +113,7 @@ class VehicleClass:
     height_m: float = 1.5
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"vehicle_class[{self.name}]"
         if not self.name:
             fail("vehicle_class.name", self.name, "must not be empty")
@@ -140,6 +142,7 @@ class Arm:
     name: str = ""
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         if not (is_number(self.bearing_deg) and 0 <= self.bearing_deg < 360):
             fail(f"arm[{self.id}].bearing_deg", self.bearing_deg, "must be in [0, 360)")
 
@@ -171,6 +174,7 @@ class Program:
     greens: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"program[{self.name}]"
         check_positive(f"{p}.cycle_s", self.cycle_s)
         if not (is_number(self.offset_s) and 0 <= self.offset_s < self.cycle_s):
@@ -248,6 +252,7 @@ class Junction:
     timing: SignalTiming = field(default_factory=SignalTiming)
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"junction[{self.id}]"
         if not (is_number(self.lat_deg) and -90 <= self.lat_deg <= 90):
             fail(f"{p}.lat_deg", self.lat_deg, "must be in [-90, 90]")
@@ -260,6 +265,16 @@ class Junction:
             fail(f"{p}.arms", arm_ids, "arm ids must be unique")
         if len(set(self.groups)) != len(self.groups) or not self.groups:
             fail(f"{p}.groups", list(self.groups), "group ids must be unique and non-empty")
+        self._validate_intergreens()
+        self._validate_programs()
+        # Local import: signals.py builds on these classes.
+        from gpssignal.model.signals import validate_junction_programs
+
+        validate_junction_programs(self)
+
+    def _validate_intergreens(self) -> None:
+        """Check that each conflict joins two known groups and is listed both ways."""
+        p = f"junction[{self.id}]"
         groups = set(self.groups)
         for (i, j), val in self.intergreen_s.items():
             where = f"{p}.intergreen_s.{i}.{j}"
@@ -272,6 +287,11 @@ class Junction:
             check_non_negative(where, val)
             if (j, i) not in self.intergreen_s:
                 fail(where, val, f"conflict must be listed both ways: missing {j}.{i}")
+
+    def _validate_programs(self) -> None:
+        """Check the program names, the default and relief programs and their greens."""
+        p = f"junction[{self.id}]"
+        groups = set(self.groups)
         names = [pr.name for pr in self.programs]
         if not names:
             fail(f"{p}.programs", names, "a junction needs at least one program")
@@ -290,13 +310,9 @@ class Junction:
                 fail(f"{p}.program[{pr.name}].greens", sorted(missing), "groups without green")
             if extra:
                 fail(f"{p}.program[{pr.name}].greens", sorted(extra), "unknown signal groups")
-        # Local import: signals.py builds on these classes.
-        from gpssignal.model.signals import validate_junction_programs
-
-        validate_junction_programs(self)
 
     def program(self, name: str) -> Program:
-        """The program called ``name``."""
+        """Return the program called ``name``."""
         for pr in self.programs:
             if pr.name == name:
                 return pr
@@ -342,6 +358,7 @@ class Link:
     lane_width_m: float = 3.25
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"link[{self.id}]"
         check_positive(f"{p}.lane_width_m", self.lane_width_m)
         check_positive(f"{p}.length_m", self.length_m)
@@ -395,6 +412,7 @@ class DemandFlow:
     flow_vph: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"demand.flow[{self.link}.{self.movement}]"
         if self.movement not in MOVEMENTS:
             fail(f"{p}.movement", self.movement, f"must be one of {MOVEMENTS}")
@@ -413,6 +431,7 @@ class Demand:
     flows: tuple[DemandFlow, ...] = ()
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         check_positive("demand.interval_s", self.interval_s)
         if not self.flows:
             fail("demand.flow", [], "a scenario needs at least one demand flow")
@@ -438,6 +457,7 @@ class Variability:
     peak_shift_sd_s: float = 0.0
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         check_non_negative("variability.demand_level_sd", self.demand_level_sd)
         if self.demand_level_sd >= 1 / 3:
             fail("variability.demand_level_sd", self.demand_level_sd, "must be < 1/3")
@@ -446,8 +466,10 @@ class Variability:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stretch:
-    """A monitored stretch: from ``start_m`` on the first of ``links`` to
-    ``end_m`` on the last, following the links in order.
+    """A monitored stretch of road.
+
+    It runs from ``start_m`` on the first of ``links`` to ``end_m`` on the
+    last, following the links in order.
     """
 
     id: str
@@ -457,6 +479,7 @@ class Stretch:
     description: str = ""
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"stretch[{self.id}]"
         if not self.links:
             fail(f"{p}.links", [], "needs at least one link")
@@ -475,6 +498,7 @@ class ScheduleEntry:
     program: str
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         if not (is_number(self.at_clock_s) and 0 <= self.at_clock_s <= 86_400
                 and float(self.at_clock_s).is_integer()):
             fail("schedule.at", self.at_clock_s, "must be a whole-second clock time "
@@ -529,6 +553,7 @@ class ProbeSettings:
     trim_m: float = 100.0
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         for f in ("penetration", "dropout"):
             v = getattr(self, f)
             if not (is_number(v) and 0 <= v <= 1):
@@ -557,6 +582,7 @@ class Driver:
     max_decel_mps2: float = 9.0
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         check_positive("driver.idm_delta", self.idm_delta)
         check_positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
         check_positive("driver.max_decel_mps2", self.max_decel_mps2)
@@ -581,6 +607,7 @@ class PublishedResult:
     source: str
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         for f in ("quantity", "value", "source"):
             if not isinstance(getattr(self, f), str) or not getattr(self, f).strip():
                 fail(f"published.{f}", getattr(self, f), "must be a non-empty text")
@@ -652,6 +679,21 @@ class Scenario:
     published: tuple[PublishedResult, ...] = ()
 
     def __post_init__(self) -> None:
+        """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
+        self._validate_period()
+        self._validate_settings()
+        self._validate_parts()
+        # Topology checks (arms, movements, routes) need the whole network.
+        from gpssignal.model.network import validate_network
+
+        validate_network(self)
+        self._validate_coordination()
+        self._validate_schedule()
+        self._validate_day_types()
+        self._validate_existing_plan()
+
+    def _validate_period(self) -> None:
+        """Check the start, duration, drain, step and peak hour."""
         if not (is_number(self.start_clock_s) and 0 <= self.start_clock_s < 86_400
                 and float(self.start_clock_s).is_integer()):
             fail("scenario.start", self.start_clock_s,
@@ -671,6 +713,9 @@ class Scenario:
                     and float(b).is_integer() and self.start_clock_s <= a < b <= end):
                 fail("scenario.peak", list(self.peak_clock_s),
                       "must be an interval inside the simulated period")
+
+    def _validate_settings(self) -> None:
+        """Check the working days, seed, date and time zone."""
         if (not isinstance(self.working_days_per_year, int)
                 or isinstance(self.working_days_per_year, bool)
                 or not 0 < self.working_days_per_year <= 366):
@@ -685,6 +730,9 @@ class Scenario:
         if _gettz(self.timezone) is None:
             fail("scenario.timezone", self.timezone, "unknown time zone (use an IANA name "
                   "such as 'Europe/Copenhagen')")
+
+    def _validate_parts(self) -> None:
+        """Check the vehicle classes, and that junction and link ids are unique."""
         if not self.vehicle_classes:
             fail("vehicle_class", [], "at least one vehicle class is needed")
         names = [c.name for c in self.vehicle_classes]
@@ -699,10 +747,9 @@ class Scenario:
         link_ids = [lk.id for lk in self.links]
         if len(set(link_ids)) != len(link_ids):
             fail("link", link_ids, "link ids must be unique")
-        # Topology checks (arms, movements, routes) need the whole network.
-        from gpssignal.model.network import validate_network
 
-        validate_network(self)
+    def _validate_coordination(self) -> None:
+        """Check that every program of a coordination group has the group's cycle."""
         cycles: dict[str, tuple[str, float]] = {}
         for j in self.junctions:
             if not j.coordination_group:
@@ -714,6 +761,9 @@ class Scenario:
                     fail(f"junction[{j.id}].program[{pr.name}].cycle_s", pr.cycle_s,
                           f"coordination group {j.coordination_group!r} runs {first[1]:g} s "
                           f"({first[0]}); all its programs need one cycle")
+
+    def _validate_schedule(self) -> None:
+        """Check that scheduled programs exist everywhere and times increase."""
         for s in self.schedule:
             for j in self.junctions:
                 if s.program not in [p.name for p in j.programs]:
@@ -721,8 +771,6 @@ class Scenario:
         at = [s.at_clock_s for s in self.schedule]
         if at != sorted(at) or len(set(at)) != len(at):
             fail("schedule.at", at, "schedule times must be strictly increasing")
-        self._validate_day_types()
-        self._validate_existing_plan()
 
     def _validate_day_types(self) -> None:
         day_type_names(self.day_types)
@@ -777,14 +825,14 @@ class Scenario:
         return self.start_clock_s + self.duration_s
 
     def junction(self, jid: str) -> Junction:
-        """The junction with id ``jid``."""
+        """Return the junction with id ``jid``."""
         for j in self.junctions:
             if j.id == jid:
                 return j
         raise KeyError(jid)
 
     def link(self, lid: str) -> Link:
-        """The link with id ``lid``."""
+        """Return the link with id ``lid``."""
         for lk in self.links:
             if lk.id == lid:
                 return lk

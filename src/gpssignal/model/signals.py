@@ -29,6 +29,7 @@ Bekendtgørelse om vejafmærkning §238 (Danish amber / red-amber / minimum gree
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -36,17 +37,17 @@ if TYPE_CHECKING:
     from gpssignal.model.scenario import Junction, Program
 
 __all__ = [
+    "AMBER",
+    "GREEN",
     "RED",
     "RED_AMBER",
-    "GREEN",
-    "AMBER",
     "STATE_NAMES",
+    "check_green_intervals",
     "green_pieces",
     "greens_at_zero",
     "program_events",
     "state_at",
     "unrolled_greens",
-    "check_green_intervals",
     "validate_junction_programs",
 ]
 
@@ -96,7 +97,7 @@ def state_at(program: Program, group: str, cycle_second: float, amber_s: float,
 
 
 def greens_at_zero(program: Program) -> frozenset[str]:
-    """Groups that are green at cycle second 0."""
+    """Return the groups that are green at cycle second 0."""
     return frozenset(
         g for g in program.greens
         if program.is_permanent(g) or _in_window(0.0, program.greens[g][0],
@@ -177,7 +178,7 @@ def check_green_intervals(greens: Mapping[str, list[tuple[float, float]]],
             if a > lo + _EPS and b < hi - _EPS and b - a < min_green_s - _EPS:
                 problems.append(f"group {g} green {b - a:g} s at t={a:g} < min green "
                                 f"{min_green_s:g} s")
-        for (_, b1), (a2, _) in zip(ivs, ivs[1:], strict=False):
+        for (_, b1), (a2, _) in itertools.pairwise(ivs):
             if a2 - b1 < amber_s + red_amber_s - _EPS:
                 problems.append(f"group {g} red between greens {a2 - b1:g} s at t={b1:g} "
                                 f"< amber + red-amber {amber_s + red_amber_s:g} s")

@@ -58,19 +58,19 @@ from gpssignal.model.scenario import ANONYMISATION_MODES, Scenario
 from gpssignal.probes.sampler import ProbeStream, pseudonyms
 
 __all__ = [
-    "PROBE_COLUMNS",
-    "MAX_SPEED_KMH",
     "DROP_REASONS",
-    "ProbeFileError",
+    "MAX_SPEED_KMH",
+    "PROBE_COLUMNS",
     "DropReport",
+    "ProbeFileError",
     "ProbeRead",
-    "stream_to_frame",
-    "utc_from_sim_seconds",
-    "sim_seconds_from_utc",
-    "write_probes",
-    "read_probes",
     "import_fcd",
     "read_manifest",
+    "read_probes",
+    "sim_seconds_from_utc",
+    "stream_to_frame",
+    "utc_from_sim_seconds",
+    "write_probes",
 ]
 
 #: Columns of the schema, in file order (``pseudonym`` only when present).
@@ -95,6 +95,7 @@ class DropReport:
     time_received_filled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-ready data."""
         return {"file": self.file, "rows_read": self.rows_read, "rows_kept": self.rows_kept,
                 "dropped": dict(self.dropped), "unknown_columns": list(self.unknown_columns),
                 "time_received_filled": self.time_received_filled}
@@ -117,7 +118,7 @@ class ProbeRead:
 
 
 def _zone(name: str) -> Any:
-    """The tzinfo of an IANA zone name; ProbeFileError if unknown."""
+    """Return the tzinfo of an IANA zone name; ProbeFileError if unknown."""
     tz = gettz(name) if isinstance(name, str) and name else None
     if tz is None:
         raise ProbeFileError(f"timezone = {name!r}: unknown time zone (use an IANA name such "
@@ -138,7 +139,7 @@ def _t0_utc(scenario: Scenario, date: str | None = None) -> pd.Timestamp:
 
 def utc_from_sim_seconds(scenario: Scenario, t_s: np.ndarray,
                          date: str | None = None) -> pd.DatetimeIndex:
-    """Simulation seconds of a run on ``date`` (default the scenario's) to UTC timestamps."""
+    """Convert simulation seconds of a run on ``date`` (default the scenario's) to UTC."""
     t0 = _t0_utc(scenario, date)
     return pd.DatetimeIndex(t0 + pd.to_timedelta(np.asarray(t_s, dtype=float), unit="s"))
 
@@ -153,7 +154,7 @@ def sim_seconds_from_utc(scenario: Scenario, times: pd.Series | pd.DatetimeIndex
 
 def stream_to_frame(stream: ProbeStream, scenario: Scenario,
                     date: str | None = None) -> pd.DataFrame:
-    """A sampled stream as a schema DataFrame (UTC timestamps)."""
+    """Convert a sampled stream to a schema DataFrame (UTC timestamps)."""
     c = stream.columns
     df = pd.DataFrame({
         "time_sent": utc_from_sim_seconds(scenario, c["time_sent_s"], date).as_unit("ms"),
@@ -331,7 +332,11 @@ def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
 # SUMO FCD import
 # ---------------------------------------------------------------------------
 
-def _fcd_rows(path: Path) -> Iterator[tuple[float, str, float, float, float, float]]:
+#: One FCD point: (time, id, x, y, speed_mps, angle_deg).
+_FcdRow = tuple[float, str, float, float, float, float]
+
+
+def _fcd_rows(path: Path) -> Iterator[_FcdRow]:
     """Stream (time, id, x, y, speed_mps, angle_deg) from an FCD XML file."""
     t = np.nan
     try:
@@ -405,74 +410,95 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
         salt = secrets.randbits(63)
     ids: dict[str, int] = {}
     tmp, final = _atomic_target(dst)
-    writer: pq.ParquetWriter | None = None
-    rows_total = 0
-    first_csv = True
+    sink = _ChunkWriter(tmp, parquet=dst.suffix == ".parquet")
 
-    def flush(buf: list[tuple[float, str, float, float, float, float]]) -> None:
-        nonlocal writer, rows_total, first_csv
-        if not buf:
-            return
-        t, vid, x, y, v, a = zip(*buf, strict=True)
-        xa, ya = np.array(x), np.array(y)
-        if proj is not None:
-            lat, lon = proj.to_latlon(xa, ya)
-        else:
-            if np.any(np.abs(ya) > 90) or np.any(np.abs(xa) > 180):
-                raise ProbeFileError(f"FCD file {str(src)!r}: x/y are not degrees; pass the "
-                                     "origin (lat, lon) of SUMO's x = y = 0 for plain x/y "
-                                     "output")
-            lat, lon = ya, xa
-        ts = t0 + pd.to_timedelta(np.array(t), unit="s")
-        frame = pd.DataFrame({"time_sent": pd.DatetimeIndex(ts).as_unit("ms"),
-                              "time_received": pd.DatetimeIndex(ts).as_unit("ms"),
-                              "lat_deg": lat, "lon_deg": lon,
-                              "speed_kmh": np.array(v) * 3.6, "heading_deg": np.array(a)})
-        if anonymisation == "raw":
-            frame["pseudonym"] = pd.array(vid, dtype="string")
-        elif anonymisation == "rotating":
-            num = np.array([ids.setdefault(s, len(ids)) for s in vid], dtype=np.int64)
-            epoch = np.floor(np.array(t) / rotation_s).astype(np.int64)
-            frame["pseudonym"] = pd.array(pseudonyms(salt, num, epoch), dtype="string")
-        rows_total += len(frame)
-        if dst.suffix == ".parquet":
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        else:
-            out = frame.copy()
-            for c in ("time_sent", "time_received"):
-                out[c] = _iso_ms(out[c])
-            out.to_csv(tmp, index=False, header=first_csv, mode="w" if first_csv else "a")
-            first_csv = False
+    def flush(buf: list[_FcdRow]) -> None:
+        if buf:
+            sink.write(_fcd_frame(buf, src, proj, t0, anonymisation, rotation_s, salt, ids))
 
     try:
-        buf: list[tuple[float, str, float, float, float, float]] = []
+        buf: list[_FcdRow] = []
         for row in _fcd_rows(src):
             buf.append(row)
             if len(buf) >= chunk_rows:
                 flush(buf)
                 buf = []
         flush(buf)
-        if writer is not None:
-            writer.close()
-            writer = None
-        if rows_total == 0:
+        sink.close()
+        if sink.rows == 0:
             empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ms, UTC]") if c.startswith(
                 "time") else pd.Series(dtype=float) for c in PROBE_COLUMNS[:6]})
             return write_probes(empty, final), 0
         os.replace(tmp, final)
     finally:
-        if writer is not None:
-            writer.close()
+        sink.close()
         if tmp.exists():
             tmp.unlink()
-    return final, rows_total
+    return final, sink.rows
+
+
+def _fcd_frame(buf: list[_FcdRow], src: Path, proj: LocalProjection | None,
+               t0: pd.Timestamp, anonymisation: str, rotation_s: float, salt: int,
+               ids: dict[str, int]) -> pd.DataFrame:
+    """Return a chunk of FCD rows as probe columns (``ids`` numbers the vehicles seen)."""
+    t, vid, x, y, v, a = zip(*buf, strict=True)
+    xa, ya = np.array(x), np.array(y)
+    if proj is not None:
+        lat, lon = proj.to_latlon(xa, ya)
+    else:
+        if np.any(np.abs(ya) > 90) or np.any(np.abs(xa) > 180):
+            raise ProbeFileError(f"FCD file {str(src)!r}: x/y are not degrees; pass the "
+                                 "origin (lat, lon) of SUMO's x = y = 0 for plain x/y "
+                                 "output")
+        lat, lon = ya, xa
+    ts = t0 + pd.to_timedelta(np.array(t), unit="s")
+    frame = pd.DataFrame({"time_sent": pd.DatetimeIndex(ts).as_unit("ms"),
+                          "time_received": pd.DatetimeIndex(ts).as_unit("ms"),
+                          "lat_deg": lat, "lon_deg": lon,
+                          "speed_kmh": np.array(v) * 3.6, "heading_deg": np.array(a)})
+    if anonymisation == "raw":
+        frame["pseudonym"] = pd.array(vid, dtype="string")
+    elif anonymisation == "rotating":
+        num = np.array([ids.setdefault(s, len(ids)) for s in vid], dtype=np.int64)
+        epoch = np.floor(np.array(t) / rotation_s).astype(np.int64)
+        frame["pseudonym"] = pd.array(pseudonyms(salt, num, epoch), dtype="string")
+    return frame
+
+
+class _ChunkWriter:
+    """Appends probe frames to a Parquet file (one row group each) or a CSV file."""
+
+    def __init__(self, path: Path, parquet: bool) -> None:
+        self.path, self.parquet = path, parquet
+        self.writer: pq.ParquetWriter | None = None
+        self.first_csv = True
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame``."""
+        self.rows += len(frame)
+        if self.parquet:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.path, table.schema)
+            self.writer.write_table(table)
+        else:
+            out = frame.copy()
+            for c in ("time_sent", "time_received"):
+                out[c] = _iso_ms(out[c])
+            out.to_csv(self.path, index=False, header=self.first_csv,
+                       mode="w" if self.first_csv else "a")
+            self.first_csv = False
+
+    def close(self) -> None:
+        """Close the Parquet writer, if one is open (again: nothing)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def read_manifest(history_dir: str | Path) -> dict[str, Any]:
-    """The ``manifest.json`` of a probe history folder (see ``gpssignal history``)."""
+    """Return the ``manifest.json`` of a probe history folder (see ``gpssignal history``)."""
     p = Path(history_dir) / "manifest.json"
     data = json.loads(p.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("kind") != "gpssignal-history":

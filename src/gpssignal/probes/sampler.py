@@ -43,13 +43,13 @@ from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.demand import Arrivals
 from gpssignal.sim.engine import Simulation, StepView
 
-__all__ = ["ProbeStream", "ProbeSampler", "ProbeFeed", "pseudonyms", "probe_columns"]
+__all__ = ["ProbeFeed", "ProbeSampler", "ProbeStream", "probe_columns", "pseudonyms"]
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser, vectorised on uint64 (wrapping arithmetic)."""
+    """Apply the splitmix64 finaliser, vectorised on uint64 (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
         z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
         z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
@@ -98,6 +98,7 @@ class ProbeStream:
     anonymisation: str
 
     def __len__(self) -> int:
+        """Return the number of points."""
         return len(self.columns["time_sent_s"])
 
 
@@ -116,9 +117,11 @@ class ProbeFeed:
         self._carry: dict[str, np.ndarray] | None = None
 
     def push(self, points: dict[str, np.ndarray]) -> None:
+        """Queue points the sampler produced (columns of equal length)."""
         self._pending.append(points)
 
     def deliver(self, t_s: float) -> dict[str, np.ndarray]:
+        """Return the points received in ``(previous t, t_s]``, in order of receipt."""
         parts = ([self._carry] if self._carry is not None else []) + self._pending
         self._pending = []
         if not parts:
@@ -132,7 +135,7 @@ class ProbeFeed:
 
 
 @numba.njit(cache=True)
-def _due_rows(vid, equipped, phase, last_period, t, period, out):  # noqa: ANN001
+def _due_rows(vid, equipped, phase, last_period, t, period, out):
     """Rows of equipped vehicles whose next reporting period has begun.
 
     Marks their period as reported; returns how many rows were written to ``out``.

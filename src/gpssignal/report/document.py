@@ -78,7 +78,7 @@ def _pct(mean: float, low: float, high: float) -> str:
 
 def comparison_table(ev: Evaluation, controller: str = SUBJECT,
                      day_type: str | None = None) -> pd.DataFrame:
-    """``controller`` against each comparison base: difference, relative change, verdict.
+    """Compare ``controller`` with each comparison base: difference, relative change, verdict.
 
     The relative change's interval is Fieller's (it includes the base's own
     uncertainty); the verdict is at 95 %.
@@ -113,7 +113,7 @@ def _base_name(ev: Evaluation, base: str) -> str:
 
 
 def verdict_sentences(ev: Evaluation, controller: str = SUBJECT) -> list[str]:
-    """The answer in words: the controller against each base, and its capture ratio."""
+    """Answer in words: the controller against each base, and its capture ratio."""
     if controller not in ev.controllers:
         return []
     dt = ev.difference_table().set_index(["kpi", "controller", "baseline"])
@@ -145,7 +145,7 @@ def verdict_sentences(ev: Evaluation, controller: str = SUBJECT) -> list[str]:
 
 
 def md_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table."""
+    """Format a DataFrame as a Markdown table."""
     cols = list(df.columns)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
@@ -237,7 +237,7 @@ def _context(ev: Evaluation) -> dict[str, str]:
 
 
 def _published(ev: Evaluation) -> tuple[pd.DataFrame, list[str]]:
-    """The scenario's own published results, with the simulated counterparts in words.
+    """Return the scenario's own published results, with the simulated counterparts in words.
 
     Empty for a scenario that declares none: published figures of one
     junction never appear in the report of another.
@@ -275,7 +275,7 @@ def _published(ev: Evaluation) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _sections(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame]]:
-    """The report's sections in order: (title, paragraphs, table)."""
+    """Return the report's sections in order: (title, paragraphs, table)."""
     published, discussion = _published(ev)
     an = ev.annual_table()
     counted = [f"Counted: {an['counted'].iloc[0]}."] if len(an) else []

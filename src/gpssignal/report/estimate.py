@@ -9,11 +9,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from gpssignal.report.document import md_table  # noqa: E402
+from gpssignal.report.document import md_table
 
 __all__ = ["estimate_report"]
 

@@ -12,17 +12,26 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from gpssignal.evaluate.statistics import mean_ci  # noqa: E402
-from gpssignal.experiment.evaluation import Evaluation, Showcase  # noqa: E402
-from gpssignal.model.io import format_clock  # noqa: E402
+from gpssignal.evaluate.statistics import mean_ci
+from gpssignal.experiment.evaluation import Evaluation, Showcase
+from gpssignal.model.io import format_clock
 
-__all__ = ["arm_label", "speed_over_time", "time_loss_per_interval", "queues_per_approach",
-           "time_space", "co2_per_controller", "purdue", "arrivals_on_green", "FIGURES"]
+__all__ = [
+    "FIGURES",
+    "arm_label",
+    "arrivals_on_green",
+    "co2_per_controller",
+    "purdue",
+    "queues_per_approach",
+    "speed_over_time",
+    "time_loss_per_interval",
+    "time_space",
+]
 
 COLOURS = {"fixed": "#4d4d4d", "tod": "#1f77b4", "gps": "#d62728", "oracle": "#2ca02c"}
 LABELS = {"fixed": "fixed timing", "tod": "time of day", "gps": "GPS controller",
@@ -47,7 +56,7 @@ def _colour(c: str, programs: tuple[str, ...] = ()) -> str:
 
 
 def arm_label(c: str) -> str:
-    """A human name of an evaluation arm (``fixed:peak`` → ``peak fixed``)."""
+    """Return a human name of an evaluation arm (``fixed:peak`` → ``peak fixed``)."""
     kind, _, program = c.partition(":")
     if kind == "fixed" and program:
         return f"{program} fixed"
@@ -152,7 +161,7 @@ def queues_per_approach(ev: Evaluation) -> bytes:
 
 
 def _window(ev: Evaluation, minutes: float = 15.0) -> tuple[float, float]:
-    """A window of ``minutes`` at the middle of the peak hour (simulation s)."""
+    """Return a window of ``minutes`` at the middle of the peak hour (simulation s)."""
     sc = ev.scenario
     if sc.peak_clock_s is not None:
         mid = (sc.peak_clock_s[0] + sc.peak_clock_s[1]) / 2 - sc.start_clock_s
@@ -163,7 +172,6 @@ def _window(ev: Evaluation, minutes: float = 15.0) -> tuple[float, float]:
 
 def _stretch_positions(ev: Evaluation) -> tuple[dict[str, float], str, float]:
     """Start offset of each stretch link along the stretch, last link, its length."""
-    from gpssignal.model.scenario import Scenario  # noqa: F401  (typing only)
     sc = ev.scenario
     st = sc.stretches[0]
     lengths = {lk.id: lk.length_m for lk in sc.links}
@@ -219,7 +227,7 @@ def time_space(ev: Evaluation) -> bytes:
 
 
 def _approach_group(sc: object, link_id: str) -> str | None:
-    """The signal group of the through movement of an approach link."""
+    """Return the signal group of the through movement of an approach link."""
     for lk in sc.links:  # type: ignore[attr-defined]
         if lk.id != link_id:
             continue

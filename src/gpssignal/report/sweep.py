@@ -14,11 +14,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from gpssignal.report.document import md_table as _md_table  # noqa: E402
+from gpssignal.report.document import md_table as _md_table
 
 __all__ = ["best_setting_text", "sensitivity_text", "sweep_figures", "sweep_report"]
 
@@ -84,7 +84,7 @@ def sweep_figures(summary: pd.DataFrame, params: list[str]) -> dict[str, bytes]:
 
 
 def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
-    """The best setting, claimed only when its saving's 95 % interval excludes zero.
+    """Return the best setting, claimed only when its saving's 95 % interval excludes zero.
 
     Otherwise it says plainly that no swept setting saves detectably; either
     way the best fixed program and the hindsight bound are named beside it.
@@ -149,10 +149,10 @@ def sweep_report(summary: pd.DataFrame, params: list[str], figures: dict[str, by
                  header: str) -> dict[str, bytes]:
     """``sweep.md`` and a self-contained ``sweep.html``."""
     best = summary.sort_values("time_loss_saving", ascending=False).head(10)
-    cols = params + ["time_loss_saving", "time_loss_saving_ci_low", "time_loss_saving_ci_high",
-                     "time_loss_verdict", "time_loss_saving_pct", "co2_saving",
-                     "co2_saving_ci_low", "co2_saving_ci_high", "gps_speed_peak_kmh",
-                     "switches_per_day"]
+    cols = [*params, "time_loss_saving", "time_loss_saving_ci_low", "time_loss_saving_ci_high",
+            "time_loss_verdict", "time_loss_saving_pct", "co2_saving",
+            "co2_saving_ci_low", "co2_saving_ci_high", "gps_speed_peak_kmh",
+            "switches_per_day"]
     best = best[cols].round(3)
     sens = sensitivity_text(summary, params)
     claim = best_setting_text(summary, params)

@@ -26,7 +26,7 @@ class Controller(Protocol):
     name: str
 
     def attach(self, sim: Simulation) -> None:
-        """Called once before the run starts; may register processes or hooks."""
+        """Prepare for the run: called once before it starts; may register processes or hooks."""
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
         """Program the junction should run from now on [clock_s: s after midnight]."""

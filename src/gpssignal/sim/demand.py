@@ -34,8 +34,11 @@ _LAST_MOVE = len(MOVE_CODE) - 1
 
 @dataclass(frozen=True, slots=True)
 class IncidentWindow:
-    """An incident of the day: from ``t0_s`` to ``t1_s`` [s after simulation
-    start] at most ``capacity_vph`` vehicles an hour pass the end of ``link``."""
+    """An incident of the day.
+
+    From ``t0_s`` to ``t1_s`` [s after simulation start] at most
+    ``capacity_vph`` vehicles an hour pass the end of ``link``.
+    """
 
     link: str
     t0_s: float
@@ -45,8 +48,11 @@ class IncidentWindow:
 
 @dataclass(frozen=True, slots=True)
 class ExtraFlowWindow:
-    """Extra arrivals of the day: ``flow_vph`` on ``link`` (``movement``) from
-    ``t0_s`` to ``t1_s`` [s after simulation start]."""
+    """Extra arrivals of the day.
+
+    ``flow_vph`` on ``link`` (``movement``) from ``t0_s`` to ``t1_s`` [s after
+    simulation start].
+    """
 
     link: str
     movement: str
@@ -103,6 +109,7 @@ class Arrivals:
     speed_factor: np.ndarray
 
     def __len__(self) -> int:
+        """Return the number of arrivals."""
         return len(self.t_s)
 
 
@@ -135,7 +142,7 @@ def draw_day(scenario: Scenario, rng: np.random.Generator,
 
 def _typed_day(scenario: Scenario, rng: np.random.Generator, level: float, shift: float,
                day_type: str | None) -> DayFactors:
-    """The day's type from the mix, and its shift and events drawn uniformly."""
+    """Return the day's type from the mix, and its shift and events drawn uniformly."""
     types = scenario.day_types
     p = np.array([d.frequency for d in types])
     k = int(rng.choice(len(types), p=p / p.sum()))
@@ -176,7 +183,7 @@ def _segments(flow_vph: tuple[float, ...], interval_s: float, duration_s: float,
 
 
 def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """Normal draws truncated to mean ± 2 sd, by redrawing the ones outside."""
+    """Draw normals truncated to mean ± 2 sd, by redrawing the ones outside."""
     x = rng.normal(mean, sd)
     bad = np.abs(x - mean) > _SPEED_FACTOR_TRUNC_SD * sd
     while bad.any():

@@ -85,8 +85,17 @@ from gpssignal.sim.records import (
 from gpssignal.sim.signals import JunctionSignals, ProgramSwitch
 from gpssignal.sim.vehicles import VehicleArrays, VehicleClasses, WorkBuffers, lane_tails
 
-__all__ = ["CONTROL_DELAY_MARK_M", "QUEUE_MAX_CLEAR_M", "QUEUE_SAMPLE_S", "QUEUE_SPEED_MPS",
-           "STOP_SPEED_MPS", "StepView", "SimResult", "Simulation", "day_streams"]
+__all__ = [
+    "CONTROL_DELAY_MARK_M",
+    "QUEUE_MAX_CLEAR_M",
+    "QUEUE_SAMPLE_S",
+    "QUEUE_SPEED_MPS",
+    "STOP_SPEED_MPS",
+    "SimResult",
+    "Simulation",
+    "StepView",
+    "day_streams",
+]
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +195,11 @@ class SimResult:
 
 
 def _time_at(t: float, dt: float, covered_m: float, dx_m: float) -> float:
-    """Time within the step ``[t, t + dt]`` at which a vehicle that moved
-    ``dx_m`` in it had covered ``covered_m`` (linear interpolation)."""
+    """Interpolate when, within a step, a vehicle had covered ``covered_m``.
+
+    The vehicle moved ``dx_m`` in the step ``[t, t + dt]``; the time is
+    interpolated linearly.
+    """
     frac = covered_m / max(dx_m, _MIN_STEP_DX_M)
     return t + dt * min(max(frac, 0.0), 1.0)
 

@@ -60,7 +60,7 @@ class EntryQueues:
         self.waiting[self._slot[link]] += 1
 
     def pop(self, link: int) -> int:
-        """The first vehicle waiting at ``link`` enters; return its id."""
+        """Let the first vehicle waiting at ``link`` enter; return its id."""
         vid = self.queues[link].popleft()
         self.n_waiting -= 1
         self.waiting[self._slot[link]] -= 1

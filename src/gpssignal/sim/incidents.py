@@ -65,7 +65,7 @@ class IncidentGates:
         lane_state[self.lane] = np.where(closed, AMBER, GREEN)
 
     def passed(self, lane: int, t: float) -> None:
-        """A vehicle left ``lane`` at ``t`` [s]: closed until the next grid point."""
+        """Record that a vehicle left ``lane`` at ``t`` [s]: closed until the next grid point."""
         k = self._row.get(lane)
         if k is not None and self.t0_s[k] <= t < self.t1_s[k]:
             h = self.headway_s[k]

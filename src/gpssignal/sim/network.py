@@ -13,7 +13,7 @@ import numpy as np
 from gpssignal.model.network import movement_targets
 from gpssignal.model.scenario import MOVEMENTS, Scenario
 
-__all__ = ["MOVE_CODE", "EXIT", "NO_INDEX", "CompiledNetwork", "compile_network"]
+__all__ = ["EXIT", "MOVE_CODE", "NO_INDEX", "CompiledNetwork", "compile_network"]
 
 #: Movement code per movement name (``left`` 0, ``through`` 1, ``right`` 2).
 MOVE_CODE = {m: k for k, m in enumerate(MOVEMENTS)}
@@ -82,14 +82,17 @@ class CompiledNetwork:
 
     @property
     def n_links(self) -> int:
+        """Return the number of links."""
         return len(self.link_ids)
 
     @property
     def n_lanes(self) -> int:
+        """Return the number of lanes."""
         return len(self.lane_link)
 
     @property
     def n_groups(self) -> int:
+        """Return the number of signal groups."""
         return len(self.group_junction)
 
     def link_index(self, link_id: str) -> int:
@@ -181,7 +184,7 @@ class _Lanes:
 
 def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
                    junction_groups: list[list[str]], group_offset: np.ndarray) -> _Lanes:
-    """Number the lanes link by link, kerb lane first."""
+    """Assign lane numbers link by link, kerb lane first."""
     lane_link: list[int] = []
     lane_len: list[float] = []
     lane_vmax: list[float] = []

@@ -1,5 +1,7 @@
-"""What the engine records during a run: per-vehicle outcomes, junction
-passages, signal changes, queue samples and trajectories.
+"""What the engine records during a run.
+
+Per-vehicle outcomes, junction passages, signal changes, queue samples and
+trajectories.
 
 Each part grows or fills its own columns and hands them to
 :class:`gpssignal.sim.engine.SimResult` at the end of the run.
@@ -67,8 +69,10 @@ class VehicleOutcomes:
         self.distance_m[vid] += F[F_DIST, columns]
 
     def flush_all(self, veh: VehicleArrays) -> None:
-        """Flush every vehicle in the network and zero its rows (so a second
-        flush adds nothing)."""
+        """Flush every vehicle in the network and zero its rows.
+
+        So a second flush adds nothing.
+        """
         self.flush(veh, np.arange(veh.n))
         veh.F[[F_CO2, F_FC, F_DIST], :veh.n] = 0.0
 
@@ -117,7 +121,7 @@ class PassageLog:
             self._open[vid] = _NO_PASSAGE
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The passages as ``SimResult.passages``."""
+        """Return the passages as ``SimResult.passages``."""
         def ints(x: list[int]) -> np.ndarray:
             return np.array(x, dtype=np.int64)
 
@@ -152,15 +156,17 @@ class SignalState:
         self._state.append(state)
 
     def log(self) -> dict[str, np.ndarray]:
-        """The changes as ``SimResult.signal_log``."""
+        """Return the changes as ``SimResult.signal_log``."""
         return {"t_s": np.array(self._t_s, dtype=float),
                 "group": np.array(self._group, dtype=np.int64),
                 "state": np.array(self._state, dtype=np.int64)}
 
 
 class QueueSampler:
-    """Queue length and count on every approach lane every :data:`QUEUE_SAMPLE_S`,
-    and the vehicles waiting outside each entry link.
+    """Samples of queues and of vehicles waiting to enter.
+
+    Queue length and count on every approach lane every
+    :data:`QUEUE_SAMPLE_S`, and the vehicles waiting outside each entry link.
 
     Parameters
     ----------
@@ -239,7 +245,7 @@ class TrajectoryLog:
         self._n.append(n)
 
     def columns(self, step_s: float, lane_link: np.ndarray) -> dict[str, np.ndarray]:
-        """The trajectories as ``SimResult.trajectories``."""
+        """Return the trajectories as ``SimResult.trajectories``."""
         f = np.concatenate(self._f, axis=1) if self._f else np.empty((_TRAJ_F_ROWS, 0))
         i = (np.concatenate(self._i, axis=1) if self._i
              else np.empty((_TRAJ_I_ROWS, 0), dtype=np.int64))

@@ -31,7 +31,7 @@ from gpssignal.model.signals import (
     state_at,
 )
 
-__all__ = ["SafetyViolation", "ConflictMonitor", "ProgramSwitch", "JunctionSignals"]
+__all__ = ["ConflictMonitor", "JunctionSignals", "ProgramSwitch", "SafetyViolation"]
 
 #: Tolerance on signal times, against rounding in the event clock [s].
 _TOL_S = 1e-6
@@ -39,7 +39,7 @@ _TOL_S = 1e-6
 _NEXT = {RED: RED_AMBER, RED_AMBER: GREEN, GREEN: AMBER, AMBER: RED}
 
 
-class SafetyViolation(RuntimeError):
+class SafetyViolation(RuntimeError):  # noqa: N818 - public name, used by callers and tests
     """A signal state broke a safety rule. The message says which and when."""
 
 
@@ -158,6 +158,7 @@ class JunctionSignals:
     current: str = ""
 
     def __post_init__(self) -> None:
+        """Build the conflict monitor and each program's events and states at 0."""
         self.monitor = ConflictMonitor(self.junction)
         tm = self.junction.timing
         self._events = {p.name: program_events(p, self.junction.groups, tm.amber_s,
@@ -172,7 +173,7 @@ class JunctionSignals:
         self.on_change(t, self.group_base + g, state)
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        """The SimPy process: start mid-cycle at time 0, then cycle forever."""
+        """Run the signals as a SimPy process: start mid-cycle at time 0, then cycle forever."""
         jn = self.junction
         tm = jn.timing
         prog = jn.program(self.request(jn.id, self.start_clock_s))

@@ -1,5 +1,6 @@
-"""The vehicles in the network (structure of arrays), their class parameters
-and the kernels' work buffers.
+"""The vehicles in the network, their class parameters and the kernels' work buffers.
+
+The vehicles are held as a structure of arrays.
 
 The matrices ``F`` (float rows ``F_*``) and ``I`` (integer rows ``I_*``) hold
 one column per vehicle in the network; :mod:`gpssignal.sim.kernel` names the
@@ -89,6 +90,7 @@ class VehicleClasses:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> VehicleClasses:
+        """Collect the class parameters of ``scenario``'s vehicle classes, in class order."""
         vc = scenario.vehicle_classes
         amax = np.array([c.max_accel_mps2 for c in vc])
         b = np.array([c.comfortable_decel_mps2 for c in vc])
