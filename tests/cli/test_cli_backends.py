@@ -125,8 +125,10 @@ def test_python_dash_m_gpssignal_cli() -> None:
 def test_evaluate_on_dask_gives_the_same_kpi_tables_as_local(tmp_path: Path,
                                                              tiny_relief_toml: Path) -> None:
     pytest.importorskip("dask.distributed")
-    model = write_model(model_from_scenario(read_scenario(tiny_relief_toml), low_fraction=0.9),
-                        tmp_path / "model.json")
+    sc = read_scenario(tiny_relief_toml)
+    from gpssignal.model.io import scenario_hash  # the model must say its scenario
+    model = write_model(model_from_scenario(sc, low_fraction=0.9, provenance={
+        "scenario_hash": scenario_hash(sc)}), tmp_path / "model.json")
     common = ["evaluate", tiny_relief_toml, "--model", model, "--controllers", "fixed,gps",
               "--replications", 2, "--first-seed", 5]
     code, local_out, err = run_cli(*common, "--backend", "local", "--workers", 1,

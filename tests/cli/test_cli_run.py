@@ -95,7 +95,8 @@ def tables(default_run: tuple[Path, str]) -> dict[str, pd.DataFrame]:
 
 def test_run_writes_every_table_as_parquet_and_csv_plus_meta(default_run):
     out, _ = default_run
-    expected = {f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")} | {"meta.json"}
+    expected = {f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")} | {"meta.json",
+                                                                               "run.log.json"}
     assert listing(out) == expected
     # Written through a temporary folder beside the output: none may be left.
     assert listing(out.parent) == {out.name} | {f"{out.name}/{f}" for f in expected}
@@ -110,7 +111,12 @@ def test_meta_records_seed_hash_version_controller(default_run):
     assert meta["version"] == gpssignal.__version__
     assert meta["controller"] == "fixed"
     assert meta["scenario"] == "tiny"
+    # tiny's default day: every vehicle could stop at red (the counts are
+    # measured, see tests/sim/test_sim_physics.py for where they must not be 0).
     assert meta["red_crossings"] == 0
+    summary = pd.read_csv(out / "summary.csv").set_index("kpi")
+    assert summary.loc["emergency_brakings", "period"] == meta["emergency_brakings"]
+    assert summary.loc["red_crossings", "period"] == meta["red_crossings"]
     assert meta["signal_checks"] > 0
     assert meta["program_switches"] == 0
 
@@ -294,7 +300,7 @@ def test_trajectories_option_writes_trajectories(default_run, tmp_path):
 def test_no_csv_option_writes_parquet_only(tmp_path):
     out = tmp_path / "nocsv"
     assert run_cli("run", TINY, "--no-csv", "--out", out, "-q") == 0
-    assert listing(out) == {f"{t}.parquet" for t in TABLES} | {"meta.json"}
+    assert listing(out) == {f"{t}.parquet" for t in TABLES} | {"meta.json", "run.log.json"}
 
 
 def test_existing_out_folder_keeps_the_users_files(tmp_path):

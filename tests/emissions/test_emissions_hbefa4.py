@@ -541,7 +541,8 @@ def test_kernel_accumulates_co2_fuel_and_distance(cls) -> None:
     for k in range(360):
         state = np.array([0 if k < 240 else 2])  # 0: red, 2: green (kernel codes)
         K.step_vehicles(F, Iv, 1, state, np.zeros(1, np.int64), dt, 3.5, 4.0, 9.0, 0.1,
-                        stops, *bufs, em.coef, em.coast)
+                        stops, *bufs, em.coef, em.coast,
+                            4.5, np.zeros(2, np.int64))
         speeds.append(float(F[K.F_V, 0]))
     v = np.array(speeds)
     f_co2, f_fc, size = KERNEL_COEF[cls]
@@ -585,7 +586,8 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
                 np.zeros(n, np.int64), np.zeros(n, np.int64))
         for _ in range(200):
             K.step_vehicles(F, Iv, n, np.zeros(n, np.int64), np.arange(n), dt, 3.5, 4.0, 9.0,
-                            0.1, stops, *bufs, em.coef, em.coast)
+                            0.1, stops, *bufs, em.coef, em.coast,
+                            4.5, np.zeros(2, np.int64))
         order = np.argsort(Iv[K.I_VID])
         return F[:, order]
 
@@ -599,7 +601,8 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
                 np.zeros(1, np.int64), np.zeros(1, np.int64))
         for _ in range(200):
             K.step_vehicles(F, Iv, 1, np.zeros(1, np.int64), np.zeros(1, np.int64), dt, 3.5,
-                            4.0, 9.0, 0.1, stops, *bufs, em.coef, em.coast)
+                            4.0, 9.0, 0.1, stops, *bufs, em.coef, em.coast,
+                            4.5, np.zeros(2, np.int64))
         for row in (K.F_CO2, K.F_FC, K.F_DIST):
             assert both[row, j] == pytest.approx(F[row, 0], rel=1e-12)
 

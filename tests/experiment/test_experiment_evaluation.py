@@ -139,7 +139,10 @@ def test_evaluate_command_writes_report_and_tables(tmp_path: Path, tiny_relief_t
     scen = tiny_relief_toml
     model = tmp_path / "model.json"
     from gpssignal.control.io import write_model
-    write_model(model_from_scenario(read_scenario(scen), low_fraction=0.9), model)
+    sc = read_scenario(scen)
+    from gpssignal.model.io import scenario_hash  # the model must say its scenario
+    write_model(model_from_scenario(sc, low_fraction=0.9, provenance={
+        "scenario_hash": scenario_hash(sc)}), model)
     out = tmp_path / "ev"
     code, stdout, err = _cli(["evaluate", str(scen), "--model", str(model),
                               "--replications", "2", "--workers", "1", "--out", str(out),

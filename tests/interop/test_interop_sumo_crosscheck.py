@@ -81,14 +81,19 @@ def test_fixed_timing_agrees_with_sumo(path: Path, seeds: list[int], tmp_path: P
             "stretch_speed_peak_kmh"]
     g = df[df["simulator"] == "gpssignal"].set_index("seed")[cols]
     s = df[df["simulator"] == "sumo"].set_index("seed")[cols]
-    # Same vehicles (the export carries gpssignal's arrivals).
+    # Same vehicles (the export carries gpssignal's arrivals): equal by
+    # construction, a check of the export, not of the simulators.
     assert (g["vehicles"] == s["vehicles"]).all()
     # Tolerances: the car-following implementations differ (SUMO integrates IDM
     # in 0.25 s sub-steps, inserts vehicles by its own rules and jumps junctions
     # without internal lanes), and the E3 detector counts stretch traversals by
     # exit time, gpssignal by entry time. Measured differences are at most
-    # 5.6 % (time loss, the 5-junction corridor) and 4.7 % (stretch speed)
-    # (docs/validation.md); the bounds leave about 2x that room.
+    # 5.9 % (time loss, the 5-junction corridor) and 4.5 % (stretch speed)
+    # (docs/validation.md); the bounds leave about 2x that room. These days
+    # are under-saturated: above saturation the simulators part (the sweep
+    # in docs/validation.md), which these bounds do not cover. Throughput is
+    # nearly equal by construction (every trip ends); its bound checks the
+    # export, not the car following.
     rel = (s / g - 1).abs()
     assert (rel["mean_time_loss_s"] < 0.12).all(), rel["mean_time_loss_s"]
     assert (rel["throughput_vph"] < 0.02).all(), rel["throughput_vph"]

@@ -137,7 +137,7 @@ def history(tmp_path_factory):
 def test_history_writes_manifest_probes_and_truth(history):
     out, stdout = history
     dates = ["2019-05-10", "2019-05-13"]
-    assert listing(out) == {"manifest.json", "probes", "truth"} \
+    assert listing(out) == {"manifest.json", "run.log.json", "probes", "truth"} \
         | {f"{k}/date={d}" for k in ("probes", "truth") for d in dates} \
         | {f"probes/date={d}/probes.parquet" for d in dates} \
         | {f"truth/date={d}/vehicles.parquet" for d in dates}

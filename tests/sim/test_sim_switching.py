@@ -102,10 +102,23 @@ def check_run(name: str, script: list[str], seed: int, start_shift_s: int,
               offsets: list[int]) -> None:
     sc = with_variation(short_scenario(name), start_shift_s, offsets)
     ctrl = ScriptedController(script)
-    result = Simulation(sc, ctrl, seed, record_trajectories=False).run()  # no SafetyViolation
+    sim = Simulation(sc, ctrl, seed, record_trajectories=False)
+    decel = [0.0]
+
+    def hardest(view) -> None:
+        if len(view.accel_mps2):
+            decel[0] = min(decel[0], float(view.accel_mps2.min()))
+
+    sim.add_step_hook(hardest)
+    result = sim.run()  # no SafetyViolation
 
     assert result.monitor_checks > 0
-    assert result.red_crossings == 0
+    # Vehicles, too, stay physical under random switching: nobody brakes beyond
+    # the emergency deceleration (rounding of the step's mean: 1e-9), and nobody
+    # had to be held back behind a leader. A vehicle that could not stop at red
+    # crosses it and is counted (result.red_crossings), never forced to stop.
+    assert decel[0] >= -sc.driver.max_decel_mps2 - 1e-9
+    assert result.held_back == 0
 
     # Expected switches: each request after the first (the initial program)
     # that differs from the program then running.

@@ -11,6 +11,7 @@ folders. Nothing here simulates: heavy imports stay inside functions, so
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -23,13 +24,37 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gpssignal.control.gps import GpsRuntime
+    from gpssignal.control.gps import GpsModel, GpsRuntime
     from gpssignal.experiment.parallel import DaskBackend, LocalBackend
+    from gpssignal.model.scenario import Scenario
 
-__all__ = ["BACKEND_NAMES", "Parser", "Progress", "StageBars", "UsageError", "at_least_one",
-           "check_date", "check_out_dir", "days_options", "decision_frame",
-           "parallel_backend", "parallel_options", "print_table", "quiet_options", "seed",
-           "seeds", "workers", "write_or_fail"]
+__all__ = [
+    "BACKEND_NAMES",
+    "RUN_LOG",
+    "Parser",
+    "Progress",
+    "StageBars",
+    "UsageError",
+    "at_least_one",
+    "check_date",
+    "check_model_scenario",
+    "check_out_dir",
+    "days_options",
+    "decision_frame",
+    "log_name",
+    "other_scenario_option",
+    "parallel_backend",
+    "parallel_options",
+    "print_table",
+    "quiet_options",
+    "run_log",
+    "seed",
+    "seeds",
+    "split_volatile",
+    "workers",
+    "write_log",
+    "write_or_fail",
+]
 
 T = TypeVar("T")
 
@@ -45,6 +70,12 @@ BAR_WIDTH = 30
 CLEAR_WIDTH = 60
 #: Numbers at least this large are printed without decimals.
 NO_DECIMALS_FROM = 1e5
+#: The run log of a command writing a folder: the one output file that differs
+#: between two runs of the same command with the same seed.
+RUN_LOG = "run.log.json"
+#: Metadata keys that differ between runs of the same command (timing, worker
+#: counts): kept out of every output but the run log.
+VOLATILE_KEYS = ("wall_s", "workers", "train_wall_s")
 
 
 class Parser(argparse.ArgumentParser):
@@ -94,6 +125,13 @@ def days_options(replications: int, replications_help: str, first_seed: int,
     return p
 
 
+def other_scenario_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--allow-other-scenario`` (a model of another scenario) to ``p``."""
+    p.add_argument("--allow-other-scenario", action="store_true",
+                   help="use --model even if it was trained for another scenario (or does "
+                   "not say which)")
+
+
 # ---------------------------------------------------------------------------
 # Values and checks
 # ---------------------------------------------------------------------------
@@ -140,7 +178,35 @@ def check_out_dir(out: Path, option: str) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise UsageError(f"{option} = {str(out)!r}: {str(parent)!r} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"{option} = {str(out)!r}: cannot write in {str(parent)!r} "
+                                 "(permission denied)")
             break
+
+
+def check_model_scenario(model: GpsModel, scenario: Scenario, args: argparse.Namespace,
+                         option: str = "--model") -> GpsModel:
+    """Refuse a model trained for another scenario, unless ``--allow-other-scenario``.
+
+    The model's ``provenance.scenario_hash`` must be the scenario's hash; a
+    model that records none is refused too. Allowed, the model is returned
+    without its hash (kept as ``trained_for_scenario_hash``), so that later
+    checks do not refuse it again.
+    """
+    from gpssignal.model.io import scenario_hash
+
+    h = scenario_hash(scenario)
+    trained = model.provenance.get("scenario_hash")
+    if trained == h:
+        return model
+    if not getattr(args, "allow_other_scenario", False):
+        why = ("records no scenario (provenance.scenario_hash)" if trained is None
+               else f"was trained for scenario hash {trained}")
+        raise UsageError(f"{option} = {str(getattr(args, 'model', ''))!r}: {why}; scenario "
+                         f"{scenario.name!r} has hash {h} (retrain it, or give "
+                         "--allow-other-scenario)")
+    return model.with_params(provenance={**model.provenance, "scenario_hash": None,
+                                         "trained_for_scenario_hash": trained})
 
 
 def write_or_fail(write: Callable[[], T], out: Path, option: str = "--out") -> T:
@@ -150,6 +216,32 @@ def write_or_fail(write: Callable[[], T], out: Path, option: str = "--out") -> T
     except OSError as exc:
         raise UsageError(f"{option} = {str(out)!r}: cannot write ({exc.strerror or exc})") \
             from None
+
+
+def split_volatile(meta: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """Return ``meta`` without :data:`VOLATILE_KEYS`, and those keys' values.
+
+    Every output but the run log must be byte-identical for the same command
+    and seed, so wall times and worker counts go to the log only.
+    """
+    kept = {k: v for k, v in meta.items() if k not in VOLATILE_KEYS}
+    return kept, {k: meta[k] for k in VOLATILE_KEYS if k in meta}
+
+
+def run_log(command: str, **values: object) -> bytes:
+    """Return the run log (JSON): the command, its wall times and worker counts."""
+    return (json.dumps({"command": command, **values}, indent=2, sort_keys=True,
+                       default=str) + "\n").encode()
+
+
+def log_name(out: Path) -> Path:
+    """Return the run log beside an output file: ``NAME.log.json`` for ``NAME.EXT``."""
+    return out.with_name(out.stem + ".log.json")
+
+
+def write_log(path: Path, data: bytes, option: str = "--out") -> None:
+    """Write a run log beside an output file (a one-line usage error if it cannot)."""
+    write_or_fail(lambda: path.write_bytes(data), path, option)
 
 
 # ---------------------------------------------------------------------------

@@ -15,19 +15,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpssignal.cli.common import (
+    RUN_LOG,
     Progress,
     StageBars,
     UsageError,
     at_least_one,
+    check_model_scenario,
     check_out_dir,
     days_options,
+    log_name,
+    other_scenario_option,
     parallel_backend,
     parallel_options,
     print_table,
     quiet_options,
+    run_log,
     seed,
     seeds,
+    split_volatile,
     workers,
+    write_log,
     write_or_fail,
 )
 
@@ -110,19 +117,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     workers(args)
     out = Path(args.out)
     check_out_dir(out.parent, "--out")
+    if out.is_dir():
+        raise UsageError(f"--out = {str(out)!r}: is a folder; give the model file to write "
+                         "(e.g. model.json)")
     sc = read_scenario(args.scenario)
     with parallel_backend(args) as backend:
         model = train(sc, args.history, candidates=args.candidates,
                       search_seed=args.search_seed, backend=backend, test_days=args.test_days,
                       progress=StageBars(sc.name, args.quiet))
-    write_model(model, out)
+        n_workers = backend.workers
+    train_wall_s = model.provenance.pop("train_wall_s", None)  # the log only
     table = pd.DataFrame(model.provenance["search"]["candidates"])
     search_csv = out.with_name(out.stem + ".search.csv")
-    table.to_csv(search_csv, index=False)
+    write_or_fail(lambda: write_model(model, out), out)
+    write_or_fail(lambda: table.to_csv(search_csv, index=False), out)
+    log = log_name(out)
+    write_log(log, run_log("train", train_wall_s=train_wall_s, workers=n_workers))
     if not args.quiet:
         _print_model(model)
         _print_search(model, table)
-        print(f"written: {out}, {search_csv} ({model.provenance['train_wall_s']:.0f} s)")
+        print(f"written: {out}, {search_csv}, {log} ({train_wall_s or 0:.0f} s)")
     return 0
 
 
@@ -174,7 +188,8 @@ def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
     from gpssignal.experiment.evaluation import train_for_evaluation
 
     if args.model is not None:
-        return read_model(args.model), f"given with --model {args.model}", None
+        return (check_model_scenario(read_model(args.model), sc, args),
+                f"given with --model {args.model}", None)
     if not args.quiet:
         print(f"No --model given: training a GPS model first on {args.train_days} "
               f"separate history days (seeds {sc.seed}..{sc.seed + args.train_days - 1},"
@@ -183,6 +198,9 @@ def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
         model, _ = train_for_evaluation(sc, work, args.train_days, days,
                                         candidates=args.candidates, backend=backend,
                                         progress=progress)
+        # Neither the temporary folder's name nor the timing belongs in an output.
+        model.provenance["history"] = "(simulated by this command; not kept)"
+        model.provenance.pop("train_wall_s", None)
         blob = write_model(model, Path(work) / "model.json").read_bytes()
     return model, (f"trained by this command on {args.train_days} history days, "
                    f"{args.candidates} candidates (written to model.json)"), blob
@@ -254,12 +272,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                   day_type=args.day_type)
     if how:
         ev.model_info["how"] = how
+    meta, volatile = split_volatile({**ev.meta(), "scenario_file": str(args.scenario),
+                                     "first_seed": args.first_seed})
     files = build_report(ev) | ({"model.json": blob} if blob is not None else {})
+    files[RUN_LOG] = run_log("evaluate", **volatile, workers=ev.workers,
+                             wall_s=round(ev.wall_s, 1),
+                             command_wall_s=time.perf_counter() - t0)
     tables = {"kpis": ev.kpi_table(), "differences": ev.difference_table(),
               "capture": ev.capture_table(), "day_types": ev.day_type_table(),
               "annual": ev.annual_table(), "runs": ev.runs(), "intervals": ev.interval_means(),
               "approaches": ev.approach_means(), "switches": ev.switches()}
-    meta = {**ev.meta(), "scenario_file": str(args.scenario), "first_seed": args.first_seed}
     write_or_fail(lambda: write_tables(tables, out, meta, files=files), out)
     if not args.quiet:
         _print_evaluation(ev, meta, out, time.perf_counter() - t0)
@@ -295,7 +317,7 @@ def _sweep_model(args: argparse.Namespace, sc: Scenario) -> tuple[GpsModel, str]
     if args.model is not None:
         from gpssignal.control.io import read_model
 
-        return read_model(args.model), f"model {args.model}"
+        return check_model_scenario(read_model(args.model), sc, args), f"model {args.model}"
     from gpssignal.control.gps import model_from_scenario
 
     return model_from_scenario(sc), ("untrained model (free-flow = speed limit; thresholds "
@@ -379,8 +401,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             "seeds": days, "points": len(points), "parameters": params, "baselines": arms,
             "backend": backend.name, "workers": backend.workers, **counts,
             "wall_s": round(wall, 1)}
-    write_tables({"points": summary, "runs": runs.drop(columns=["params"])}, out, meta,
-                 files={**figures, **sweep_report(summary, params, figures, header)})
+    kept, volatile = split_volatile(meta)
+    write_or_fail(lambda: write_tables(
+        {"points": summary, "runs": runs.drop(columns=["params"])}, out, kept,
+        files={**figures, **sweep_report(summary, params, figures, header),
+               RUN_LOG: run_log("tune", **volatile)}), out)
     if not args.quiet:
         _print_sweep(summary, params, meta, out)
     return 0
@@ -480,8 +505,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
             "rows_failed": len(errors) + len(failed),
             "wall_s": round(time.perf_counter() - t0, 1)}
     if results:
-        write_tables({"junctions": jt, "municipalities": mt}, out, meta,
-                     files=_estimate_files(results, jt, mt, header))
+        kept, volatile = split_volatile(meta)
+        files = {**_estimate_files(results, jt, mt, header),
+                 RUN_LOG: run_log("estimate", **volatile)}
+        write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, kept,
+                                           files=files), out)
         if not args.quiet:
             _print_estimate(jt, mt, out)
     return 2 if errors or failed else 0
@@ -543,6 +571,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("scenario", help="scenario TOML file, e.g. scenarios/vallensbaek.toml")
     ev.add_argument("--model", default=None, help="GPS model from `gpssignal train` (default: "
                     "train one first)")
+    other_scenario_option(ev)
     ev.add_argument("--controllers", default="all",
                     help="comma-separated, among fixed (the default program), fixed:PROGRAM, "
                     "tod, gps, oracle (default: all: every program fixed, tod, gps, oracle); "
@@ -587,6 +616,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     tu.add_argument("--search-seed", type=seed, default=0, help="seed of the random search")
     tu.add_argument("--model", default=None,
                     help="GPS model to start from (default: an untrained model)")
+    other_scenario_option(tu)
     tu.add_argument("--no-oracle", action="store_true",
                     help="skip the hindsight bound (about 15 extra simulated days per day and "
                     "demand point on the default scenario)")

@@ -13,6 +13,7 @@ from gpssignal.cli.common import (
     check_out_dir,
     decision_frame,
     quiet_options,
+    write_or_fail,
 )
 
 if TYPE_CHECKING:
@@ -53,10 +54,10 @@ def _cmd_import_fcd(args: argparse.Namespace) -> int:
     check_date(args.date)
     origin = _origin(args.origin)
     t0 = time.perf_counter()
-    path, rows = import_fcd(args.fcd, out, date=args.date,
-                            start_clock_s=parse_clock(args.start, "--start"),
-                            timezone=args.timezone, origin=origin,
-                            anonymisation=args.anonymisation)
+    start = parse_clock(args.start, "--start")
+    path, rows = write_or_fail(lambda: import_fcd(
+        args.fcd, out, date=args.date, start_clock_s=start, timezone=args.timezone,
+        origin=origin, anonymisation=args.anonymisation), out)
     if not args.quiet:
         wall = time.perf_counter() - t0
         print(f"{rows:,} points imported from {args.fcd} ({args.anonymisation}) in "
@@ -73,15 +74,19 @@ def _cmd_check_probes(args: argparse.Namespace) -> int:
 
     from gpssignal.probes.io import read_probes, write_probes
 
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_out_dir(out.parent, "--out")
+        if out.suffix not in (".csv", ".parquet"):
+            raise UsageError(f"--out = {str(out)!r}: must end in .csv or .parquet")
     read = read_probes(args.file, naive_tz=args.timezone)
     print(read.report.summary())
-    if args.out:
-        out = Path(args.out)
-        check_out_dir(out.parent, "--out")
-        write_probes(read.frame, out, {"source": str(args.file), **read.report.as_dict()})
+    if out is not None:
+        write_or_fail(lambda: write_probes(read.frame, out, {"source": str(args.file),
+                                                              **read.report.as_dict()}), out)
         report = out.with_name(out.name + ".drops.json")
-        report.write_text(json.dumps(read.report.as_dict(), indent=2) + "\n",
-                          encoding="utf-8")
+        write_or_fail(lambda: report.write_text(
+            json.dumps(read.report.as_dict(), indent=2) + "\n", encoding="utf-8"), out)
         print(f"written: {out}, {report}")
     return 0
 
@@ -139,7 +144,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             "points_off_stretch": rt.points_in - rt.points_matched,
             "stale_fallbacks": rt.stale_events,
             "model_training": model.provenance.get("scenario_hash")}
-    files = write_tables({"decisions": decisions, "windows": _window_frame(rt)}, out, info)
+    files = write_or_fail(lambda: write_tables(
+        {"decisions": decisions, "windows": _window_frame(rt)}, out, info), out)
     print(read.report.summary())
     print(f"{rt.points_matched:,} of {rt.points_in:,} points on monitored stretches "
           f"({rt.points_in - rt.points_matched:,} off every stretch, discarded); "

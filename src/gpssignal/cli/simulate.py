@@ -9,16 +9,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpssignal.cli.common import (
+    RUN_LOG,
     Progress,
     UsageError,
     check_date,
+    check_model_scenario,
     check_out_dir,
     decision_frame,
+    other_scenario_option,
     parallel_backend,
     parallel_options,
     print_table,
     quiet_options,
+    run_log,
     seed,
+    split_volatile,
     workers,
     write_or_fail,
 )
@@ -70,7 +75,7 @@ def _probe_settings(args: argparse.Namespace, scenario: Scenario) -> ProbeSettin
 # run
 # ---------------------------------------------------------------------------
 
-def _controller_spec(args: argparse.Namespace) -> ControllerSpec:
+def _controller_spec(args: argparse.Namespace, scenario: Scenario) -> ControllerSpec:
     """Return ``--controller``, ``--program`` and ``--model`` as a spec."""
     from gpssignal.experiment.run import ControllerSpec
 
@@ -83,7 +88,7 @@ def _controller_spec(args: argparse.Namespace) -> ControllerSpec:
     if args.model is not None:
         from gpssignal.control.io import read_model
 
-        model = read_model(args.model)
+        model = check_model_scenario(read_model(args.model), scenario, args)
     return ControllerSpec(kind=args.controller, program=args.program, model=model)
 
 
@@ -115,7 +120,8 @@ def _run_outputs(run: RunOutput, args: argparse.Namespace
         tables["trajectories"] = _trajectory_frame(result)
     info.update({"scenario_file": str(args.scenario), "in_network_at_end": result.in_network,
                  "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
-                 "red_crossings": result.red_crossings, "end_s": result.end_s,
+                 "red_crossings": result.red_crossings,
+                 "emergency_brakings": result.emergency_brakings, "end_s": result.end_s,
                  "program_switches": len(result.switches)})
     return tables, info
 
@@ -140,7 +146,9 @@ def _print_run(run: RunOutput, tables: dict[str, pd.DataFrame], args: argparse.N
                  "q_max_m"])
     print()
     print(f"signal states checked: {result.monitor_checks:,} (no violation); program switches: "
-          f"{len(result.switches)}; simulated {result.end_s:,.0f} s in {result.wall_s:.2f} s")
+          f"{len(result.switches)}; red crossings: {result.red_crossings}; emergency "
+          f"brakings: {result.emergency_brakings}; simulated {result.end_s:,.0f} s in "
+          f"{result.wall_s:.2f} s")
     print(f"definitions: docs/definitions.md | results ({len(files)} files, {wall_s:.1f} s): "
           f"{out}")
 
@@ -155,7 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else \
         Path("results") / f"{sc.name}-{args.controller}-seed{day}"
     check_out_dir(out, "--out")
-    spec = RunSpec(scenario=sc, controller=_controller_spec(args), seed=day,
+    spec = RunSpec(scenario=sc, controller=_controller_spec(args, sc), seed=day,
                    record_trajectories=args.trajectories)
     bar = Progress(f"{sc.name} {args.controller}", enabled=not args.quiet)
     t0 = time.perf_counter()
@@ -164,7 +172,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     tables, info = _run_outputs(run, args)
-    files = write_or_fail(lambda: write_tables(tables, out, info, csv=not args.no_csv), out)
+    info, volatile = split_volatile(info)
+    log = {RUN_LOG: run_log("run", **volatile, command_wall_s=time.perf_counter() - t0)}
+    files = write_or_fail(lambda: write_tables(tables, out, info, csv=not args.no_csv,
+                                               files=log), out)
     if not args.quiet:
         _print_run(run, tables, args, files, out, time.perf_counter() - t0)
     return 0
@@ -197,8 +208,10 @@ def _cmd_probes(args: argparse.Namespace) -> int:
         bar.close()
     assert run.probes is not None  # sample_probes=True
     frame = stream_to_frame(run.probes, sc, date=date)
-    info = {**run.meta.as_dict(), "date": date, "anonymisation": settings.anonymisation,
-            "probe_settings": {k: getattr(settings, k) for k in settings.__slots__}}
+    # No wall time in the file: the same seed gives the same bytes (the time is printed).
+    info, _ = split_volatile({
+        **run.meta.as_dict(), "date": date, "anonymisation": settings.anonymisation,
+        "probe_settings": {k: getattr(settings, k) for k in settings.__slots__}})
     write_or_fail(lambda: write_probes(frame, out, info), out)
     if not args.quiet:
         n_probe = len(set(run.probes.truth["vid"].tolist()))
@@ -235,9 +248,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     bar = Progress(f"{sc.name} history", enabled=not args.quiet)
     try:
         with parallel_backend(args) as backend:
-            manifest = simulate_history(sc, args.days, out, start_date=args.start_date,
-                                        first_seed=args.seed, probes=settings,
-                                        backend=backend, progress=bar.fraction)
+            manifest = write_or_fail(lambda: simulate_history(
+                sc, args.days, out, start_date=args.start_date, first_seed=args.seed,
+                probes=settings, backend=backend, progress=bar.fraction), out)
     finally:
         bar.close()
     if not args.quiet:
@@ -246,7 +259,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(f"{len(days)} weekdays {days[0]['date']} .. {days[-1]['date']} (seeds "
               f"{days[0]['seed']}..{days[-1]['seed']}) under '{manifest['controller']}': "
               f"{pts:,} probe points; {time.perf_counter() - t0:.1f} s")
-        print(f"written: {out}/manifest.json, {out}/probes/date=*/, {out}/truth/date=*/")
+        print(f"written: {out}/manifest.json, {out}/probes/date=*/, {out}/truth/date=*/, "
+              f"{out}/run.log.json")
     return 0
 
 
@@ -290,6 +304,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                      "(needs --model) (default: fixed)")
     run.add_argument("--model", default=None, help="with --controller gps: a model file "
                      "from `gpssignal train`")
+    other_scenario_option(run)
     run.add_argument("--program", default=None,
                      help="with --controller fixed: the program to run at every junction")
     run.add_argument("--seed", type=seed, default=None,

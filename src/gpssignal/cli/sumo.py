@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+#: The largest demand scale of a cross-check sweep (as a day type's demand factor).
+_MAX_SCALE = 3.0
+
 
 # ---------------------------------------------------------------------------
 # export-sumo
@@ -60,6 +63,57 @@ def _print_gps(gps: pd.DataFrame) -> None:
                  for s_ in g.index], ["seed", "gpssignal", "sumo (libsumo)"])
 
 
+def _scale_list(text: str) -> list[float]:
+    """``--sweep 0.5,0.75,1.0``: demand scales, each in (0, 3]."""
+    try:
+        scales = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--sweep = {text!r}: expected numbers like 0.5,1.0,1.3") from None
+    if not scales or not all(0 < x <= _MAX_SCALE for x in scales):
+        raise UsageError(f"--sweep = {text!r}: give scales in (0, {_MAX_SCALE:g}]")
+    return scales
+
+
+def _cross_check_sweep(args: argparse.Namespace) -> int:
+    """``cross-check --sweep``: both simulators across the demand range."""
+    import tempfile
+
+    from gpssignal import __version__
+    from gpssignal.evaluate.io import write_tables
+    from gpssignal.interop.compare import compare_demand_sweep, sweep_summary
+    from gpssignal.interop.sumo import sumo_version
+    from gpssignal.model.io import read_scenario, scenario_hash
+    from gpssignal.report.validation import saturation_figure
+
+    seeds, scales = _seed_list(args.seeds), _scale_list(args.sweep)
+    sc = read_scenario(args.scenario)
+    names = [d.name for d in sc.day_types]
+    types: list[str | None] = ([t.strip() for t in args.day_types.split(",") if t.strip()]
+                               if args.day_types else
+                               [t for t in ("ordinary", "heavy") if t in names] or [None])
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check-sweep"
+    check_out_dir(out, "--out")
+    version = sumo_version()
+    with tempfile.TemporaryDirectory(prefix="gpssignal-xsweep-") as work:
+        df = compare_demand_sweep(sc, scales, seeds, work, types)
+    summ = sweep_summary(df)
+    write_tables({"sweep_runs": df.drop(columns="wall_s"), "sweep": summ}, out,
+                 {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
+                  "scales": scales, "day_types": [t or "mix" for t in types],
+                  "version": __version__,
+                  "sumo": version}, files={"sweep.png": saturation_figure(summ)})
+    if not args.quiet:
+        wide = summ.pivot_table(index=["day_type", "demand_scale"], columns="kpi",
+                                values="sumo_vs_gpssignal_pct").reset_index()
+        cols = ["day_type", "demand_scale", "mean_time_loss_s", "stretch_speed_peak_kmh",
+                "co2_g_per_veh_km", "throughput_vph"]
+        print(f"{sc.name}, fixed timing, seeds {args.seeds}: SUMO vs gpssignal [%] "
+              f"({version}; same vehicles)")
+        print_table(wide[cols].values.tolist(), cols)
+        print(f"written: {out}/sweep.csv, {out}/sweep_runs.csv, {out}/sweep.png")
+    return 0
+
+
 def _cmd_cross_check(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -69,6 +123,8 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
     from gpssignal.interop.sumo import sumo_version
     from gpssignal.model.io import read_scenario, scenario_hash
 
+    if args.sweep is not None:
+        return _cross_check_sweep(args)
     seeds = _seed_list(args.seeds)
     sc = read_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
@@ -132,6 +188,13 @@ def _add_cross_check(sub: argparse._SubParsersAction) -> None:
                     help="also run this GPS model in both simulators (in SUMO through libsumo)")
     xc.add_argument("--out", default=None,
                     help="output folder (default: results/SCENARIO-cross-check)")
+    xc.add_argument("--sweep", default=None, metavar="SCALES",
+                    help="compare across the demand range instead: demand × each scale, "
+                    "e.g. 0.5,0.75,0.9,1.0,1.1,1.2,1.3 (writes sweep.csv and sweep.png)")
+    xc.add_argument("--day-types", default=None,
+                    help="with --sweep: day types of the scenario's mix to run (default: "
+                    "ordinary and heavy where the mix has them, else the plain scenario; "
+                    "incident days are not exported to SUMO)")
     xc.set_defaults(func=_cmd_cross_check)
 
 

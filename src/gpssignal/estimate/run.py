@@ -36,7 +36,8 @@ from gpssignal.experiment.evaluation import (
 )
 from gpssignal.experiment.parallel import DaskBackend, LocalBackend
 
-__all__ = ["JunctionResult", "estimate_junction", "junction_table", "municipality_table"]
+__all__ = ["FORMULA_STARTS", "JunctionResult", "csv_safe", "estimate_junction", "junction_table",
+           "municipality_table"]
 
 
 @dataclass
@@ -84,8 +85,23 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
     return JunctionResult(spec=spec, scenario_toml=text, model_json=blob, evaluation=ev)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (CSV
+#: injection): such text cells get a leading ``'`` (OWASP's advice).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: object) -> str:
+    """Return user text that no spreadsheet runs as a formula (see :data:`FORMULA_STARTS`)."""
+    s = str(text)
+    return "'" + s if s.startswith(FORMULA_STARTS) else s
+
+
 def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.DataFrame:
-    """One row per junction of the list: annual savings with 95 % CI, or the error."""
+    """One row per junction of the list: annual savings with 95 % CI, or the error.
+
+    The user's text cells (name, municipality, error) are made safe for
+    spreadsheets with :func:`csv_safe`; numbers are left as they are.
+    """
     rows = []
     for r in results:
         ev = r.evaluation
@@ -94,7 +110,8 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
         tl, co2 = mean_ci(d["time_loss_veh_h"]), mean_ci(d["co2_kg"])
         kt = ev.kpi_table().set_index(["kpi", "controller"])["mean"]
         rows.append({
-            "row": r.spec.row, "name": r.spec.name, "municipality": r.spec.municipality,
+            "row": r.spec.row, "name": csv_safe(r.spec.name),
+            "municipality": csv_safe(r.spec.municipality),
             "status": "ok", "junction_id": r.spec.id,
             "time_loss_saved_veh_h_per_year": tl.mean * days,
             "time_loss_ci95_low": tl.low * days, "time_loss_ci95_high": tl.high * days,
@@ -110,7 +127,8 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
             "model_file": f"models/{r.spec.id}.json", "error": "",
         })
     for e in errors:
-        rows.append({"row": e.row, "name": e.name, "status": "error", "error": str(e)})
+        rows.append({"row": e.row, "name": csv_safe(e.name), "status": "error",
+                     "error": csv_safe(e)})
     cols = ["row", "name", "municipality", "status", "junction_id",
             "time_loss_saved_veh_h_per_year", "time_loss_ci95_low", "time_loss_ci95_high",
             "verdict", "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
@@ -164,7 +182,7 @@ def municipality_table(results: list[JunctionResult]) -> pd.DataFrame:
             tl += d["time_loss_veh_h"].to_numpy() * days
             co2 += d["co2_kg"].to_numpy() * days / 1000
         a, b = mean_ci(tl), mean_ci(co2)
-        rows.append({"municipality": mun, "junctions": len(rs),
+        rows.append({"municipality": csv_safe(mun), "junctions": len(rs),
                      "time_loss_saved_veh_h_per_year": a.mean, "time_loss_ci95_low": a.low,
                      "time_loss_ci95_high": a.high, "co2_saved_t_per_year": b.mean,
                      "co2_ci95_low": b.low, "co2_ci95_high": b.high})

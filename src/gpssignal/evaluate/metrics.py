@@ -280,7 +280,22 @@ def summary_table(result: SimResult, vehicles: pd.DataFrame | None = None) -> pd
             row[name] = cols[name][kpi]
         row["definition"] = definition
         rows.append(row)
+    for kpi, value, definition in _safety_counts(result):
+        rows.append({"kpi": kpi, "unit": "count", **{name: np.nan for name in periods},
+                     "period": float(value), "definition": definition})
     return pd.DataFrame(rows)
+
+
+def _safety_counts(result: SimResult) -> list[tuple[str, int, str]]:
+    """Return the run's safety counts (whole run: demand period and drain)."""
+    return [
+        ("red_crossings", result.red_crossings,
+         "stop-line passages on red or red-amber: vehicles that could not stop even with the "
+         "emergency deceleration (whole run)"),
+        ("emergency_brakings", result.emergency_brakings,
+         "times a vehicle started braking harder than driver.emergency_braking_mps2 "
+         "(whole run)"),
+    ]
 
 
 def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:

@@ -323,7 +323,6 @@ class Evaluation:
         return {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "version": __version__,
                 "seeds": self.seeds, "controllers": self.controllers,
                 "baseline": self.baseline, "replications": len(self.seeds),
-                "workers": self.workers, "wall_s": round(self.wall_s, 1),
                 "showcase_seed": self.seeds[0], "model": self.model_info,
                 "working_days_per_year": sc.working_days_per_year,
                 "existing_plan": self.baseline, "best_fixed": self.best_fixed,

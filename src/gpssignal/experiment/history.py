@@ -8,10 +8,18 @@ time-of-day schedule if there is one, else the default program fixed).
 The output folder holds:
 
 ```
-DIR/manifest.json                             days, dates, seeds, scenario hash, version, settings
+DIR/manifest.json                             days, dates, seeds, scenario hash, version,
+                                              settings, and the files written
 DIR/probes/date=YYYY-MM-DD/probes.parquet     the probe stream (schema: gpssignal.probes.io)
 DIR/truth/date=YYYY-MM-DD/vehicles.parquet    ground truth per vehicle (raw times, for evaluation)
+DIR/run.log.json                              wall times and worker count
 ```
+
+Every file but ``run.log.json`` is byte-identical for the same scenario,
+days and seeds. A rerun into the same folder replaces only the files listed
+in the previous manifest (``files``); anything else in the folder is left
+alone, and a file of someone else's where the history would write is an
+error, before anything is moved.
 
 The ``date=`` folders are Hive partitions, readable as one data set by
 pyarrow, DuckDB or Spark.
@@ -24,8 +32,10 @@ controller.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -100,6 +110,7 @@ def _simulate_day(task: _HistoryDay) -> dict[str, Any]:
     settings = spec.probe_settings
     frame = stream_to_frame(out.probes, spec.scenario, date=day)
     info = {**out.meta.as_dict(), "date": day, "anonymisation": settings.anonymisation}
+    wall_s = info.pop("wall_s", None)  # run.log.json only: the files stay reproducible
     write_probes(frame, tmp / "probes" / f"date={day}" / "probes.parquet", info)
     truth = pa.Table.from_pandas(truth_table(out.result), preserve_index=False)
     truth = truth.replace_schema_metadata({
@@ -110,7 +121,80 @@ def _simulate_day(task: _HistoryDay) -> dict[str, Any]:
     pq.write_table(truth, tdir / "vehicles.parquet")
     return {"date": day, "seed": spec.seed, "points": len(frame),
             "vehicles": len(out.result.arrivals), "demand_level": out.meta.demand_level,
-            "peak_shift_s": out.meta.peak_shift_s, "day_type": out.meta.day_type}
+            "peak_shift_s": out.meta.peak_shift_s, "day_type": out.meta.day_type,
+            "wall_s": wall_s}
+
+
+#: Name of the history's run log (timing and workers: differs between runs).
+HISTORY_LOG = "run.log.json"
+
+
+def _day_files(day: str) -> list[str]:
+    """Return the files a history writes for one day, relative to its folder."""
+    return [f"probes/date={day}/probes.parquet", f"truth/date={day}/vehicles.parquet"]
+
+
+def _previous_files(out: Path) -> set[str]:
+    """Return the files an earlier history in ``out`` wrote (from its manifest).
+
+    A manifest of an older version without ``files`` lists its days, from
+    which its files follow. Paths that leave the folder are ignored.
+    """
+    try:
+        old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(old, dict) or old.get("kind") != "gpssignal-history":
+        return set()
+    files = old.get("files")
+    if not isinstance(files, list):
+        files = [f for d in old.get("days", []) if isinstance(d, dict)
+                 for f in _day_files(str(d.get("date")))] + ["manifest.json"]
+    return {f for f in files if isinstance(f, str) and not Path(f).is_absolute()
+            and ".." not in Path(f).parts}
+
+
+def _check_target(out: Path, files: list[str]) -> set[str]:
+    """Raise :class:`FileExistsError` if a file not of a history is where ``files`` go.
+
+    Returns the files of the earlier history in ``out``.
+    """
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise FileExistsError(f"{out} exists and is not a gpssignal history; not overwriting")
+    previous = _previous_files(out) if out.exists() else set()
+    for f in files:
+        if (out / f).exists() and f not in previous:
+            raise FileExistsError(f"{out / f} exists and was not written by a gpssignal "
+                                  "history; not overwriting")
+    return previous
+
+
+def _install(tmp: Path, out: Path, files: list[str]) -> None:
+    """Move ``files`` from ``tmp`` into ``out``, replacing only what a history wrote there.
+
+    Checks first that no file is in the way that an earlier history did not
+    write (:class:`FileExistsError`, nothing moved). Then moves the new files
+    in (``manifest.json`` last), removes the earlier history's files that
+    are not written again, and removes folders left empty by that.
+    """
+    if not out.exists():
+        tmp.rename(out)
+        return
+    previous = _check_target(out, files)
+    for f in sorted(files, key=lambda f: f == "manifest.json"):
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / f, out / f)
+    for f in sorted(previous - set(files)):
+        target = out / f
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+        for parent in target.parents:
+            if parent == out:
+                break
+            try:
+                parent.rmdir()  # only if empty: never a folder holding others' files
+            except OSError:
+                break
 
 
 def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
@@ -122,9 +206,11 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
 
     Day ``i`` (0-based) uses seed ``first_seed + i`` and the ``i``-th
     weekday from ``start_date`` (default: the scenario's date). The folder is
-    written next to ``out_dir`` first and moved into place when complete;
-    a folder already at ``out_dir`` is replaced only if it is a history
-    (it has a ``manifest.json``).
+    written next to ``out_dir`` first and moved into place when complete.
+    Into a folder already at ``out_dir`` (only a history: it has a
+    ``manifest.json``) only the files are moved; the files of the earlier
+    history not written again are removed, nothing else (see
+    :func:`_install`).
 
     Days run on ``backend`` (default: this process, one after another); each
     worker writes its day's files into the temporary folder, so a Dask
@@ -136,11 +222,11 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
         The manifest.
     """
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise FileExistsError(f"{out} exists and is not a gpssignal history; not overwriting")
     settings = scenario.probes if probes is None else probes
     seed0 = scenario.seed if first_seed is None else first_seed
     dates = weekdays(start_date or scenario.date, days)
+    files = [*sorted(f for d in dates for f in _day_files(d)), "manifest.json", HISTORY_LOG]
+    _check_target(out, files)  # before any work
     plan = _existing_plan(scenario)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -150,16 +236,22 @@ def simulate_history(scenario: Scenario, days: int, out_dir: str | Path, *,
         "kind": "gpssignal-history", "version": __version__, "scenario": scenario.name,
         "scenario_hash": scenario_hash(scenario), "controller": plan,
         "probe_settings": asdict(settings), "days": []}
+    t0 = time.perf_counter()
     try:
         tasks = [_HistoryDay(RunSpec(scenario=scenario, controller=ControllerSpec.parse(plan),
                                      seed=seed0 + i, probes=settings, sample_probes=True),
                              day, tmp) for i, day in enumerate(dates)]
-        manifest["days"] = map_runs(_simulate_day, tasks, backend, progress)
+        days_out = map_runs(_simulate_day, tasks, backend, progress)
+        walls = {d["date"]: d.pop("wall_s") for d in days_out}
+        manifest["days"] = days_out
+        manifest["files"] = files
+        log = {"command": "history", "workers": backend.workers if backend else 1,
+               "day_wall_s": walls, "wall_s": time.perf_counter() - t0}
+        (tmp / HISTORY_LOG).write_text(json.dumps(log, indent=2, sort_keys=True) + "\n",
+                                       encoding="utf-8")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
                                            encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _install(tmp, out, manifest["files"])
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

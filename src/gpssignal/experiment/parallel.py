@@ -16,7 +16,14 @@ workers; :func:`map_runs` returns them in task order.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol, TypeVar
@@ -47,6 +54,71 @@ class Backend(Protocol):
         ...
 
 
+#: Linux ``prctl`` option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+#: How often a worker checks that its parent still lives (portable fallback) [s].
+PARENT_POLL_S = 1.0
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process as soon as its parent is gone (it is re-parented)."""
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(1)
+        time.sleep(PARENT_POLL_S)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Make a pool worker die with the process that started it.
+
+    On Linux the kernel sends SIGKILL when the parent dies, whatever killed it
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread polls the parent
+    id, so no worker is left running as an orphan of a killed sweep. The
+    parent's Ctrl-C (sent to the whole process group) and its SIGTERM handler
+    are not the worker's business: the parent shuts the pool down.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc symbol: the thread below suffices
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                     name="gpssignal-parent-watch").start()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into :class:`KeyboardInterrupt`, so the pool is shut down cleanly."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM interrupts like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the pending runs and end the workers at once (their runs are lost anyway)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    # ProcessPoolExecutor has no public way to stop running tasks; without
+    # this, interpreter exit would wait for every running simulation to end.
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.kill()
+
+
 def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
     fn, index, item = args
     return index, fn(item)
@@ -74,10 +146,19 @@ class LocalBackend:
             for k, it in enumerate(items):
                 yield k, fn(it)
             return
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
-            futures = [pool.submit(_indexed, (fn, k, it)) for k, it in enumerate(items)]
-            for f in as_completed(futures):
-                yield f.result()
+        with _sigterm_interrupts():
+            pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
+                                       initializer=_worker_init, initargs=(os.getpid(),))
+            try:
+                futures = [pool.submit(_indexed, (fn, k, it)) for k, it in enumerate(items)]
+                for f in as_completed(futures):
+                    yield f.result()
+            except BaseException:
+                # Ctrl-C, SIGTERM, a failed run or the caller stopping: what
+                # finished is already handed over (and stored); stop the rest.
+                _stop_pool(pool)
+                raise
+            pool.shutdown(wait=True)
 
     def close(self) -> None:
         """Nothing to release: each :meth:`run` owns its pool."""

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,18 +38,27 @@ import pandas as pd
 
 from gpssignal import __version__
 from gpssignal.control.gps import GpsModel
-from gpssignal.errors import SweepSpecError
+from gpssignal.errors import GpssignalError, SweepSpecError
 from gpssignal.evaluate.metrics import EVAL_KPIS, replication_kpis, run_tables
 from gpssignal.evaluate.statistics import capture_ratio, paired_difference, verdict
 from gpssignal.experiment.oracle import ORACLE, search_plan
 from gpssignal.experiment.parallel import DaskBackend, LocalBackend, map_runs
 from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
+from gpssignal.model.days import MAX_DEMAND_FACTOR
 from gpssignal.model.io import scenario_hash
-from gpssignal.model.scenario import Demand, ProbeSettings, Scenario
+from gpssignal.model.scenario import (
+    DEFAULT_LIMITS,
+    Demand,
+    ProbeSettings,
+    Scenario,
+    ScenarioLimits,
+    check_limits,
+)
 
-__all__ = ["CONTROLLER_PARAMS", "DEMAND_PARAMS", "PROBE_PARAMS", "ResultStore", "Task",
-           "baseline_arms", "grid_points", "model_identity", "parse_grid", "parse_range",
-           "plan_tasks", "point_summary", "random_points", "run_sweep", "run_task"]
+__all__ = ["CONTROLLER_PARAMS", "DEMAND_PARAMS", "MAX_POINTS", "PARAM_RANGES", "PROBE_PARAMS",
+           "ResultStore", "Task", "baseline_arms", "check_value", "grid_points",
+           "model_identity", "parse_grid", "parse_range", "plan_tasks", "point_summary",
+           "random_points", "run_sweep", "run_task"]
 
 #: Controller parameters a sweep may set (GpsModel fields or threshold setters).
 #: ``threshold_low_kmh`` sets every stretch's low threshold in km/h (high =
@@ -64,6 +74,51 @@ log = logging.getLogger(__name__)
 
 ALL_PARAMS = CONTROLLER_PARAMS | PROBE_PARAMS | DEMAND_PARAMS
 INT_PARAMS = {"min_points"}
+
+#: Most points one sweep may have (grid product or random draws). Every point
+#: runs the GPS controller on every day, so 10,000 points × 5 days is already
+#: 50,000 runs (days of CPU time); a spec beyond it is a typo (a step of
+#: 0.001 for 1), not a plan. An engineering bound: pass ``max_points`` to go on.
+MAX_POINTS = 10_000
+#: The physical range of each parameter: ``(low, high, low_included)``.
+#: Shares are in [0, 1]; ``demand_scale`` is bounded like a day type's demand
+#: factor (:data:`~gpssignal.model.days.MAX_DEMAND_FACTOR`, beyond it a run
+#: only exhausts memory); speeds by the fastest road (130 km/h); times by an
+#: hour (a controller window or a probe delay of more than an hour is no
+#: control at all).
+PARAM_RANGES: dict[str, tuple[float, float, bool]] = {
+    "demand_scale": (0.0, MAX_DEMAND_FACTOR, False),
+    "penetration": (0.0, 1.0, True), "dropout": (0.0, 1.0, True),
+    "low_fraction": (0.0, 1.0, False),
+    "threshold_low_kmh": (0.0, 130.0, False), "hysteresis_kmh": (0.0, 130.0, True),
+    "speed_sigma_kmh": (0.0, 130.0, True),
+    "window_s": (0.0, 3600.0, False), "min_dwell_s": (0.0, 3600.0, True),
+    "stale_after_s": (0.0, 3600.0, False), "decision_interval_s": (0.0, 3600.0, False),
+    "period_s": (0.0, 3600.0, False), "latency_fixed_s": (0.0, 3600.0, True),
+    "latency_jitter_s": (0.0, 3600.0, True),
+    "position_sigma_m": (0.0, 1000.0, True), "heading_sigma_deg": (0.0, 180.0, True),
+    "min_points": (1.0, 10_000.0, True),
+}
+
+
+def check_value(name: str, value: float, option: str, spec: str) -> None:
+    """Refuse a value of parameter ``name`` outside :data:`PARAM_RANGES`.
+
+    Raises
+    ------
+    SweepSpecError
+        Naming the option, the value and the range.
+    """
+    lo, hi, lo_in = PARAM_RANGES[name]
+    if not ((value >= lo if lo_in else value > lo) and value <= hi):
+        raise SweepSpecError(f"{option} = {spec!r}: {name} = {value:g} is outside its range "
+                             f"{'[' if lo_in else '('}{lo:g}, {hi:g}]")
+
+
+def _check_count(n: float, option: str, spec: str, max_points: int) -> None:
+    if n > max_points:
+        raise SweepSpecError(f"{option} = {spec!r}: {n:,.0f} points, above the limit of "
+                             f"{max_points:,} (max_points)")
 
 
 def _check_name(name: str, option: str, spec: str) -> None:
@@ -82,8 +137,15 @@ def _number(text: str, option: str, spec: str) -> float:
     return x
 
 
-def parse_grid(spec: str) -> tuple[str, list[float]]:
-    """``name=start:stop:step`` (stop included) or ``name=v1,v2,...``."""
+def parse_grid(spec: str, max_points: int = MAX_POINTS) -> tuple[str, list[float]]:
+    """``name=start:stop:step`` (stop included) or ``name=v1,v2,...``.
+
+    Raises
+    ------
+    SweepSpecError
+        For a malformed spec, a value outside :data:`PARAM_RANGES` or more
+        than ``max_points`` values (counted before any is made).
+    """
     name, sep, rhs = spec.partition("=")
     name = name.strip()
     if not sep or not rhs:
@@ -96,10 +158,14 @@ def parse_grid(spec: str) -> tuple[str, list[float]]:
         a, b, step = (_number(p, "grid", spec) for p in parts)
         if step <= 0 or b < a:
             raise SweepSpecError(f"grid = {spec!r}: needs STEP > 0 and STOP >= START")
-        n = int(np.floor((b - a) / step + 1e-9)) + 1
-        values = [round(a + k * step, 10) for k in range(n)]
+        n = float(np.floor((b - a) / step + 1e-9)) + 1
+        _check_count(n, "grid", spec, max_points)
+        values = [round(a + k * step, 10) for k in range(int(n))]
     else:
         values = [_number(v, "grid", spec) for v in rhs.split(",") if v.strip()]
+        _check_count(len(values), "grid", spec, max_points)
+    for v in values:
+        check_value(name, v, "grid", spec)
     if not values:
         raise SweepSpecError(f"grid = {spec!r}: no values")
     if len(set(values)) != len(values):
@@ -120,21 +186,33 @@ def parse_range(spec: str) -> tuple[str, float, float]:
     lo, hi = (_number(p, "range", spec) for p in parts)
     if hi <= lo:
         raise SweepSpecError(f"range = {spec!r}: needs HIGH > LOW")
+    check_value(name, lo, "range", spec)
+    check_value(name, hi, "range", spec)
     return name, lo, hi
 
 
-def grid_points(grids: list[tuple[str, list[float]]]) -> list[dict[str, float]]:
-    """Return the Cartesian product of the grids, in a stable order."""
+def grid_points(grids: list[tuple[str, list[float]]], max_points: int = MAX_POINTS
+                ) -> list[dict[str, float]]:
+    """Return the Cartesian product of the grids, in a stable order.
+
+    Raises
+    ------
+    SweepSpecError
+        If a parameter repeats or the product has more than ``max_points`` points.
+    """
     names = [g[0] for g in grids]
     if len(set(names)) != len(names):
         raise SweepSpecError(f"grid: a parameter is given twice ({', '.join(names)})")
+    _check_count(math.prod(len(g[1]) for g in grids), "grid",
+                 " ".join(f"{n}({len(v)} values)" for n, v in grids), max_points)
     return [dict(zip(names, combo, strict=True))
             for combo in itertools.product(*[g[1] for g in grids])]
 
 
-def random_points(ranges: list[tuple[str, float, float]], n: int, seed: int
-                  ) -> list[dict[str, float]]:
-    """``n`` points drawn uniformly in the ranges (seeded)."""
+def random_points(ranges: list[tuple[str, float, float]], n: int, seed: int,
+                  max_points: int = MAX_POINTS) -> list[dict[str, float]]:
+    """``n`` points drawn uniformly in the ranges (seeded); at most ``max_points``."""
+    _check_count(n, "samples", str(n), max_points)
     rng = np.random.default_rng(seed)
     pts = []
     for _ in range(n):
@@ -196,9 +274,10 @@ def _apply(scenario: Scenario, model: GpsModel, params: dict[str, float]
            ) -> tuple[Scenario, GpsModel, ProbeSettings]:
     sc = scenario
     scale = params.get("demand_scale")
+    for name, value in params.items():
+        if name in PARAM_RANGES:
+            check_value(name, value, "point", f"{name}={value:g}")
     if scale is not None:
-        if scale <= 0:
-            raise SweepSpecError(f"demand_scale = {scale}: must be > 0")
         flows = tuple(dataclasses.replace(f, flow_vph=tuple(q * scale for q in f.flow_vph))
                       for f in sc.demand.flows)
         sc = dataclasses.replace(sc, demand=Demand(interval_s=sc.demand.interval_s,
@@ -260,7 +339,20 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.scenario_hash = scenario_hash(scenario)
         self.model_id = model_id
-        self.con = duckdb.connect(str(self.path))
+        try:
+            self.con = duckdb.connect(str(self.path))
+            row = self._open_tables()
+        except duckdb.Error as exc:
+            raise SweepSpecError(_store_problem(self.path, exc)) from None
+        ident = json.dumps({"scenario_hash": self.scenario_hash, "model": model_id})
+        if row is None:
+            self.con.execute("INSERT INTO sweep VALUES ('identity', ?)", [ident])
+        elif row[0] != ident:
+            raise SweepSpecError(f"out: {self.path} holds a sweep of another scenario or "
+                                f"model ({row[0]}); use another folder")
+
+    def _open_tables(self) -> tuple[Any, ...] | None:
+        """Create the tables if new; return the stored identity row, if any."""
         kpis = ", ".join(f'"{k}" DOUBLE' for k in KPI_COLUMNS)
         self.con.execute(f"""CREATE TABLE IF NOT EXISTS runs (
             key VARCHAR PRIMARY KEY, controller VARCHAR, seed BIGINT, params VARCHAR,
@@ -268,13 +360,7 @@ class ResultStore:
             finished_at DOUBLE)""")
         self.con.execute("CREATE TABLE IF NOT EXISTS sweep (name VARCHAR PRIMARY KEY, "
                          "value VARCHAR)")
-        row = self.con.execute("SELECT value FROM sweep WHERE name = 'identity'").fetchone()
-        ident = json.dumps({"scenario_hash": self.scenario_hash, "model": model_id})
-        if row is None:
-            self.con.execute("INSERT INTO sweep VALUES ('identity', ?)", [ident])
-        elif row[0] != ident:
-            raise SweepSpecError(f"out: {self.path} holds a sweep of another scenario or "
-                                f"model ({row[0]}); use another folder")
+        return self.con.execute("SELECT value FROM sweep WHERE name = 'identity'").fetchone()
 
     def done_keys(self) -> set[str]:
         """Return the keys of the runs already stored."""
@@ -303,19 +389,37 @@ class ResultStore:
         self.con.close()
 
 
+def _store_problem(path: Path, exc: Exception) -> str:
+    """Return the one-line message for a result store DuckDB cannot open."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "lock" in first.lower():
+        return (f"out: {path} is in use by another sweep (DuckDB lock); wait for it to "
+                "finish or use another folder")
+    return (f"out: {path} cannot be opened as a result store ({first}); it is left as it "
+            "is: move it away or use another folder")
+
+
 def run_sweep(scenario: Scenario, model: GpsModel, points: list[dict[str, float]],
               seeds: list[int], store: ResultStore, backend: LocalBackend | DaskBackend | None,
               progress: Callable[[int, int, int], None] | None = None,
-              baselines: list[str] | None = None) -> dict[str, int]:
+              baselines: list[str] | None = None,
+              limits: ScenarioLimits | None = None) -> dict[str, int]:
     """Run every task not yet in ``store``; store each as it finishes.
 
     ``baselines`` are the arms run once per demand and day (default
-    :func:`baseline_arms`). ``progress(done, total, done_before)`` after each
+    :func:`baseline_arms`); ``limits`` the budget each point's (scaled)
+    scenario must stay within (default: that of
+    :func:`~gpssignal.model.io.read_scenario`). ``progress(done, total, done_before)`` after each
     run. Returns counts of tasks: ``total``, ``skipped`` (already stored) and
     ``run``.
     """
     for p in points:
-        _apply(scenario, model, p)  # bad values fail before any run
+        sc, _, _ = _apply(scenario, model, p)  # bad values fail before any run
+        try:
+            check_limits(sc, limits or DEFAULT_LIMITS)
+        except GpssignalError as exc:
+            raise SweepSpecError(f"demand_scale = {p.get('demand_scale', 1.0):g}: the scaled "
+                                 f"scenario is too large ({exc})") from None
     tasks = plan_tasks(points, seeds, baselines or baseline_arms(scenario))
     done = store.done_keys()
     todo = [t for t in tasks if t.key not in done]

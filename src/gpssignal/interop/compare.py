@@ -38,6 +38,7 @@ from gpssignal.model.scenario import Scenario
 
 __all__ = [
     "COMPARED",
+    "compare_demand_sweep",
     "compare_fixed",
     "compare_gps",
     "compare_saturation_flow",
@@ -45,7 +46,9 @@ __all__ = [
     "gpssignal_kpis",
     "run_sumo",
     "saturation_flow_vph",
+    "scaled_day",
     "sumo_kpis",
+    "sweep_summary",
 ]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
@@ -140,6 +143,70 @@ def compare_fixed(scenario: Scenario, seeds: list[int], work_dir: str | Path) ->
         rows.append({"seed": s, "simulator": "sumo", **sumo_kpis(ex.folder, scenario),
                      "wall_s": sw})
     return pd.DataFrame(rows)
+
+
+def scaled_day(scenario: Scenario, scale: float, day_type: str | None) -> Scenario:
+    """Return the scenario with every flow × ``scale`` and every day of type ``day_type``.
+
+    ``day_type`` None keeps the scenario's mix; a type of the mix makes it the
+    only one (frequency 1). Incident types are refused: incidents are not
+    exported to SUMO (a capacity cap at a link's end has no one-to-one SUMO
+    counterpart), so the two simulators would not see the same day.
+    """
+    import dataclasses
+
+    from gpssignal.model.scenario import Demand
+
+    flows = tuple(dataclasses.replace(f, flow_vph=tuple(q * scale for q in f.flow_vph))
+                  for f in scenario.demand.flows)
+    sc = dataclasses.replace(scenario, demand=Demand(interval_s=scenario.demand.interval_s,
+                                                     flows=flows))
+    if day_type is None:
+        if any(d.incidents for d in sc.day_types):
+            raise ScenarioError("day_type = None: the scenario's mix has incident days, "
+                                "which are not exported to SUMO; name a day type")
+        return sc
+    types = {d.name: d for d in sc.day_types}
+    if day_type not in types:
+        raise ScenarioError(f"day_type = {day_type!r}: the scenario's day types are "
+                            f"{', '.join(types) or 'none'}")
+    if types[day_type].incidents:
+        raise ScenarioError(f"day_type = {day_type!r}: incidents are not exported to SUMO")
+    return dataclasses.replace(sc, day_types=(dataclasses.replace(types[day_type],
+                                                                  frequency=1.0),))
+
+
+def compare_demand_sweep(scenario: Scenario, scales: list[float], seeds: list[int],
+                         work_dir: str | Path, day_types: list[str | None]) -> pd.DataFrame:
+    """Compare fixed timing in both simulators across the demand range.
+
+    For every demand ``scale`` × day type × seed: the same vehicles in both
+    simulators (:func:`compare_fixed`). One row per (scale, day type, seed,
+    simulator) with the compared KPIs and the wall time.
+    """
+    frames = []
+    for dt in day_types:
+        for scale in scales:
+            sc = scaled_day(scenario, scale, dt)
+            work = Path(work_dir) / f"{dt or 'mix'}-{scale:g}"
+            df = compare_fixed(sc, seeds, work)
+            df.insert(0, "day_type", dt or "mix")
+            df.insert(0, "demand_scale", scale)
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def sweep_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Summarise each KPI per demand scale and day type, both simulators and the gap [%]."""
+    m = df.groupby(["day_type", "demand_scale", "simulator"])[COMPARED].mean()
+    g = m.xs("gpssignal", level="simulator")
+    u = m.xs("sumo", level="simulator")
+    out = []
+    for kpi in COMPARED:
+        part = pd.DataFrame({"kpi": kpi, "gpssignal": g[kpi], "sumo": u[kpi],
+                             "sumo_vs_gpssignal_pct": 100 * (u[kpi] / g[kpi] - 1)})
+        out.append(part.reset_index())
+    return pd.concat(out, ignore_index=True)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

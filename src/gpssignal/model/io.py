@@ -15,6 +15,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import tomli_w
 from gpssignal.errors import ScenarioError
 from gpssignal.model.days import DayType, ExtraFlow, Incident
 from gpssignal.model.scenario import (
+    DEFAULT_LIMITS,
     Arm,
     Demand,
     DemandFlow,
@@ -35,11 +38,13 @@ from gpssignal.model.scenario import (
     Program,
     PublishedResult,
     Scenario,
+    ScenarioLimits,
     ScheduleEntry,
     SignalTiming,
     Stretch,
     Variability,
     VehicleClass,
+    check_limits,
 )
 
 __all__ = [
@@ -327,19 +332,140 @@ def _day_type_to_dict(d: DayType) -> dict[str, Any]:
     return out
 
 
-def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
+def _read_text(path: Path, fieldname: str, shown: str, limits: ScenarioLimits) -> str:
+    """Read a UTF-8 text file after checking it is a regular file within the size limit.
+
+    A device (``/dev/zero``), a FIFO or a folder is refused before a byte is
+    read, so a wrong path can neither hang the reader nor exhaust memory.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ScenarioError(f"{fieldname} = {shown!r}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ScenarioError(f"{fieldname} = {shown!r}: not a regular file (a device, FIFO "
+                            "or folder cannot be read)")
+    if st.st_size > limits.max_file_bytes:
+        raise ScenarioError(f"{fieldname} = {shown!r}: {st.st_size:,} bytes, above the limit "
+                            f"of {limits.max_file_bytes:,} bytes (max_file_bytes)")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(limits.max_file_bytes + 1)
+    except OSError as exc:
+        raise ScenarioError(f"{fieldname} = {shown!r}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{fieldname} = {shown!r}: not UTF-8 text") from None
+
+
+def _load_toml(text: str, limits: ScenarioLimits) -> dict[str, Any]:
+    """Parse TOML text; syntax errors, excessive size and nesting become ScenarioError."""
+    if not isinstance(text, str):
+        raise ScenarioError(f"scenario text = {type(text).__name__}: must be str")
+    if len(text) > limits.max_file_bytes:
+        raise ScenarioError(f"scenario text = {len(text):,} characters: above the limit of "
+                            f"{limits.max_file_bytes:,} (max_file_bytes)")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"TOML syntax: {exc}") from None
+    except RecursionError:
+        raise ScenarioError("scenario text: TOML arrays or tables nested too deep to read "
+                            "(a scenario needs a few levels)") from None
+    except ValueError as exc:  # an integer literal of thousands of digits
+        raise ScenarioError(f"scenario text: {str(exc).splitlines()[0][:120]}") from None
+    _check_integers(raw, "")
+    return raw
+
+
+#: Largest integer a scenario may hold: a 64-bit integer (seeds use it all).
+#: Far beyond it (10**308) a number cannot even convert to a float.
+MAX_INTEGER = 2**64
+
+
+def _check_integers(data: Any, where: str) -> None:
+    """Refuse any integer beyond :data:`MAX_INTEGER`, naming its place."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_integers(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(data, list):
+        for k, v in enumerate(data):
+            _check_integers(v, f"{where}[{k}]")
+    elif isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_INTEGER:
+        digits = len(str(abs(data)))  # < 4300: longer literals fail to parse
+        raise ScenarioError(f"{where} = <integer of {digits} digits>: too large (at most "
+                            f"2**64 = {MAX_INTEGER:,})")
+
+
+def _parse_demand(top: _Table, duration_s: float, base_dir: Path | None,
+                  limits: ScenarioLimits) -> Demand:
+    """Read ``[demand]``: inline flows and the optional CSV ``file``.
+
+    ``file`` is read relative to ``base_dir``; it need not lie inside or below
+    the scenario's folder (a shared demand table elsewhere is allowed), but it
+    must be a regular file within :attr:`ScenarioLimits.max_file_bytes`.
+    """
+    dmt = _Table(top.take("demand", kind=dict), "demand")
+    interval = dmt.number("interval_s", 900.0)
+    flows: list[DemandFlow] = []
+    for k, f in enumerate(_list_of_tables(dmt.take("flow", []), "demand.flow")):
+        ft = _Table(f, f"demand.flow[{k}]")
+        q = ft.take("flow_vph", kind=list)
+        flows.append(DemandFlow(link=ft.take("link", kind=str), movement=ft.take(
+            "movement", kind=str), flow_vph=tuple(q)))
+        ft.done()
+    csv_name = dmt.take("file", None, str)
+    if csv_name is not None:
+        csv_text = _read_text((base_dir or Path.cwd()) / csv_name, "demand.file", csv_name,
+                              limits)
+        flows.extend(_parse_demand_csv(csv_text, f"demand.file {csv_name}", None))
+    dmt.done()
+    if not (isinstance(interval, (int, float)) and interval > 0):
+        raise ScenarioError(f"demand.interval_s = {interval!r}: must be a finite number > 0")
+    n_int = math.ceil(duration_s / interval - 1e-9) if duration_s > 0 else 0
+    for f in flows:
+        if len(f.flow_vph) != n_int:
+            raise ScenarioError(
+                f"demand.flow[{f.link}.{f.movement}].flow_vph = {len(f.flow_vph)} values: "
+                f"duration {duration_s:g} s needs {n_int} intervals of {interval:g} s")
+    return Demand(interval_s=interval, flows=tuple(flows))
+
+
+def parse_scenario(text: str, base_dir: Path | None = None, *,
+                   limits: ScenarioLimits | None = None) -> Scenario:
     """Parse scenario TOML text; CSV files it names are read relative to ``base_dir``.
+
+    Parameters
+    ----------
+    text : str
+        The TOML text.
+    base_dir : Path, optional
+        Folder the demand ``file`` is read relative to (default: the working folder).
+    limits : ScenarioLimits, optional
+        The resource budget (default :data:`~gpssignal.model.scenario.DEFAULT_LIMITS`).
 
     Raises
     ------
     ScenarioError
         With a message naming the field and the bad value.
     """
+    lim = DEFAULT_LIMITS if limits is None else limits
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"TOML syntax: {exc}") from None
-    top = _Table(raw, "")
+        return _parse(text, base_dir, lim)
+    except ScenarioError as exc:
+        # Ids and values are the user's text: keep the message on one line.
+        raise ScenarioError(_printable(str(exc))) from None
+
+
+def _printable(message: str) -> str:
+    """Return ``message`` with control characters (line breaks too) written as escapes."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
+    """Parse and check a scenario (:func:`parse_scenario` without the message clean-up)."""
+    top = _Table(_load_toml(text, lim), "")
     st = _Table(top.take("scenario", kind=dict), "scenario")
     name = st.take("name", kind=str)
     start = parse_clock(st.take("start", kind=str), "scenario.start")
@@ -369,7 +495,8 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
     dt = _Table(top.take("driver", {}), "driver")
     driver = Driver(idm_delta=dt.number("idm_delta", 4.0),
                     amber_max_decel_mps2=dt.number("amber_max_decel_mps2", 3.5),
-                    max_decel_mps2=dt.number("max_decel_mps2", 9.0))
+                    max_decel_mps2=dt.number("max_decel_mps2", 9.0),
+                    emergency_braking_mps2=dt.number("emergency_braking_mps2", 4.5))
     dt.done()
     vt = _Table(top.take("variability", {}), "variability")
     variability = Variability(demand_level_sd=vt.number("demand_level_sd", 0.0),
@@ -395,34 +522,7 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
     links = tuple(_parse_link(lk, f"link[{k}]")
                   for k, lk in enumerate(_list_of_tables(top.take("link"), "link")))
 
-    dmt = _Table(top.take("demand", kind=dict), "demand")
-    interval = dmt.number("interval_s", 900.0)
-    flows: list[DemandFlow] = []
-    for k, f in enumerate(_list_of_tables(dmt.take("flow", []), "demand.flow")):
-        ft = _Table(f, f"demand.flow[{k}]")
-        q = ft.take("flow_vph", kind=list)
-        flows.append(DemandFlow(link=ft.take("link", kind=str), movement=ft.take(
-            "movement", kind=str), flow_vph=tuple(q)))
-        ft.done()
-    csv_name = dmt.take("file", None, str)
-    if csv_name is not None:
-        path = (base_dir or Path.cwd()) / csv_name
-        try:
-            csv_text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(f"demand.file = {csv_name!r}: cannot read ({exc.strerror})") \
-                from None
-        flows.extend(_parse_demand_csv(csv_text, f"demand.file {csv_name}", None))
-    dmt.done()
-    n_int = math.ceil(sc_kwargs["duration_s"] / interval - 1e-9) if sc_kwargs[
-        "duration_s"] > 0 else 0
-    for f in flows:
-        if len(f.flow_vph) != n_int:
-            raise ScenarioError(
-                f"demand.flow[{f.link}.{f.movement}].flow_vph = {len(f.flow_vph)} values: "
-                f"duration {sc_kwargs['duration_s']:g} s needs {n_int} intervals of "
-                f"{interval:g} s")
-    demand = Demand(interval_s=interval, flows=tuple(flows))
+    demand = _parse_demand(top, sc_kwargs["duration_s"], base_dir, lim)
 
     stretches = []
     for k, s in enumerate(_list_of_tables(top.take("stretch", []), "stretch")):
@@ -443,28 +543,33 @@ def parse_scenario(text: str, base_dir: Path | None = None) -> Scenario:
         sct.done()
     evaluation = _parse_evaluation(top)
     top.done()
-    return Scenario(**evaluation, junctions=junctions, links=links, vehicle_classes=tuple(classes),
-                    demand=demand, variability=variability, stretches=tuple(stretches),
-                    schedule=tuple(schedule), driver=driver, probes=probes, **sc_kwargs)
+    sc = Scenario(**evaluation, junctions=junctions, links=links, vehicle_classes=tuple(classes),
+                  demand=demand, variability=variability, stretches=tuple(stretches),
+                  schedule=tuple(schedule), driver=driver, probes=probes, **sc_kwargs)
+    check_limits(sc, lim)
+    return sc
 
 
-def read_scenario(path: str | Path) -> Scenario:
+def read_scenario(path: str | Path, *, limits: ScenarioLimits | None = None) -> Scenario:
     """Read and validate a scenario TOML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file: a regular file within ``limits.max_file_bytes``.
+    limits : ScenarioLimits, optional
+        The resource budget (default :data:`~gpssignal.model.scenario.DEFAULT_LIMITS`).
 
     Raises
     ------
     ScenarioError
-        If the file cannot be read or any value is invalid.
+        If the file cannot be read, any value is invalid or the scenario exceeds
+        a limit.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"scenario file = {str(p)!r}: cannot read ({exc.strerror})") \
-            from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"scenario file = {str(p)!r}: not UTF-8 text") from None
-    return parse_scenario(text, base_dir=p.parent)
+    lim = DEFAULT_LIMITS if limits is None else limits
+    text = _read_text(p, "scenario file", str(p), lim)
+    return parse_scenario(text, base_dir=p.parent, limits=lim)
 
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
@@ -481,7 +586,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         "scenario": sc,
         "driver": {"idm_delta": s.driver.idm_delta,
                    "amber_max_decel_mps2": s.driver.amber_max_decel_mps2,
-                   "max_decel_mps2": s.driver.max_decel_mps2},
+                   "max_decel_mps2": s.driver.max_decel_mps2,
+                   # Written only when set, so that older scenarios keep their hash.
+                   **({"emergency_braking_mps2": s.driver.emergency_braking_mps2}
+                      if s.driver.emergency_braking_mps2 != 4.5 else {})},
         "variability": {"demand_level_sd": s.variability.demand_level_sd,
                         "peak_shift_sd_s": s.variability.peak_shift_sd_s},
         "probes": {f: getattr(s.probes, f) for f in (

@@ -12,6 +12,8 @@ Units are in the names (``_s``, ``_m``, ``_kmh``, ``_mps2``, ``_vph``,
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import date as _date
 
@@ -28,6 +30,7 @@ from gpssignal.model.days import DayType, day_type_names
 
 __all__ = [
     "ANONYMISATION_MODES",
+    "DEFAULT_LIMITS",
     "MOVEMENTS",
     "Arm",
     "Demand",
@@ -40,12 +43,33 @@ __all__ = [
     "Program",
     "PublishedResult",
     "Scenario",
+    "ScenarioLimits",
     "ScheduleEntry",
     "SignalTiming",
     "Stretch",
     "Variability",
     "VehicleClass",
+    "check_limits",
+    "expected_vehicles",
 ]
+
+#: What an IANA time-zone name looks like (``Europe/Copenhagen``, ``Etc/GMT+1``,
+#: ``UTC``): no ``..`` and no leading ``/``, so a name cannot point the zone
+#: lookup at an arbitrary file.
+_TZ_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]{0,40}(/[A-Za-z0-9_+\-]{1,40}){0,3}")
+
+
+def _known_timezone(name: object) -> bool:
+    """Tell whether ``name`` is an IANA time-zone name the system knows."""
+    if not isinstance(name, str) or not _TZ_NAME.fullmatch(name):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _gettz(name) is not None
+        except (ValueError, OSError):
+            return False
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalTiming:
@@ -574,18 +598,25 @@ class Driver:
 
     ``idm_delta`` is the IDM acceleration exponent [-]; ``amber_max_decel_mps2``
     the deceleration a driver accepts to stop at amber: a driver who would need
-    more goes on [m/s²]; ``max_decel_mps2`` bounds any deceleration [m/s²].
+    more goes on [m/s²]; ``max_decel_mps2`` is the emergency deceleration, which
+    no vehicle ever exceeds (a vehicle that would need more to stop at red
+    crosses on red, and is counted) [m/s²]; ``emergency_braking_mps2`` the
+    deceleration beyond which a braking counts as an emergency braking [m/s²].
+    Defaults of the last two: Eclipse SUMO's passenger-car ``emergencyDecel``
+    (9) and ``decel`` (4.5), docs/references.md#sumo-vehicle-defaults.
     """
 
     idm_delta: float = 4.0
     amber_max_decel_mps2: float = 3.5
     max_decel_mps2: float = 9.0
+    emergency_braking_mps2: float = 4.5
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         check_positive("driver.idm_delta", self.idm_delta)
         check_positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
         check_positive("driver.max_decel_mps2", self.max_decel_mps2)
+        check_positive("driver.emergency_braking_mps2", self.emergency_braking_mps2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -727,7 +758,7 @@ class Scenario:
             _date.fromisoformat(self.date)
         except (TypeError, ValueError):
             fail("scenario.date", self.date, "must be an ISO date YYYY-MM-DD")
-        if _gettz(self.timezone) is None:
+        if not _known_timezone(self.timezone):
             fail("scenario.timezone", self.timezone, "unknown time zone (use an IANA name "
                   "such as 'Europe/Copenhagen')")
 
@@ -837,3 +868,91 @@ class Scenario:
             if lk.id == lid:
                 return lk
         raise KeyError(lid)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScenarioLimits:
+    """The resource budget a scenario must stay within (engineering bounds).
+
+    A scenario that passes every value check can still ask for more memory
+    or time than any machine has (a drain of 10⁹ s, a flow of 10⁹ veh/h, a
+    step of 1 ns). These bounds refuse such a scenario at load, with the
+    figure and the limit; a caller who means it raises a limit (e.g.
+    ``ScenarioLimits(max_vehicles=10**6)``; on the command line ``--max-...``).
+
+    Parameters
+    ----------
+    max_vehicles : float
+        Expected vehicles of the heaviest day: Σ flow × interval over the demand
+        profile, × the largest day-type demand factor and the top of the daily
+        level (1 + 3 sd), plus extra flows [veh]. Memory and run time grow with
+        it; the largest shipped scenario (vallensbaek_corridor) has about
+        10,000, so 100,000 leaves a factor of ten.
+    max_steps : float
+        Vehicle steps of one run, ``(duration_s + drain_s) / step_s`` [-]. The
+        per-step records grow with it; 500,000 covers a whole day at 0.2 s.
+    max_cycle_s : float
+        Longest signal cycle [s]. Practice keeps cycles within 60–120 s and
+        rarely above 150–180 s (Highway Capacity Manual; Danish Vejregler);
+        300 s is an engineering bound well above any real program: a longer
+        cycle means the controller practically never switches.
+    max_file_bytes : int
+        Largest scenario TOML or demand CSV read [bytes]; 16 MiB is hundreds of
+        times the shipped files and keeps a wrong path (a disk image, a log)
+        from being read into memory.
+    """
+
+    max_vehicles: float = 100_000
+    max_steps: float = 500_000
+    max_cycle_s: float = 300.0
+    max_file_bytes: int = 16 * 2**20
+
+    def __post_init__(self) -> None:
+        """Check that every limit is a positive number."""
+        for f in ("max_vehicles", "max_steps", "max_cycle_s", "max_file_bytes"):
+            check_positive(f"limits.{f}", getattr(self, f))
+
+
+#: The limits a scenario is read with unless the caller passes others.
+DEFAULT_LIMITS = ScenarioLimits()
+
+
+def _day_peaks(s: Scenario) -> list[tuple[float, float]]:
+    """Return per day type its demand factor and its extra vehicles [veh]."""
+    extra = [(d.demand_factor, sum(ef.flow_vph * ef.duration_s[1] / 3600
+                                   for ef in d.extra_flows)) for d in s.day_types]
+    return extra or [(1.0, 0.0)]
+
+
+def expected_vehicles(s: Scenario) -> float:
+    """Return the expected vehicles of the heaviest day of ``s`` [veh] (:class:`ScenarioLimits`)."""
+    base = sum(q * s.demand.interval_s / 3600 for f in s.demand.flows for q in f.flow_vph)
+    level = 1 + 3 * s.variability.demand_level_sd
+    return max(base * factor * level + extra for factor, extra in _day_peaks(s))
+
+
+def check_limits(s: Scenario, limits: ScenarioLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a scenario beyond ``limits``; the message names field, figure and limit.
+
+    Raises
+    ------
+    ScenarioError
+        For a cycle, a step count or an expected number of vehicles above its limit.
+    """
+    for j in s.junctions:
+        for pr in j.programs:
+            if pr.cycle_s > limits.max_cycle_s:
+                fail(f"junction[{j.id}].program[{pr.name}].cycle_s", pr.cycle_s,
+                     f"longer than the limit of {limits.max_cycle_s:g} s (max_cycle_s)")
+    steps = (s.duration_s + s.drain_s) / s.step_s
+    if steps > limits.max_steps:
+        name, value = (("scenario.step_s", s.step_s) if s.duration_s / s.step_s
+                       > limits.max_steps else ("scenario.drain_s", s.drain_s))
+        fail(name, value, f"(duration_s + drain_s) / step_s = {steps:.4g} steps, above the "
+             f"limit of {limits.max_steps:,.0f} (max_steps)")
+    veh = expected_vehicles(s)
+    if veh > limits.max_vehicles:
+        top = max(s.demand.flows, key=lambda f: sum(f.flow_vph))
+        fail(f"demand.flow[{top.link}.{top.movement}].flow_vph", list(top.flow_vph)[:4],
+             f"the heaviest day expects {veh:.4g} vehicles, above the limit of "
+             f"{limits.max_vehicles:,.0f} (max_vehicles)")

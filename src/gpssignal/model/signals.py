@@ -10,6 +10,8 @@ follows it. The rules checked here are the ones the runtime conflict monitor
 * conflicting groups are never green at the same time;
 * green of ``j`` starts at least ``intergreen_s[(i, j)]`` after green of a
   conflicting ``i`` ended;
+* every intergreen is at least the amber (:func:`check_intergreen_covers_amber`):
+  a group never turns green while a conflicting one shows amber;
 * a green lasts at least ``min_green_s``;
 * between two greens of one group there is room for amber and red-amber.
 
@@ -25,6 +27,9 @@ switch, so no switch at run time can break a rule.
 References
 ----------
 Bekendtgørelse om vejafmærkning §238 (Danish amber / red-amber / minimum green).
+Vejdirektoratet, Vejregler for signalanlæg: the intergreen (mellemtid) between
+two conflicting groups is measured from the end of green of the group losing
+right of way, so it includes that group's amber.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "RED_AMBER",
     "STATE_NAMES",
     "check_green_intervals",
+    "check_intergreen_covers_amber",
     "green_pieces",
     "greens_at_zero",
     "program_events",
@@ -194,6 +200,31 @@ def check_green_intervals(greens: Mapping[str, list[tuple[float, float]]],
     return problems
 
 
+def check_intergreen_covers_amber(junction: Junction) -> None:
+    """Refuse an intergreen shorter than the amber.
+
+    The intergreen ``intergreen_s[(i, j)]`` is measured from the end of
+    green of ``i``, the group losing right of way, so it includes the amber of
+    ``i`` (Vejdirektoratet, Vejregler for signalanlæg: the intergreen covers
+    the amber and the clearance after it). A shorter one would let ``j`` turn
+    green while ``i`` still shows amber.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the junction, both groups and the two times.
+    """
+    from gpssignal.errors import ScenarioError
+
+    amber = junction.timing.amber_s
+    for (i, j), ig in junction.intergreen_s.items():
+        if ig < amber - _EPS:
+            raise ScenarioError(
+                f"junction[{junction.id}].intergreen_s.{i}.{j} = {ig:g}: intergreen "
+                f"{i}->{j} {ig:g} s is shorter than amber_s = {amber:g} s; it is measured "
+                f"from the end of green of {i} and must cover its amber")
+
+
 def validate_junction_programs(junction: Junction) -> None:
     """Check every program of ``junction`` and every switch between two of them.
 
@@ -204,6 +235,7 @@ def validate_junction_programs(junction: Junction) -> None:
     """
     from gpssignal.errors import ScenarioError
 
+    check_intergreen_covers_amber(junction)
     tm = junction.timing
     p = f"junction[{junction.id}]"
     for pr in junction.programs:

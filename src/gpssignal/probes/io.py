@@ -118,8 +118,15 @@ class ProbeRead:
 
 
 def _zone(name: str) -> Any:
-    """Return the tzinfo of an IANA zone name; ProbeFileError if unknown."""
-    tz = gettz(name) if isinstance(name, str) and name else None
+    """Return the tzinfo of an IANA zone name; ProbeFileError if unknown.
+
+    Only names of the IANA database (``zoneinfo.available_timezones()``) are
+    accepted: never a file path, which ``dateutil`` would try to read.
+    """
+    import zoneinfo
+
+    ok = isinstance(name, str) and (name == "UTC" or name in zoneinfo.available_timezones())
+    tz = gettz(name) if ok else None
     if tz is None:
         raise ProbeFileError(f"timezone = {name!r}: unknown time zone (use an IANA name such "
                              "as 'Europe/Copenhagen' or 'UTC')")
@@ -130,7 +137,17 @@ def _local_to_utc(date: str, clock_s: float, timezone: str) -> pd.Timestamp:
     """UTC time of local wall-clock ``clock_s`` seconds after midnight of ``date``."""
     day = datetime.fromisoformat(date)
     wall = datetime.combine(day.date(), time(0)) + timedelta(seconds=clock_s)
-    return pd.Timestamp(wall).tz_localize(_zone(timezone)).tz_convert("UTC")
+    zone = _zone(timezone)
+    local = pd.Timestamp(wall)
+    when = f"start = {local:%H:%M:%S} on {local:%Y-%m-%d} in {timezone}"
+    try:
+        return local.tz_localize(zone, nonexistent="raise").tz_convert("UTC")
+    except ValueError as exc:
+        if "nonexistent" in str(exc) or "does not exist" in str(exc):
+            raise ProbeFileError(f"{when}: does not exist (skipped by the change to summer "
+                                 "time, a DST gap); choose another start") from None
+        raise ProbeFileError(f"{when}: occurs twice (the change to winter time, a DST "
+                             "fold), so it is ambiguous; choose another start") from None
 
 
 def _t0_utc(scenario: Scenario, date: str | None = None) -> pd.Timestamp:
@@ -332,6 +349,8 @@ def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
 # SUMO FCD import
 # ---------------------------------------------------------------------------
 
+#: Largest FCD timestep time accepted [s] (about 31 years).
+_MAX_FCD_TIME_S = 1e9
 #: One FCD point: (time, id, x, y, speed_mps, angle_deg).
 _FcdRow = tuple[float, str, float, float, float, float]
 
@@ -342,7 +361,12 @@ def _fcd_rows(path: Path) -> Iterator[_FcdRow]:
     try:
         for event, elem in ET.iterparse(path, events=("start", "end")):
             if event == "start" and elem.tag == "timestep":
-                t = float(elem.get("time", "nan"))
+                text = elem.get("time", "nan")
+                t = float(text)
+                if not np.isnan(t) and not abs(t) <= _MAX_FCD_TIME_S:
+                    raise ProbeFileError(
+                        f"FCD file {str(path)!r}: timestep time = {text!r}: must be a finite "
+                        f"number of seconds within +-{_MAX_FCD_TIME_S:g}")
             elif event == "end" and elem.tag in ("vehicle", "person", "container"):
                 yield (t, elem.get("id", ""), float(elem.get("x", "nan")),
                        float(elem.get("y", "nan")), float(elem.get("speed", "nan")),
@@ -352,6 +376,8 @@ def _fcd_rows(path: Path) -> Iterator[_FcdRow]:
                 elem.clear()
     except ET.ParseError as exc:
         raise ProbeFileError(f"FCD file {str(path)!r}: not well-formed XML ({exc})") from None
+    except ProbeFileError:
+        raise
     except ValueError as exc:
         raise ProbeFileError(f"FCD file {str(path)!r}: bad number ({exc})") from None
 

@@ -21,7 +21,7 @@ from gpssignal.model.io import format_clock
 from gpssignal.report.plots import FIGURES, arm_label
 
 __all__ = ["HEADLINE_KPIS", "build_report", "comparison_table", "headline_table", "md_table",
-           "verdict_sentences"]
+           "md_text", "verdict_sentences"]
 
 #: The KPIs of the headline table, in order.
 HEADLINE_KPIS = ["mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh",
@@ -144,12 +144,24 @@ def verdict_sentences(ev: Evaluation, controller: str = SUBJECT) -> list[str]:
     return out
 
 
+def md_text(value: object) -> str:
+    """Return ``value`` as inert single-line Markdown text.
+
+    HTML is escaped (a Markdown viewer renders raw HTML, so a user's
+    ``<img onerror=...>`` would run), line breaks become spaces and ``|`` is
+    escaped, so a cell cannot end a table row or start a new block.
+    """
+    text = html.escape(str(value), quote=False)
+    text = " ".join(text.splitlines())
+    return text.replace("|", "\\|")
+
+
 def md_table(df: pd.DataFrame) -> str:
-    """Format a DataFrame as a Markdown table."""
+    """Format a DataFrame as a Markdown table; every cell goes through :func:`md_text`."""
     cols = list(df.columns)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        out.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        out.append("| " + " | ".join(md_text(r[c]) for c in cols) + " |")
     return "\n".join(out)
 
 
@@ -228,8 +240,9 @@ def _context(ev: Evaluation) -> dict[str, str]:
         "period": period, "peak": peak,
         "days": f"{len(ev.seeds)} simulated weekdays (seeds {ev.seeds[0]}–{ev.seeds[-1]}); "
                 "every controller sees the same demand each day",
-        "ident": f"scenario {sc.name}, hash {m['scenario_hash']}, gpssignal {m['version']}, "
-                 f"{m['workers']} worker(s), {m['wall_s']:.0f} s",
+        # No worker count or wall time: the report is byte-identical for the
+        # same command and seeds (timings are in the command's run log).
+        "ident": f"scenario {sc.name}, hash {m['scenario_hash']}, gpssignal {m['version']}",
         "stretch": sc.stretches[0].id if sc.stretches else "–",
         "model": trained,
         "baseline": _base_name(ev, ev.baseline),

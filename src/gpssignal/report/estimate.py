@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gpssignal.report.document import md_table
+from gpssignal.report.document import md_table, md_text
 
 __all__ = ["estimate_report"]
 
@@ -32,7 +32,8 @@ def _figure(junctions: pd.DataFrame) -> bytes:
         ax.barh(y, m, xerr=np.nan_to_num(err), color="#2ca02c", capsize=3)
         ax.axvline(0, color="k", lw=0.6)
         ax.set_yticks(y)
-        ax.set_yticklabels(ok["name"], fontsize=8)
+        # A "$" would start matplotlib mathtext (and may fail to parse): show it as is.
+        ax.set_yticklabels([str(n).replace("$", r"\$") for n in ok["name"]], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(label + " (95 % CI)")
         ax.grid(axis="x", alpha=0.3)
@@ -67,7 +68,7 @@ def estimate_report(junctions: pd.DataFrame, municipalities: pd.DataFrame, heade
             "interval is that of the day sums over its junctions (same days everywhere). "
             "Time loss and CO₂ as in docs/definitions.md; every junction's scenario is in "
             "scenarios/ and its model in models/, so each number can be reproduced.")
-    md = ["# CO₂ estimate", "", header, "", "## Per municipality", "", md_table(m), "",
+    md = ["# CO₂ estimate", "", md_text(header), "", "## Per municipality", "", md_table(m), "",
           "## Per junction", "", md_table(j), "", defs, "", "![per junction](estimate.png)",
           ""]
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>gpssignal "

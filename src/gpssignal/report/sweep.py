@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gpssignal.report.document import md_table as _md_table
+from gpssignal.report.document import md_text
 
 __all__ = ["best_setting_text", "sensitivity_text", "sweep_figures", "sweep_report"]
 
@@ -160,9 +161,9 @@ def sweep_report(summary: pd.DataFrame, params: list[str], figures: dict[str, by
             "day; co2_saving: existing plan − GPS CO2 [kg per period]; _ci_low/_ci_high: 95 % "
             "t interval over the days; _pct: relative to the existing plan; verdict at 95 % "
             "(docs/definitions.md, docs/evaluation.md).")
-    md = [f"# Sweep\n\n{header}\n", "## Best settings (by time-loss saving)\n",
-          *[f"- {c}" for c in claim], "", _md_table(best), "", defs, ""]
-    md += ["## Sensitivity\n"] + [f"- {s}" for s in sens] + [""]
+    md = [f"# Sweep\n\n{md_text(header)}\n", "## Best settings (by time-loss saving)\n",
+          *[f"- {md_text(c)}" for c in claim], "", _md_table(best), "", defs, ""]
+    md += ["## Sensitivity\n"] + [f"- {md_text(s)}" for s in sens] + [""]
     md += [f"![{n}]({n})\n" for n in figures]
     imgs = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in figures.items())

@@ -62,6 +62,7 @@ from gpssignal.sim.kernel import (
     F_V,
     F_V0,
     I_CLS,
+    I_COMMIT,
     I_K,
     I_LANE,
     I_MARK,
@@ -158,6 +159,12 @@ class SimResult:
     """Everything one run produced, in columnar numpy form.
 
     See :mod:`gpssignal.evaluate.metrics` for the tables built from it.
+    ``red_crossings``: stop-line passages on red or red-amber (a vehicle
+    that could not stop even with the emergency deceleration);
+    ``emergency_brakings``: times a vehicle started braking harder than
+    ``driver.emergency_braking_mps2``; ``held_back``: vehicle-steps in which
+    even the emergency deceleration could not keep a vehicle behind what it
+    follows (never expected).
     """
 
     scenario: Scenario
@@ -186,6 +193,8 @@ class SimResult:
     waiting: int
     monitor_checks: int
     red_crossings: int
+    emergency_brakings: int
+    held_back: int
     wall_s: float
     n_steps: int
     emissions: EmissionModel
@@ -278,6 +287,9 @@ class Simulation:
             for ji, j in enumerate(sc.junctions)]
         self.n_steps = 0
         self._end_s = 0.0
+        #: Kernel event counts: emergency brakings, vehicles held back (see
+        #: :func:`~gpssignal.sim.kernel.step_vehicles`).
+        self.events = np.zeros(2, dtype=np.int64)
 
     # -- processes ----------------------------------------------------------
     def _arrival_process(self, env: simpy.Environment) -> Any:
@@ -385,6 +397,7 @@ class Simulation:
         I[I_VID, j], I[I_LANE, j], I[I_K, j] = i, lane, 0
         I[I_CLS, j] = c
         I[I_MOVING, j] = 1 if v_ins > STOP_SPEED_MPS else 0
+        I[I_COMMIT, j] = 0
         counts[lane] += 1
         I[I_NEXT, j] = self._next_lane(i, 0, lane, counts)
         self._set_marker(j, link, pos, depart)
@@ -464,7 +477,8 @@ class Simulation:
                                    dt, drv.amber_max_decel_mps2, drv.idm_delta,
                                    drv.max_decel_mps2, STOP_SPEED_MPS, self.out.stops, buf.tail,
                                    buf.order, buf.f, buf.i, buf.is_head,
-                                   self.emissions.coef, self.emissions.coast)
+                                   self.emissions.coef, self.emissions.coast,
+                                   drv.emergency_braking_mps2, self.events)
         if hits:  # rare
             self._markers(t)
         if ends:
@@ -525,6 +539,7 @@ class Simulation:
         F[F_LLEN, j] = net.lane_length_m[new_lane]
         I[I_LANE, j] = new_lane
         I[I_K, j] = k + 1
+        I[I_COMMIT, j] = 0
         I[I_NEXT, j] = self._next_lane(vid, k + 1, new_lane, counts)
         self._set_marker(j, int(net.lane_link[new_lane]), F[F_POS, j], tc)
 
@@ -568,6 +583,8 @@ class Simulation:
             trajectories=traj, end_s=self._end_s, in_network=veh.n,
             waiting=self.entry.n_waiting,
             monitor_checks=sum(rt.monitor.checks for rt in self.junction_rt),
-            red_crossings=self.passages.red_crossings, wall_s=wall, n_steps=self.n_steps,
+            red_crossings=self.passages.red_crossings,
+            emergency_brakings=int(self.events[0]), held_back=int(self.events[1]),
+            wall_s=wall, n_steps=self.n_steps,
             emissions=self.emissions, co2_mg=out.co2_mg, fuel_mg=out.fuel_mg,
             distance_m=out.distance_m)

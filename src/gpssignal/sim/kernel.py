@@ -113,9 +113,11 @@ from gpssignal.model.signals import GREEN, RED_AMBER  # noqa: E402
 F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, F_SEGTL, \
     F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST = range(20)
 # Integer rows: vehicle id, lane, index of the link in the route, next lane
-# (-1: leaves), next marker id (-1: none), moving (0/1), vehicle class.
-I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS = range(7)
-N_F, N_I = F_DIST + 1, I_CLS + 1
+# (-1: leaves), next marker id (-1: none), moving (0/1), vehicle class,
+# committed to cross the stop line ahead (1: decided to go at amber, or could
+# not stop at red; reset when it enters a new lane).
+I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS, I_COMMIT = range(8)
+N_F, N_I = F_DIST + 1, I_COMMIT + 1
 #: Signal state codes (:mod:`gpssignal.model.signals`) as the kernel compares them.
 RED_AMBER_CODE, GREEN_CODE = RED_AMBER, GREEN
 #: A vehicle never closes up to its leader (or the stop line) nearer than this
@@ -134,7 +136,8 @@ __all__ += ["sample_queues", "sort_by_lane_position", "step_vehicles"]
 
 @numba.njit(cache=True)
 def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_decel,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
-                  stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast):
+                  stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
+                  hard_decel, events):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
 
     Each vehicle's CO₂ and fuel (HBEFA4, :mod:`gpssignal.emissions.hbefa4`,
@@ -148,6 +151,22 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
     marker and how many reached the end of their lane (handled by the engine).
     ``stops`` (indexed by vehicle id) is incremented for each new stop.
     ``tail``, ``order``, ``tmp_f``, ``tmp_i``, ``is_head`` are work buffers.
+
+    No vehicle ever decelerates harder than ``max_decel`` (the emergency
+    deceleration) [m/s²]:
+
+    * a lane head at amber stops if it can with ``amber_decel``, otherwise it
+      is *committed* and goes on; at red or red-amber it stops if it can with
+      ``max_decel``, otherwise it is committed (and crosses on red, which the
+      engine counts); a committed vehicle is not asked to stop again;
+    * a vehicle whose step would take it past what it follows brakes, within
+      ``max_decel``, exactly as much as it needs to stop short of it.
+
+    ``events`` counts, added to in place: ``[0]`` emergency brakings (a
+    vehicle starts braking harder than ``hard_decel`` [m/s²]), ``[1]``
+    vehicle-steps in which even ``max_decel`` could not keep a vehicle
+    behind the vehicle it follows, so it was held back (never expected with
+    the IDM: a test checks it stays 0).
 
     The first vehicle of a lane that will cross its stop line follows the
     nearest of: the last vehicle of the lane it enters, and the first vehicle
@@ -170,10 +189,16 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
         is_head[j] = _FOLLOWER
         if head:
             v = F[F_V, j]
-            dist = F[F_LLEN, j] - F[F_POS, j]
+            dist = max(F[F_LLEN, j] - F[F_POS, j], 0.0)
             st = lane_state[lane]
-            stop = st <= RED_AMBER_CODE or (st > GREEN_CODE and v * v <= 2.0 * amber_decel
-                                             * max(dist, 0.0))
+            stop = False
+            if v < stop_speed:
+                I[I_COMMIT, j] = 0  # stopped (e.g. behind a blocked exit): it obeys again
+            if st != GREEN_CODE and I[I_COMMIT, j] == 0:
+                limit = max_decel if st <= RED_AMBER_CODE else amber_decel
+                stop = v * v <= 2.0 * limit * dist
+                if not stop:
+                    I[I_COMMIT, j] = 1
             is_head[j] = _HEAD_STOPS if stop else _HEAD_GOES
     # Pass 2: each vehicle's gap to what it follows, IDM, ballistic step.
     marker_hits = 0
@@ -220,11 +245,23 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
             v_new = 0.0
         else:
             dx = 0.5 * (v + v_new) * dt
-        room = gap - MIN_CLEARANCE_M
+        room = max(gap - MIN_CLEARANCE_M, 0.0)
         if dx > room:
-            room = max(room, 0.0)
-            dx = room
-            v_new = min(v_new, room / dt)
+            # Brake just enough to stop short of what it follows, if that
+            # is within the emergency deceleration (a physical stop, not a
+            # jump); otherwise it cannot stop: held back and counted.
+            if v * v <= 2.0 * max_decel * room:
+                need = v * v / (2.0 * room) if room > 0.0 else max_decel
+                if v <= need * dt:   # standstill within the step, at `room`
+                    dx = room
+                    v_new = 0.0
+                else:
+                    v_new = v - need * dt
+                    dx = 0.5 * (v + v_new) * dt
+            else:
+                events[1] += 1
+                dx = room
+                v_new = min(v_new, room / dt)
         F[F_DX, j] = dx
         v_next[j] = v_new
     # Pass 3: move, and accumulate time loss, emissions, stops.
@@ -235,6 +272,8 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
         F[F_POS, j] += dx
         F[F_TL, j] += dt - dx / F[F_V0, j]
         acc = (v_new - F[F_V, j]) / dt
+        if acc < -hard_decel and F[F_ACC, j] >= -hard_decel:
+            events[0] += 1
         F[F_ACC, j] = acc
         F[F_V, j] = v_new
         c = I[I_CLS, j]

@@ -6,8 +6,8 @@ synchronisation point (see :mod:`gpssignal.model.signals`), and may hold the
 synchronisation state there so that the new program's cycle starts at its own
 offset. The conflict monitor is independent of the runtime: it is told every
 state change and checks it against the junction's conflict matrix, intergreen
-matrix, minimum green, amber and red-amber, raising :class:`SafetyViolation`
-at once.
+matrix, minimum green, amber and red-amber (a group never turns green while a
+conflicting one is green or amber), raising :class:`SafetyViolation` at once.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class ConflictMonitor:
         for (i, j), v in junction.intergreen_s.items():
             self.intergreen[self.groups.index(i), self.groups.index(j)] = v
         self.timing = junction.timing
+        short = np.argwhere(self.intergreen < self.timing.amber_s - _TOL_S)
+        if len(short):
+            i, j = (self.groups[int(k)] for k in short[0])
+            self._fail(0.0, f"intergreen {i}->{j} {self.intergreen[short[0][0], short[0][1]]:g}"
+                            f" s < amber {self.timing.amber_s:g} s: {j} could turn green "
+                            f"while {i} is amber")
         self.state = np.full(n, RED, dtype=np.int64)
         self.since = np.full(n, -math.inf)
         self.last_green_end = np.full(n, -math.inf)
@@ -103,9 +109,11 @@ class ConflictMonitor:
         if new == GREEN:
             row = self.intergreen[:, g]
             for k in np.flatnonzero(~np.isnan(row)):
-                if self.state[k] == GREEN:
+                if self.state[k] in (GREEN, AMBER):
+                    # An intergreen covers the conflicting group's amber
+                    # (gpssignal.model.signals.check_intergreen_covers_amber).
                     self._fail(t, f"group {name} green while conflicting {self.groups[k]} "
-                                  "is green")
+                                  f"is {STATE_NAMES[int(self.state[k])]}")
                 gap = t - self.last_green_end[k]
                 if gap < row[k] - _TOL_S:
                     self._fail(t, f"intergreen {self.groups[k]}->{name} {gap:.2f} s < "
