@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -99,6 +100,57 @@ def quiet_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return p
+
+
+def limit_options() -> argparse.ArgumentParser:
+    """``--max-vehicles``, ``--max-steps``, ``--max-cycle-s``, ``--max-file-mb``.
+
+    The scenario's resource budget (:class:`gpssignal.model.scenario.ScenarioLimits`);
+    a scenario beyond it is refused at load with the figure and the limit.
+    """
+    from gpssignal.model.scenario import DEFAULT_LIMITS
+
+    d = DEFAULT_LIMITS
+
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("scenario size limits (raise them deliberately)")
+    g.add_argument("--max-vehicles", type=float, default=d.max_vehicles,
+                   help="most vehicles expected on the heaviest day (default: %(default)g)")
+    g.add_argument("--max-steps", type=float, default=d.max_steps,
+                   help="most vehicle-step rounds of one run (default: %(default)g)")
+    g.add_argument("--max-cycle-s", type=float, default=d.max_cycle_s,
+                   help="longest signal cycle [s] (default: %(default)g)")
+    g.add_argument("--max-file-mb", type=float, default=d.max_file_bytes / 2**20,
+                   help="largest scenario or demand file [MiB] (default: %(default)g)")
+    return p
+
+
+#: Scenario limit fields and the options that set them.
+_LIMIT_OPTIONS = {"max_vehicles": "--max-vehicles", "max_steps": "--max-steps",
+                  "max_cycle_s": "--max-cycle-s", "max_file_bytes": "--max-file-mb"}
+
+
+def load_scenario(args: argparse.Namespace) -> Scenario:
+    """Read ``args.scenario`` within the limits the options set."""
+    from gpssignal.errors import ScenarioError
+    from gpssignal.model.io import read_scenario
+    from gpssignal.model.scenario import ScenarioLimits
+
+    for option in ("max_vehicles", "max_steps", "max_cycle_s", "max_file_mb"):
+        value = getattr(args, option)
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"--{option.replace('_', '-')} = {value!r}: must be a number > 0")
+    limits = ScenarioLimits(max_vehicles=args.max_vehicles, max_steps=args.max_steps,
+                            max_cycle_s=args.max_cycle_s,
+                            max_file_bytes=int(args.max_file_mb * 2**20))
+    try:
+        return read_scenario(args.scenario, limits=limits)
+    except ScenarioError as exc:
+        # The library names the limit's field; the command line names its option.
+        message = str(exc)
+        for name, option in _LIMIT_OPTIONS.items():
+            message = message.replace(f"({name})", f"(raise with {option})")
+        raise ScenarioError(message) from None
 
 
 def parallel_options() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ from gpssignal.cli.common import (
     check_model_scenario,
     check_out_dir,
     days_options,
+    limit_options,
+    load_scenario,
     log_name,
     other_scenario_option,
     parallel_backend,
@@ -109,7 +111,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from gpssignal.control.io import write_model
     from gpssignal.experiment.training import train
-    from gpssignal.model.io import read_scenario
 
     at_least_one(args, "--candidates")
     if args.test_days < 0:
@@ -120,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out = {str(out)!r}: is a folder; give the model file to write "
                          "(e.g. model.json)")
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     with parallel_backend(args) as backend:
         model = train(sc, args.history, candidates=args.candidates,
                       search_seed=args.search_seed, backend=backend, test_days=args.test_days,
@@ -250,14 +251,13 @@ def _print_evaluation(ev: Evaluation, meta: dict[str, Any], out: Path, wall_s: f
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.experiment.evaluation import evaluate_controllers
-    from gpssignal.model.io import read_scenario
     from gpssignal.report import build_report
 
     at_least_one(args, "--train-days", "--candidates")
     days = seeds(args)
     workers(args)
     controllers = _controllers(args)
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-evaluation"
     check_out_dir(out, "--out")
     t0 = time.perf_counter()
@@ -294,6 +294,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _sweep_points(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[str]]:
     """Return the points of ``--grid``, ``--range`` and ``--random``, and the swept names."""
+    from gpssignal.errors import SweepSpecError
+
+    try:
+        return _sweep_points_within_limit(args)
+    except SweepSpecError as exc:  # the library names the field, the CLI its option
+        raise SweepSpecError(str(exc).replace("(max_points)", "(raise with --max-points)")
+                             ) from None
+
+
+def _sweep_points_within_limit(args: argparse.Namespace
+                               ) -> tuple[list[dict[str, float]], list[str]]:
+    """Return the points and swept names (see :func:`_sweep_points`)."""
     from gpssignal.experiment.sweep import grid_points, parse_grid, parse_range, random_points
 
     if not args.grid and not args.range:
@@ -303,11 +315,14 @@ def _sweep_points(args: argparse.Namespace) -> tuple[list[dict[str, float]], lis
         raise UsageError(f"--random = {args.random}: --range needs --random N >= 1")
     if args.random and not args.range:
         raise UsageError(f"--random = {args.random}: needs at least one --range")
-    grids = [parse_grid(g) for g in args.grid]
+    if args.max_points < 1:
+        raise UsageError(f"--max-points = {args.max_points}: must be at least 1")
+    grids = [parse_grid(g, max_points=args.max_points) for g in args.grid]
     ranges = [parse_range(r) for r in args.range]
-    points = grid_points(grids) if grids else [{}]
+    points = grid_points(grids, max_points=args.max_points) if grids else [{}]
     if ranges:
-        extra = random_points(ranges, args.random, args.search_seed)
+        extra = random_points(ranges, args.random, args.search_seed,
+                              max_points=args.max_points)
         points = [{**p, **q} for p in points for q in extra]
     return points, [g[0] for g in grids] + [r[0] for r in ranges]
 
@@ -368,13 +383,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         point_summary,
         run_sweep,
     )
-    from gpssignal.model.io import read_scenario
     from gpssignal.report.sweep import sweep_figures, sweep_report
 
     days = seeds(args)
     workers(args)
     points, params = _sweep_points(args)
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
     check_out_dir(out, "--out")
     model, model_note = _sweep_model(args, sc)
@@ -530,7 +544,7 @@ def _training_options(what: str) -> argparse.ArgumentParser:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    tr = sub.add_parser("train", parents=[quiet_options(), parallel_options()],
+    tr = sub.add_parser("train", parents=[quiet_options(), limit_options(), parallel_options()],
                         help="train the GPS controller on a probe history",
                         description="Measure free-flow speeds and speed profiles of the "
                         "monitored stretches from a probe history (read with DuckDB), then "
@@ -555,7 +569,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "seed of the first day; days are first..first+N-1 (default: "
                         "%(default)s, apart from history days, which start at the "
                         "scenario's seed)")
-    ev = sub.add_parser("evaluate", parents=[quiet_options(), days, parallel_options(),
+    ev = sub.add_parser("evaluate", parents=[quiet_options(), limit_options(), days,
+                                             parallel_options(),
                                              _training_options("without --model: ")],
                         help="compare every plan with the existing one over N days and "
                         "write the report",
@@ -593,7 +608,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _add_tune(sub: argparse._SubParsersAction) -> None:
     days = days_options(5, "days per point (default: %(default)s)", 2001,
                         "seed of the first day (default: %(default)s)")
-    tu = sub.add_parser("tune", parents=[quiet_options(), days, parallel_options()],
+    tu = sub.add_parser("tune", parents=[quiet_options(), limit_options(), days,
+                                         parallel_options()],
                         help="sweep controller / probe / demand parameters, paired "
                         "against the existing plan",
                         description="Run the GPS controller for every point of a parameter "
@@ -617,6 +633,8 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     tu.add_argument("--model", default=None,
                     help="GPS model to start from (default: an untrained model)")
     other_scenario_option(tu)
+    tu.add_argument("--max-points", type=int, default=10_000,
+                    help="refuse a sweep of more points than this (default: %(default)s)")
     tu.add_argument("--no-oracle", action="store_true",
                     help="skip the hindsight bound (about 15 extra simulated days per day and "
                     "demand point on the default scenario)")

@@ -16,6 +16,8 @@ from gpssignal.cli.common import (
     check_model_scenario,
     check_out_dir,
     decision_frame,
+    limit_options,
+    load_scenario,
     other_scenario_option,
     parallel_backend,
     parallel_options,
@@ -156,9 +158,8 @@ def _print_run(run: RunOutput, tables: dict[str, pd.DataFrame], args: argparse.N
 def _cmd_run(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.experiment.run import RunSpec, run_one
-    from gpssignal.model.io import read_scenario
 
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     day = sc.seed if args.seed is None else args.seed
     out = Path(args.out) if args.out else \
         Path("results") / f"{sc.name}-{args.controller}-seed{day}"
@@ -187,14 +188,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_probes(args: argparse.Namespace) -> int:
     from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
-    from gpssignal.model.io import read_scenario
     from gpssignal.probes.io import stream_to_frame, write_probes
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
         raise UsageError(f"--out = {str(out)!r}: must end in .csv or .parquet")
     check_out_dir(out.parent, "--out")
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     settings = _probe_settings(args, sc)
     spec = RunSpec(scenario=sc, controller=ControllerSpec.parse(args.controller),
                    seed=sc.seed if args.seed is None else args.seed, probes=settings,
@@ -230,12 +230,11 @@ def _cmd_probes(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from gpssignal.experiment.history import simulate_history
-    from gpssignal.model.io import read_scenario
 
     if args.days < 1:
         raise UsageError(f"--days = {args.days}: must be at least 1")
     workers(args)  # checked before any work
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     settings = _probe_settings(args, sc)
     if args.start_date:
         check_date(args.start_date, "--start-date")
@@ -270,9 +269,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from gpssignal.emissions import scenario_emissions
-    from gpssignal.model.io import format_clock, read_scenario, scenario_hash
+    from gpssignal.model.io import format_clock, scenario_hash
 
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     scenario_emissions(sc)  # emission classes must be known
     n = sum(sum(f.flow_vph) * sc.demand.interval_s / 3600.0 for f in sc.demand.flows)
     print(f"{args.scenario}: valid scenario '{sc.name}' (hash {scenario_hash(sc)})")
@@ -290,7 +289,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", parents=[quiet_options()],
+    run = sub.add_parser("run", parents=[quiet_options(), limit_options()],
                          help="simulate one day of a scenario and write its results",
                          description="Simulate one day (one seed) of SCENARIO under a "
                          "controller; write per-vehicle, per-interval, per-approach and "
@@ -318,7 +317,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_probes(sub: argparse._SubParsersAction) -> None:
-    pr = sub.add_parser("probes", parents=[quiet_options(), _probe_options()],
+    pr = sub.add_parser("probes", parents=[quiet_options(), limit_options(), _probe_options()],
                         help="simulate one day and write its GPS probe stream",
                         description="Simulate one day of SCENARIO and write the GPS probe "
                         "points a real feed would deliver (sampling, noise, dropouts, latency, "
@@ -336,7 +335,8 @@ def _add_probes(sub: argparse._SubParsersAction) -> None:
 
 def _add_history(sub: argparse._SubParsersAction) -> None:
     hi = sub.add_parser("history",
-                        parents=[quiet_options(), parallel_options(), _probe_options()],
+                        parents=[quiet_options(), limit_options(), parallel_options(),
+                                 _probe_options()],
                         help="simulate N weekdays of probe data under the existing plan",
                         description="Simulate N weekdays (seed, seed+1, ...; each a "
                         "different day by the scenario's [variability]) under the existing "
@@ -355,7 +355,8 @@ def _add_history(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
-    val = sub.add_parser("validate", help="check a scenario file and describe it",
+    val = sub.add_parser("validate", parents=[limit_options()],
+                         help="check a scenario file and describe it",
                          description="Load and validate SCENARIO; print what it contains.")
     val.add_argument("scenario", help="scenario TOML file")
     val.set_defaults(func=_cmd_validate)

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gpssignal.cli.common import UsageError, check_out_dir, print_table, quiet_options, seed
+from gpssignal.cli.common import (
+    UsageError,
+    check_out_dir,
+    limit_options,
+    load_scenario,
+    print_table,
+    quiet_options,
+    seed,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,9 +31,8 @@ _MAX_SCALE = 3.0
 
 def _cmd_export_sumo(args: argparse.Namespace) -> int:
     from gpssignal.interop.sumo_export import export_sumo
-    from gpssignal.model.io import read_scenario
 
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     out = Path(args.outdir)
     check_out_dir(out, "OUTDIR")
     day = sc.seed if args.seed is None else args.seed
@@ -82,11 +89,11 @@ def _cross_check_sweep(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.interop.compare import compare_demand_sweep, sweep_summary
     from gpssignal.interop.sumo import sumo_version
-    from gpssignal.model.io import read_scenario, scenario_hash
+    from gpssignal.model.io import scenario_hash
     from gpssignal.report.validation import saturation_figure
 
     seeds, scales = _seed_list(args.seeds), _scale_list(args.sweep)
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     names = [d.name for d in sc.day_types]
     types: list[str | None] = ([t.strip() for t in args.day_types.split(",") if t.strip()]
                                if args.day_types else
@@ -121,12 +128,12 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.interop.compare import compare_fixed, compare_gps, summary
     from gpssignal.interop.sumo import sumo_version
-    from gpssignal.model.io import read_scenario, scenario_hash
+    from gpssignal.model.io import scenario_hash
 
     if args.sweep is not None:
         return _cross_check_sweep(args)
     seeds = _seed_list(args.seeds)
-    sc = read_scenario(args.scenario)
+    sc = load_scenario(args)
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
     check_out_dir(out, "--out")
     version = sumo_version()
@@ -158,7 +165,7 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 def _add_export_sumo(sub: argparse._SubParsersAction) -> None:
-    xs = sub.add_parser("export-sumo", parents=[quiet_options()],
+    xs = sub.add_parser("export-sumo", parents=[quiet_options(), limit_options()],
                         help="write a runnable Eclipse SUMO scenario",
                         description="Export SCENARIO and the vehicles of one day (--seed) to "
                         "OUTDIR as a SUMO scenario: plain network built with netconvert (no "
@@ -176,7 +183,7 @@ def _add_export_sumo(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_cross_check(sub: argparse._SubParsersAction) -> None:
-    xc = sub.add_parser("cross-check", parents=[quiet_options()],
+    xc = sub.add_parser("cross-check", parents=[quiet_options(), limit_options()],
                         help="fixed timing in gpssignal and in SUMO on the same days",
                         description="For each seed: run gpssignal under fixed timing, export "
                         "the scenario with the same vehicles to SUMO, run SUMO, and compare "
