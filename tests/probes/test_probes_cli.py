@@ -19,7 +19,7 @@ import pytest
 import gpssignal
 from gpssignal import cli
 from gpssignal.model.io import read_scenario, scenario_hash
-from gpssignal.probes.io import PROBE_COLUMNS, read_probes
+from gpssignal.probes.io import DROP_REASONS, PROBE_COLUMNS, read_probes
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
@@ -256,7 +256,8 @@ def test_import_fcd_geo(tmp_path, capsys):
                    "--anonymisation", "raw")
     cap = capsys.readouterr()
     assert code == 0, cap.err
-    assert re.fullmatch(rf"7 points imported from {re.escape(str(FCD_GEO))} \(raw\) in "
+    assert re.fullmatch(rf"{re.escape(str(FCD_GEO))}: kept 7 of 7 rows; dropped: none\n"
+                        rf"7 points imported from {re.escape(str(FCD_GEO))} \(raw\) in "
                         rf"[\d.]+ s; written: {re.escape(str(out))}\n", cap.out)
     f = read_probes(out).frame
     assert f["pseudonym"].tolist()[:3] == ["veh0", "veh0", "veh1"]
@@ -275,6 +276,38 @@ def test_import_fcd_xy_with_origin_to_csv(tmp_path, capsys):
     assert len(f) == 7 and "pseudonym" not in f.columns
     assert f["time_sent"][0] == pd.Timestamp("2019-01-07T07:00:00Z")
     assert f["lat_deg"][0] == pytest.approx(55.625 + 498.37 / 111_195.08, abs=1e-9)
+
+
+BAD_FCD = """<fcd-export>
+<timestep time="0.00">
+  <vehicle id="ok" x="12.374" y="55.63" angle="90.00" speed="10.00"/>
+  <vehicle id="nan" x="nan" y="55.63" angle="90.00" speed="10.00"/>
+  <vehicle id="far" x="12.374" y="-91" angle="90.00" speed="10.00"/>
+  <vehicle id="slow" x="12.374" y="55.63" angle="90.00" speed="-5"/>
+  <vehicle id="fast" x="12.374" y="55.63" angle="90.00" speed="1000000"/>
+  <vehicle id="spin" x="12.374" y="55.63" angle="-inf" speed="10.00"/>
+</timestep>
+<timestep>
+  <vehicle id="when" x="12.374" y="55.63" angle="90.00" speed="10.00"/>
+</timestep>
+</fcd-export>
+"""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_import_fcd_drops_bad_points_and_reports_them(tmp_path, capsys, suffix):
+    src = tmp_path / "bad.xml"
+    src.write_text(BAD_FCD, encoding="utf-8")
+    out = tmp_path / f"p{suffix}"
+    code = run_cli("import-fcd", src, "--out", out, "--anonymisation", "raw")
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    lines = cap.out.splitlines()
+    assert lines[0] == (f"{src}: kept 1 of 7 rows; dropped: bad_timestamp 1, missing_value 1, "
+                        "lat_lon_out_of_range 1, speed_out_of_range 2, heading_out_of_range 1")
+    assert lines[1].startswith(f"1 points imported from {src} (raw)")
+    assert len(lines) == 2 and cap.err == ""
+    assert read_probes(out).frame["pseudonym"].tolist() == ["ok"]
 
 
 @pytest.mark.parametrize("args,words", [
@@ -317,6 +350,8 @@ never,2019-05-06T04:00:06Z,55.63,12.38,31,90,b
 2019-05-06T04:00:03Z,2019-05-06T04:00:08Z,55.63,12.38,300,90,b
 2019-05-06T04:00:04Z,2019-05-06T04:00:01Z,55.63,12.38,30,90,b
 2019-05-06T04:00:05Z,2019-05-06T04:00:09Z,155.63,12.38,30,90,c
+2019-05-06T04:00:06Z,2019-05-06T04:00:10Z,55.63,12.38,30,90
+2019-05-06T04:00:07Z,2019-05-06T04:00:11Z,55.63,12.38,30,inf,d
 """
 
 
@@ -325,9 +360,10 @@ def test_check_probes_prints_the_drop_summary(tmp_path, capsys):
     src.write_text(BAD_CSV, encoding="utf-8")
     assert run_cli("check-probes", src) == 0
     out = capsys.readouterr().out
-    assert out == (f"{src}: kept 2 of 8 rows; dropped: bad_timestamp 1, missing_value 1, "
-                   "lat_lon_out_of_range 1, speed_out_of_range 1, received_before_sent 1, "
-                   "duplicate 1; ignored columns: vehicle\n")
+    assert out == (f"{src}: kept 2 of 10 rows; dropped: ragged_row 1, bad_timestamp 1, "
+                   "missing_value 1, lat_lon_out_of_range 1, speed_out_of_range 1, "
+                   "heading_out_of_range 1, received_before_sent 1, duplicate 1; "
+                   "ignored columns: vehicle\n")
     assert listing(tmp_path) == {"in.csv"}
 
 
@@ -342,11 +378,11 @@ def test_check_probes_writes_the_clean_file_and_drops_json(tmp_path, capsys, suf
     assert lines[1] == f"written: {clean}, {drops}"
     assert listing(tmp_path / "clean") == {clean.name, drops.name}
     report = json.loads(drops.read_text(encoding="utf-8"))
-    assert report["rows_read"] == 8 and report["rows_kept"] == 2
+    assert report["rows_read"] == 10 and report["rows_kept"] == 2
     assert report["file"] == str(src)
     assert report["unknown_columns"] == ["vehicle"]
     assert report["time_received_filled"] is False
-    assert all(report["dropped"][k] == 1 for k in report["dropped"])
+    assert report["dropped"] == dict.fromkeys(DROP_REASONS, 1)
     again = read_probes(clean)
     assert again.report.rows_read == again.report.rows_kept == 2
     assert again.report.unknown_columns == []

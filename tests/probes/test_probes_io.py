@@ -297,6 +297,58 @@ def test_speeds_out_of_range_are_dropped(tmp_path):
     check(p, 5, 7, {"speed_out_of_range": 2}, "kept 5 of 7 rows; dropped: speed_out_of_range 2")
 
 
+def test_headings_out_of_range_are_dropped(tmp_path):
+    p = write_csv(tmp_path, *GOOD,
+                  "2019-05-06T04:00:03Z,2019-05-06T04:00:08Z,55.63,12.38,30,360",
+                  "2019-05-06T04:00:04Z,2019-05-06T04:00:09Z,55.63,12.38,30,-0.5",
+                  "2019-05-06T04:00:05Z,2019-05-06T04:00:10Z,55.63,12.38,30,inf",
+                  "2019-05-06T04:00:06Z,2019-05-06T04:00:11Z,55.63,12.38,30,-inf",
+                  "2019-05-06T04:00:07Z,2019-05-06T04:00:12Z,55.63,12.38,30,0",       # kept
+                  "2019-05-06T04:00:08Z,2019-05-06T04:00:13Z,55.63,12.38,30,359.99")  # kept
+    frame = check(p, 5, 9, {"heading_out_of_range": 4},
+                  "kept 5 of 9 rows; dropped: heading_out_of_range 4")
+    assert frame["heading_deg"].isna().sum() == 1    # unknown (NaN) is not out of range
+
+
+def test_ragged_rows_are_dropped_and_counted_and_the_rest_read(tmp_path):
+    p = write_csv(tmp_path, GOOD[0],
+                  "2019-05-06T04:00:03Z,2019-05-06T04:00:08Z,55.63,12.38,30,90,extra",
+                  GOOD[1],
+                  "2019-05-06T04:00:04Z,2019-05-06T04:00:09Z,55.63,12.38,30",
+                  "",                                                  # blank: skipped
+                  GOOD[2])
+    frame = check(p, 3, 5, {"ragged_row": 2}, "kept 3 of 5 rows; dropped: ragged_row 2")
+    assert frame["speed_kmh"].tolist() == [30.0, 31.0, 32.0]
+
+
+def test_a_ragged_first_row_is_not_taken_for_an_index_column(tmp_path):
+    p = write_csv(tmp_path, "2019-05-06T04:00:03Z,2019-05-06T04:00:08Z,55.63,12.38,30,90,x",
+                  *GOOD)
+    frame = check(p, 3, 4, {"ragged_row": 1}, "kept 3 of 4 rows; dropped: ragged_row 1")
+    assert frame["lat_deg"].tolist() == [55.63, 55.631, 55.632]
+
+
+@pytest.mark.parametrize("cell", ["lat\ndeg", "lat\r\ndeg", "lat\rdeg", "lat\u2028deg",
+                                  "lat\x0bdeg", "lat\x85deg"])
+def test_a_header_cell_with_a_line_break_gives_a_one_line_error(tmp_path, cell):
+    p = tmp_path / "in.csv"
+    p.write_text(f'time_sent,"{cell}",lon_deg,speed_kmh\n'
+                 "2019-05-06T04:00:00Z,55.63,12.38,30\n", encoding="utf-8", newline="")
+    with pytest.raises(ProbeFileError) as err:
+        read_probes(p)
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1, msg
+    assert "missing column 'lat_deg'" in msg and repr(cell) in msg
+
+
+def test_unknown_header_cells_are_listed_on_one_line(tmp_path):
+    p = write_csv(tmp_path, GOOD[0] + ",x", header=HEADER + ',"note\nhere"')
+    r = read_probes(p)
+    assert r.report.unknown_columns == ["note\nhere"]
+    assert len(r.report.summary().splitlines()) == 1
+    assert r.report.summary().endswith("ignored columns: note\\nhere")
+
+
 def test_unparseable_timestamps_are_dropped(tmp_path):
     p = write_csv(tmp_path, *GOOD,
                   "yesterday,2019-05-06T04:00:08Z,55.63,12.38,30,90",
@@ -476,7 +528,7 @@ FCD_KW = dict(date="2019-05-06", start_clock_s=6 * 3600.0, timezone="Europe/Cope
 def test_import_geo_fcd_without_origin(tmp_path):
     expected = fcd_points(FCD_GEO)
     assert len(expected) == 7 and (expected["tag"] == "person").sum() == 1
-    path, rows = import_fcd(FCD_GEO, tmp_path / "geo.parquet", **FCD_KW)
+    path, rows, _ = import_fcd(FCD_GEO, tmp_path / "geo.parquet", **FCD_KW)
     assert rows == len(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["geo.parquet"]
     r = read_probes(path)
@@ -499,7 +551,7 @@ def test_import_geo_fcd_without_origin(tmp_path):
 
 def test_import_xy_fcd_with_origin(tmp_path):
     expected = fcd_points(FCD_XY)
-    path, rows = import_fcd(FCD_XY, tmp_path / "xy.parquet", origin=ORIGIN, **FCD_KW)
+    path, rows, _ = import_fcd(FCD_XY, tmp_path / "xy.parquet", origin=ORIGIN, **FCD_KW)
     assert rows == len(expected) == 7
     got = read_probes(path).frame
     lat, lon = LocalProjection(*ORIGIN).to_latlon(expected["x"].to_numpy(),
@@ -513,20 +565,20 @@ def test_import_xy_fcd_with_origin(tmp_path):
 
 
 def test_import_time_zero_follows_date_start_and_zone(tmp_path):
-    path, _ = import_fcd(FCD_XY, tmp_path / "w.parquet", origin=ORIGIN, date="2019-01-07",
+    path, *_ = import_fcd(FCD_XY, tmp_path / "w.parquet", origin=ORIGIN, date="2019-01-07",
                          start_clock_s=8 * 3600 + 30, timezone="Europe/Copenhagen")
     got = read_probes(path).frame
     assert got["time_sent"][0] == pd.Timestamp("2019-01-07T07:00:30Z")   # CET = UTC+1
-    path, _ = import_fcd(FCD_XY, tmp_path / "u.parquet", origin=ORIGIN)  # defaults: 00:00 CEST
+    path, *_ = import_fcd(FCD_XY, tmp_path / "u.parquet", origin=ORIGIN)  # defaults: 00:00 CEST
     assert read_probes(path).frame["time_sent"][0] == pd.Timestamp("2019-05-05T22:00:00Z")
 
 
 def test_import_anonymisation_modes(tmp_path):
     ids = fcd_points(FCD_GEO)["id"].tolist()
-    raw, _ = import_fcd(FCD_GEO, tmp_path / "raw.parquet", anonymisation="raw", **FCD_KW)
+    raw, *_ = import_fcd(FCD_GEO, tmp_path / "raw.parquet", anonymisation="raw", **FCD_KW)
     assert read_probes(raw).frame["pseudonym"].tolist() == ids
-    rot, _ = import_fcd(FCD_GEO, tmp_path / "rot.parquet", anonymisation="rotating",
-                        rotation_s=1.5, **FCD_KW)
+    rot, *_ = import_fcd(FCD_GEO, tmp_path / "rot.parquet", anonymisation="rotating",
+                         rotation_s=1.5, **FCD_KW)
     p = read_probes(rot).frame["pseudonym"].tolist()
     assert not set(p) & set(ids)                      # SUMO ids hidden
     assert all(re.fullmatch(r"p[0-9a-f]{16}", s) for s in p)
@@ -542,8 +594,8 @@ def test_import_anonymisation_modes(tmp_path):
 
 
 def test_import_rotating_pseudonyms_cannot_be_recomputed_from_public_inputs(tmp_path):
-    rot, _ = import_fcd(FCD_GEO, tmp_path / "rot.parquet", anonymisation="rotating",
-                        rotation_s=1.5, **FCD_KW)
+    rot, *_ = import_fcd(FCD_GEO, tmp_path / "rot.parquet", anonymisation="rotating",
+                         rotation_s=1.5, **FCD_KW)
     p = read_probes(rot).frame["pseudonym"].tolist()
     guesses = {s for n in range(10) for e in range(10)
                for s in pseudonyms(0, np.array([n]), np.array([e])).tolist()}
@@ -589,10 +641,10 @@ def test_import_missing_file_bad_mode_and_suffix(tmp_path):
 @pytest.mark.parametrize("mode", ["idless", "rotating", "raw"])
 def test_import_in_chunks_gives_the_same_result(tmp_path, suffix, mode):
     # The same explicit salt: by default every import draws a fresh secret one.
-    a, n_a = import_fcd(FCD_GEO, tmp_path / f"a{suffix}", anonymisation=mode, rotation_s=1.5,
-                        salt=12345, **FCD_KW)
-    b, n_b = import_fcd(FCD_GEO, tmp_path / f"b{suffix}", anonymisation=mode, rotation_s=1.5,
-                        chunk_rows=2, salt=12345, **FCD_KW)
+    a, n_a, _ = import_fcd(FCD_GEO, tmp_path / f"a{suffix}", anonymisation=mode,
+                           rotation_s=1.5, salt=12345, **FCD_KW)
+    b, n_b, _ = import_fcd(FCD_GEO, tmp_path / f"b{suffix}", anonymisation=mode,
+                           rotation_s=1.5, chunk_rows=2, salt=12345, **FCD_KW)
     assert n_a == n_b == 7
     fa, fb = read_probes(a).frame, read_probes(b).frame
     pd.testing.assert_frame_equal(fa, fb)
@@ -601,10 +653,10 @@ def test_import_in_chunks_gives_the_same_result(tmp_path, suffix, mode):
 
 
 def test_import_csv_matches_parquet(tmp_path):
-    pq_path, _ = import_fcd(FCD_XY, tmp_path / "a.parquet", origin=ORIGIN, anonymisation="raw",
-                            **FCD_KW)
-    csv_path, _ = import_fcd(FCD_XY, tmp_path / "a.csv", origin=ORIGIN, anonymisation="raw",
-                             **FCD_KW)
+    pq_path, *_ = import_fcd(FCD_XY, tmp_path / "a.parquet", origin=ORIGIN,
+                             anonymisation="raw", **FCD_KW)
+    csv_path, *_ = import_fcd(FCD_XY, tmp_path / "a.csv", origin=ORIGIN,
+                              anonymisation="raw", **FCD_KW)
     lines = csv_path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == ",".join(PROBE_COLUMNS)
     assert len(lines) == 1 + 7
@@ -619,7 +671,63 @@ def test_import_csv_matches_parquet(tmp_path):
 def test_import_empty_fcd_writes_an_empty_schema_file(tmp_path):
     src = tmp_path / "empty.xml"
     src.write_text('<fcd-export><timestep time="0.00"/></fcd-export>', encoding="utf-8")
-    path, rows = import_fcd(src, tmp_path / "e.parquet")
+    path, rows, _ = import_fcd(src, tmp_path / "e.parquet")
     assert rows == 0
     r = read_probes(path)
     assert r.report.rows_read == 0 and len(r.frame) == 0
+
+
+BAD_FCD = """<fcd-export>
+<timestep time="0.00">
+  <vehicle id="good0" x="12.374" y="55.63" angle="90.00" speed="10.00"/>
+  <vehicle id="nanpos" x="nan" y="55.63" angle="90.00" speed="10.00"/>
+  <vehicle id="nopos" angle="90.00" speed="10.00"/>
+  <vehicle id="far" x="12.374" y="95.5" angle="90.00" speed="10.00"/>
+  <vehicle id="backward" x="12.374" y="55.63" angle="90.00" speed="-5.00"/>
+  <vehicle id="rocket" x="12.374" y="55.63" angle="90.00" speed="1000000"/>
+  <vehicle id="spin" x="12.374" y="55.63" angle="inf" speed="10.00"/>
+  <vehicle id="over" x="12.374" y="55.63" angle="360.5" speed="10.00"/>
+  <vehicle id="noangle" x="12.374" y="55.631" speed="10.00"/>
+</timestep>
+<timestep>
+  <vehicle id="notime" x="12.374" y="55.63" angle="90.00" speed="10.00"/>
+</timestep>
+<timestep time="1.00">
+  <vehicle id="good1" x="12.375" y="55.63" angle="90.00" speed="11.00"/>
+</timestep>
+</fcd-export>
+"""
+#: The drops of BAD_FCD by reason (one bad point of each kind, some twice).
+BAD_FCD_DROPS = {"bad_timestamp": 1, "missing_value": 2, "lat_lon_out_of_range": 1,
+                 "speed_out_of_range": 2, "heading_out_of_range": 2}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("chunk_rows", [200_000, 1])
+def test_import_drops_and_counts_bad_points_and_writes_the_rest(tmp_path, suffix, chunk_rows):
+    src = tmp_path / "bad.xml"
+    src.write_text(BAD_FCD, encoding="utf-8")
+    path, rows, report = import_fcd(src, tmp_path / f"p{suffix}", anonymisation="raw",
+                                    chunk_rows=chunk_rows, **FCD_KW)
+    assert rows == report.rows_kept == 3
+    assert report.rows_read == 11 and report.file == str(src)
+    assert report.dropped == {k: BAD_FCD_DROPS.get(k, 0) for k in DROP_REASONS}
+    assert report.summary() == (
+        f"{src}: kept 3 of 11 rows; dropped: bad_timestamp 1, missing_value 2, "
+        "lat_lon_out_of_range 1, speed_out_of_range 2, heading_out_of_range 2")
+    r = read_probes(path)
+    assert r.report.rows_kept == 3 and not any(r.report.dropped.values())
+    f = r.frame
+    assert f["pseudonym"].tolist() == ["good0", "noangle", "good1"]
+    assert np.isfinite(f[["lat_deg", "lon_deg", "speed_kmh"]].to_numpy()).all()
+    assert f["heading_deg"].isna().tolist() == [False, True, False]   # unknown is kept
+    assert f["time_sent"].notna().all()
+
+
+def test_import_with_every_point_bad_writes_an_empty_file(tmp_path):
+    src = tmp_path / "bad.xml"
+    src.write_text('<fcd-export><timestep time="0"><vehicle id="a" x="12.3" y="55.6" '
+                   'angle="0" speed="-1"/></timestep></fcd-export>', encoding="utf-8")
+    path, rows, report = import_fcd(src, tmp_path / "e.csv")
+    assert rows == 0 and report.dropped["speed_out_of_range"] == 1
+    assert read_probes(path).report.rows_read == 0

@@ -55,13 +55,14 @@ def _cmd_import_fcd(args: argparse.Namespace) -> int:
     origin = _origin(args.origin)
     t0 = time.perf_counter()
     start = parse_clock(args.start, "--start")
-    path, rows = write_or_fail(lambda: import_fcd(
+    done = write_or_fail(lambda: import_fcd(
         args.fcd, out, date=args.date, start_clock_s=start, timezone=args.timezone,
         origin=origin, anonymisation=args.anonymisation), out)
     if not args.quiet:
         wall = time.perf_counter() - t0
-        print(f"{rows:,} points imported from {args.fcd} ({args.anonymisation}) in "
-              f"{wall:.1f} s; written: {path}")
+        print(done.report.summary())
+        print(f"{done.rows:,} points imported from {args.fcd} ({args.anonymisation}) in "
+              f"{wall:.1f} s; written: {done.path}")
     return 0
 
 
@@ -164,7 +165,9 @@ def _add_import_fcd(sub: argparse._SubParsersAction) -> None:
                         help="convert SUMO FCD output to a probe file",
                         description="Convert SUMO --fcd-output XML (streaming) to the probe "
                         "schema. Use --origin for plain x/y output; without it the file must "
-                        "be --fcd-output.geo output (x = lon, y = lat).")
+                        "be --fcd-output.geo output (x = lon, y = lat). Points with no time, "
+                        "or a missing or out-of-range position, speed or heading are dropped "
+                        "and counted, as check-probes does.")
     fc.add_argument("fcd", help="SUMO FCD XML file")
     fc.add_argument("--out", required=True, help="probe file to write (.csv or .parquet)")
     fc.add_argument("--origin", default=None,
@@ -183,8 +186,9 @@ def _add_import_fcd(sub: argparse._SubParsersAction) -> None:
 def _add_check_probes(sub: argparse._SubParsersAction) -> None:
     ck = sub.add_parser("check-probes", help="read a probe file and report what is unusable",
                         description="Read a probe file (CSV or Parquet) with the checks every "
-                        "command applies: rows with bad timestamps, missing values, positions "
-                        "or speeds out of range, receipt before sending, or duplicates are "
+                        "command applies: ragged rows (more or fewer fields than the header), "
+                        "rows with bad timestamps, missing values, positions, speeds or "
+                        "headings out of range, receipt before sending, or duplicates are "
                         "dropped and counted; unknown columns are ignored. With --out, write "
                         "the usable rows and a .drops.json report.")
     ck.add_argument("file", help="probe file (.csv, .parquet, or a folder of Parquet files)")

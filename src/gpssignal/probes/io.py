@@ -19,21 +19,27 @@ provenance (seed, scenario hash, version, anonymisation) under the schema
 metadata key ``gpssignal``.
 
 Reading never crashes on bad rows. A row is dropped, and counted by reason,
-when:
+when (a row with several faults counts under the first):
 
+- ``ragged_row``: a CSV row has more or fewer fields than the header;
 - ``bad_timestamp``: its time is missing or cannot be parsed;
 - ``missing_value``: a required value is NaN;
 - ``lat_lon_out_of_range``: ``|lat| > 90`` or ``|lon| > 180``;
 - ``speed_out_of_range``: the speed is negative or over 250 km/h;
+- ``heading_out_of_range``: the heading is infinite or outside [0, 360)
+  (NaN, an unknown heading, is kept);
 - ``received_before_sent``: it was received before it was sent;
 - ``duplicate``: it repeats an earlier row exactly.
 
-Unknown columns are ignored and listed. A file that cannot be read at all
-raises :class:`ProbeFileError`, naming the file and the problem.
+The SUMO FCD import applies the same checks (but ``duplicate``) to the points
+it writes. Unknown columns are ignored and listed. A file that cannot be read
+at all raises :class:`ProbeFileError`, naming the file and the problem in one
+line.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -43,7 +49,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,6 +68,7 @@ __all__ = [
     "MAX_SPEED_KMH",
     "PROBE_COLUMNS",
     "DropReport",
+    "FcdImport",
     "ProbeFileError",
     "ProbeRead",
     "import_fcd",
@@ -79,8 +86,10 @@ PROBE_COLUMNS = ("time_sent", "time_received", "lat_deg", "lon_deg", "speed_kmh"
 REQUIRED = ("time_sent", "lat_deg", "lon_deg", "speed_kmh")
 #: Highest plausible speed of a road vehicle in a probe feed [km/h].
 MAX_SPEED_KMH = 250.0
-DROP_REASONS = ("bad_timestamp", "missing_value", "lat_lon_out_of_range",
-                "speed_out_of_range", "received_before_sent", "duplicate")
+#: Why rows are dropped, in the order they are checked (see the module docstring).
+DROP_REASONS = ("ragged_row", "bad_timestamp", "missing_value", "lat_lon_out_of_range",
+                "speed_out_of_range", "heading_out_of_range", "received_before_sent",
+                "duplicate")
 
 
 @dataclass
@@ -103,7 +112,7 @@ class DropReport:
     def summary(self) -> str:
         """One line: kept / read and the drops by reason."""
         drops = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
-        extra = f"; ignored columns: {', '.join(self.unknown_columns)}" \
+        extra = f"; ignored columns: {', '.join(map(_printable, self.unknown_columns))}" \
             if self.unknown_columns else ""
         return (f"{self.file}: kept {self.rows_kept:,} of {self.rows_read:,} rows; dropped: "
                 f"{drops}{extra}")
@@ -279,24 +288,94 @@ def _parse_times(values: pd.Series, naive_tz: str) -> pd.Series:
     return out
 
 
-def _load_table(p: Path) -> pd.DataFrame:
+def _printable(text: object) -> str:
+    """Return ``str(text)`` on one line: line breaks and other unprintables escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text).strip())
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """Return the header's names, as pandas names them (``Unnamed: i``, ``name.1``)."""
+    names: list[str] = []
+    for i, name in enumerate(header):
+        base = name or f"Unnamed: {i}"
+        new, k = base, 0
+        while new in names:
+            k += 1
+            new = f"{base}.{k}"
+        names.append(new)
+    return names
+
+
+def _read_csv(p: Path) -> tuple[pd.DataFrame, int]:
+    """Return a probe CSV's rows as text (empty fields NaN) and the number of ragged rows.
+
+    A row with more or fewer fields than the header is left out and counted;
+    blank lines are skipped.
+    """
+    good: list[list[str]] = []
+    ragged = 0
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as f:
+            rows = csv.reader(f)
+            header = next((r for r in rows if r), None)
+            if header is None:
+                raise ProbeFileError(f"probe file {str(p)!r}: empty (no header)")
+            for row in rows:
+                if len(row) == len(header):
+                    good.append(row)
+                elif row:
+                    ragged += 1
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ProbeFileError(f"probe file {str(p)!r}: not readable CSV "
+                             f"({_printable(exc)})") from None
+    frame = pd.DataFrame(good, columns=_column_names(header), dtype=object)
+    return frame.replace("", np.nan), ragged
+
+
+def _load_table(p: Path) -> tuple[pd.DataFrame, int]:
+    """Return a probe file's table and its number of ragged (CSV) rows."""
     if not p.exists():
         raise ProbeFileError(f"probe file {str(p)!r}: not found")
     if p.suffix == ".csv":
-        try:
-            return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-        except pd.errors.EmptyDataError:
-            raise ProbeFileError(f"probe file {str(p)!r}: empty (no header)") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ProbeFileError(f"probe file {str(p)!r}: not readable CSV ({exc})") from None
+        return _read_csv(p)
     if p.suffix == ".parquet" or p.is_dir():
         try:
             # partitioning=None: a history folder's date=... keys are not data columns.
-            return pq.read_table(p, partitioning=None).to_pandas()
+            return pq.read_table(p, partitioning=None).to_pandas(), 0
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ProbeFileError(f"probe file {str(p)!r}: not readable Parquet ({exc})") \
-                from None
+            raise ProbeFileError(f"probe file {str(p)!r}: not readable Parquet "
+                                 f"({_printable(exc)})") from None
     raise ProbeFileError(f"probe file {str(p)!r}: unknown format (use .parquet or .csv)")
+
+
+def _keep_good_rows(df: pd.DataFrame, report: DropReport, duplicates: bool = True
+                    ) -> pd.DataFrame:
+    """Return the rows of a schema frame that pass every row check; count the rest.
+
+    Each dropped row is added to ``report.dropped`` under the first reason of
+    :data:`DROP_REASONS` it fails; the kept rows are added to
+    ``report.rows_kept``. ``duplicates=False`` skips the ``duplicate`` check.
+    """
+    keep = pd.Series(True, index=df.index)
+
+    def drop(reason: str, bad: pd.Series) -> None:
+        nonlocal keep
+        hit = bad & keep
+        report.dropped[reason] += int(hit.sum())
+        keep &= ~hit
+
+    heading = df["heading_deg"]
+    drop("bad_timestamp", df["time_sent"].isna() | df["time_received"].isna())
+    drop("missing_value", df[["lat_deg", "lon_deg", "speed_kmh"]].isna().any(axis=1))
+    drop("lat_lon_out_of_range", (df["lat_deg"].abs() > 90) | (df["lon_deg"].abs() > 180))
+    drop("speed_out_of_range", ~df["speed_kmh"].between(0, MAX_SPEED_KMH))
+    drop("heading_out_of_range", heading.notna() & ~((heading >= 0) & (heading < 360)))
+    drop("received_before_sent", df["time_received"] < df["time_sent"])
+    if duplicates:
+        drop("duplicate", df.duplicated(keep="first"))
+    out = df[keep].reset_index(drop=True)
+    report.rows_kept += len(out)
+    return out
 
 
 def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
@@ -308,12 +387,14 @@ def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
         If the file is missing, unreadable, or lacks a required column.
     """
     p = Path(path)
-    raw = _load_table(p)
-    report = DropReport(file=str(p), rows_read=len(raw))
+    raw, ragged = _load_table(p)
+    report = DropReport(file=str(p), rows_read=len(raw) + ragged)
+    report.dropped["ragged_row"] = ragged
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
+        has = ", ".join(repr(str(c)) for c in raw.columns) or "no columns"
         raise ProbeFileError(f"probe file {str(p)!r}: missing column {missing[0]!r} "
-                             f"(has {', '.join(map(str, raw.columns)) or 'no columns'})")
+                             f"(has {has})")
     report.unknown_columns = [str(c) for c in raw.columns if c not in PROBE_COLUMNS]
     df = pd.DataFrame(index=raw.index)
     df["time_sent"] = _parse_times(raw["time_sent"], naive_tz)
@@ -326,23 +407,7 @@ def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
         df[c] = pd.to_numeric(raw[c], errors="coerce") if c in raw.columns else np.nan
     if "pseudonym" in raw.columns:
         df["pseudonym"] = raw["pseudonym"].astype("string")
-    keep = pd.Series(True, index=df.index)
-
-    def drop(reason: str, bad: pd.Series) -> None:
-        nonlocal keep
-        hit = bad & keep
-        report.dropped[reason] += int(hit.sum())
-        keep &= ~hit
-
-    drop("bad_timestamp", df["time_sent"].isna() | df["time_received"].isna())
-    drop("missing_value", df[["lat_deg", "lon_deg", "speed_kmh"]].isna().any(axis=1))
-    drop("lat_lon_out_of_range", (df["lat_deg"].abs() > 90) | (df["lon_deg"].abs() > 180))
-    drop("speed_out_of_range", (df["speed_kmh"] < 0) | (df["speed_kmh"] > MAX_SPEED_KMH))
-    drop("received_before_sent", df["time_received"] < df["time_sent"])
-    drop("duplicate", df.duplicated(keep="first"))
-    out = df[keep].reset_index(drop=True)
-    report.rows_kept = len(out)
-    return ProbeRead(frame=out, report=report)
+    return ProbeRead(frame=_keep_good_rows(df, report), report=report)
 
 
 # ---------------------------------------------------------------------------
@@ -353,6 +418,14 @@ def read_probes(path: str | Path, naive_tz: str = "UTC") -> ProbeRead:
 _MAX_FCD_TIME_S = 1e9
 #: One FCD point: (time, id, x, y, speed_mps, angle_deg).
 _FcdRow = tuple[float, str, float, float, float, float]
+
+
+class FcdImport(NamedTuple):
+    """What :func:`import_fcd` wrote: the file, its number of points, and the drops."""
+
+    path: Path
+    rows: int
+    report: DropReport
 
 
 def _fcd_rows(path: Path) -> Iterator[_FcdRow]:
@@ -375,19 +448,26 @@ def _fcd_rows(path: Path) -> Iterator[_FcdRow]:
             elif event == "end" and elem.tag == "timestep":
                 elem.clear()
     except ET.ParseError as exc:
-        raise ProbeFileError(f"FCD file {str(path)!r}: not well-formed XML ({exc})") from None
+        raise ProbeFileError(f"FCD file {str(path)!r}: not well-formed XML "
+                             f"({_printable(exc)})") from None
     except ProbeFileError:
         raise
     except ValueError as exc:
-        raise ProbeFileError(f"FCD file {str(path)!r}: bad number ({exc})") from None
+        raise ProbeFileError(f"FCD file {str(path)!r}: bad number ({_printable(exc)})") \
+            from None
 
 
 def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-05-06",
                start_clock_s: float = 0.0, timezone: str = "Europe/Copenhagen",
                origin: tuple[float, float] | None = None, anonymisation: str = "idless",
                rotation_s: float = 300.0, chunk_rows: int = 200_000,
-               salt: int | None = None) -> tuple[Path, int]:
+               salt: int | None = None) -> FcdImport:
     """Convert a SUMO FCD output file to a probe file, streaming.
+
+    Every point gets the row checks of :func:`read_probes` (all but
+    ``duplicate``): points with no time, a missing or out-of-range position,
+    speed or heading are dropped and counted in the returned report; the
+    others are written.
 
     Parameters
     ----------
@@ -414,7 +494,9 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
 
     Returns
     -------
-    (path, rows) : the file written and the number of points.
+    FcdImport
+        The file written, the number of points written, and the
+        :class:`DropReport` of the points read and dropped.
 
     Raises
     ------
@@ -423,6 +505,40 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
         an ``origin``.
     """
     src, dst = Path(fcd_path), Path(out_path)
+    _check_import(src, dst, anonymisation)
+    proj = LocalProjection(*origin) if origin is not None else None
+    t0 = _local_to_utc(date, start_clock_s, timezone)
+    if salt is None:
+        salt = secrets.randbits(63)
+    ids: dict[str, int] = {}
+    report = DropReport(file=str(src))
+    tmp, final = _atomic_target(dst)
+    sink = _ChunkWriter(tmp, parquet=dst.suffix == ".parquet")
+    degrees_known = proj is not None    # decided on the first chunk with a position
+
+    try:
+        for buf in _fcd_chunks(src, chunk_rows):
+            frame = _fcd_frame(buf, proj, t0, anonymisation, rotation_s, salt, ids)
+            degrees_known = degrees_known or _check_degrees(frame, src)
+            report.rows_read += len(frame)
+            good = _keep_good_rows(frame, report, duplicates=False)
+            if len(good):
+                sink.write(good)
+        sink.close()
+        if sink.rows == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ms, UTC]") if c.startswith(
+                "time") else pd.Series(dtype=float) for c in PROBE_COLUMNS[:6]})
+            return FcdImport(write_probes(empty, final), 0, report)
+        os.replace(tmp, final)
+    finally:
+        sink.close()
+        if tmp.exists():
+            tmp.unlink()
+    return FcdImport(final, sink.rows, report)
+
+
+def _check_import(src: Path, dst: Path, anonymisation: str) -> None:
+    """Refuse a missing FCD file, an unknown anonymisation or output format."""
     if not src.exists():
         raise ProbeFileError(f"FCD file {str(src)!r}: not found")
     if anonymisation not in ANONYMISATION_MODES:
@@ -430,53 +546,46 @@ def import_fcd(fcd_path: str | Path, out_path: str | Path, *, date: str = "2019-
                              f"{', '.join(ANONYMISATION_MODES)}")
     if dst.suffix not in (".parquet", ".csv"):
         raise ProbeFileError(f"probe file {str(dst)!r}: unknown format (use .parquet or .csv)")
-    proj = LocalProjection(*origin) if origin is not None else None
-    t0 = _local_to_utc(date, start_clock_s, timezone)
-    if salt is None:
-        salt = secrets.randbits(63)
-    ids: dict[str, int] = {}
-    tmp, final = _atomic_target(dst)
-    sink = _ChunkWriter(tmp, parquet=dst.suffix == ".parquet")
-
-    def flush(buf: list[_FcdRow]) -> None:
-        if buf:
-            sink.write(_fcd_frame(buf, src, proj, t0, anonymisation, rotation_s, salt, ids))
-
-    try:
-        buf: list[_FcdRow] = []
-        for row in _fcd_rows(src):
-            buf.append(row)
-            if len(buf) >= chunk_rows:
-                flush(buf)
-                buf = []
-        flush(buf)
-        sink.close()
-        if sink.rows == 0:
-            empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ms, UTC]") if c.startswith(
-                "time") else pd.Series(dtype=float) for c in PROBE_COLUMNS[:6]})
-            return write_probes(empty, final), 0
-        os.replace(tmp, final)
-    finally:
-        sink.close()
-        if tmp.exists():
-            tmp.unlink()
-    return final, sink.rows
 
 
-def _fcd_frame(buf: list[_FcdRow], src: Path, proj: LocalProjection | None,
+def _fcd_chunks(src: Path, chunk_rows: int) -> Iterator[list[_FcdRow]]:
+    """Yield the points of an FCD file in lists of up to ``chunk_rows``."""
+    buf: list[_FcdRow] = []
+    for row in _fcd_rows(src):
+        buf.append(row)
+        if len(buf) >= chunk_rows:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _check_degrees(frame: pd.DataFrame, src: Path) -> bool:
+    """Refuse a chunk of plain x/y points read as degrees; return whether it could tell.
+
+    Most of the chunk's finite positions outside +-90 / +-180 mean plain x/y
+    output (a ProbeFileError); a few are bad points, left to the row checks.
+    A chunk without a finite position cannot tell (False).
+    """
+    lat, lon = frame["lat_deg"].to_numpy(), frame["lon_deg"].to_numpy()
+    finite = np.isfinite(lat) & np.isfinite(lon)
+    outside = finite & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
+    if 2 * np.count_nonzero(outside) > np.count_nonzero(finite):
+        raise ProbeFileError(f"FCD file {str(src)!r}: x/y are not degrees; pass the "
+                             "origin (lat, lon) of SUMO's x = y = 0 for plain x/y output")
+    return bool(finite.any())
+
+
+def _fcd_frame(buf: list[_FcdRow], proj: LocalProjection | None,
                t0: pd.Timestamp, anonymisation: str, rotation_s: float, salt: int,
                ids: dict[str, int]) -> pd.DataFrame:
-    """Return a chunk of FCD rows as probe columns (``ids`` numbers the vehicles seen)."""
+    """Return a chunk of FCD rows as probe columns (``ids`` numbers the vehicles seen).
+
+    Without ``proj``, x is taken as the longitude and y as the latitude.
+    """
     t, vid, x, y, v, a = zip(*buf, strict=True)
     xa, ya = np.array(x), np.array(y)
-    if proj is not None:
-        lat, lon = proj.to_latlon(xa, ya)
-    else:
-        if np.any(np.abs(ya) > 90) or np.any(np.abs(xa) > 180):
-            raise ProbeFileError(f"FCD file {str(src)!r}: x/y are not degrees; pass the "
-                                 "origin (lat, lon) of SUMO's x = y = 0 for plain x/y "
-                                 "output")
-        lat, lon = ya, xa
+    lat, lon = proj.to_latlon(xa, ya) if proj is not None else (ya, xa)
     ts = t0 + pd.to_timedelta(np.array(t), unit="s")
     frame = pd.DataFrame({"time_sent": pd.DatetimeIndex(ts).as_unit("ms"),
                           "time_received": pd.DatetimeIndex(ts).as_unit("ms"),
