@@ -12,8 +12,6 @@ cluster start-ups to two.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -24,7 +22,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from gpssignal import cli
+from gpssignal.cli import build_parser
 from gpssignal.cli.common import BACKEND_NAMES
 from gpssignal.control.gps import model_from_scenario
 from gpssignal.control.io import read_model, write_model
@@ -33,17 +31,6 @@ from gpssignal.model.io import read_scenario
 
 #: Commands that run many simulations, and so offer the parallel options.
 MANY_RUNS = ("history", "train", "evaluate", "tune", "estimate")
-
-
-def run_cli(*argv: object) -> tuple[int, str, str]:
-    """``gpssignal ARGV`` in-process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse reports usage errors by exiting
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_error_line(err: str, command: str, *words: str) -> None:
@@ -73,7 +60,7 @@ def test_backend_choices_are_the_librarys() -> None:
 
 @pytest.mark.parametrize("command", MANY_RUNS)
 def test_every_many_run_command_has_the_parallel_options(command: str) -> None:
-    parser = cli.build_parser()
+    parser = build_parser()
     sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
     options = {o for a in sub._actions for o in a.option_strings}
     assert {"--workers", "--backend", "--scheduler", "-q", "--quiet"} <= options
@@ -94,19 +81,19 @@ def test_every_many_run_command_has_the_parallel_options(command: str) -> None:
     (["--scheduler", "tcp://127.0.0.1:1"], ["--scheduler", "only with --backend dask"]),
 ])
 def test_bad_parallel_options_are_one_line_and_nothing_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_relief_toml: Path,
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_relief_toml: Path,
         command: str, extra: list[str], option: list[str], words: list[str]) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / ("m.json" if command == "train" else "out")
-    code, stdout, err = run_cli(command, tiny_relief_toml, "--out", out, *extra, *option)
+    code, stdout, err = cli(command, tiny_relief_toml, "--out", out, *extra, *option)
     assert code == 2
     one_error_line(err, command, *words)
     assert stdout == "" and list(tmp_path.iterdir()) == []
 
 
-def test_unknown_backend_is_a_usage_error(tiny_relief_toml: Path) -> None:
-    code, _, err = run_cli("history", tiny_relief_toml, "--days", 1, "--out", "h",
-                           "--backend", "spark")
+def test_unknown_backend_is_a_usage_error(cli, tiny_relief_toml: Path) -> None:
+    code, _, err = cli("history", tiny_relief_toml, "--days", 1, "--out", "h",
+                       "--backend", "spark")
     assert code == 2
     assert "--backend" in err and "spark" in err
 
@@ -122,7 +109,7 @@ def test_python_dash_m_gpssignal_cli() -> None:
 # Same files on every backend
 # ---------------------------------------------------------------------------
 
-def test_evaluate_on_dask_gives_the_same_kpi_tables_as_local(tmp_path: Path,
+def test_evaluate_on_dask_gives_the_same_kpi_tables_as_local(cli, tmp_path: Path,
                                                              tiny_relief_toml: Path) -> None:
     pytest.importorskip("dask.distributed")
     sc = read_scenario(tiny_relief_toml)
@@ -131,11 +118,11 @@ def test_evaluate_on_dask_gives_the_same_kpi_tables_as_local(tmp_path: Path,
         "scenario_hash": scenario_hash(sc)}), tmp_path / "model.json")
     common = ["evaluate", tiny_relief_toml, "--model", model, "--controllers", "fixed,gps",
               "--replications", 2, "--first-seed", 5]
-    code, local_out, err = run_cli(*common, "--backend", "local", "--workers", 1,
-                                   "--out", tmp_path / "local")
+    code, local_out, err = cli(*common, "--backend", "local", "--workers", 1,
+                               "--out", tmp_path / "local")
     assert code == 0, err
-    code, dask_out, err = run_cli(*common, "--backend", "dask", "--workers", 2,
-                                  "--out", tmp_path / "dask")
+    code, dask_out, err = cli(*common, "--backend", "dask", "--workers", 2,
+                              "--out", tmp_path / "dask")
     assert code == 0, err
     assert "| 1 worker(s)" in local_out and "| 2 worker(s)" in dask_out
     for name in ("kpis", "differences", "annual", "switches"):
@@ -147,15 +134,15 @@ def test_evaluate_on_dask_gives_the_same_kpi_tables_as_local(tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def histories(tmp_path_factory: pytest.TempPathFactory, tiny_relief_toml: Path,
+def histories(cli, tmp_path_factory: pytest.TempPathFactory, tiny_relief_toml: Path,
               scheduler: str) -> dict[str, Path]:
     """The same 2-day history, written locally and on the Dask scheduler."""
     root = tmp_path_factory.mktemp("histories")
     runs = {"local": ["--backend", "local", "--workers", 1],
             "dask": ["--backend", "dask", "--scheduler", scheduler]}
     for name, options in runs.items():
-        code, _, err = run_cli("history", tiny_relief_toml, "--days", 2, "--penetration", 0.3,
-                               "--out", root / name, "-q", *options)
+        code, _, err = cli("history", tiny_relief_toml, "--days", 2, "--penetration", 0.3,
+                           "--out", root / name, "-q", *options)
         assert code == 0, err
     return {name: root / name for name in runs}
 
@@ -173,14 +160,14 @@ def test_history_on_dask_writes_the_same_days(histories: dict[str, Path]) -> Non
     assert sorted(p.name for p in histories["local"].parent.iterdir()) == ["dask", "local"]
 
 
-def test_train_on_dask_finds_the_same_model(tmp_path: Path, tiny_relief_toml: Path,
+def test_train_on_dask_finds_the_same_model(cli, tmp_path: Path, tiny_relief_toml: Path,
                                             histories: dict[str, Path], scheduler: str) -> None:
     runs = {"local": ["--backend", "local", "--workers", 1],
             "dask": ["--backend", "dask", "--scheduler", scheduler]}
     for name, options in runs.items():
-        code, _, err = run_cli("train", tiny_relief_toml, "--history", histories["local"],
-                               "--out", tmp_path / f"{name}.json", "--candidates", 2,
-                               "--search-seed", 9, "-q", *options)
+        code, _, err = cli("train", tiny_relief_toml, "--history", histories["local"],
+                           "--out", tmp_path / f"{name}.json", "--candidates", 2,
+                           "--search-seed", 9, "-q", *options)
         assert code == 0, err
     assert_frame_equal(pd.read_csv(tmp_path / "dask.search.csv"),
                        pd.read_csv(tmp_path / "local.search.csv"))

@@ -9,8 +9,6 @@ would show up in the folder listing they check.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -22,7 +20,6 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import gpssignal
-from gpssignal import cli
 from gpssignal.model.io import read_scenario, scenario_hash
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,14 +52,6 @@ TINY_LENGTH_M = {"W_in": 400.0, "S_in": 300.0, "E_out": 200.0, "N_out": 200.0}
 TINY_LIMIT_KMH = 50.0
 
 
-def run_cli(*argv: object) -> int:
-    """``gpssignal ARGV`` in-process; the exit code, also when argparse exits."""
-    try:
-        return cli.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse reports usage errors by exiting
-        return exc.code if isinstance(exc.code, int) else 1
-
-
 def listing(folder: Path) -> set[str]:
     """Every file and folder below ``folder`` (hidden ones too), as relative paths."""
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
@@ -78,13 +67,11 @@ def read_meta(out: Path) -> dict:
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def default_run(cli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("cli") / "tiny-fixed"
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = run_cli("run", TINY, "--out", out)
+    code, stdout, _ = cli("run", TINY, "--out", out)
     assert code == 0
-    return out, stdout.getvalue()
+    return out, stdout
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +224,11 @@ def test_run_prints_a_summary(default_run):
 # Seeds, controllers, options
 # ---------------------------------------------------------------------------
 
-def test_same_seed_identical_different_seed_different(default_run, tmp_path):
+def test_same_seed_identical_different_seed_different(cli, default_run, tmp_path):
     out, _ = default_run
     base = pd.read_parquet(out / "vehicles.parquet")
-    assert run_cli("run", TINY, "--seed", 1, "--out", tmp_path / "s1", "-q") == 0
-    assert run_cli("run", TINY, "--seed", 2, "--out", tmp_path / "s2", "-q") == 0
+    assert cli("run", TINY, "--seed", 1, "--out", tmp_path / "s1", "-q")[0] == 0
+    assert cli("run", TINY, "--seed", 2, "--out", tmp_path / "s2", "-q")[0] == 0
     assert_frame_equal(pd.read_parquet(tmp_path / "s1" / "vehicles.parquet"), base)
     other = pd.read_parquet(tmp_path / "s2" / "vehicles.parquet")
     assert not other.equals(base)
@@ -252,9 +239,9 @@ def test_same_seed_identical_different_seed_different(default_run, tmp_path):
     assert read_meta(tmp_path / "s2")["scenario_hash"] == read_meta(out)["scenario_hash"]
 
 
-def test_time_of_day_controller_records_the_scheduled_switch(tmp_path):
+def test_time_of_day_controller_records_the_scheduled_switch(cli, tmp_path):
     out = tmp_path / "tod"
-    assert run_cli("run", TINY, "--controller", "tod", "--out", out, "-q") == 0
+    assert cli("run", TINY, "--controller", "tod", "--out", out, "-q")[0] == 0
     sw = pd.read_csv(out / "switches.csv")
     # Schedule: normal from 07:00, peak from 07:05. Both programs have a 60 s
     # cycle at offset 0, so 07:05:00 is a synchronisation point: no hold.
@@ -269,21 +256,21 @@ def test_time_of_day_controller_records_the_scheduled_switch(tmp_path):
     assert meta["red_crossings"] == 0
 
 
-def test_fixed_program_option_runs_that_program(tmp_path):
+def test_fixed_program_option_runs_that_program(cli, tmp_path):
     out = tmp_path / "peak"
-    assert run_cli("run", TINY, "--program", "peak", "--out", out, "-q") == 0
+    assert cli("run", TINY, "--program", "peak", "--out", out, "-q")[0] == 0
     assert len(pd.read_parquet(out / "switches.parquet")) == 0
     # Peak gives the side road 6 s instead of 8 s of green: its delay grows.
     base = tmp_path / "normal"
-    assert run_cli("run", TINY, "--program", "normal", "--out", base, "-q") == 0
+    assert cli("run", TINY, "--program", "normal", "--out", base, "-q")[0] == 0
     d_peak = pd.read_parquet(out / "approaches.parquet").set_index("approach_link")
     d_norm = pd.read_parquet(base / "approaches.parquet").set_index("approach_link")
     assert d_peak.loc["S_in", "control_delay_s"] > d_norm.loc["S_in", "control_delay_s"]
 
 
-def test_trajectories_option_writes_trajectories(default_run, tmp_path):
+def test_trajectories_option_writes_trajectories(cli, default_run, tmp_path):
     out = tmp_path / "traj"
-    assert run_cli("run", TINY, "--trajectories", "--out", out, "-q") == 0
+    assert cli("run", TINY, "--trajectories", "--out", out, "-q")[0] == 0
     tr = pd.read_parquet(out / "trajectories.parquet")
     assert set(COLUMNS["trajectories"]) <= set(tr.columns)
     assert len(tr) > 0
@@ -297,18 +284,18 @@ def test_trajectories_option_writes_trajectories(default_run, tmp_path):
     assert not (default_out / "trajectories.parquet").exists()
 
 
-def test_no_csv_option_writes_parquet_only(tmp_path):
+def test_no_csv_option_writes_parquet_only(cli, tmp_path):
     out = tmp_path / "nocsv"
-    assert run_cli("run", TINY, "--no-csv", "--out", out, "-q") == 0
+    assert cli("run", TINY, "--no-csv", "--out", out, "-q")[0] == 0
     assert listing(out) == {f"{t}.parquet" for t in TABLES} | {"meta.json", "run.log.json"}
 
 
-def test_existing_out_folder_keeps_the_users_files(tmp_path):
+def test_existing_out_folder_keeps_the_users_files(cli, tmp_path):
     out = tmp_path / "mine"
     (out / "notes").mkdir(parents=True)
     (out / "README.txt").write_text("my notes\n", encoding="utf-8")
     (out / "notes" / "plot.png").write_bytes(b"\x89PNG not really")
-    assert run_cli("run", TINY, "--out", out, "-q") == 0
+    assert cli("run", TINY, "--out", out, "-q")[0] == 0
     assert (out / "README.txt").read_text(encoding="utf-8") == "my notes\n"
     assert (out / "notes" / "plot.png").read_bytes() == b"\x89PNG not really"
     assert (out / "vehicles.parquet").is_file() and (out / "meta.json").is_file()
@@ -316,8 +303,8 @@ def test_existing_out_folder_keeps_the_users_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
-def test_quiet_prints_nothing(tmp_path, capsys):
-    assert run_cli("run", TINY, "--out", tmp_path / "q", "-q") == 0
+def test_quiet_prints_nothing(cli, tmp_path, capsys):
+    assert cli("run", TINY, "--out", tmp_path / "q", "-q")[0] == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
@@ -366,14 +353,14 @@ BAD_INPUTS = {
 }
 
 
-def _check_bad_input(tmp_path, monkeypatch, capsys, make_argv, expected):
+def _check_bad_input(cli, tmp_path, monkeypatch, capsys, make_argv, expected):
     (tmp_path / "taken.txt").write_text("do not touch\n", encoding="utf-8")
     argv = [str(a) for a in make_argv(tmp_path)]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     monkeypatch.chdir(tmp_path)  # the default results/ folder would land here
     before = listing(tmp_path)
-    code = run_cli(*argv)
+    code = cli(*argv)[0]
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert code == 2, captured.err
@@ -386,9 +373,9 @@ def _check_bad_input(tmp_path, monkeypatch, capsys, make_argv, expected):
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, monkeypatch, capsys):
+def test_bad_input_one_line_exit_2_nothing_written(cli, case, tmp_path, monkeypatch, capsys):
     make_argv, expected = BAD_INPUTS[case]
-    _check_bad_input(tmp_path, monkeypatch, capsys, make_argv, expected)
+    _check_bad_input(cli, tmp_path, monkeypatch, capsys, make_argv, expected)
 
 
 # ---------------------------------------------------------------------------
@@ -396,17 +383,17 @@ def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, monkeypatch, 
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [TINY, VALLENSBAEK], ids=["tiny", "vallensbaek"])
-def test_validate_accepts_the_shipped_scenarios(path, capsys):
-    assert run_cli("validate", path) == 0
+def test_validate_accepts_the_shipped_scenarios(cli, path, capsys):
+    assert cli("validate", path)[0] == 0
     captured = capsys.readouterr()
     assert "valid" in captured.out
     assert read_scenario(path).name in captured.out
     assert captured.err == ""
 
 
-def test_validate_rejects_a_bad_scenario(tmp_path, capsys):
+def test_validate_rejects_a_bad_scenario(cli, tmp_path, capsys):
     path = _tiny_variant(tmp_path, "min_green_s = 6", "min_green_s = 9")
-    assert run_cli("validate", path) == 2
+    assert cli("validate", path)[0] == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "min green" in err[0]
 

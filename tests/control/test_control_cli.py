@@ -9,35 +9,23 @@ scenario hash).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pandas as pd
 import pytest
 
-from gpssignal import cli
 from gpssignal.control.gps import DECISION_COLUMNS
 from gpssignal.control.io import read_model
 from gpssignal.probes.io import stream_to_frame, write_probes
 
 
-def run_cli(*argv: object) -> int:
-    try:
-        return cli.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse reports usage errors by exiting
-        return exc.code if isinstance(exc.code, int) else 1
-
-
 @pytest.fixture(scope="module")
-def trained_cli(tiny_relief_toml, history_dir, tmp_path_factory):
+def trained_cli(cli, tiny_relief_toml, history_dir, tmp_path_factory):
     """``gpssignal train`` once: the model path and what it printed."""
     out = tmp_path_factory.mktemp("train") / "model.json"
-    buf = io.StringIO()   # a module-scoped fixture cannot use capsys
-    with contextlib.redirect_stdout(buf):
-        code = run_cli("train", tiny_relief_toml, "--history", history_dir, "--out", out,
-                       "--candidates", 2, "--workers", 1, "--search-seed", 9)
-    return code, out, buf.getvalue()
+    code, printed, _ = cli("train", tiny_relief_toml, "--history", history_dir, "--out", out,
+                           "--candidates", 2, "--workers", 1, "--search-seed", 9)
+    return code, out, printed
 
 
 def test_train_writes_model_and_search_table(trained_cli) -> None:
@@ -60,11 +48,11 @@ def test_train_writes_model_and_search_table(trained_cli) -> None:
     assert f"written: {out}" in printed
 
 
-def test_run_gps_writes_decisions(trained_cli, tiny_relief_toml, tmp_path, capsys) -> None:
+def test_run_gps_writes_decisions(cli, trained_cli, tiny_relief_toml, tmp_path, capsys) -> None:
     _, model, _ = trained_cli
     out = tmp_path / "run"
-    assert run_cli("run", tiny_relief_toml, "--controller", "gps", "--model", model,
-                   "--out", out, "--seed", 3, "-q") == 0
+    assert cli("run", tiny_relief_toml, "--controller", "gps", "--model", model,
+               "--out", out, "--seed", 3, "-q")[0] == 0
     names = {p.name for p in out.iterdir()}
     for t in ("summary", "vehicles", "intervals", "approaches", "movements", "switches",
               "decisions"):
@@ -79,7 +67,7 @@ def test_run_gps_writes_decisions(trained_cli, tiny_relief_toml, tmp_path, capsy
     assert capsys.readouterr().out == ""
 
 
-def test_replay_writes_decisions_and_windows(trained_cli, tiny_relief, probes_30, tmp_path,
+def test_replay_writes_decisions_and_windows(cli, trained_cli, tiny_relief, probes_30, tmp_path,
                                              capsys) -> None:
     from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 
@@ -88,7 +76,7 @@ def test_replay_writes_decisions_and_windows(trained_cli, tiny_relief, probes_30
                              seed=4, probes=probes_30, sample_probes=True)).probes
     probes = write_probes(stream_to_frame(stream, tiny_relief), tmp_path / "p.csv")
     out = tmp_path / "replay"
-    assert run_cli("replay", probes, "--model", model_path, "--out", out) == 0
+    assert cli("replay", probes, "--model", model_path, "--out", out)[0] == 0
     printed = capsys.readouterr().out
     assert "points on monitored stretches" in printed
     assert f"written: {out}" in printed
@@ -117,52 +105,52 @@ def one_line_error(capsys, command: str) -> str:
     return lines[0]
 
 
-def test_run_gps_without_model(tiny_relief_toml, tmp_path, capsys) -> None:
+def test_run_gps_without_model(cli, tiny_relief_toml, tmp_path, capsys) -> None:
     out = tmp_path / "o"
-    assert run_cli("run", tiny_relief_toml, "--controller", "gps", "--out", out) == 2
+    assert cli("run", tiny_relief_toml, "--controller", "gps", "--out", out)[0] == 2
     assert "--model" in one_line_error(capsys, "run")
     assert not out.exists()
 
 
-def test_model_with_fixed_controller(trained_cli, tiny_relief_toml, tmp_path, capsys) -> None:
+def test_model_with_fixed_controller(cli, trained_cli, tiny_relief_toml, tmp_path, capsys) -> None:
     out = tmp_path / "o"
-    assert run_cli("run", tiny_relief_toml, "--model", trained_cli[1], "--out", out) == 2
+    assert cli("run", tiny_relief_toml, "--model", trained_cli[1], "--out", out)[0] == 2
     assert "--model" in one_line_error(capsys, "run")
     assert not out.exists()
 
 
-def test_missing_model_file(tiny_relief_toml, tmp_path, capsys) -> None:
+def test_missing_model_file(cli, tiny_relief_toml, tmp_path, capsys) -> None:
     out = tmp_path / "o"
     missing = tmp_path / "nope.json"
-    assert run_cli("run", tiny_relief_toml, "--controller", "gps", "--model", missing,
-                   "--out", out) == 2
+    assert cli("run", tiny_relief_toml, "--controller", "gps", "--model", missing,
+               "--out", out)[0] == 2
     assert "nope.json" in one_line_error(capsys, "run")
     assert not out.exists()
 
 
-def test_replay_missing_probe_file(trained_cli, tmp_path, capsys) -> None:
+def test_replay_missing_probe_file(cli, trained_cli, tmp_path, capsys) -> None:
     out = tmp_path / "o"
-    assert run_cli("replay", tmp_path / "none.parquet", "--model", trained_cli[1],
-                   "--out", out) == 2
+    assert cli("replay", tmp_path / "none.parquet", "--model", trained_cli[1],
+               "--out", out)[0] == 2
     assert "none.parquet" in one_line_error(capsys, "replay")
     assert not out.exists()
 
 
-def test_train_zero_candidates(tiny_relief_toml, history_dir, tmp_path, capsys) -> None:
+def test_train_zero_candidates(cli, tiny_relief_toml, history_dir, tmp_path, capsys) -> None:
     out = tmp_path / "m.json"
-    assert run_cli("train", tiny_relief_toml, "--history", history_dir, "--out", out,
-                   "--candidates", 0) == 2
+    assert cli("train", tiny_relief_toml, "--history", history_dir, "--out", out,
+               "--candidates", 0)[0] == 2
     assert "--candidates" in one_line_error(capsys, "train")
     assert not out.exists()
 
 
-def test_train_on_a_folder_that_is_not_a_history(tiny_relief_toml, tmp_path,
+def test_train_on_a_folder_that_is_not_a_history(cli, tiny_relief_toml, tmp_path,
                                                  capsys) -> None:
     folder = tmp_path / "hist"
     folder.mkdir()
     (folder / "notes.txt").write_text("not a history", encoding="utf-8")
     out = tmp_path / "m.json"
-    assert run_cli("train", tiny_relief_toml, "--history", folder, "--out", out) == 2
+    assert cli("train", tiny_relief_toml, "--history", folder, "--out", out)[0] == 2
     assert "not a gpssignal history" in one_line_error(capsys, "train")
     assert not out.exists()
 

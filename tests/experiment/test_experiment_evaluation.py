@@ -8,8 +8,6 @@ which is enough to exercise switching without a training run.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from gpssignal import cli
 from gpssignal.control.gps import model_from_scenario
 from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.statistics import mean_ci
@@ -111,30 +108,23 @@ def test_model_for_another_scenario_or_on_training_days_is_refused(tiny_relief: 
         evaluate_controllers(tiny, ["fixed", "gps"], SEEDS, model=None)
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize("args, field", [
     (["--controllers", "fixed,magic"], "--controllers"),
     (["--replications", "0"], "--replications"),
     (["--workers", "0"], "--workers"),
     (["--model", "m.json", "--controllers", "fixed,tod"], "--model"),
 ])
-def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, monkeypatch, args, field
+def test_bad_arguments_give_one_line_and_exit_2(cli, tmp_path: Path, monkeypatch, args, field
                                                 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _out, err = _cli(["evaluate", str(TINY), "--out", str(tmp_path / "ev"), *args])
+    code, _out, err = cli("evaluate", str(TINY), "--out", str(tmp_path / "ev"), *args)
     assert code == 2
     assert err.count("\n") == 1 and field in err and "Traceback" not in err
     assert not (tmp_path / "ev").exists()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_evaluate_command_writes_report_and_tables(tmp_path: Path, tiny_relief_toml: Path
+def test_evaluate_command_writes_report_and_tables(cli, tmp_path: Path, tiny_relief_toml: Path
                                                     ) -> None:
     scen = tiny_relief_toml
     model = tmp_path / "model.json"
@@ -144,9 +134,9 @@ def test_evaluate_command_writes_report_and_tables(tmp_path: Path, tiny_relief_t
     write_model(model_from_scenario(sc, low_fraction=0.9, provenance={
         "scenario_hash": scenario_hash(sc)}), model)
     out = tmp_path / "ev"
-    code, stdout, err = _cli(["evaluate", str(scen), "--model", str(model),
-                              "--replications", "2", "--workers", "1", "--out", str(out),
-                              "--first-seed", "5"])
+    code, stdout, err = cli("evaluate", str(scen), "--model", str(model),
+                            "--replications", "2", "--workers", "1", "--out", str(out),
+                            "--first-seed", "5")
     assert code == 0, err
     for name in ("report.html", "report.md", "speed.png", "time_loss.png", "queues.png",
                  "time_space.png", "co2.png", "purdue.png", "kpis.csv", "differences.csv",

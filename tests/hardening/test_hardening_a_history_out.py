@@ -7,39 +7,25 @@ someone else's is where it would write.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
-from gpssignal import cli
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 
 
-def gpssignal(*argv: object) -> tuple[int, str, str]:
-    """Run ``gpssignal ARGV`` in-process; return the exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
+@pytest.fixture
+def history(cli):
+    """``history(out, days, *extra)``: ``gpssignal history`` of tiny into ``out``."""
+    def run(out: Path, days: int, *extra: object) -> tuple[int, str, str]:
+        return cli("history", TINY, "--days", days, "--out", out, "-q", "--workers", 1,
+                   *extra)
+    return run
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def history(out: Path, days: int, *extra: object) -> tuple[int, str, str]:
-    return gpssignal("history", TINY, "--days", days, "--out", out, "-q", "--workers", 1,
-                     *extra)
-
-
-def test_rerun_keeps_files_the_tool_did_not_write(tmp_path: Path) -> None:
+def test_rerun_keeps_files_the_tool_did_not_write(history, tmp_path: Path) -> None:
     out = tmp_path / "hist"
     assert history(out, 2)[0] == 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -61,7 +47,8 @@ def test_rerun_keeps_files_the_tool_did_not_write(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["hist"]  # no temporary folder left
 
 
-def test_rerun_refuses_to_overwrite_a_file_it_did_not_write(tmp_path: Path) -> None:
+def test_rerun_refuses_to_overwrite_a_file_it_did_not_write(
+        history, snapshot, tmp_path: Path) -> None:
     out = tmp_path / "hist"
     assert history(out, 1)[0] == 0
     user = out / "probes" / "date=2019-05-07"
@@ -78,7 +65,7 @@ def test_rerun_refuses_to_overwrite_a_file_it_did_not_write(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["hist"]
 
 
-def test_rerun_over_an_older_manifest_without_a_file_list(tmp_path: Path) -> None:
+def test_rerun_over_an_older_manifest_without_a_file_list(history, tmp_path: Path) -> None:
     out = tmp_path / "hist"
     assert history(out, 2)[0] == 0
     path = out / "manifest.json"
@@ -94,7 +81,7 @@ def test_rerun_over_an_older_manifest_without_a_file_list(tmp_path: Path) -> Non
         "manifest.json", "run.log.json"]
 
 
-def test_a_folder_that_is_not_a_history_is_refused(tmp_path: Path) -> None:
+def test_a_folder_that_is_not_a_history_is_refused(history, snapshot, tmp_path: Path) -> None:
     out = tmp_path / "hist"
     out.mkdir()
     (out / "NOTES.txt").write_text("mine\n", encoding="utf-8")

@@ -7,14 +7,11 @@ conflicting group turn green while the other still shows amber.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gpssignal import cli
 from gpssignal.errors import ScenarioError
 from gpssignal.model.io import read_scenario
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER
@@ -23,17 +20,6 @@ from gpssignal.sim.signals import ConflictMonitor, SafetyViolation
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 A, B = 0, 1
-
-
-def gpssignal(*argv: object) -> tuple[int, str, str]:
-    """Run ``gpssignal ARGV`` in-process; return the exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def short_intergreen_toml(tmp_path: Path) -> Path:
@@ -59,8 +45,8 @@ def test_intergreen_equal_to_amber_is_accepted(tmp_path: Path) -> None:
     assert read_scenario(path).junctions[0].intergreen_s[("A", "B")] == 4
 
 
-def test_validate_reports_a_short_intergreen_in_one_line(tmp_path: Path) -> None:
-    code, out, err = gpssignal("validate", short_intergreen_toml(tmp_path))
+def test_validate_reports_a_short_intergreen_in_one_line(cli, tmp_path: Path) -> None:
+    code, out, err = cli("validate", short_intergreen_toml(tmp_path))
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err

@@ -7,8 +7,6 @@ And every command that reads a model for a scenario (``run --controller gps``,
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,22 +14,10 @@ from typing import Any
 
 import pytest
 
-from gpssignal import cli
 from gpssignal.control.gps import model_from_scenario
 from gpssignal.control.io import model_to_dict
 from gpssignal.model.io import scenario_hash
 from gpssignal.model.scenario import Scenario
-
-
-def gpssignal(*argv: object) -> tuple[int, str, str]:
-    """Run ``gpssignal ARGV`` in-process; return the exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(code: int, out: str, err: str, *words: str) -> str:
@@ -91,7 +77,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("case", "edit", "words"), BAD_VALUES,
                          ids=[c[0] for c in BAD_VALUES])
-def test_bad_model_field_is_one_line_naming_it(tmp_path: Path, tiny_relief_toml: Path,
+def test_bad_model_field_is_one_line_naming_it(cli, tmp_path: Path, tiny_relief_toml: Path,
                                                good: dict[str, Any], case: str,
                                                edit: Callable[[dict[str, Any]], None],
                                                words: str) -> None:
@@ -99,8 +85,8 @@ def test_bad_model_field_is_one_line_naming_it(tmp_path: Path, tiny_relief_toml:
     path = tmp_path / "model.json"
     path.write_text(json.dumps(good), encoding="utf-8")
     out = tmp_path / "out"
-    res = gpssignal("run", tiny_relief_toml, "--controller", "gps", "--model", path,
-                    "--out", out, "-q")
+    res = cli("run", tiny_relief_toml, "--controller", "gps", "--model", path,
+              "--out", out, "-q")
     one_line_error(*res, "model file", words)
     assert not out.exists()
 
@@ -114,7 +100,7 @@ RAW_FILES = [
 
 
 @pytest.mark.parametrize(("case", "text", "words"), RAW_FILES, ids=[c[0] for c in RAW_FILES])
-def test_unreadable_model_text_is_one_line(tmp_path: Path, tiny_relief_toml: Path,
+def test_unreadable_model_text_is_one_line(cli, tmp_path: Path, tiny_relief_toml: Path,
                                            good: dict[str, Any], case: str,
                                            text: str | None, words: str) -> None:
     path = tmp_path / "model.json"
@@ -122,19 +108,19 @@ def test_unreadable_model_text_is_one_line(tmp_path: Path, tiny_relief_toml: Pat
         text = json.dumps(good).replace('"window_s": 300.0', '"window_s": 1e309')
         assert "1e309" in text
     path.write_text(text, encoding="utf-8")
-    res = gpssignal("replay", tmp_path / "none.csv", "--model", path, "--out",
-                    tmp_path / "out")
+    res = cli("replay", tmp_path / "none.csv", "--model", path, "--out",
+              tmp_path / "out")
     one_line_error(*res, "model file", words)
     assert not (tmp_path / "out").exists()
 
 
-def test_latin1_byte_in_a_model_file_is_one_line(tmp_path: Path, tiny_relief_toml: Path,
+def test_latin1_byte_in_a_model_file_is_one_line(cli, tmp_path: Path, tiny_relief_toml: Path,
                                                   good: dict[str, Any]) -> None:
     path = tmp_path / "model.json"
     good["provenance"]["note"] = "Vallensbæk"
     path.write_bytes(json.dumps(good, ensure_ascii=False).encode("latin-1"))
-    res = gpssignal("run", tiny_relief_toml, "--controller", "gps", "--model", path,
-                    "--out", tmp_path / "out", "-q")
+    res = cli("run", tiny_relief_toml, "--controller", "gps", "--model", path,
+              "--out", tmp_path / "out", "-q")
     one_line_error(*res, "model file", "not UTF-8", "0xe6")
 
 
@@ -142,7 +128,7 @@ def test_latin1_byte_in_a_model_file_is_one_line(tmp_path: Path, tiny_relief_tom
                          ids=["no_provenance", "other_scenario"])
 @pytest.mark.parametrize("command", ["run", "evaluate", "tune"])
 def test_model_of_another_scenario_is_refused_unless_allowed(
-        tmp_path: Path, tiny_relief_toml: Path, good: dict[str, Any],
+        cli, tmp_path: Path, tiny_relief_toml: Path, good: dict[str, Any],
         provenance: dict[str, Any], command: str) -> None:
     good["provenance"] = provenance
     path = tmp_path / "model.json"
@@ -153,19 +139,19 @@ def test_model_of_another_scenario_is_refused_unless_allowed(
              "tune": ["--grid", "window_s=300", "--replications", 1, "--workers", 1,
                       "--no-oracle"]}[command]
     argv = [command, tiny_relief_toml, "--model", path, "--out", out, "-q", *extra]
-    line = one_line_error(*gpssignal(*argv), "--model = ", "--allow-other-scenario")
+    line = one_line_error(*cli(*argv), "--model = ", "--allow-other-scenario")
     assert ("records no scenario" in line) == (not provenance)
     assert not out.exists()
     if command == "run":
-        code, _, err = gpssignal(*argv, "--allow-other-scenario")
+        code, _, err = cli(*argv, "--allow-other-scenario")
         assert code == 0, err
         assert (out / "meta.json").exists()
 
 
-def test_model_of_this_scenario_runs(tmp_path: Path, tiny_relief_toml: Path,
+def test_model_of_this_scenario_runs(cli, tmp_path: Path, tiny_relief_toml: Path,
                                      good: dict[str, Any]) -> None:
     path = tmp_path / "model.json"
     path.write_text(json.dumps(good), encoding="utf-8")
-    code, _, err = gpssignal("run", tiny_relief_toml, "--controller", "gps", "--model", path,
-                             "--out", tmp_path / "out", "-q")
+    code, _, err = cli("run", tiny_relief_toml, "--controller", "gps", "--model", path,
+                       "--out", tmp_path / "out", "-q")
     assert code == 0, err

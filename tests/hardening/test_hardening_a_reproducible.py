@@ -7,39 +7,25 @@ must be byte-identical between two runs, even with another ``--workers``.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-from gpssignal import cli
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 LOG = "run.log.json"
 
 
-def gpssignal(*argv: object) -> tuple[int, str, str]:
-    """Run ``gpssignal ARGV`` in-process; return the exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
+@pytest.fixture
+def assert_identical_but_log(snapshot):
+    """``assert_identical_but_log(a, b, log)``: the two folders hold the same bytes but the log."""
+    return lambda a, b, log=LOG: _identical_but_log(snapshot, a, b, log)
 
 
-def files(folder: Path) -> dict[str, bytes]:
-    """Every file below ``folder`` by relative path, with its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_identical_but_log(a: Path, b: Path, log: str = LOG) -> None:
-    fa, fb = files(a), files(b)
+def _identical_but_log(snapshot, a: Path, b: Path, log: str) -> None:
+    fa, fb = snapshot(a), snapshot(b)
     assert set(fa) == set(fb)
     assert log in fa
     differ = sorted(name for name in fa if fa[name] != fb[name] and name != log)
@@ -54,55 +40,58 @@ def assert_identical_but_log(a: Path, b: Path, log: str = LOG) -> None:
             assert b"wall_s" not in meta and b"workers" not in meta, name
 
 
-def test_run_twice_is_byte_identical_except_the_log(tmp_path: Path) -> None:
+def test_run_twice_is_byte_identical_except_the_log(
+        cli, assert_identical_but_log, tmp_path: Path) -> None:
     for name in ("a", "b"):
-        code, _, err = gpssignal("run", TINY, "--out", tmp_path / name, "-q")
+        code, _, err = cli("run", TINY, "--out", tmp_path / name, "-q")
         assert code == 0, err
     assert_identical_but_log(tmp_path / "a", tmp_path / "b")
     log = json.loads((tmp_path / "a" / LOG).read_text(encoding="utf-8"))
     assert log["command"] == "run" and log["wall_s"] > 0
 
 
-def test_evaluate_twice_is_byte_identical_except_the_log(tmp_path: Path) -> None:
+def test_evaluate_twice_is_byte_identical_except_the_log(
+        cli, snapshot, assert_identical_but_log, tmp_path: Path) -> None:
     for name, workers in (("a", 1), ("b", 2)):
-        code, _, err = gpssignal("evaluate", TINY, "--replications", 2, "--controllers",
-                                 "fixed,tod", "--out", tmp_path / name, "-q",
-                                 "--workers", workers)
+        code, _, err = cli("evaluate", TINY, "--replications", 2, "--controllers",
+                           "fixed,tod", "--out", tmp_path / name, "-q",
+                           "--workers", workers)
         assert code == 0, err
     assert_identical_but_log(tmp_path / "a", tmp_path / "b")
-    assert "report.html" in files(tmp_path / "a")
+    assert "report.html" in snapshot(tmp_path / "a")
     log = json.loads((tmp_path / "b" / LOG).read_text(encoding="utf-8"))
     assert log["workers"] == 2 and "wall_s" in log
 
 
-def test_history_twice_is_byte_identical_except_the_log(tmp_path: Path) -> None:
+def test_history_twice_is_byte_identical_except_the_log(
+        cli, assert_identical_but_log, tmp_path: Path) -> None:
     for name, workers in (("a", 1), ("b", 2)):
-        code, _, err = gpssignal("history", TINY, "--days", 2, "--out", tmp_path / name,
-                                 "-q", "--workers", workers)
+        code, _, err = cli("history", TINY, "--days", 2, "--out", tmp_path / name,
+                           "-q", "--workers", workers)
         assert code == 0, err
     assert_identical_but_log(tmp_path / "a", tmp_path / "b")
 
 
-def test_probes_twice_is_byte_identical_except_the_log(tmp_path: Path) -> None:
+def test_probes_twice_is_byte_identical_except_the_log(cli, snapshot, tmp_path: Path) -> None:
     for name in ("a", "b"):
-        code, _, err = gpssignal("probes", TINY, "--out", tmp_path / name / "p.parquet", "-q")
+        code, _, err = cli("probes", TINY, "--out", tmp_path / name / "p.parquet", "-q")
         assert code == 0, err
-    a, b = files(tmp_path / "a"), files(tmp_path / "b")
+    a, b = snapshot(tmp_path / "a"), snapshot(tmp_path / "b")
     assert list(a) == ["p.parquet"] and a == b  # a single file: no log beside it
     meta = pq.read_schema(tmp_path / "a" / "p.parquet").metadata[b"gpssignal"]
     assert b"wall_s" not in meta
 
 
-def test_train_twice_is_byte_identical_except_the_log(tmp_path: Path,
-                                                       tiny_relief_toml: Path) -> None:
+def test_train_twice_is_byte_identical_except_the_log(
+        cli, assert_identical_but_log, tmp_path: Path, tiny_relief_toml: Path) -> None:
     hist = tmp_path / "history"
-    code, _, err = gpssignal("history", tiny_relief_toml, "--days", 2, "--out", hist, "-q",
-                             "--workers", 1, "--period", 30, "--penetration", 0.5)
+    code, _, err = cli("history", tiny_relief_toml, "--days", 2, "--out", hist, "-q",
+                       "--workers", 1, "--period", 30, "--penetration", 0.5)
     assert code == 0, err
     for name, workers in (("a", 1), ("b", 2)):
-        code, _, err = gpssignal("train", tiny_relief_toml, "--history", hist, "--out",
-                                 tmp_path / name / "model.json", "--candidates", 2, "-q",
-                                 "--workers", workers)
+        code, _, err = cli("train", tiny_relief_toml, "--history", hist, "--out",
+                           tmp_path / name / "model.json", "--candidates", 2, "-q",
+                           "--workers", workers)
         assert code == 0, err
     assert_identical_but_log(tmp_path / "a", tmp_path / "b", log="model.log.json")
     assert "train_wall_s" not in (tmp_path / "a" / "model.json").read_text(encoding="utf-8")

@@ -7,14 +7,11 @@ line break still gives a one-line error.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gpssignal import cli
 from gpssignal.probes.io import MAX_SPEED_KMH, read_probes
 
 HEADER = "time_sent,time_received,lat_deg,lon_deg,speed_kmh,heading_deg"
@@ -37,23 +34,12 @@ FCD = """<fcd-export>
 """
 
 
-def gpssignal(*argv: object) -> tuple[int, str, str]:
-    """Run ``gpssignal ARGV`` in-process; return the exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_import_fcd_writes_only_plausible_points(tmp_path: Path, suffix: str) -> None:
+def test_import_fcd_writes_only_plausible_points(cli, tmp_path: Path, suffix: str) -> None:
     src = tmp_path / "f.xml"
     src.write_text(FCD, encoding="utf-8")
     out = tmp_path / f"o{suffix}"
-    code, stdout, err = gpssignal("import-fcd", src, "--out", out, "--anonymisation", "raw")
+    code, stdout, err = cli("import-fcd", src, "--out", out, "--anonymisation", "raw")
     assert code == 0 and err == ""
     assert stdout.splitlines()[0] == (
         f"{src}: kept 1 of 7 rows; dropped: bad_timestamp 1, missing_value 1, "
@@ -69,24 +55,24 @@ def test_import_fcd_writes_only_plausible_points(tmp_path: Path, suffix: str) ->
 
 @pytest.mark.parametrize("ragged", [ROW.format(i=8) + ",extra", ROW.format(i=8)[:-3],
                                     ROW.format(i=8) + ",,,", "x"])
-def test_a_ragged_row_is_dropped_not_the_file(tmp_path: Path, ragged: str) -> None:
+def test_a_ragged_row_is_dropped_not_the_file(cli, tmp_path: Path, ragged: str) -> None:
     src = tmp_path / "p.csv"
     src.write_text("\n".join([HEADER, ROW.format(i=1), ragged, ROW.format(i=2)]) + "\n",
                    encoding="utf-8")
     out = tmp_path / "clean.csv"
-    code, stdout, err = gpssignal("check-probes", src, "--out", out)
+    code, stdout, err = cli("check-probes", src, "--out", out)
     assert code == 0 and err == ""
     assert stdout.splitlines()[0] == f"{src}: kept 2 of 3 rows; dropped: ragged_row 1"
     assert read_probes(out).frame["speed_kmh"].tolist() == [31.0, 32.0]
 
 
 @pytest.mark.parametrize("brk", ["\n", "\r\n", "\r", "\u2028", "\x0b", "\x0c", "\x85"])
-def test_a_line_break_in_a_header_cell_is_refused_in_one_line(tmp_path: Path,
+def test_a_line_break_in_a_header_cell_is_refused_in_one_line(cli, tmp_path: Path,
                                                               brk: str) -> None:
     src = tmp_path / "p.csv"
     src.write_text(f'time_sent,"lat{brk}deg",lon_deg,speed_kmh\n'
                    "2019-05-06T04:00:00Z,55.63,12.38,30\n", encoding="utf-8", newline="")
-    code, stdout, err = gpssignal("check-probes", src)
+    code, stdout, err = cli("check-probes", src)
     assert code == 2 and stdout == ""
     assert "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -94,18 +80,18 @@ def test_a_line_break_in_a_header_cell_is_refused_in_one_line(tmp_path: Path,
     assert "missing column 'lat_deg'" in lines[0] and repr(f"lat{brk}deg") in lines[0]
 
 
-def test_an_ignored_column_with_a_line_break_is_listed_on_one_line(tmp_path: Path) -> None:
+def test_an_ignored_column_with_a_line_break_is_listed_on_one_line(cli, tmp_path: Path) -> None:
     src = tmp_path / "p.csv"
     src.write_text(f'{HEADER},"a\nb"\n{ROW.format(i=1)},x\n', encoding="utf-8")
-    code, stdout, err = gpssignal("check-probes", src)
+    code, stdout, err = cli("check-probes", src)
     assert code == 0 and err == ""
     assert stdout.splitlines() == [f"{src}: kept 1 of 1 rows; dropped: none; "
                                    "ignored columns: a\\nb"]
 
 
-def test_a_file_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(cli, tmp_path: Path) -> None:
     src = tmp_path / "p.csv"
     src.write_bytes(f"{HEADER}\n".encode() + b"\xff\xfe\n")
-    code, _, err = gpssignal("check-probes", src)
+    code, _, err = cli("check-probes", src)
     assert code == 2 and len(err.strip("\n").splitlines()) == 1
     assert "not readable CSV" in err

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import gpssignal
-from gpssignal import cli
 from gpssignal.model.io import read_scenario, scenario_hash
 from gpssignal.probes.io import DROP_REASONS, PROBE_COLUMNS, read_probes
 
@@ -25,14 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "tiny.toml"
 FCD_GEO = REPO / "tests" / "data" / "fcd_geo.xml"
 FCD_XY = REPO / "tests" / "data" / "fcd_xy.xml"
-
-
-def run_cli(*argv: object) -> int:
-    """``gpssignal ARGV`` in-process; the exit code, also when argparse exits."""
-    try:
-        return cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
 
 
 def listing(folder: Path) -> set[str]:
@@ -51,10 +42,10 @@ def one_error_line(err: str, *words: str) -> None:
 # probes
 # ---------------------------------------------------------------------------
 
-def test_probes_writes_the_file_and_prints_a_summary(tmp_path, capsys):
+def test_probes_writes_the_file_and_prints_a_summary(cli, tmp_path, capsys):
     out = tmp_path / "p.parquet"
-    code = run_cli("probes", TINY, "--out", out, "--seed", 3, "--penetration", 0.5,
-                   "--anonymisation", "rotating", "--rotation", 60, "--date", "2019-05-07")
+    code = cli("probes", TINY, "--out", out, "--seed", 3, "--penetration", 0.5,
+               "--anonymisation", "rotating", "--rotation", 60, "--date", "2019-05-07")[0]
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert listing(tmp_path) == {"p.parquet"}
@@ -83,9 +74,9 @@ def test_probes_writes_the_file_and_prints_a_summary(tmp_path, capsys):
     assert meta["version"] == gpssignal.__version__
 
 
-def test_probes_csv_output_and_quiet(tmp_path, capsys):
+def test_probes_csv_output_and_quiet(cli, tmp_path, capsys):
     out = tmp_path / "sub" / "p.csv"
-    assert run_cli("probes", TINY, "--out", out, "-q") == 0
+    assert cli("probes", TINY, "--out", out, "-q")[0] == 0
     cap = capsys.readouterr()
     assert cap.out == "" and cap.err == ""
     header = out.read_text(encoding="utf-8").splitlines()[0]
@@ -100,8 +91,8 @@ def test_probes_csv_output_and_quiet(tmp_path, capsys):
     (("--penetration", "lots"), ("--penetration", "lots")),
     (("--date", "2019-02-30"), ("--date", "2019-02-30")),
 ])
-def test_probes_bad_override_exits_2_with_one_line_and_no_file(tmp_path, capsys, args, words):
-    code = run_cli("probes", TINY, "--out", tmp_path / "p.parquet", *args)
+def test_probes_bad_override_exits_2_with_one_line_and_no_file(cli, tmp_path, capsys, args, words):
+    code = cli("probes", TINY, "--out", tmp_path / "p.parquet", *args)[0]
     cap = capsys.readouterr()
     assert code == 2
     one_error_line(cap.err, *words)
@@ -109,8 +100,8 @@ def test_probes_bad_override_exits_2_with_one_line_and_no_file(tmp_path, capsys,
     assert listing(tmp_path) == set()
 
 
-def test_probes_bad_suffix_exits_2(tmp_path, capsys):
-    assert run_cli("probes", TINY, "--out", tmp_path / "p.txt") == 2
+def test_probes_bad_suffix_exits_2(cli, tmp_path, capsys):
+    assert cli("probes", TINY, "--out", tmp_path / "p.txt")[0] == 2
     one_error_line(capsys.readouterr().err, "--out", "p.txt")
     assert listing(tmp_path) == set()
 
@@ -120,18 +111,13 @@ def test_probes_bad_suffix_exits_2(tmp_path, capsys):
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
+def history(cli, tmp_path_factory):
     """Two days from Friday 2019-05-10 (so Monday 2019-05-13 is the second)."""
     out = tmp_path_factory.mktemp("hist") / "h"
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = run_cli("history", TINY, "--days", 2, "--out", out, "--seed", 7,
-                       "--start-date", "2019-05-10", "--penetration", 0.5)
+    code, printed, _ = cli("history", TINY, "--days", 2, "--out", out, "--seed", 7,
+                           "--start-date", "2019-05-10", "--penetration", 0.5)
     assert code == 0
-    return out, buf.getvalue()
+    return out, printed
 
 
 def test_history_writes_manifest_probes_and_truth(history):
@@ -192,12 +178,12 @@ def test_history_is_one_hive_partitioned_data_set(history):
     assert read.report.unknown_columns == []
 
 
-def test_history_refuses_a_non_history_folder_and_leaves_it(tmp_path, capsys):
+def test_history_refuses_a_non_history_folder_and_leaves_it(cli, tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me", encoding="utf-8")
     before = listing(tmp_path)
-    code = run_cli("history", TINY, "--days", 1, "--out", out)
+    code = cli("history", TINY, "--days", 1, "--out", out)[0]
     cap = capsys.readouterr()
     assert code == 2
     one_error_line(cap.err, str(out), "not a gpssignal history")
@@ -217,12 +203,12 @@ def test_simulate_history_refuses_a_non_history_folder(tmp_path):
     assert listing(tmp_path) == {"mine", "mine/data.csv"}
 
 
-def test_history_replaces_an_earlier_history(tmp_path, capsys):
+def test_history_replaces_an_earlier_history(cli, tmp_path, capsys):
     out = tmp_path / "h"
-    assert run_cli("history", TINY, "--days", 1, "--out", out, "-q",
-                   "--start-date", "2019-05-06") == 0
-    assert run_cli("history", TINY, "--days", 1, "--out", out, "-q",
-                   "--start-date", "2019-05-08") == 0
+    assert cli("history", TINY, "--days", 1, "--out", out, "-q",
+               "--start-date", "2019-05-06")[0] == 0
+    assert cli("history", TINY, "--days", 1, "--out", out, "-q",
+               "--start-date", "2019-05-08")[0] == 0
     assert sorted(p.name for p in (out / "probes").iterdir()) == ["date=2019-05-08"]
     assert listing(tmp_path) == {"h"} | {f"h/{p}" for p in listing(out)}
 
@@ -231,16 +217,16 @@ def test_history_replaces_an_earlier_history(tmp_path, capsys):
     (("--days", "0"), ("--days", "0")),
     (("--days", "1", "--penetration", "2"), ("probes.penetration", "2")),
 ])
-def test_history_bad_arguments_exit_2(tmp_path, capsys, args, words):
-    code = run_cli("history", TINY, "--out", tmp_path / "h", *args)
+def test_history_bad_arguments_exit_2(cli, tmp_path, capsys, args, words):
+    code = cli("history", TINY, "--out", tmp_path / "h", *args)[0]
     assert code == 2
     one_error_line(capsys.readouterr().err, *words)
     assert listing(tmp_path) == set()
 
 
-def test_history_bad_start_date_names_the_option(tmp_path, capsys):
-    code = run_cli("history", TINY, "--out", tmp_path / "h", "--days", 1,
-                   "--start-date", "May")
+def test_history_bad_start_date_names_the_option(cli, tmp_path, capsys):
+    code = cli("history", TINY, "--out", tmp_path / "h", "--days", 1,
+               "--start-date", "May")[0]
     assert code == 2
     one_error_line(capsys.readouterr().err, "--start-date", "May")
     assert listing(tmp_path) == set()
@@ -250,10 +236,10 @@ def test_history_bad_start_date_names_the_option(tmp_path, capsys):
 # import-fcd
 # ---------------------------------------------------------------------------
 
-def test_import_fcd_geo(tmp_path, capsys):
+def test_import_fcd_geo(cli, tmp_path, capsys):
     out = tmp_path / "geo.parquet"
-    code = run_cli("import-fcd", FCD_GEO, "--out", out, "--start", "06:00",
-                   "--anonymisation", "raw")
+    code = cli("import-fcd", FCD_GEO, "--out", out, "--start", "06:00",
+               "--anonymisation", "raw")[0]
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert re.fullmatch(rf"{re.escape(str(FCD_GEO))}: kept 7 of 7 rows; dropped: none\n"
@@ -265,10 +251,10 @@ def test_import_fcd_geo(tmp_path, capsys):
     assert f["lat_deg"][0] == 55.629985 and f["lon_deg"][0] == 12.374
 
 
-def test_import_fcd_xy_with_origin_to_csv(tmp_path, capsys):
+def test_import_fcd_xy_with_origin_to_csv(cli, tmp_path, capsys):
     out = tmp_path / "xy.csv"
-    code = run_cli("import-fcd", FCD_XY, "--out", out, "--origin", "55.625,12.371",
-                   "--date", "2019-01-07", "--start", "08:00", "-q")
+    code = cli("import-fcd", FCD_XY, "--out", out, "--origin", "55.625,12.371",
+               "--date", "2019-01-07", "--start", "08:00", "-q")[0]
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert cap.out == ""
@@ -295,11 +281,11 @@ BAD_FCD = """<fcd-export>
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_import_fcd_drops_bad_points_and_reports_them(tmp_path, capsys, suffix):
+def test_import_fcd_drops_bad_points_and_reports_them(cli, tmp_path, capsys, suffix):
     src = tmp_path / "bad.xml"
     src.write_text(BAD_FCD, encoding="utf-8")
     out = tmp_path / f"p{suffix}"
-    code = run_cli("import-fcd", src, "--out", out, "--anonymisation", "raw")
+    code = cli("import-fcd", src, "--out", out, "--anonymisation", "raw")[0]
     cap = capsys.readouterr()
     assert code == 0, cap.err
     lines = cap.out.splitlines()
@@ -317,22 +303,22 @@ def test_import_fcd_drops_bad_points_and_reports_them(tmp_path, capsys, suffix):
     (("--date", "tomorrow"), ("--date", "tomorrow")),
     (("--start", "25:99"), ("--start",)),
 ])
-def test_import_fcd_bad_input_exits_2(tmp_path, capsys, args, words):
-    code = run_cli("import-fcd", FCD_XY, "--out", tmp_path / "xy.parquet", *args)
+def test_import_fcd_bad_input_exits_2(cli, tmp_path, capsys, args, words):
+    code = cli("import-fcd", FCD_XY, "--out", tmp_path / "xy.parquet", *args)[0]
     assert code == 2
     one_error_line(capsys.readouterr().err, *words)
     assert listing(tmp_path) == set()
 
 
-def test_import_fcd_missing_file_exits_2(tmp_path, capsys):
+def test_import_fcd_missing_file_exits_2(cli, tmp_path, capsys):
     missing = tmp_path / "none.xml"
-    assert run_cli("import-fcd", missing, "--out", tmp_path / "p.parquet") == 2
+    assert cli("import-fcd", missing, "--out", tmp_path / "p.parquet")[0] == 2
     one_error_line(capsys.readouterr().err, str(missing), "not found")
 
 
-def test_import_fcd_unknown_timezone_exits_2(tmp_path, capsys):
-    code = run_cli("import-fcd", FCD_GEO, "--out", tmp_path / "p.parquet",
-                   "--timezone", "Mars/Base")
+def test_import_fcd_unknown_timezone_exits_2(cli, tmp_path, capsys):
+    code = cli("import-fcd", FCD_GEO, "--out", tmp_path / "p.parquet",
+               "--timezone", "Mars/Base")[0]
     assert code == 2
     one_error_line(capsys.readouterr().err, "Mars/Base")
 
@@ -355,10 +341,10 @@ never,2019-05-06T04:00:06Z,55.63,12.38,31,90,b
 """
 
 
-def test_check_probes_prints_the_drop_summary(tmp_path, capsys):
+def test_check_probes_prints_the_drop_summary(cli, tmp_path, capsys):
     src = tmp_path / "in.csv"
     src.write_text(BAD_CSV, encoding="utf-8")
-    assert run_cli("check-probes", src) == 0
+    assert cli("check-probes", src)[0] == 0
     out = capsys.readouterr().out
     assert out == (f"{src}: kept 2 of 10 rows; dropped: ragged_row 1, bad_timestamp 1, "
                    "missing_value 1, lat_lon_out_of_range 1, speed_out_of_range 1, "
@@ -368,11 +354,11 @@ def test_check_probes_prints_the_drop_summary(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_check_probes_writes_the_clean_file_and_drops_json(tmp_path, capsys, suffix):
+def test_check_probes_writes_the_clean_file_and_drops_json(cli, tmp_path, capsys, suffix):
     src = tmp_path / "in.csv"
     src.write_text(BAD_CSV, encoding="utf-8")
     clean = tmp_path / "clean" / f"ok{suffix}"
-    assert run_cli("check-probes", src, "--out", clean) == 0
+    assert cli("check-probes", src, "--out", clean)[0] == 0
     lines = capsys.readouterr().out.splitlines()
     drops = clean.with_name(clean.name + ".drops.json")
     assert lines[1] == f"written: {clean}, {drops}"
@@ -389,35 +375,35 @@ def test_check_probes_writes_the_clean_file_and_drops_json(tmp_path, capsys, suf
     assert again.frame["speed_kmh"].tolist() == [30.0, 31.0]
 
 
-def test_check_probes_naive_times_in_a_zone(tmp_path, capsys):
+def test_check_probes_naive_times_in_a_zone(cli, tmp_path, capsys):
     src = tmp_path / "n.csv"
     src.write_text("time_sent,lat_deg,lon_deg,speed_kmh\n2019-05-06T06:00:00,55.6,12.3,20\n",
                    encoding="utf-8")
     out = tmp_path / "o.csv"
-    assert run_cli("check-probes", src, "--timezone", "Europe/Copenhagen", "--out", out) == 0
+    assert cli("check-probes", src, "--timezone", "Europe/Copenhagen", "--out", out)[0] == 0
     assert out.read_text(encoding="utf-8").splitlines()[1].startswith(
         "2019-05-06T04:00:00.000Z,2019-05-06T04:00:00.000Z,")
 
 
-def test_check_probes_missing_file_exits_2(tmp_path, capsys):
+def test_check_probes_missing_file_exits_2(cli, tmp_path, capsys):
     missing = tmp_path / "none.csv"
-    assert run_cli("check-probes", missing) == 2
+    assert cli("check-probes", missing)[0] == 2
     cap = capsys.readouterr()
     one_error_line(cap.err, "check-probes", str(missing), "not found")
     assert cap.out == ""
 
 
-def test_check_probes_unreadable_file_exits_2(tmp_path, capsys):
+def test_check_probes_unreadable_file_exits_2(cli, tmp_path, capsys):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
-    assert run_cli("check-probes", bad, "--out", tmp_path / "o.parquet") == 2
+    assert cli("check-probes", bad, "--out", tmp_path / "o.parquet")[0] == 2
     one_error_line(capsys.readouterr().err, str(bad), "Parquet")
     assert listing(tmp_path) == {"bad.parquet"}
 
 
-def test_check_probes_unknown_timezone_exits_2(tmp_path, capsys):
+def test_check_probes_unknown_timezone_exits_2(cli, tmp_path, capsys):
     src = tmp_path / "n.csv"
     src.write_text("time_sent,lat_deg,lon_deg,speed_kmh\n2019-05-06T06:00:00,55.6,12.3,20\n",
                    encoding="utf-8")
-    assert run_cli("check-probes", src, "--timezone", "Mars/Base") == 2
+    assert cli("check-probes", src, "--timezone", "Mars/Base")[0] == 2
     one_error_line(capsys.readouterr().err, "Mars/Base")

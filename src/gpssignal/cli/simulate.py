@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,7 +180,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                                files=log), out)
     if not args.quiet:
         _print_run(run, tables, args, files, out, time.perf_counter() - t0)
+    _warn_unfinished(run.result, sc.drain_s)
     return 0
+
+
+def _warn_unfinished(result: SimResult, drain_s: float) -> None:
+    """Say so (stderr) when vehicles had not finished their trips when the run ended.
+
+    Their time loss is not in the totals (which count completed trips), so a
+    run that ends with a backlog understates the time loss.
+    """
+    if result.waiting or result.in_network:
+        print(f"gpssignal run: warning: {result.waiting:,} vehicles were still waiting to "
+              f"enter and {result.in_network:,} were in the network when the run ended "
+              f"(drain_s = {drain_s:g} s); their time loss is not in the totals",
+              file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
