@@ -57,6 +57,7 @@ def test_default_scenario_whole_process(benchmark) -> None:
 def _kernel_state(n: int, rng: np.random.Generator):
     n_lanes = max(1, n // 50)
     F = np.zeros((K.N_F, n))
+    F[K.F_EMERG] = 9.0  # the emergency deceleration (SUMO's default)
     I = np.zeros((K.N_I, n), dtype=np.int64)
     lane = np.sort(rng.integers(0, n_lanes, n))
     I[K.I_LANE] = lane
@@ -78,7 +79,7 @@ def _kernel_state(n: int, rng: np.random.Generator):
 def test_kernel_compiled_step(benchmark, n: int) -> None:
     """One compiled vehicle step (sort, leaders, IDM, integration)."""
     F, I, n_lanes = _kernel_state(n, np.random.default_rng(1))
-    args = (np.full(n_lanes, 2), np.arange(n_lanes), 0.5, 3.5, 4.0, 9.0, 0.1,
+    args = (np.full(n_lanes, 2), np.arange(n_lanes), 0.5, 3.5, 4.0, 0.1,
             np.zeros(n, np.int64), np.zeros(n_lanes, np.int64), np.zeros(n, np.int64),
             np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast,
             4.5, np.zeros(2, np.int64))

@@ -508,6 +508,7 @@ KERNEL_COEF = {0: (DESIGN_CO2["PC_petrol_Euro-6ab"], CSV_FC["PC_petrol_Euro-6ab"
 def _lone_vehicle(cls: int) -> tuple[np.ndarray, np.ndarray]:
     """One vehicle on lane 0 (400 m, leaves the network), 100 m before the stop line."""
     F = np.zeros((K.N_F, 1))
+    F[K.F_EMERG] = 9.0  # the emergency deceleration (SUMO's default)
     Iv = np.zeros((K.N_I, 1), dtype=np.int64)
     F[K.F_POS], F[K.F_V], F[K.F_V0] = 300.0, 13.9, 13.9
     F[K.F_LEN], F[K.F_AMAX], F[K.F_B], F[K.F_T], F[K.F_S0] = 4.5, 2.0, 2.5, 1.2, 2.0
@@ -540,7 +541,7 @@ def test_kernel_accumulates_co2_fuel_and_distance(cls) -> None:
     speeds = [float(F[K.F_V, 0])]
     for k in range(360):
         state = np.array([0 if k < 240 else 2])  # 0: red, 2: green (kernel codes)
-        K.step_vehicles(F, Iv, 1, state, np.zeros(1, np.int64), dt, 3.5, 4.0, 9.0, 0.1,
+        K.step_vehicles(F, Iv, 1, state, np.zeros(1, np.int64), dt, 3.5, 4.0, 0.1,
                         stops, *bufs, em.coef, em.coast,
                             4.5, np.zeros(2, np.int64))
         speeds.append(float(F[K.F_V, 0]))
@@ -585,7 +586,7 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
         bufs = (np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n),
                 np.zeros(n, np.int64), np.zeros(n, np.int64))
         for _ in range(200):
-            K.step_vehicles(F, Iv, n, np.zeros(n, np.int64), np.arange(n), dt, 3.5, 4.0, 9.0,
+            K.step_vehicles(F, Iv, n, np.zeros(n, np.int64), np.arange(n), dt, 3.5, 4.0,
                             0.1, stops, *bufs, em.coef, em.coast,
                             4.5, np.zeros(2, np.int64))
         order = np.argsort(Iv[K.I_VID])
@@ -601,7 +602,7 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
                 np.zeros(1, np.int64), np.zeros(1, np.int64))
         for _ in range(200):
             K.step_vehicles(F, Iv, 1, np.zeros(1, np.int64), np.zeros(1, np.int64), dt, 3.5,
-                            4.0, 9.0, 0.1, stops, *bufs, em.coef, em.coast,
+                            4.0, 0.1, stops, *bufs, em.coef, em.coast,
                             4.5, np.zeros(2, np.int64))
         for row in (K.F_CO2, K.F_FC, K.F_DIST):
             assert both[row, j] == pytest.approx(F[row, 0], rel=1e-12)

@@ -44,6 +44,7 @@ def test_ballistic_update_stops_within_the_step() -> None:
 def _state(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """n vehicles on one green lane (lane 0) that exits the network."""
     F = np.zeros((K.N_F, n))
+    F[K.F_EMERG] = 9.0  # the emergency deceleration (SUMO's default)
     I = np.zeros((K.N_I, n), dtype=np.int64)
     pos = np.sort(rng.uniform(0, 400, n))
     # Keep at least a car length between vehicles.
@@ -100,7 +101,7 @@ def test_step_kernel_matches_numpy_reference(seed: int) -> None:
     dx_ref = np.where(held, room, dx_ref)
     v_ref = np.where(held, np.minimum(v_ref, room / 0.5), v_ref)
     stops = np.zeros(n, dtype=np.int64)
-    K.step_vehicles(F, I, n, np.array([2]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
+    K.step_vehicles(F, I, n, np.array([2]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 0.1,
                     stops, np.zeros(1, np.int64), np.zeros(n, np.int64), np.zeros(n),
                     np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast,
                     4.5, np.zeros(2, np.int64))
@@ -117,7 +118,7 @@ def test_step_kernel_stops_at_red() -> None:
     bufs = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int64),
             np.zeros(1, np.int64))
     for _ in range(240):
-        K.step_vehicles(F, I, 1, np.array([0]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 9.0, 0.1,
+        K.step_vehicles(F, I, 1, np.array([0]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 0.1,
                         stops, *bufs, _EM.coef, _EM.coast,
                     4.5, np.zeros(2, np.int64))
     assert F[K.F_V, 0] == pytest.approx(0.0, abs=1e-3)

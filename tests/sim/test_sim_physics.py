@@ -81,3 +81,24 @@ def test_the_default_scenario_stays_within_the_emergency_deceleration(seed: int)
     result, hardest = _run(sc, seed)
     assert hardest >= -sc.driver.max_decel_mps2 - 1e-9
     assert result.held_back == 0
+
+
+def test_a_class_never_brakes_beyond_its_own_emergency_deceleration(tiny: Scenario) -> None:
+    # The same 1 s amber as above, with the class able to brake at only 6 m/s²:
+    # nobody brakes harder than 6, and more vehicles must cross on red than
+    # with the driver's default of 9.
+    weak = dataclasses.replace(tiny.vehicle_classes[0], emergency_decel_mps2=6.0)
+    sc = dataclasses.replace(_amber(tiny, 1.0), vehicle_classes=(weak,))
+    result, hardest = _run(sc)
+    assert hardest >= -6.0 - 1e-9
+    assert result.held_back == 0
+    default, _ = _run(_amber(tiny, 1.0))
+    assert result.red_crossings >= default.red_crossings
+
+
+def test_an_emergency_deceleration_below_the_comfortable_one_is_refused(tiny: Scenario
+                                                                        ) -> None:
+    from gpssignal.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"vehicle_class\[car\]\.emergency_decel_mps2"):
+        dataclasses.replace(tiny.vehicle_classes[0], emergency_decel_mps2=1.0)

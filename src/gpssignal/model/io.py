@@ -514,7 +514,8 @@ def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
             "min_gap_m", "speed_factor_mean", "speed_factor_sd", "mass_kg", "width_m",
             "height_m")}
         classes.append(VehicleClass(name=cname, emission_class=ct.take(
-            "emission_class", defaults.emission_class, str), **kw))
+            "emission_class", defaults.emission_class, str),
+            emergency_decel_mps2=ct.number("emergency_decel_mps2", None), **kw))
         ct.done()
 
     junctions = tuple(_parse_junction(j, f"junction[{k}]")
@@ -597,10 +598,14 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "heading_sigma_deg", "dropout", "latency_fixed_s", "latency_jitter_s",
             "anonymisation", "rotation_s", "trim_m")},
         "vehicle_class": [
-            {f: getattr(c, f) for f in ("name", "share", "length_m", "max_accel_mps2",
-                                        "comfortable_decel_mps2", "time_headway_s",
-                                        "min_gap_m", "speed_factor_mean", "speed_factor_sd",
-                                        "emission_class", "mass_kg", "width_m", "height_m")}
+            {**{f: getattr(c, f) for f in ("name", "share", "length_m", "max_accel_mps2",
+                                           "comfortable_decel_mps2", "time_headway_s",
+                                           "min_gap_m", "speed_factor_mean",
+                                           "speed_factor_sd", "emission_class", "mass_kg",
+                                           "width_m", "height_m")},
+             # Written only when set, so that older scenarios keep their hash.
+             **({"emergency_decel_mps2": c.emergency_decel_mps2}
+                if c.emergency_decel_mps2 is not None else {})}
             for c in s.vehicle_classes],
         "junction": [],
         "link": [],

@@ -116,6 +116,9 @@ class VehicleClass:
     emission_class : str
         HBEFA4 emission class name (used by the emission model), as in
         Eclipse SUMO (``HBEFA4/<name>``), e.g. ``PC_petrol_Euro-6ab``.
+    emergency_decel_mps2 : float, optional
+        The most this class can brake [m/s²] (no vehicle ever brakes harder);
+        default ``driver.max_decel_mps2`` (SUMO's ``emergencyDecel``, 9).
     mass_kg, width_m, height_m : float
         Vehicle mass and size; they set the coasting deceleration below which
         the engine burns no fuel (gpssignal.emissions.hbefa4). Defaults are
@@ -132,6 +135,7 @@ class VehicleClass:
     speed_factor_mean: float = 1.0
     speed_factor_sd: float = 0.1
     emission_class: str = "PC_petrol_Euro-6ab"
+    emergency_decel_mps2: float | None = None
     mass_kg: float = 1500.0
     width_m: float = 1.8
     height_m: float = 1.5
@@ -151,6 +155,11 @@ class VehicleClass:
         if self.speed_factor_mean - 2 * self.speed_factor_sd <= 0:
             fail(f"{p}.speed_factor_sd", self.speed_factor_sd,
                   "mean - 2 sd must stay > 0 (desired speed must be positive)")
+        if self.emergency_decel_mps2 is not None:
+            check_positive(f"{p}.emergency_decel_mps2", self.emergency_decel_mps2)
+            if self.emergency_decel_mps2 < self.comfortable_decel_mps2:
+                fail(f"{p}.emergency_decel_mps2", self.emergency_decel_mps2,
+                     f"must be >= comfortable_decel_mps2 = {self.comfortable_decel_mps2:g}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ from gpssignal.sim.kernel import (
     F_AMAX,
     F_B,
     F_DX,
+    F_EMERG,
     F_FACTOR,
     F_ISQ,
     F_LEN,
@@ -392,6 +393,7 @@ class Simulation:
                                                 cls.decel_mps2[c])
         F[F_T, j], F[F_S0, j] = cls.headway_list[c], cls.min_gap_list[c]
         F[F_ISQ, j] = cls.inv_two_sqrt_ab_list[c]
+        F[F_EMERG, j] = cls.emergency_decel_list[c]
         F[F_LLEN, j] = self.net.lane_length_m[lane]
         F[F_TL, j] = depart - e.arrival_t_s[i]  # entry wait counts as time loss
         I[I_VID, j], I[I_LANE, j], I[I_K, j] = i, lane, 0
@@ -475,7 +477,7 @@ class Simulation:
         buf.fit(veh.capacity)
         hits, ends = step_vehicles(veh.F, veh.I, n, self.signals.lane_state, self.net.lane_link,
                                    dt, drv.amber_max_decel_mps2, drv.idm_delta,
-                                   drv.max_decel_mps2, STOP_SPEED_MPS, self.out.stops, buf.tail,
+                                   STOP_SPEED_MPS, self.out.stops, buf.tail,
                                    buf.order, buf.f, buf.i, buf.is_head,
                                    self.emissions.coef, self.emissions.coast,
                                    drv.emergency_braking_mps2, self.events)

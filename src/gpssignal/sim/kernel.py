@@ -109,15 +109,16 @@ from gpssignal.model.signals import GREEN, RED_AMBER  # noqa: E402
 # [m/s], speed factor [-], length [m], IDM a_max, b [m/s²], T [s], s0 [m],
 # next marker position [m], time loss [s], time loss at the last control-delay
 # mark [s], lane length [m], 1/(2 sqrt(a_max b)) [s²/m], position before the
-# step [m], distance of the step [m], CO2 [mg], fuel [mg], distance [m].
+# step [m], distance of the step [m], CO2 [mg], fuel [mg], distance [m],
+# emergency deceleration (the most it can ever brake) [m/s²].
 F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, F_SEGTL, \
-    F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST = range(20)
+    F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST, F_EMERG = range(21)
 # Integer rows: vehicle id, lane, index of the link in the route, next lane
 # (-1: leaves), next marker id (-1: none), moving (0/1), vehicle class,
 # committed to cross the stop line ahead (1: decided to go at amber, or could
 # not stop at red; reset when it enters a new lane).
 I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS, I_COMMIT = range(8)
-N_F, N_I = F_DIST + 1, I_COMMIT + 1
+N_F, N_I = F_EMERG + 1, I_COMMIT + 1
 #: Signal state codes (:mod:`gpssignal.model.signals`) as the kernel compares them.
 RED_AMBER_CODE, GREEN_CODE = RED_AMBER, GREEN
 #: A vehicle never closes up to its leader (or the stop line) nearer than this
@@ -135,7 +136,7 @@ __all__ += ["sample_queues", "sort_by_lane_position", "step_vehicles"]
 
 
 @numba.njit(cache=True)
-def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_decel,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
+def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
                   stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
                   hard_decel, events):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
@@ -152,20 +153,22 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
     ``stops`` (indexed by vehicle id) is incremented for each new stop.
     ``tail``, ``order``, ``tmp_f``, ``tmp_i``, ``is_head`` are work buffers.
 
-    No vehicle ever decelerates harder than ``max_decel`` (the emergency
-    deceleration) [m/s²]:
+    No vehicle ever decelerates harder than its emergency deceleration
+    (row ``F_EMERG``, its class's value) [m/s²]:
 
     * a lane head at amber stops if it can with ``amber_decel``, otherwise it
-      is *committed* and goes on; at red or red-amber it stops if it can with
-      ``max_decel``, otherwise it is committed (and crosses on red, which the
-      engine counts); a committed vehicle is not asked to stop again;
+      is *committed* and goes on; at red or red-amber it stops if it can
+      with the emergency deceleration, otherwise it is committed (and
+      crosses on red, which the engine counts); a committed vehicle is not
+      asked to stop again;
     * a vehicle whose step would take it past what it follows brakes, within
-      ``max_decel``, exactly as much as it needs to stop short of it.
+      the emergency deceleration, exactly as much as it needs to stop short
+      of it.
 
     ``events`` counts, added to in place: ``[0]`` emergency brakings (a
     vehicle starts braking harder than ``hard_decel`` [m/s²]), ``[1]``
-    vehicle-steps in which even ``max_decel`` could not keep a vehicle
-    behind the vehicle it follows, so it was held back (never expected with
+    vehicle-steps in which even the emergency deceleration could not keep a
+    vehicle behind the vehicle it follows, so it was held back (never expected with
     the IDM: a test checks it stays 0).
 
     The first vehicle of a lane that will cross its stop line follows the
@@ -195,7 +198,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
             if v < stop_speed:
                 I[I_COMMIT, j] = 0  # stopped (e.g. behind a blocked exit): it obeys again
             if st != GREEN_CODE and I[I_COMMIT, j] == 0:
-                limit = max_decel if st <= RED_AMBER_CODE else amber_decel
+                limit = F[F_EMERG, j] if st <= RED_AMBER_CODE else amber_decel
                 stop = v * v <= 2.0 * limit * dist
                 if not stop:
                     I[I_COMMIT, j] = 1
@@ -237,6 +240,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta, max_de
         s_star = F[F_S0, j] + max(0.0, v * (F[F_T, j] + dv * F[F_ISQ, j]))
         ratio = s_star / max(gap, MIN_IDM_GAP_M)
         acc = F[F_AMAX, j] * (1.0 - free - ratio * ratio)
+        max_decel = F[F_EMERG, j]
         if acc < -max_decel:
             acc = -max_decel
         v_new = v + acc * dt

@@ -87,6 +87,8 @@ class VehicleClasses:
     decel_list: list[float]
     #: ``1 / (2 sqrt(a_max b))`` per class, the IDM's braking term [s²/m].
     inv_two_sqrt_ab_list: list[float]
+    #: The most each class can brake (its own value, else the driver's) [m/s²].
+    emergency_decel_list: list[float]
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> VehicleClasses:
@@ -99,7 +101,9 @@ class VehicleClasses:
         return cls(length_m=np.array([c.length_m for c in vc]), max_accel_mps2=amax,
                    decel_mps2=b, headway_s=T, min_gap_m=s0, min_gap_list=s0.tolist(),
                    headway_list=T.tolist(), decel_list=b.tolist(),
-                   inv_two_sqrt_ab_list=(0.5 / np.sqrt(amax * b)).tolist())
+                   inv_two_sqrt_ab_list=(0.5 / np.sqrt(amax * b)).tolist(),
+                   emergency_decel_list=[float(c.emergency_decel_mps2 or
+                                               scenario.driver.max_decel_mps2) for c in vc])
 
 
 class WorkBuffers:
