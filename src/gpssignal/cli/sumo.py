@@ -19,6 +19,8 @@ from gpssignal.cli.common import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gpssignal.model.scenario import Scenario
+
 __all__ = ["register"]
 
 #: The largest demand scale of a cross-check sweep (as a day type's demand factor).
@@ -81,13 +83,40 @@ def _scale_list(text: str) -> list[float]:
     return scales
 
 
+def _monitored_link(sc: Scenario) -> str | None:
+    """Return the approach where the first monitored stretch ends (None without a stop line)."""
+    if not sc.stretches:
+        return None
+    link = next(lk for lk in sc.links if lk.id == sc.stretches[0].links[-1])
+    return link.id if link.to_arm is not None else None
+
+
+def _print_approach(asumm: pd.DataFrame, link: str | None) -> None:
+    """Queue and discharge flow of the monitored approach, per day type and scale."""
+    if link is None:
+        return
+    a = asumm[asumm["approach"] == link]
+    cols = ["queue_mean_m_gpssignal", "queue_mean_m_sumo", "queue_mean_m_pct",
+            "discharge_vph_gpssignal", "discharge_vph_sumo", "discharge_vph_pct"]
+    print()
+    print(f"approach {link}: mean queue [m] (longest lane) and saturated discharge flow "
+          "[veh/h/lane], gpssignal / SUMO / SUMO vs gpssignal [%]:")
+    print_table(a[["day_type", "demand_scale", *cols]].values.tolist(),
+                ["day_type", "demand_scale", "queue g", "queue s", "queue %", "discharge g",
+                 "discharge s", "discharge %"])
+
+
 def _cross_check_sweep(args: argparse.Namespace) -> int:
     """``cross-check --sweep``: both simulators across the demand range."""
     import tempfile
 
     from gpssignal import __version__
     from gpssignal.evaluate.io import write_tables
-    from gpssignal.interop.compare import compare_demand_sweep, sweep_summary
+    from gpssignal.interop.compare import (
+        compare_demand_sweep,
+        sweep_approach_summary,
+        sweep_summary,
+    )
     from gpssignal.interop.sumo import sumo_version
     from gpssignal.model.io import scenario_hash
     from gpssignal.report.validation import saturation_figure
@@ -102,9 +131,11 @@ def _cross_check_sweep(args: argparse.Namespace) -> int:
     check_out_dir(out, "--out")
     version = sumo_version()
     with tempfile.TemporaryDirectory(prefix="gpssignal-xsweep-") as work:
-        df = compare_demand_sweep(sc, scales, seeds, work, types)
+        df, appr = compare_demand_sweep(sc, scales, seeds, work, types)
     summ = sweep_summary(df)
-    write_tables({"sweep_runs": df.drop(columns="wall_s"), "sweep": summ}, out,
+    asumm = sweep_approach_summary(appr)
+    write_tables({"sweep_runs": df.drop(columns="wall_s"), "sweep": summ,
+                  "sweep_approaches": appr, "sweep_approach_summary": asumm}, out,
                  {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
                   "scales": scales, "day_types": [t or "mix" for t in types],
                   "version": __version__,
@@ -117,7 +148,9 @@ def _cross_check_sweep(args: argparse.Namespace) -> int:
         print(f"{sc.name}, fixed timing, seeds {args.seeds}: SUMO vs gpssignal [%] "
               f"({version}; same vehicles)")
         print_table(wide[cols].values.tolist(), cols)
-        print(f"written: {out}/sweep.csv, {out}/sweep_runs.csv, {out}/sweep.png")
+        _print_approach(asumm, _monitored_link(sc))
+        print(f"written: {out}/sweep.csv, {out}/sweep_runs.csv, {out}/sweep_approaches.csv, "
+              f"{out}/sweep_approach_summary.csv, {out}/sweep.png")
     return 0
 
 
@@ -171,7 +204,8 @@ def _add_export_sumo(sub: argparse._SubParsersAction) -> None:
                         "OUTDIR as a SUMO scenario: plain network built with netconvert (no "
                         "internal lanes), every signal program as a tlLogic, vehicle types "
                         "(IDM, HBEFA4 classes), the same vehicles as gpssignal's run of that "
-                        "seed, an E3 detector on the monitored stretch, and run.sumocfg "
+                        "seed, an E3 detector on the monitored stretch, lane-area and "
+                        "stop-line detectors on every approach lane, and run.sumocfg "
                         "(tripinfo with emissions, summary, FCD of the probe share). Needs "
                         "the sumo extra.")
     xs.add_argument("scenario", help="scenario TOML file")

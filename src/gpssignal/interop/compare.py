@@ -16,6 +16,28 @@ computed with the same definitions:
 * ``co2_g_per_veh_km``: CO₂ in the network ÷ distance driven (SUMO's
   ``CO2_abs`` and ``routeLength``; gpssignal without the entry-wait idling,
   which SUMO does not count).
+
+Per junction approach (:func:`gpssignal_approaches`, :func:`sumo_approaches`):
+
+* ``queue_mean_m``: gpssignal's ``queue_mean_m`` (docs/definitions.md,
+  "Queues"): every 1 s, each lane's queue (from the stop line back over
+  vehicles slower than 5 km/h with at most 20 m clear gaps), the approach's
+  longest lane queue, averaged over the demand period. SUMO: an E2 detector
+  over each whole lane with the same thresholds (``speedThreshold`` 5 km/h,
+  ``timeThreshold`` 0, ``jamThreshold`` 20 m) and 1 s intervals; its
+  ``meanMaxJamLengthInMeters`` (the lane's longest jam, front of the first to
+  back of the last halting vehicle, averaged over the interval's steps) is
+  the lane's queue, then the longest lane per second, averaged over the
+  demand period. The two differ by the gap between the stop line and the
+  first vehicle (in gpssignal's length, not SUMO's) and by SUMO counting an
+  upstream jam that is longer than the one at the stop line.
+* ``discharge_vph``: saturated stop-line discharge flow [veh/h/lane], the
+  HCM headway method of :func:`saturation_flow_vph` on each lane's stop-line
+  crossing times (gpssignal: its passages; SUMO: an instant induction loop
+  0.1 m before the stop line), headways pooled over the approach's lanes:
+  3600 / mean headway from the 5th vehicle of a standing platoon on, i.e.
+  the flow while a queue discharges during green. ``discharge_headways`` is
+  the number of headways used (NaN flow without any).
 """
 
 from __future__ import annotations
@@ -24,35 +46,47 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from gpssignal.control.gps import GpsModel
 from gpssignal.errors import ScenarioError
-from gpssignal.evaluate.metrics import replication_kpis, run_tables
+from gpssignal.evaluate.metrics import approach_table, replication_kpis, run_tables
 from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one, run_scenario
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
 from gpssignal.model.scenario import Scenario
 
+if TYPE_CHECKING:
+    from gpssignal.sim.engine import SimResult
+
 __all__ = [
+    "APPROACH_COMPARED",
     "COMPARED",
     "compare_demand_sweep",
     "compare_fixed",
+    "compare_fixed_approaches",
     "compare_gps",
     "compare_saturation_flow",
     "fcd_emission_check",
+    "gpssignal_approaches",
     "gpssignal_kpis",
     "run_sumo",
     "saturation_flow_vph",
     "scaled_day",
+    "sumo_approaches",
     "sumo_kpis",
+    "sweep_approach_summary",
     "sweep_summary",
 ]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
             "co2_g_per_veh_km"]
+
+#: Per-approach KPIs of :func:`gpssignal_approaches` and :func:`sumo_approaches`.
+APPROACH_COMPARED = ["queue_mean_m", "discharge_vph"]
 
 
 def run_sumo(config: Path) -> float:
@@ -118,6 +152,13 @@ def _stretch_length_m(scenario: Scenario) -> float:
 
 def gpssignal_kpis(scenario: Scenario, seed: int) -> tuple[dict[str, float], float]:
     """Return the compared KPIs of gpssignal's fixed-timing run of ``seed``, and its wall time."""
+    k, wall, _ = _gpssignal_run(scenario, seed)
+    return k, wall
+
+
+def _gpssignal_run(scenario: Scenario, seed: int
+                   ) -> tuple[dict[str, float], float, pd.DataFrame]:
+    """Return the compared KPIs, wall time and approach table of the fixed-timing run."""
     t0 = time.perf_counter()
     res, _ = run_scenario(scenario, "fixed", seed=seed, record_trajectories=False)
     wall = time.perf_counter() - t0
@@ -126,23 +167,98 @@ def gpssignal_kpis(scenario: Scenario, seed: int) -> tuple[dict[str, float], flo
     veh = tables["vehicles"]
     co2_net = float((veh["co2_g"] - veh["co2_entry_wait_g"]).sum())
     km = float(veh["distance_m"].sum()) / 1000.0
-    return {"vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
-            "throughput_vph": k["throughput_vph"],
-            "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
-            "co2_g_per_veh_km": co2_net / km}, wall
+    return ({"vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
+             "throughput_vph": k["throughput_vph"],
+             "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
+             "co2_g_per_veh_km": co2_net / km}, wall,
+            gpssignal_approaches(res, tables["approaches"]))
+
+
+def _discharge(lane_crossings: list[np.ndarray]) -> tuple[float, int]:
+    """Saturated discharge flow [veh/h/lane] from the crossing times of each lane."""
+    h = np.concatenate([_platoon_headways(c) for c in lane_crossings] or [np.zeros(0)])
+    return (float(3600.0 / h.mean()) if h.size else float("nan")), int(h.size)
+
+
+def gpssignal_approaches(res: SimResult, approaches: pd.DataFrame | None = None
+                         ) -> pd.DataFrame:
+    """Per approach link: ``queue_mean_m``, ``discharge_vph``, ``discharge_headways``.
+
+    Definitions in the module docstring; ``approaches`` is the run's approach
+    table (:func:`gpssignal.evaluate.metrics.approach_table`) if already made.
+    """
+    net, p = res.network, res.passages
+    appr = approach_table(res) if approaches is None else approaches
+    rows = []
+    for _, r in appr.iterrows():
+        link = net.link_index(str(r["approach_link"]))
+        lanes = [int(x) for x in net.link_lanes[link]]
+        flow, n = _discharge([p["t_s"][p["lane"] == ln] for ln in lanes])
+        rows.append({"approach": str(r["approach_link"]),
+                     "queue_mean_m": float(r["queue_mean_m"]), "discharge_vph": flow,
+                     "discharge_headways": n})
+    return pd.DataFrame(rows, columns=["approach", *APPROACH_COMPARED, "discharge_headways"])
+
+
+def sumo_approaches(folder: Path, scenario: Scenario) -> pd.DataFrame:
+    """Per approach link, from SUMO's ``queue.xml`` (E2) and ``stopline.xml`` (instant E1).
+
+    Same columns and definitions as :func:`gpssignal_approaches`.
+    """
+    d = scenario.duration_s
+    jam: dict[tuple[str, float], float] = {}
+    for _, el in ET.iterparse(folder / "queue.xml"):
+        if el.tag == "interval":
+            _, link, _ = (el.get("id") or "||").split("|")
+            t = float(el.get("begin", "0"))
+            if t < d:
+                q = float(el.get("meanMaxJamLengthInMeters", "0"))
+                jam[(link, t)] = max(jam.get((link, t), 0.0), q)
+            el.clear()
+    crossings: dict[tuple[str, int], list[float]] = {}
+    for el in ET.parse(folder / "stopline.xml").getroot().iter("instantOut"):
+        if el.get("state") == "enter":
+            _, link, lane = (el.get("id") or "||0").split("|")
+            crossings.setdefault((link, int(lane)), []).append(float(el.get("time", "nan")))
+    rows = []
+    for lk in scenario.links:
+        if lk.to_arm is None:
+            continue
+        qs = [v for (x, _), v in jam.items() if x == lk.id]
+        flow, n = _discharge([np.array(crossings.get((lk.id, k), []))
+                              for k in range(len(lk.lanes))])
+        rows.append({"approach": lk.id, "queue_mean_m": float(np.mean(qs)) if qs else np.nan,
+                     "discharge_vph": flow, "discharge_headways": n})
+    return pd.DataFrame(rows, columns=["approach", *APPROACH_COMPARED, "discharge_headways"])
 
 
 def compare_fixed(scenario: Scenario, seeds: list[int], work_dir: str | Path) -> pd.DataFrame:
     """One row per (seed, simulator) with the compared KPIs and wall time."""
-    rows = []
+    return compare_fixed_approaches(scenario, seeds, work_dir)[0]
+
+
+def compare_fixed_approaches(scenario: Scenario, seeds: list[int], work_dir: str | Path
+                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """As :func:`compare_fixed`, and one row per (seed, simulator, approach).
+
+    The second table has the per-approach queue and discharge flow
+    (:func:`gpssignal_approaches`, :func:`sumo_approaches`). SUMO's 1 s queue
+    output (tens of MB) is deleted once read.
+    """
+    rows, appr = [], []
     for s in seeds:
-        g, gw = gpssignal_kpis(scenario, s)
+        g, gw, ga = _gpssignal_run(scenario, s)
         rows.append({"seed": s, "simulator": "gpssignal", **g, "wall_s": gw})
+        appr.append(ga.assign(seed=s, simulator="gpssignal"))
         ex = export_sumo(scenario, Path(work_dir) / f"seed{s}", seed=s)
         sw = run_sumo(ex.config)
         rows.append({"seed": s, "simulator": "sumo", **sumo_kpis(ex.folder, scenario),
                      "wall_s": sw})
-    return pd.DataFrame(rows)
+        appr.append(sumo_approaches(ex.folder, scenario).assign(seed=s, simulator="sumo"))
+        (ex.folder / "queue.xml").unlink(missing_ok=True)
+    a = pd.concat(appr, ignore_index=True)
+    return pd.DataFrame(rows), a[["seed", "simulator", *[c for c in a.columns
+                                                         if c not in ("seed", "simulator")]]]
 
 
 def scaled_day(scenario: Scenario, scale: float, day_type: str | None) -> Scenario:
@@ -177,23 +293,28 @@ def scaled_day(scenario: Scenario, scale: float, day_type: str | None) -> Scenar
 
 
 def compare_demand_sweep(scenario: Scenario, scales: list[float], seeds: list[int],
-                         work_dir: str | Path, day_types: list[str | None]) -> pd.DataFrame:
+                         work_dir: str | Path, day_types: list[str | None]
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare fixed timing in both simulators across the demand range.
 
     For every demand ``scale`` × day type × seed: the same vehicles in both
-    simulators (:func:`compare_fixed`). One row per (scale, day type, seed,
-    simulator) with the compared KPIs and the wall time.
+    simulators (:func:`compare_fixed_approaches`). Returns one row per (scale,
+    day type, seed, simulator) with the compared KPIs and the wall time, and
+    one row per (scale, day type, seed, simulator, approach) with the queue
+    and discharge flow.
     """
-    frames = []
+    frames, appr = [], []
     for dt in day_types:
         for scale in scales:
             sc = scaled_day(scenario, scale, dt)
             work = Path(work_dir) / f"{dt or 'mix'}-{scale:g}"
-            df = compare_fixed(sc, seeds, work)
-            df.insert(0, "day_type", dt or "mix")
-            df.insert(0, "demand_scale", scale)
+            df, ap = compare_fixed_approaches(sc, seeds, work)
+            for f in (df, ap):
+                f.insert(0, "demand_scale", scale)
+                f.insert(0, "day_type", dt or "mix")
             frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+            appr.append(ap)
+    return pd.concat(frames, ignore_index=True), pd.concat(appr, ignore_index=True)
 
 
 def sweep_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -209,12 +330,31 @@ def sweep_summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def sweep_approach_summary(appr: pd.DataFrame) -> pd.DataFrame:
+    """Per day type, demand scale and approach: each simulator's mean over seeds and the gap [%]."""
+    m = appr.groupby(["day_type", "demand_scale", "approach", "simulator"])[
+        APPROACH_COMPARED].mean()
+    g = m.xs("gpssignal", level="simulator")
+    u = m.xs("sumo", level="simulator")
+    out = g.join(u, lsuffix="_gpssignal", rsuffix="_sumo")
+    for k in APPROACH_COMPARED:
+        out[f"{k}_pct"] = 100 * (u[k] / g[k] - 1)
+    return out.reset_index()
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean of each KPI per simulator and the relative difference SUMO vs gpssignal."""
     m = df.groupby("simulator")[COMPARED].mean().T
     m["sumo_vs_gpssignal_pct"] = 100 * (m["sumo"] / m["gpssignal"] - 1)
     return m.reset_index(names="kpi")
 
+
+def _platoon_headways(crossings_s: np.ndarray) -> np.ndarray:
+    """Headways of one lane from the 5th vehicle of a platoon on (HCM; see below)."""
+    h = np.diff(np.sort(np.asarray(crossings_s, dtype=float)))
+    platoon = np.array([i >= 4 and bool((h[i - 4:i + 1] < 4.0).all()) for i in range(len(h))],
+                       dtype=bool)
+    return h[platoon] if platoon.size else np.zeros(0)
 
 
 def saturation_flow_vph(crossings_s: np.ndarray) -> tuple[float, int]:
@@ -224,12 +364,10 @@ def saturation_flow_vph(crossings_s: np.ndarray) -> tuple[float, int]:
     itself all within 4 s of their leader): 3600 / mean headway [veh/h].
     Returns the flow and the number of headways used.
     """
-    h = np.diff(np.sort(np.asarray(crossings_s, dtype=float)))
-    platoon = np.array([i >= 4 and bool((h[i - 4:i + 1] < 4.0).all()) for i in range(len(h))],
-                       dtype=bool)
-    if not platoon.any():
+    h = _platoon_headways(crossings_s)
+    if not h.size:
         return float("nan"), 0
-    return float(3600.0 / h[platoon].mean()), int(platoon.sum())
+    return float(3600.0 / h.mean()), int(h.size)
 
 
 def compare_saturation_flow(scenario: Scenario, link_id: str, seed: int,

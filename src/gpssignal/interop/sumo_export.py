@@ -20,9 +20,15 @@ What is written to ``OUTDIR``:
     gpssignal's run with that seed.
 ``stretch.add.xml``
     An entry/exit (E3) detector over the first monitored stretch.
+``approach.add.xml``
+    On every lane of every junction approach (a link with a ``to`` arm): a
+    lane-area (E2) detector over the whole lane, jam output every 1 s with
+    gpssignal's queue thresholds (``queue.xml``), and an instant induction
+    loop 0.1 m before the stop line, one record per vehicle (``stopline.xml``).
+    Detectors do not act on traffic.
 ``run.sumocfg``
     Step length, begin/end, and outputs: tripinfo with emissions, summary,
-    the E3 detector, optionally FCD.
+    the detectors, optionally FCD.
 
 The signal-group → SUMO link-index mapping is read back from the built
 ``net.net.xml`` and checked against the intended connections
@@ -46,7 +52,12 @@ from gpssignal.model.geo import link_geometry
 from gpssignal.model.scenario import MOVEMENTS, Scenario
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER, program_events, state_at
 from gpssignal.probes.sampler import ProbeSampler
-from gpssignal.sim.engine import Simulation
+from gpssignal.sim.engine import (
+    QUEUE_MAX_CLEAR_M,
+    QUEUE_SAMPLE_S,
+    QUEUE_SPEED_MPS,
+    Simulation,
+)
 from gpssignal.sim.network import compile_network
 
 if TYPE_CHECKING:
@@ -173,6 +184,7 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     arr = sim.arrivals
     _write_routes(scenario, arr, out)
     _write_stretch_detector(scenario, out)
+    _write_approach_detectors(scenario, out)
     probe_ids = None
     if not fcd:
         sampler = ProbeSampler(scenario, scenario.probes, arr, geo,
@@ -268,7 +280,8 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
             "carFollowModel": "IDM", "accel": f"{c.max_accel_mps2:g}",
             "decel": f"{c.comfortable_decel_mps2:g}", "tau": f"{c.time_headway_s:g}",
             "minGap": f"{c.min_gap_m:g}", "length": f"{c.length_m:g}",
-            "delta": f"{drv.idm_delta:g}", "emergencyDecel": f"{drv.max_decel_mps2:g}",
+            "delta": f"{drv.idm_delta:g}",
+            "emergencyDecel": f"{c.emergency_decel_mps2 or drv.max_decel_mps2:g}",
             "speedDev": "0", "emissionClass": f"HBEFA4/{c.emission_class}",
             "mass": f"{c.mass_kg:g}", "width": f"{c.width_m:g}", "height": f"{c.height_m:g}"})
     ids = [lk.id for lk in scenario.links]
@@ -299,13 +312,40 @@ def _write_stretch_detector(scenario: Scenario, out: Path) -> None:
     _write(out / "stretch.add.xml", det)
 
 
+def _write_approach_detectors(scenario: Scenario, out: Path) -> None:
+    """Write an E2 queue detector and a stop-line E1 (instant) loop on every approach lane.
+
+    E2 ``q|LINK|k`` covers lane ``k`` of approach ``LINK`` from its start to the
+    stop line, with gpssignal's queue thresholds (``sim.engine``): halting
+    below 5 km/h (``speedThreshold``) from the first step (``timeThreshold``
+    0), and a jam goes on across clear gaps up to 20 m (``jamThreshold``).
+    Output every 1 s, gpssignal's queue sampling period. The instant loop
+    ``s|LINK|k`` 0.1 m before the stop line records each vehicle's crossing.
+    """
+    det = ET.Element("additional")
+    for lk in scenario.links:
+        if lk.to_arm is None:
+            continue
+        for k in range(len(lk.lanes)):
+            lane = f"{lk.id}_{k}"
+            ET.SubElement(det, "laneAreaDetector", id=f"q|{lk.id}|{k}", lane=lane, pos="0",
+                          endPos=f"{lk.length_m:g}", friendlyPos="true",
+                          period=f"{QUEUE_SAMPLE_S:g}", file="queue.xml", timeThreshold="0",
+                          speedThreshold=f"{QUEUE_SPEED_MPS:.4f}",
+                          jamThreshold=f"{QUEUE_MAX_CLEAR_M:g}")
+            ET.SubElement(det, "instantInductionLoop", id=f"s|{lk.id}|{k}", lane=lane,
+                          pos=f"{max(lk.length_m - 0.1, 0.0):g}", friendlyPos="true",
+                          file="stopline.xml")
+    _write(out / "approach.add.xml", det)
+
+
 def _write_config(scenario: Scenario, out: Path, probe_ids: np.ndarray | None) -> Path:
     """Write ``run.sumocfg``; FCD of ``probe_ids`` only, or of all vehicles if None."""
     cfg = ET.Element("configuration")
     inp = ET.SubElement(cfg, "input")
     ET.SubElement(inp, "net-file", value="net.net.xml")
     ET.SubElement(inp, "route-files", value="routes.rou.xml")
-    ET.SubElement(inp, "additional-files", value="tls.add.xml,stretch.add.xml")
+    ET.SubElement(inp, "additional-files", value="tls.add.xml,stretch.add.xml,approach.add.xml")
     tim = ET.SubElement(cfg, "time")
     ET.SubElement(tim, "begin", value="0")
     ET.SubElement(tim, "end", value=f"{scenario.duration_s + scenario.drain_s:g}")
