@@ -24,6 +24,7 @@ from typing import Any
 import tomli_w
 
 from gpssignal.errors import ScenarioError
+from gpssignal.model.approach import GiveWay, UpstreamSignal
 from gpssignal.model.days import DayType, ExtraFlow, Incident
 from gpssignal.model.scenario import (
     DEFAULT_LIMITS,
@@ -56,6 +57,13 @@ __all__ = [
     "scenario_hash",
     "scenario_to_dict",
 ]
+
+#: Numeric ``[driver]`` settings, in the order written; the first three are
+#: always written, the rest only when not the default (:func:`scenario_to_dict`).
+_DRIVER_NUMBERS = ("idm_delta", "amber_max_decel_mps2", "max_decel_mps2",
+                   "emergency_braking_mps2", "critical_gap_s", "follow_up_s",
+                   "lc_safe_decel_mps2", "lc_politeness", "lc_threshold_mps2")
+_DRIVER_DEFAULTS = Driver()
 
 
 def parse_clock(value: Any, fieldname: str) -> float:
@@ -191,13 +199,33 @@ def _parse_link(data: Any, where: str) -> Link:
     for k, ln in enumerate(_list_of_tables(t.take("lane", []), f"{t.where}.lane")):
         lt = _Table(ln, f"{t.where}.lane[{k}]")
         moves = lt.take("movements", [], list)
-        lanes.append(Lane(movements=tuple(moves), group=lt.take("group", None, str)))
+        lanes.append(Lane(movements=tuple(moves), group=lt.take("group", None, str),
+                          length_m=lt.number("length_m", None)))
         lt.done()
     shares = t.take("turn_shares", {}, dict)
+    give_way = []
+    for k, g in enumerate(_list_of_tables(t.take("give_way", []), f"{t.where}.give_way")):
+        gt = _Table(g, f"{t.where}.give_way[{k}]")
+        give_way.append(GiveWay(movement=gt.take("movement", kind=str),
+                                to=tuple(gt.take("to", kind=list)),
+                                critical_gap_s=gt.number("critical_gap_s", None),
+                                follow_up_s=gt.number("follow_up_s", None)))
+        gt.done()
+    upstream = None
+    if "upstream_signal" in t.data:
+        ut = _Table(t.take("upstream_signal"), f"{t.where}.upstream_signal")
+        dflt = UpstreamSignal(cycle_s=1.0, green_s=1.0, distance_m=0.0)
+        upstream = UpstreamSignal(
+            cycle_s=ut.number("cycle_s"), green_s=ut.number("green_s"),
+            offset_s=ut.number("offset_s", 0.0), distance_m=ut.number("distance_m"),
+            **{f: ut.number(f, getattr(dflt, f))
+               for f in ("saturation_flow_vph", "alpha", "beta")})
+        ut.done()
     link = Link(id=lid, name=t.take("name", "", str), from_arm=t.take("from", None, str),
                 to_arm=t.take("to", None, str), length_m=t.number("length_m"),
                 speed_limit_kmh=t.number("speed_limit_kmh"), lanes=tuple(lanes),
-                turn_shares=dict(shares), lane_width_m=t.number("lane_width_m", 3.25))
+                turn_shares=dict(shares), lane_width_m=t.number("lane_width_m", 3.25),
+                give_way=tuple(give_way), upstream_signal=upstream)
     t.done()
     return link
 
@@ -493,10 +521,9 @@ def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
     pt.done()
 
     dt = _Table(top.take("driver", {}), "driver")
-    driver = Driver(idm_delta=dt.number("idm_delta", 4.0),
-                    amber_max_decel_mps2=dt.number("amber_max_decel_mps2", 3.5),
-                    max_decel_mps2=dt.number("max_decel_mps2", 9.0),
-                    emergency_braking_mps2=dt.number("emergency_braking_mps2", 4.5))
+    ddef = Driver()
+    driver = Driver(**{f: dt.number(f, getattr(ddef, f)) for f in _DRIVER_NUMBERS},
+                    lc_discretionary=dt.take("lc_discretionary", ddef.lc_discretionary, bool))
     dt.done()
     vt = _Table(top.take("variability", {}), "variability")
     variability = Variability(demand_level_sd=vt.number("demand_level_sd", 0.0),
@@ -588,9 +615,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         "driver": {"idm_delta": s.driver.idm_delta,
                    "amber_max_decel_mps2": s.driver.amber_max_decel_mps2,
                    "max_decel_mps2": s.driver.max_decel_mps2,
-                   # Written only when set, so that older scenarios keep their hash.
-                   **({"emergency_braking_mps2": s.driver.emergency_braking_mps2}
-                      if s.driver.emergency_braking_mps2 != 4.5 else {})},
+                   # The newer settings are written only when not the default,
+                   # so that older scenarios keep their hash.
+                   **{f: getattr(s.driver, f) for f in (*_DRIVER_NUMBERS[3:], "lc_discretionary")
+                      if getattr(s.driver, f) != getattr(_DRIVER_DEFAULTS, f)}},
         "variability": {"demand_level_sd": s.variability.demand_level_sd,
                         "peak_shift_sd_s": s.variability.peak_shift_sd_s},
         "probes": {f: getattr(s.probes, f) for f in (
@@ -640,8 +668,19 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             d["to"] = lk.to_arm
         if lk.turn_shares:
             d["turn_shares"] = dict(lk.turn_shares)
-        d["lane"] = [{"movements": list(ln.movements), **({"group": ln.group} if ln.group
-                                                          else {})} for ln in lk.lanes]
+        d["lane"] = [{"movements": list(ln.movements),
+                      **({"group": ln.group} if ln.group else {}),
+                      **({"length_m": ln.length_m} if ln.length_m is not None else {})}
+                     for ln in lk.lanes]
+        if lk.give_way:
+            d["give_way"] = [{"movement": g.movement, "to": list(g.to),
+                              **{f: getattr(g, f) for f in ("critical_gap_s", "follow_up_s")
+                                 if getattr(g, f) is not None}} for g in lk.give_way]
+        if lk.upstream_signal is not None:
+            u = lk.upstream_signal
+            d["upstream_signal"] = {f: getattr(u, f) for f in (
+                "cycle_s", "green_s", "offset_s", "distance_m", "saturation_flow_vph",
+                "alpha", "beta")}
         out["link"].append(d)
     if s.stretches:
         out["stretch"] = [{"id": st.id, "links": list(st.links), "start_m": st.start_m,

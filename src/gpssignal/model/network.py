@@ -111,6 +111,7 @@ def validate_network(scenario: Scenario) -> None:
     _check_demand_links(scenario, by_id)
     _check_routes_end(scenario, targets, by_id)
     _check_stretches(scenario, targets, by_id)
+    _check_give_way(scenario, by_id)
 
 
 def _check_incoming(scenario: Scenario) -> None:
@@ -205,3 +206,24 @@ def _check_stretches(scenario: Scenario, targets: dict[tuple[str, str], str],
         if s.end_m is not None and s.end_m > last.length_m:
             raise ScenarioError(f"{p}.end_m = {s.end_m}: beyond the end of link {last.id} "
                                 f"({last.length_m} m)")
+
+
+def _check_give_way(scenario: Scenario, by_id: dict[str, Link]) -> None:
+    """Check that each give-way rule names movements of other links into the same junction."""
+    for lk in scenario.links:
+        for k, gw in enumerate(lk.give_way):
+            where = f"link[{lk.id}].give_way[{k}].to"
+            for ref in gw.to:
+                other_id, move = ref.split(".")
+                other = by_id.get(other_id)
+                if other is None:
+                    raise ScenarioError(f"{where} = {ref!r}: unknown link {other_id!r}")
+                if other.id == lk.id:
+                    raise ScenarioError(f"{where} = {ref!r}: a link cannot yield to itself")
+                if other.to_arm is None or lk.to_arm is None or \
+                        other.to_arm.split(".")[0] != lk.to_arm.split(".")[0]:
+                    raise ScenarioError(f"{where} = {ref!r}: {other_id} does not lead into "
+                                        f"the junction of link {lk.id}")
+                if move not in other.lane_movements():
+                    raise ScenarioError(f"{where} = {ref!r}: no lane of {other_id} carries "
+                                        f"{move!r}")

@@ -19,6 +19,7 @@ from datetime import date as _date
 
 from dateutil.tz import gettz as _gettz
 
+from gpssignal.model.approach import GiveWay, UpstreamSignal
 from gpssignal.model.checks import (
     MOVEMENTS,
     check_non_negative,
@@ -36,6 +37,7 @@ __all__ = [
     "Demand",
     "DemandFlow",
     "Driver",
+    "GiveWay",
     "Junction",
     "Lane",
     "Link",
@@ -47,6 +49,7 @@ __all__ = [
     "ScheduleEntry",
     "SignalTiming",
     "Stretch",
+    "UpstreamSignal",
     "Variability",
     "VehicleClass",
     "check_limits",
@@ -362,11 +365,19 @@ class Lane:
 
     ``movements`` are the turns allowed at the downstream end; ``group`` is the
     signal group controlling the lane at the stop line (``None`` on links that
-    leave the network).
+    leave the network). ``length_m`` makes a short lane (a turn pocket or a
+    flare) that starts this far before the stop line; ``None``: the lane runs
+    the whole link. Vehicles reach a short lane by changing into it from the
+    neighbouring lane once it begins.
     """
 
     movements: tuple[str, ...] = ()
     group: str | None = None
+    length_m: float | None = None
+
+    def start_m(self, link_length_m: float) -> float:
+        """Where the lane begins, from the start of the link [m]."""
+        return 0.0 if self.length_m is None else link_length_m - self.length_m
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,7 +388,9 @@ class Link:
     network boundary (an entry link has no ``from_arm``, an exit link no
     ``to_arm``). ``turn_shares`` gives the movement split at the downstream
     junction for vehicles that did not enter on this link (links between
-    junctions).
+    junctions). ``give_way`` lists the movements of this link that yield to
+    others while both have green; ``upstream_signal`` (entry links only)
+    feeds the link in platoons (:mod:`gpssignal.model.approach`).
     """
 
     id: str
@@ -389,6 +402,8 @@ class Link:
     lanes: tuple[Lane, ...]
     turn_shares: dict[str, float] = field(default_factory=dict)
     lane_width_m: float = 3.25
+    give_way: tuple[GiveWay, ...] = ()
+    upstream_signal: UpstreamSignal | None = None
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
@@ -422,6 +437,57 @@ class Link:
                 fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
         if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
             fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
+        self._validate_short_lanes()
+        self._validate_give_way_and_feed()
+
+    def _validate_give_way_and_feed(self) -> None:
+        """Check the give-way rules and the upstream signal."""
+        p = f"link[{self.id}]"
+        moves = set()
+        for k, gw in enumerate(self.give_way):
+            gw.check(f"{p}.give_way[{k}]")
+            if gw.movement not in self.lane_movements():
+                fail(f"{p}.give_way[{k}].movement", gw.movement, "no lane of the link carries it")
+            if gw.movement in moves:
+                fail(f"{p}.give_way[{k}].movement", gw.movement, "a movement has one give-way rule")
+            moves.add(gw.movement)
+        if self.upstream_signal is not None:
+            if self.from_arm is not None:
+                fail(f"{p}.upstream_signal", "...", "only an entry link (no 'from') can be fed "
+                     "by an upstream signal")
+            self.upstream_signal.check(f"{p}.upstream_signal")
+
+    def _validate_short_lanes(self) -> None:
+        """Check short lanes: shorter than the link, at the edges, nested, beside a full lane."""
+        p = f"link[{self.id}]"
+        full = [k for k, ln in enumerate(self.lanes) if ln.length_m is None]
+        for k, lane in enumerate(self.lanes):
+            if lane.length_m is None:
+                continue
+            where = f"{p}.lanes[{k}].length_m"
+            check_positive(where, lane.length_m)
+            if self.to_arm is None:
+                fail(where, lane.length_m, "short lanes end at a stop line: only on links "
+                     "into a junction")
+            if lane.length_m >= self.length_m:
+                fail(where, lane.length_m, f"a short lane must be shorter than the link "
+                     f"({self.length_m:g} m); leave length_m out for a full lane")
+        if not full:
+            fail(f"{p}.lanes", "...", "at least one lane must run the whole link")
+        lengths = [ln.length_m if ln.length_m is not None else math.inf for ln in self.lanes]
+        first, last = full[0], full[-1]
+        if any(ln.length_m is not None for ln in self.lanes[first:last + 1]):
+            k = next(i for i in range(first, last + 1) if self.lanes[i].length_m is not None)
+            fail(f"{p}.lanes[{k}].length_m", self.lanes[k].length_m,
+                 "a short lane must lie at the kerb or the centre side, outside the full lanes")
+        for k in range(first):            # kerb side: shorter toward the kerb
+            if lengths[k] > lengths[k + 1]:
+                fail(f"{p}.lanes[{k}].length_m", lengths[k], "short lanes must get shorter "
+                     "away from the full lanes (each starts beside a longer one)")
+        for k in range(last + 1, len(lengths)):  # centre side: shorter toward the centre
+            if lengths[k] > lengths[k - 1]:
+                fail(f"{p}.lanes[{k}].length_m", lengths[k], "short lanes must get shorter "
+                     "away from the full lanes (each starts beside a longer one)")
 
     @property
     def speed_limit_mps(self) -> float:
@@ -431,6 +497,21 @@ class Link:
     def lane_movements(self) -> set[str]:
         """All movements some lane of this link allows."""
         return {m for lane in self.lanes for m in lane.movements}
+
+    def full_lanes(self) -> int:
+        """Lanes that run the whole link (short lanes begin further on)."""
+        return sum(1 for ln in self.lanes if ln.length_m is None)
+
+    def upstream_capacity_vph(self) -> float:
+        """Return what the upstream signal passes at most: s × full lanes × g / C [veh/h].
+
+        A demand above it makes the queue at the upstream signal grow without
+        bound. ``inf`` for a link without an upstream signal.
+        """
+        sig = self.upstream_signal
+        if sig is None:
+            return math.inf
+        return sig.saturation_flow_vph * self.full_lanes() * sig.green_s / sig.cycle_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -613,19 +694,48 @@ class Driver:
     deceleration beyond which a braking counts as an emergency braking [m/s²].
     Defaults of the last two: Eclipse SUMO's passenger-car ``emergencyDecel``
     (9) and ``decel`` (4.5), docs/references.md#sumo-vehicle-defaults.
+
+    Give-way turns (:class:`~gpssignal.model.approach.GiveWay`) default to
+    ``critical_gap_s`` and ``follow_up_s`` [s], the HCM's permitted left-turn
+    values (docs/references.md#permitted-left-turn).
+
+    Lane changes follow MOBIL (docs/references.md#lane-change-model): a change
+    needs a positive gap to the new leader and follower, and neither may then
+    have to brake harder than ``lc_safe_decel_mps2`` [m/s²]. Changes a vehicle
+    must make to reach a lane of its movement (into a turn pocket) are always
+    on; ``lc_discretionary`` adds changes to a faster lane when the vehicle
+    gains more than ``lc_threshold_mps2`` [m/s²] of acceleration after
+    weighing the others' losses by ``lc_politeness`` [-].
     """
 
     idm_delta: float = 4.0
     amber_max_decel_mps2: float = 3.5
     max_decel_mps2: float = 9.0
     emergency_braking_mps2: float = 4.5
+    critical_gap_s: float = 4.5
+    follow_up_s: float = 2.5
+    lc_safe_decel_mps2: float = 4.0
+    lc_discretionary: bool = False
+    lc_politeness: float = 0.2
+    lc_threshold_mps2: float = 0.2
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
-        check_positive("driver.idm_delta", self.idm_delta)
-        check_positive("driver.amber_max_decel_mps2", self.amber_max_decel_mps2)
-        check_positive("driver.max_decel_mps2", self.max_decel_mps2)
-        check_positive("driver.emergency_braking_mps2", self.emergency_braking_mps2)
+        for f in ("idm_delta", "amber_max_decel_mps2", "max_decel_mps2",
+                  "emergency_braking_mps2", "critical_gap_s", "follow_up_s",
+                  "lc_safe_decel_mps2"):
+            check_positive(f"driver.{f}", getattr(self, f))
+        for f in ("critical_gap_s", "follow_up_s"):
+            if getattr(self, f) > 30:
+                fail(f"driver.{f}", getattr(self, f), "must be <= 30 s")
+        if self.lc_safe_decel_mps2 > self.max_decel_mps2:
+            fail("driver.lc_safe_decel_mps2", self.lc_safe_decel_mps2,
+                 f"must be <= max_decel_mps2 = {self.max_decel_mps2:g}")
+        if not isinstance(self.lc_discretionary, bool):
+            fail("driver.lc_discretionary", self.lc_discretionary, "must be true or false")
+        if not (is_number(self.lc_politeness) and 0 <= self.lc_politeness <= 1):
+            fail("driver.lc_politeness", self.lc_politeness, "must be in [0, 1]")
+        check_non_negative("driver.lc_threshold_mps2", self.lc_threshold_mps2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -728,6 +838,7 @@ class Scenario:
 
         validate_network(self)
         self._validate_coordination()
+        self._validate_upstream_signals()
         self._validate_schedule()
         self._validate_day_types()
         self._validate_existing_plan()
@@ -787,6 +898,24 @@ class Scenario:
         link_ids = [lk.id for lk in self.links]
         if len(set(link_ids)) != len(link_ids):
             fail("link", link_ids, "link ids must be unique")
+
+    def _validate_upstream_signals(self) -> None:
+        """Refuse an upstream signal that cannot pass the link's mean peak demand.
+
+        Its queue would grow without bound outside the network, hiding delay
+        (and on the busiest days vehicles could not enter before the end).
+        """
+        for lk in self.links:
+            if lk.upstream_signal is None:
+                continue
+            flows = [f.flow_vph for f in self.demand.flows if f.link == lk.id]
+            peak = max((sum(x) for x in zip(*flows, strict=True)), default=0.0)
+            cap = lk.upstream_capacity_vph()
+            if peak > cap:
+                fail(f"link[{lk.id}].upstream_signal.green_s", lk.upstream_signal.green_s,
+                     f"the upstream signal passes at most {cap:.0f} veh/h (saturation flow x "
+                     f"{lk.full_lanes()} lanes x green/cycle), below the link's peak demand "
+                     f"{peak:.0f} veh/h")
 
     def _validate_coordination(self) -> None:
         """Check that every program of a coordination group has the group's cycle."""

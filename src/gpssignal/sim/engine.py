@@ -62,14 +62,19 @@ from gpssignal.sim.kernel import (
     F_TL,
     F_V,
     F_V0,
+    I_BLINK,
     I_CLS,
     I_COMMIT,
     I_K,
     I_LANE,
+    I_LC,
     I_MARK,
+    I_MOVE,
     I_MOVING,
     I_NEXT,
     I_VID,
+    change_lanes,
+    lane_rules,
     step_vehicles,
 )
 from gpssignal.sim.markers import CONTROL_DELAY_MARK_M, NO_MARKER, MarkerKind, Markers
@@ -287,10 +292,20 @@ class Simulation:
                             start_clock_s=sc.start_clock_s)
             for ji, j in enumerate(sc.junctions)]
         self.n_steps = 0
+        #: Vehicles that have reached the network boundary so far (platoons
+        #: from an upstream signal may arrive after the demand period).
+        self.n_arrived = 0
         self._end_s = 0.0
         #: Kernel event counts: emergency brakings, vehicles held back (see
         #: :func:`~gpssignal.sim.kernel.step_vehicles`).
         self.events = np.zeros(2, dtype=np.int64)
+        #: When the last yielding vehicle of each lane crossed its stop line [s].
+        self.yield_last = np.full(net.n_lanes, -np.inf)
+        self.rules = lane_rules(net, self.yield_last)
+        #: Whether lane changes can happen at all (short lanes, or discretionary
+        #: changes); without them the lane-change pass is skipped.
+        self.lane_changes = bool((net.lane_start_m > 0).any() or sc.driver.lc_discretionary)
+        self.n_lane_changes = 0
 
     # -- processes ----------------------------------------------------------
     def _arrival_process(self, env: simpy.Environment) -> Any:
@@ -301,6 +316,7 @@ class Simulation:
             if wait > 0:
                 yield env.timeout(wait)
             self.entry.arrive(i, int(first[i]))
+            self.n_arrived += 1
 
     def _step_process(self, env: simpy.Environment, end_s: float,
                       progress: Callable[[float], None] | None) -> Any:
@@ -315,7 +331,7 @@ class Simulation:
             if progress is not None and self.n_steps % every == 0:
                 progress(min(1.0, (env.now + dt) / end_s))
             if (env.now >= self.scenario.duration_s and self.veh.n == 0
-                    and self.entry.n_waiting == 0):
+                    and self.entry.n_waiting == 0 and self.n_arrived == len(self.arrivals)):
                 break
             yield env.timeout(dt)
         self._end_s = env.now
@@ -357,7 +373,7 @@ class Simulation:
         c = e.vehicle_class[i]
         v0 = e.link_vmax_mps[link] * e.speed_factor[i]
         best, best_space, v_lead = NO_INDEX, -1.0, 0.0
-        for ln in e.lanes[(link, e.first_move[i])]:
+        for ln in self.net.start_lanes[link][e.first_move[i]]:
             k = tail[ln]
             if k < 0:
                 space, vl = np.inf, v0
@@ -400,6 +416,8 @@ class Simulation:
         I[I_CLS, j] = c
         I[I_MOVING, j] = 1 if v_ins > STOP_SPEED_MPS else 0
         I[I_COMMIT, j] = 0
+        I[I_MOVE, j] = self.arrivals.route_moves[i, 0]
+        I[I_BLINK, j], I[I_LC, j] = 0, 0
         counts[lane] += 1
         I[I_NEXT, j] = self._next_lane(i, 0, lane, counts)
         self._set_marker(j, link, pos, depart)
@@ -408,9 +426,11 @@ class Simulation:
     def _next_lane(self, vid: int, k: int, lane: int, counts: np.ndarray) -> int:
         """Lane the vehicle in ``lane`` (route link ``k``) takes on its next link.
 
-        The lane connection of ``lane`` for its movement, if that lane carries
-        the vehicle's following movement; otherwise the nearest lane that does
-        (fewest vehicles on a tie). -1 when the vehicle leaves the network.
+        The lane connection of ``lane`` for its movement, if that lane is one
+        the vehicle drives onto the next link in (a full lane carrying its
+        following movement, :attr:`CompiledNetwork.start_lanes`); otherwise
+        the nearest such lane (fewest vehicles on a tie). -1 when the vehicle
+        leaves the network.
         """
         arr, net = self.arrivals, self.net
         move = int(arr.route_moves[vid, k])
@@ -419,9 +439,8 @@ class Simulation:
         target = int(net.lane_target[lane, move])
         link = int(arr.route_links[vid, k + 1])
         nxt_move = int(arr.route_moves[vid, k + 1])
-        lanes = net.link_lanes[link]
-        if nxt_move >= 0:
-            lanes = lanes[net.lane_allows[lanes, nxt_move]]
+        lanes = net.start_lanes[link][nxt_move] if nxt_move >= 0 else \
+            net.link_lanes[link][net.lane_start_m[net.link_lanes[link]] == 0.0]
         if target in lanes:
             return target
         dist = np.abs(lanes - target) * _LANE_OFFSET_WEIGHT + counts[lanes]
@@ -475,17 +494,34 @@ class Simulation:
             return
         buf, drv = self.buf, self.scenario.driver
         buf.fit(veh.capacity)
+        if self.lane_changes:
+            changed = change_lanes(veh.F, veh.I, n, self.signals.lane_state, self.rules,
+                                   drv.lc_safe_decel_mps2, drv.lc_discretionary,
+                                   drv.lc_politeness, drv.lc_threshold_mps2, drv.idm_delta,
+                                   buf.order, buf.f, buf.i, buf.tail)
+            if changed:
+                self._changed_lanes(changed)
         hits, ends = step_vehicles(veh.F, veh.I, n, self.signals.lane_state, self.net.lane_link,
                                    dt, drv.amber_max_decel_mps2, drv.idm_delta,
                                    STOP_SPEED_MPS, self.out.stops, buf.tail,
                                    buf.order, buf.f, buf.i, buf.is_head,
                                    self.emissions.coef, self.emissions.coast,
-                                   drv.emergency_braking_mps2, self.events)
+                                   drv.emergency_braking_mps2, self.events, self.rules, t)
         if hits:  # rare
             self._markers(t)
         if ends:
             self._cross(t, np.flatnonzero(veh.F[F_POS, :n] >= veh.F[F_LLEN, :n]))
         self._record(t_next)
+
+    def _changed_lanes(self, changed: int) -> None:
+        """Pick the next lane of the vehicles that changed lanes in this step."""
+        veh = self.veh
+        I = veh.I
+        self.n_lane_changes += changed
+        counts = np.bincount(I[I_LANE, :veh.n], minlength=self.net.n_lanes)
+        for j in np.flatnonzero(I[I_LC, :veh.n]):
+            I[I_NEXT, j] = self._next_lane(int(I[I_VID, j]), int(I[I_K, j]), int(I[I_LANE, j]),
+                                           counts)
 
     def _record(self, t_next: float) -> None:
         """Sample queues (every second), keep trajectories, call step hooks."""
@@ -533,6 +569,9 @@ class Simulation:
         self.passages.add(vid=vid, junction=int(net.link_junction[link]), link=link,
                           movement=int(self.arrivals.route_moves[vid, k]), t_s=tc,
                           state=int(self.signals.lane_state[ln]), lane=ln)
+        move = int(self.arrivals.route_moves[vid, k])
+        if net.lane_yield[ln, move] >= 0:
+            self.yield_last[ln] = tc
         new_lane = int(I[I_NEXT, j])
         counts[ln] -= 1
         counts[new_lane] += 1
@@ -542,6 +581,7 @@ class Simulation:
         I[I_LANE, j] = new_lane
         I[I_K, j] = k + 1
         I[I_COMMIT, j] = 0
+        I[I_MOVE, j] = self.arrivals.route_moves[vid, k + 1]
         I[I_NEXT, j] = self._next_lane(vid, k + 1, new_lane, counts)
         self._set_marker(j, int(net.lane_link[new_lane]), F[F_POS, j], tc)
 

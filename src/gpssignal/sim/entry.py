@@ -8,7 +8,7 @@ import numpy as np
 
 from gpssignal.model.scenario import Scenario
 from gpssignal.sim.demand import Arrivals
-from gpssignal.sim.network import MOVE_CODE, CompiledNetwork
+from gpssignal.sim.network import CompiledNetwork
 
 __all__ = ["EntryQueues"]
 
@@ -31,8 +31,6 @@ class EntryQueues:
         Number waiting per slot.
     n_waiting : int
         Number waiting in all.
-    lanes : dict[tuple[int, int], list[int]]
-        Lanes of an entry link that carry a movement code, by ``(link, movement)``.
     """
 
     def __init__(self, scenario: Scenario, net: CompiledNetwork, arrivals: Arrivals) -> None:
@@ -43,9 +41,6 @@ class EntryQueues:
         self.waiting = np.zeros(len(self.links), dtype=np.int64)
         self.n_waiting = 0
         self._slot = {int(k): s for s, k in enumerate(self.links)}
-        self.lanes = {
-            (int(k), m): [int(x) for x in net.link_lanes[k][net.lane_allows[net.link_lanes[k], m]]]
-            for k in self.links for m in range(len(MOVE_CODE))}
         # Per vehicle id, for the entry loop.
         self.arrival_t_s: list[float] = arrivals.t_s.tolist()
         self.first_move: list[int] = arrivals.route_moves[:, 0].tolist()

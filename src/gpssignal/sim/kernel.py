@@ -115,10 +115,14 @@ F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, 
     F_LLEN, F_ISQ, F_POS_OLD, F_DX, F_CO2, F_FC, F_DIST, F_EMERG = range(21)
 # Integer rows: vehicle id, lane, index of the link in the route, next lane
 # (-1: leaves), next marker id (-1: none), moving (0/1), vehicle class,
-# committed to cross the stop line ahead (1: decided to go at amber, or could
-# not stop at red; reset when it enters a new lane).
-I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS, I_COMMIT = range(8)
-N_F, N_I = F_EMERG + 1, I_COMMIT + 1
+# committed to cross the stop line ahead (1: decided to go at amber, could
+# not stop at red, or could not stop when a give-way gap closed; reset when
+# it enters a new lane), movement code at the end of the current link (-1:
+# leaves the network), 1 + the lane a blocked mandatory lane change waits
+# to enter (0: none; its followers there cooperate), changed lane in the last
+# lane-change pass (1: the engine recomputes its next lane).
+I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS, I_COMMIT, I_MOVE, I_BLINK, I_LC = range(11)
+N_F, N_I = F_EMERG + 1, I_LC + 1
 #: Signal state codes (:mod:`gpssignal.model.signals`) as the kernel compares them.
 RED_AMBER_CODE, GREEN_CODE = RED_AMBER, GREEN
 #: A vehicle never closes up to its leader (or the stop line) nearer than this
@@ -130,15 +134,23 @@ LANE_SORT_STRIDE_M = 1e5
 # its lane; it heads its lane and will cross the stop line; it heads its lane
 # and stops at the stop line.
 _FOLLOWER, _HEAD_GOES, _HEAD_STOPS = 0, 1, 2
+# Values of row I_COMMIT: it obeys its signal; it goes whatever the signal
+# shows (committed); a give-way turner waiting at its waiting point during
+# green, which may still clear during amber (a "sneaker").
+_OBEYS, _COMMITTED, _IN_JUNCTION = 0, 1, 2
+#: A give-way turner standing at most this far behind its waiting point (its
+#: jam distance before the stop line) counts as waiting there [m].
+WAITING_POINT_TOL_M = 0.5
 
-__all__ += ["sample_queues", "sort_by_lane_position", "step_vehicles"]
+__all__ += ["change_lanes", "empty_rules", "lane_rules", "sample_queues",
+            "sort_by_lane_position", "step_vehicles"]
 
 
 
 @numba.njit(cache=True)
 def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
                   stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
-                  hard_decel, events):
+                  hard_decel, events, rules, t):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
 
     Each vehicle's CO₂ and fuel (HBEFA4, :mod:`gpssignal.emissions.hbefa4`,
@@ -176,33 +188,119 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
     of a neighbouring lane of the same link that is further ahead and enters
     the same lane (a merge inside the junction, taken in zipper order).
 
+    ``rules`` (:func:`lane_rules`) holds the lanes' movements, the mandatory
+    lane changes, the give-way rules and per-lane work arrays; ``t`` is the
+    time at the start of the step [s]. With them:
+
+    * a vehicle in a lane that does not carry its movement (it still has to
+      change lanes) stops at the stop line, and also follows the nearest
+      vehicle ahead in the lane it must change into (it waits behind the
+      last vehicle of a full turn pocket, blocking its own lane);
+    * a vehicle whose rear a blocked lane changer waits beside (``I_BLINK``)
+      treats the changer as its leader if it can stop behind it with its
+      comfortable deceleration (cooperation, so a change is never blocked
+      for good);
+    * a lane head under a give-way rule, at green, goes only if each
+      opposing vehicle that will cross (the first of its movement in each
+      opposing lane whose head is not stopping) reaches the stop line at
+      least the critical gap after it would reach its waiting point (its jam
+      distance before the stop line; now, if it is waiting there: the gap is
+      counted from where a waiting driver stands), both accelerating at
+      their maximum up to their desired speed, and it not before the
+      follow-up time after the last yielding vehicle of its lane crossed
+      (a vehicle that takes a gap from its waiting point is committed);
+      otherwise it stops at the stop line (the conflict point of the point
+      junction) if it can with ``amber_decel``, else it is committed and
+      goes. The first turner waiting at its waiting point when green ends may
+      still take a gap during amber (it has pulled into the junction: a
+      "sneaker", one per lane and cycle); at red it waits for the next green.
+
     One long function on purpose: split into helper functions (even inlined
     with ``inline="always"``) it ran about twice as slow per vehicle.
     """
+    allows, toward, lane_yield, y_gap, y_follow, y_ptr, y_lane, y_move, y_last, head = rules[:10]
     sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
-    n_lanes = tail.shape[0]
-    for k in range(n_lanes):
-        tail[k] = -1
-    for j in range(n - 1, -1, -1):
-        tail[I[I_LANE, j]] = j
+    _lane_bounds(I, n, tail, head)
+    # Cooperation: the follower of each blocked lane changer in its target lane.
+    coop = tmp_i  # free after the sort
+    blinkers = False
+    for j in range(n):
+        coop[j] = -1
+        if I[I_BLINK, j] > 0:
+            blinkers = True
+    if blinkers:
+        for j in range(n):
+            tl = I[I_BLINK, j] - 1
+            if tl >= 0 and tail[tl] >= 0:
+                f = _first_ahead(F, tail[tl], head[tl], F[F_POS, j] - F[F_LEN, j]) - 1
+                if f >= tail[tl] and (coop[f] < 0 or F[F_POS, j] < F[F_POS, coop[f]]):
+                    coop[f] = j
     # Pass 1: lane heads and whether they stop at their stop line.
     for j in range(n):
         lane = I[I_LANE, j]
-        head = not (j + 1 < n and I[I_LANE, j + 1] == lane)
         is_head[j] = _FOLLOWER
-        if head:
+        if head[lane] == j:
             v = F[F_V, j]
             dist = max(F[F_LLEN, j] - F[F_POS, j], 0.0)
             st = lane_state[lane]
-            stop = False
-            if v < stop_speed:
+            mv = I[I_MOVE, j]
+            stop = mv >= 0 and not allows[lane, mv]  # must still change lanes
+            if v < stop_speed and I[I_COMMIT, j] == _COMMITTED:
                 I[I_COMMIT, j] = 0  # stopped (e.g. behind a blocked exit): it obeys again
-            if st != GREEN_CODE and I[I_COMMIT, j] == 0:
+            if st <= RED_AMBER_CODE and I[I_COMMIT, j] == _IN_JUNCTION:
+                I[I_COMMIT, j] = 0  # a turner left waiting at red waits for the next green
+            if not stop and st != GREEN_CODE and I[I_COMMIT, j] == 0:
                 limit = F[F_EMERG, j] if st <= RED_AMBER_CODE else amber_decel
                 stop = v * v <= 2.0 * limit * dist
                 if not stop:
                     I[I_COMMIT, j] = 1
             is_head[j] = _HEAD_STOPS if stop else _HEAD_GOES
+    # Pass 1b: give-way heads at green wait for a gap (needs every head's role).
+    if y_ptr.shape[0] > 1:
+        for j in range(n):
+            lane = I[I_LANE, j]
+            mv = I[I_MOVE, j]
+            if (is_head[j] != _HEAD_GOES or I[I_COMMIT, j] == _COMMITTED or mv < 0
+                    or lane_yield[lane, mv] < 0):
+                continue
+            if lane_state[lane] != GREEN_CODE and I[I_COMMIT, j] != _IN_JUNCTION:
+                continue
+            r = lane_yield[lane, mv]
+            v = F[F_V, j]
+            dist = max(F[F_LLEN, j] - F[F_POS, j], 0.0)
+            # When it would reach the conflict point, taken where a vehicle
+            # waiting at the stop line stands (its jam distance before it), and
+            # not before the follow-up time after the last yielding vehicle of
+            # its lane crossed.
+            t_self = 0.0 if v < stop_speed else _time_to_cover(dist - F[F_S0, j], v,
+                                                                F[F_AMAX, j], F[F_V0, j])
+            t_self = max(t_self, y_last[lane] + y_follow[r] - t)
+            ok = True
+            k = y_ptr[r]
+            while ok and k < y_ptr[r + 1]:
+                o = y_lane[k]
+                om = y_move[k]
+                k += 1
+                h = head[o]
+                if h < 0 or is_head[h] == _HEAD_STOPS:
+                    continue
+                i = h
+                while i >= tail[o]:
+                    if I[I_MOVE, i] == om:
+                        t_opp = _time_to_cover(max(F[F_LLEN, i] - F[F_POS, i], 0.0), F[F_V, i],
+                                               F[F_AMAX, i], F[F_V0, i])
+                        ok = t_opp - t_self >= y_gap[r]
+                        break
+                    i -= 1
+            if ok:
+                if v < stop_speed or dist <= F[F_S0, j]:
+                    I[I_COMMIT, j] = _COMMITTED  # at its waiting point: it takes the gap
+            elif v * v <= 2.0 * amber_decel * dist:
+                is_head[j] = _HEAD_STOPS
+                if v < stop_speed and dist <= F[F_S0, j] + WAITING_POINT_TOL_M:
+                    I[I_COMMIT, j] = _IN_JUNCTION  # waiting for a gap: clears at amber
+            else:
+                I[I_COMMIT, j] = _COMMITTED
     # Pass 2: each vehicle's gap to what it follows, IDM, ballistic step.
     marker_hits = 0
     lane_ends = 0
@@ -235,6 +333,23 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                         if g < gap:
                             gap = g
                             dv = v - F[F_V, o]
+        mv = I[I_MOVE, j]
+        if mv >= 0 and not allows[lane, mv]:
+            # Adapt to the lane it must change into: wait behind its last vehicle.
+            tl = toward[lane, mv]
+            if tl >= 0 and tail[tl] >= 0:
+                a = _first_ahead(F, tail[tl], head[tl], pos)
+                if a <= head[tl]:
+                    g = F[F_POS, a] - F[F_LEN, a] - pos
+                    if 0.0 < g < gap:
+                        gap = g
+                        dv = v - F[F_V, a]
+        c = coop[j]
+        if c >= 0:
+            g = F[F_POS, c] - F[F_LEN, c] - pos
+            if 0.0 < g < gap and v * v <= 2.0 * F[F_B, j] * g:
+                gap = g
+                dv = v - F[F_V, c]
         r = v / F[F_V0, j]
         free = r * r * r * r if delta == IDM_DELTA_QUARTIC else r ** delta
         s_star = F[F_S0, j] + max(0.0, v * (F[F_T, j] + dv * F[F_ISQ, j]))
@@ -294,6 +409,211 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
         if F[F_POS, j] >= F[F_LLEN, j]:
             lane_ends += 1
     return marker_hits, lane_ends
+
+
+@numba.njit(cache=True)
+def _lane_bounds(I, n, tail, head):
+    """Per lane, the first (rearmost) and last (front) column of the sorted vehicles."""
+    for k in range(tail.shape[0]):
+        tail[k] = -1
+        head[k] = -1
+    for j in range(n - 1, -1, -1):
+        tail[I[I_LANE, j]] = j
+    for j in range(n):
+        head[I[I_LANE, j]] = j
+
+
+@numba.njit(cache=True)
+def _first_ahead(F, lo, hi, x):
+    """First column in ``lo..hi`` (sorted by position) with position > ``x``; ``hi + 1`` if none."""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if F[F_POS, mid] > x:
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return lo
+
+
+@numba.njit(cache=True)
+def _time_to_cover(d, v, a, v0):
+    """Time to cover ``d`` metres from speed ``v`` accelerating at ``a`` up to ``v0`` [s]."""
+    if d <= 0.0:
+        return 0.0
+    if v >= v0:
+        return d / v0
+    d_acc = (v0 * v0 - v * v) / (2.0 * a)
+    if d <= d_acc:
+        return (np.sqrt(v * v + 2.0 * a * d) - v) / a
+    return (v0 - v) / a + (d - d_acc) / v0
+
+
+@numba.njit(cache=True)
+def _idm(F, j, gap, dv, delta):
+    """IDM acceleration of column ``j`` behind a gap ``gap`` closing at ``dv`` [m/s²]."""
+    v = F[F_V, j]
+    r = v / F[F_V0, j]
+    free = r * r * r * r if delta == IDM_DELTA_QUARTIC else r ** delta
+    s_star = F[F_S0, j] + max(0.0, v * (F[F_T, j] + dv * F[F_ISQ, j]))
+    ratio = s_star / max(gap, MIN_IDM_GAP_M)
+    return F[F_AMAX, j] * (1.0 - free - ratio * ratio)
+
+
+@numba.njit(cache=True)
+def _gap_ahead(F, j, lane, lane_state, head):
+    """Gap and closing speed of column ``j`` in ``lane`` to what is ahead of it there.
+
+    The next vehicle of the lane (columns sorted), else the stop line when
+    the lane is not green, else a free road.
+    """
+    if j < head[lane] and head[lane] >= 0:
+        return F[F_POS, j + 1] - F[F_LEN, j + 1] - F[F_POS, j], F[F_V, j] - F[F_V, j + 1]
+    if lane_state[lane] != GREEN_CODE:
+        return F[F_LLEN, j] - F[F_POS, j], F[F_V, j]
+    return np.inf, 0.0
+
+
+@numba.njit(cache=True)
+def _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness, delta,
+                 mandatory):
+    """MOBIL for column ``j`` changing from ``lane`` to ``tl``: its gain, or -inf if unsafe.
+
+    Safe: positive gaps to the new leader and follower, and neither the
+    changer nor the new follower then has to brake harder than ``b_safe``.
+    A mandatory change needs only safety (gain 0). Otherwise the gain is the
+    changer's acceleration advantage plus ``politeness`` times that of the
+    new and old followers (Kesting, Treiber, Helbing 2007).
+    """
+    pos = F[F_POS, j]
+    v = F[F_V, j]
+    rear = pos - F[F_LEN, j]
+    lead, fol = -1, -1
+    if tail[tl] >= 0:
+        a = _first_ahead(F, tail[tl], head[tl], pos)
+        if a <= head[tl]:
+            lead = a
+        if a - 1 >= tail[tl]:
+            fol = a - 1
+    if lead >= 0:
+        g_new = F[F_POS, lead] - F[F_LEN, lead] - pos
+        dv_new = v - F[F_V, lead]
+        if g_new <= 0.0:
+            return -np.inf
+    elif lane_state[tl] != GREEN_CODE:
+        g_new, dv_new = F[F_LLEN, j] - pos, v
+    else:
+        g_new, dv_new = np.inf, 0.0
+    acc_new = _idm(F, j, g_new, dv_new, delta)
+    if acc_new < -b_safe:
+        return -np.inf
+    acc_f_new = 0.0
+    if fol >= 0:
+        g = rear - F[F_POS, fol]
+        if g <= 0.0:
+            return -np.inf
+        acc_f_new = _idm(F, fol, g, F[F_V, fol] - v, delta)
+        if acc_f_new < -b_safe:
+            return -np.inf
+    if mandatory:
+        return 0.0
+    g_old, dv_old = _gap_ahead(F, j, lane, lane_state, head)
+    gain = acc_new - _idm(F, j, g_old, dv_old, delta)
+    if politeness > 0.0:
+        if fol >= 0:
+            g_f, dv_f = _gap_ahead(F, fol, tl, lane_state, head)
+            gain += politeness * (acc_f_new - _idm(F, fol, g_f, dv_f, delta))
+        o = j - 1
+        if o >= tail[lane]:
+            po, vo = F[F_POS, o], F[F_V, o]
+            acc_o = _idm(F, o, rear - po, vo - v, delta)
+            # Without j, o follows j's leader (or stop line, or free road).
+            acc_o_new = _idm(F, o, g_old + pos - po, vo - v + dv_old, delta)
+            gain += politeness * (acc_o_new - acc_o)
+    return gain
+
+
+@numba.njit(cache=True)
+def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, threshold,
+                 delta, order, tmp_f, tmp_i, tail):
+    """Lane changes at the start of a step (MOBIL safety; LC2013-style strategy), in place.
+
+    Each vehicle in a lane that does not carry its movement changes toward
+    the nearest lane that does, into the neighbouring lane, as soon as that
+    lane exists beside it (a short lane starts) and the change is safe
+    (:func:`_change_gain`); if it is not, the vehicle marks that lane in
+    ``I_BLINK`` so that its follower there cooperates
+    (:func:`step_vehicles`). With ``discretionary``, a vehicle already in a
+    lane of its movement changes to a neighbouring lane of its movement when
+    the MOBIL gain exceeds ``threshold``. At most one vehicle enters a lane
+    per step, so that every check is made against the lane as it is. Changed
+    vehicles get ``I_LC = 1`` (the engine then picks their next lane).
+
+    Returns the number of changes.
+    """
+    allows, toward, head, entered, lane_start, side = (rules[0], rules[1], rules[9], rules[10],
+                                                       rules[11], rules[12])
+    sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
+    _lane_bounds(I, n, tail, head)
+    for k in range(entered.shape[0]):
+        entered[k] = 0
+    changes = 0
+    for j in range(n):
+        I[I_BLINK, j] = 0
+        I[I_LC, j] = 0
+        mv = I[I_MOVE, j]
+        if mv < 0:
+            continue
+        lane = I[I_LANE, j]
+        pos = F[F_POS, j]
+        target = -1
+        if not allows[lane, mv]:
+            tl = toward[lane, mv]
+            if tl < 0 or pos < lane_start[tl]:
+                continue
+            if entered[tl] == 0 and _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe,
+                                                 0.0, delta, True) > -np.inf:
+                target = tl
+            else:
+                I[I_BLINK, j] = tl + 1
+        elif discretionary:
+            best = threshold
+            for sd in range(2):
+                tl = side[lane, sd]
+                if tl < 0 or not allows[tl, mv] or pos < lane_start[tl] or entered[tl] != 0:
+                    continue
+                gain = _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness,
+                                    delta, False)
+                if gain > best:
+                    best, target = gain, tl
+        if target >= 0:
+            I[I_LANE, j] = target
+            I[I_LC, j] = 1
+            entered[target] = 1
+            changes += 1
+    return changes
+
+
+def lane_rules(net, yield_last: np.ndarray) -> tuple:
+    """Return the lane and give-way tables of a compiled network, as the kernels take them.
+
+    ``yield_last`` (one per lane) holds when the last yielding vehicle of
+    each lane crossed its stop line [s]; the engine updates it.
+    """
+    n_lanes = len(net.lane_link)
+    return (net.lane_allows.astype(np.bool_), net.lane_toward, net.lane_yield,
+            net.yield_gap_s, net.yield_follow_s, net.yield_ptr, net.yield_lane, net.yield_move,
+            yield_last, np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
+            net.lane_start_m, net.lane_side)
+
+
+def empty_rules(n_lanes: int) -> tuple:
+    """Return rules for ``n_lanes`` lanes carrying every movement, no give-way (for tests)."""
+    return (np.ones((n_lanes, 3), dtype=np.bool_), np.full((n_lanes, 3), -1, dtype=np.int64),
+            np.full((n_lanes, 3), -1, dtype=np.int64), np.zeros(0), np.zeros(0),
+            np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64), np.full(n_lanes, -np.inf),
+            np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
+            np.zeros(n_lanes), np.full((n_lanes, 2), -1, dtype=np.int64))
 
 
 @numba.njit(cache=True)

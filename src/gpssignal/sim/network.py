@@ -54,6 +54,30 @@ class CompiledNetwork:
         j-th downstream lane from the kerb; the j-th lane carrying a left turn
         (from the centre) feeds the j-th downstream lane from the centre; lanes
         beyond the downstream link's width merge into its last lane.
+    lane_start_m : ndarray
+        Where each lane begins, from the start of its link [m]: 0 for a full
+        lane, later for a short lane (a turn pocket or flare).
+    lane_toward : ndarray, shape (n_lanes, 3)
+        For a vehicle of each movement in a lane that does not carry it: the
+        neighbouring lane toward the nearest lane of the link that does (its
+        mandatory lane change); -1 where the lane carries the movement or no
+        lane of the link does.
+    lane_side : ndarray, shape (n_lanes, 2)
+        Neighbouring lane toward the kerb (column 0) and toward the centre
+        (column 1), -1 where there is none.
+    start_lanes : list[list[ndarray]]
+        ``start_lanes[link][move]``: the full lanes a vehicle of that movement
+        drives onto the link in: those carrying the movement, or, when only
+        short lanes carry it, the full lane beside them.
+    lane_yield : ndarray, shape (n_lanes, 3)
+        Give-way rule of a vehicle of each movement in the lane, -1: none.
+    yield_gap_s, yield_follow_s : ndarray
+        Per give-way rule: critical gap and follow-up time [s].
+    yield_ptr, yield_lane, yield_move : ndarray
+        The opposing traffic of rule ``r``: pairs ``(yield_lane[k],
+        yield_move[k])`` for ``k`` in ``yield_ptr[r]:yield_ptr[r + 1]``; a
+        vehicle of movement code ``yield_move[k]`` in lane ``yield_lane[k]``
+        has priority over the rule's vehicles.
     junction_ids : list[str]
     junction_groups : list[list[str]]
         Group ids per junction; global group index = ``group_offset[j] + k``.
@@ -75,6 +99,16 @@ class CompiledNetwork:
     lane_group: np.ndarray
     lane_allows: np.ndarray
     lane_target: np.ndarray
+    lane_start_m: np.ndarray
+    lane_toward: np.ndarray
+    lane_side: np.ndarray
+    start_lanes: list[list[np.ndarray]]
+    lane_yield: np.ndarray
+    yield_gap_s: np.ndarray
+    yield_follow_s: np.ndarray
+    yield_ptr: np.ndarray
+    yield_lane: np.ndarray
+    yield_move: np.ndarray
     junction_ids: list[str]
     junction_groups: list[list[str]]
     group_offset: np.ndarray
@@ -125,6 +159,8 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
     link_junction = np.array([NO_INDEX if lk.to_arm is None else jidx[_junction_of(lk.to_arm)]
                               for lk in scenario.links], dtype=np.int64)
     lanes = _compile_lanes(scenario, link_junction, junction_groups, group_offset)
+    toward, side, start = _lane_changes(lanes)
+    yields = _give_way(scenario, link_ids, lanes)
     return CompiledNetwork(
         link_ids=link_ids,
         link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
@@ -139,6 +175,16 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
         lane_group=lanes.group,
         lane_allows=lanes.allows,
         lane_target=_lane_targets(link_next, lanes.link_lanes, lanes.allows),
+        lane_start_m=lanes.start_m,
+        lane_toward=toward,
+        lane_side=side,
+        start_lanes=start,
+        lane_yield=yields.lane_rule,
+        yield_gap_s=yields.gap_s,
+        yield_follow_s=yields.follow_s,
+        yield_ptr=yields.ptr,
+        yield_lane=yields.lane,
+        yield_move=yields.move,
         junction_ids=junction_ids,
         junction_groups=junction_groups,
         group_offset=group_offset,
@@ -180,6 +226,7 @@ class _Lanes:
     vmax_mps: np.ndarray
     group: np.ndarray
     allows: np.ndarray
+    start_m: np.ndarray
 
 
 def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
@@ -190,6 +237,7 @@ def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
     lane_vmax: list[float] = []
     lane_group: list[int] = []
     lane_allows: list[list[bool]] = []
+    lane_start: list[float] = []
     link_lanes: list[np.ndarray] = []
     for k, lk in enumerate(scenario.links):
         jn = int(link_junction[k])
@@ -198,6 +246,7 @@ def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
             lanes_here.append(len(lane_link))
             lane_link.append(k)
             lane_len.append(lk.length_m)
+            lane_start.append(lane.start_m(lk.length_m))
             lane_vmax.append(lk.speed_limit_mps)
             if jn != NO_INDEX and lane.group is not None:
                 g = junction_groups[jn].index(lane.group)
@@ -210,7 +259,78 @@ def _compile_lanes(scenario: Scenario, link_junction: np.ndarray,
                   length_m=np.array(lane_len, dtype=float),
                   vmax_mps=np.array(lane_vmax, dtype=float),
                   group=np.array(lane_group, dtype=np.int64),
-                  allows=np.array(lane_allows, dtype=bool).reshape(-1, len(MOVEMENTS)))
+                  allows=np.array(lane_allows, dtype=bool).reshape(-1, len(MOVEMENTS)),
+                  start_m=np.array(lane_start, dtype=float))
+
+
+def _lane_changes(lanes: _Lanes) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """Mandatory lane-change targets, neighbours and start lanes (see :class:`CompiledNetwork`)."""
+    n = len(lanes.lane_link)
+    toward = np.full((n, len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
+    side = np.full((n, 2), NO_INDEX, dtype=np.int64)
+    start: list[list[np.ndarray]] = []
+    for ll in lanes.link_lanes:
+        side[ll[1:], 0] = ll[:-1]
+        side[ll[:-1], 1] = ll[1:]
+        full = ll[lanes.start_m[ll] == 0.0]
+        per_move = []
+        for mv in range(len(MOVEMENTS)):
+            good = ll[lanes.allows[ll, mv]]
+            for k, ln in enumerate(ll):
+                if len(good) and not lanes.allows[ln, mv]:
+                    nearest = good[np.argmin(np.abs(good - ln))]
+                    toward[ln, mv] = ll[k + 1] if nearest > ln else ll[k - 1]
+            ok = full[lanes.allows[full, mv]]
+            if not len(ok) and len(good):   # only short lanes carry it: the full lane beside
+                ok = full[[int(np.argmin(np.abs(full - good[0])))]]
+            per_move.append(ok)
+        start.append(per_move)
+    return toward, side, start
+
+
+@dataclass(frozen=True, slots=True)
+class _GiveWay:
+    """Compiled give-way rules (see ``CompiledNetwork.lane_yield``)."""
+
+    lane_rule: np.ndarray
+    gap_s: np.ndarray
+    follow_s: np.ndarray
+    ptr: np.ndarray
+    lane: np.ndarray
+    move: np.ndarray
+
+
+def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes) -> _GiveWay:
+    """Compile every link's give-way rules to index arrays."""
+    lidx = {lid: k for k, lid in enumerate(link_ids)}
+    lane_rule = np.full((len(lanes.lane_link), len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
+    gap: list[float] = []
+    follow: list[float] = []
+    ptr: list[int] = [0]
+    opp_lane: list[int] = []
+    opp_move: list[int] = []
+    drv = scenario.driver
+    for k, lk in enumerate(scenario.links):
+        for gw in lk.give_way:
+            r = len(gap)
+            mv = MOVE_CODE[gw.movement]
+            ll = lanes.link_lanes[k]
+            lane_rule[ll[lanes.allows[ll, mv]], mv] = r
+            gap.append(gw.critical_gap_s if gw.critical_gap_s is not None
+                       else drv.critical_gap_s)
+            follow.append(gw.follow_up_s if gw.follow_up_s is not None else drv.follow_up_s)
+            for ref in gw.to:
+                other, move = ref.split(".")
+                om = MOVE_CODE[move]
+                for ln in lanes.link_lanes[lidx[other]]:
+                    if lanes.allows[ln, om]:
+                        opp_lane.append(int(ln))
+                        opp_move.append(om)
+            ptr.append(len(opp_lane))
+    return _GiveWay(lane_rule=lane_rule, gap_s=np.array(gap, dtype=float),
+                    follow_s=np.array(follow, dtype=float),
+                    ptr=np.array(ptr, dtype=np.int64), lane=np.array(opp_lane, dtype=np.int64),
+                    move=np.array(opp_move, dtype=np.int64))
 
 
 def _lane_targets(link_next: np.ndarray, link_lanes: list[np.ndarray],

@@ -251,4 +251,4 @@ class TrajectoryLog:
              else np.empty((_TRAJ_I_ROWS, 0), dtype=np.int64))
         steps_t = (np.arange(1, len(self._n) + 1) * step_s)
         return {"t_s": np.repeat(steps_t, self._n), "vid": i[0], "link": lane_link[i[1]],
-                "pos_m": f[0], "speed_mps": f[1], "accel_mps2": f[2]}
+                "lane": i[1], "pos_m": f[0], "speed_mps": f[1], "accel_mps2": f[2]}
