@@ -3,19 +3,26 @@
 Everything here depends only on the scenario and the day's random stream, so
 every controller run on the same seed sees exactly the same vehicles (common
 random numbers).
+
+An entry link with an ``upstream_signal`` receives its vehicles in platoons
+dispersed by Robertson's model (:func:`platoon_times`,
+docs/references.md#platoon-dispersion).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from gpssignal.model.scenario import Scenario
+from gpssignal.model.approach import UpstreamSignal
+from gpssignal.model.scenario import Link, Scenario
 from gpssignal.sim.network import EXIT, MOVE_CODE, NO_INDEX, CompiledNetwork
 
 __all__ = ["ORDINARY", "Arrivals", "DayFactors", "ExtraFlowWindow", "IncidentWindow",
-           "draw_day", "generate_arrivals"]
+           "draw_day", "generate_arrivals", "platoon_lag", "platoon_times",
+           "upstream_departures"]
 
 #: The type of every day of a scenario without a day-type mix.
 ORDINARY = "ordinary"
@@ -200,6 +207,29 @@ def generate_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
     each link between junctions; class and speed factor are drawn per vehicle.
     The day's extra flows (a diversion) arrive the same way during their
     windows, on top of the scenario's flows.
+
+    **Platooned arrivals.** On an entry link with an ``upstream_signal`` every
+    vehicle (scenario and extra flows alike) is first drawn as above, route,
+    class and speed factor included; then its Poisson time, moved earlier by
+    the mean travel time βT(1 + α) from the upstream stop line, is taken as
+    its arrival at the upstream signal, and :func:`platoon_times` gives its
+    entry time: FIFO discharge at the saturation flow during the upstream
+    green, then the travel time βT plus a geometric dispersion delay
+    (Robertson's model, docs/references.md#platoon-dispersion). So the demand
+    profile still describes the flow at the entry, lagged by the mean wait at
+    the upstream signal. The vehicles are then re-sorted by entry time. An
+    entry before simulation time 0 (a vehicle that drew a short lag early in
+    the period) is set to 0; an entry after the demand period is kept (the
+    vehicle is part of the drain), but one at or after the end of the run
+    (``duration_s + drain_s``, only behind an upstream signal whose capacity,
+    :meth:`~gpssignal.model.scenario.Link.upstream_capacity_vph`, is below
+    the demand) is dropped, as it could never enter.
+
+    The platoon draws come from a generator seeded by one number drawn from
+    ``rng`` after every other draw, and only when some link has an upstream
+    signal: the Poisson draws, routes, classes and speed factors are the same
+    numbers with or without upstream signals, and a scenario without any
+    draws exactly what it drew before they existed.
     """
     times, links, moves = [], [], []
     for f in scenario.demand.flows:
@@ -251,6 +281,89 @@ def generate_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
     safe = np.where(valid, route_links, 0)
     length = np.where(valid, net.link_length_m[safe], 0.0).sum(axis=1)
     ff = np.where(valid, net.link_length_m[safe] / net.link_vmax_mps[safe], 0.0).sum(axis=1)
-    return Arrivals(t_s=t, route_links=route_links, route_moves=route_moves,
-                    route_length_m=length, free_flow_time_s=ff / factor,
-                    vehicle_class=vclass.astype(np.int64), speed_factor=factor)
+    arrivals = Arrivals(t_s=t, route_links=route_links, route_moves=route_moves,
+                        route_length_m=length, free_flow_time_s=ff / factor,
+                        vehicle_class=vclass.astype(np.int64), speed_factor=factor)
+    fed = [(net.link_index(lk.id), lk) for lk in scenario.links if lk.upstream_signal is not None]
+    if fed:
+        arrivals = _platoon_arrivals(scenario, arrivals, fed,
+                                     np.random.default_rng(int(rng.integers(2**63))))
+    return arrivals
+
+
+def _platoon_arrivals(scenario: Scenario, arr: Arrivals, fed: list[tuple[int, Link]],
+                      rng: np.random.Generator) -> Arrivals:
+    """Replace the arrival times on the ``fed`` links by platoon entry times; re-sort.
+
+    ``fed`` lists ``(link index, link)`` in scenario order; ``arr`` is sorted
+    by the Poisson times. See :func:`generate_arrivals` for the rules.
+    """
+    t = arr.t_s.copy()
+    first = arr.route_links[:, 0]
+    for li, lk in fed:
+        sig = lk.upstream_signal
+        assert sig is not None
+        idx = np.flatnonzero(first == li)
+        lag, f = platoon_lag(sig, lk.speed_limit_mps)
+        mean_travel = lag + (1.0 - f) / f
+        _, enter = platoon_times(t[idx] - mean_travel, sig, lk.full_lanes(),
+                                 lk.speed_limit_mps, scenario.start_clock_s, rng)
+        t[idx] = np.maximum(enter, 0.0)
+    keep = np.flatnonzero(t < scenario.duration_s + scenario.drain_s)
+    order = keep[np.argsort(t[keep], kind="stable")]
+    return Arrivals(t_s=t[order], route_links=arr.route_links[order],
+                    route_moves=arr.route_moves[order],
+                    route_length_m=arr.route_length_m[order],
+                    free_flow_time_s=arr.free_flow_time_s[order],
+                    vehicle_class=arr.vehicle_class[order], speed_factor=arr.speed_factor[order])
+
+
+def platoon_lag(signal: UpstreamSignal, speed_mps: float) -> tuple[float, float]:
+    """Return Robertson's least travel time βT [s] and smoothing factor F = 1 / (1 + αβT).
+
+    ``T`` is the travel time over ``distance_m`` at ``speed_mps`` (the link's
+    speed limit), in seconds, as the recurrence's 1-s steps.
+    """
+    lag = signal.beta * signal.distance_m / speed_mps
+    return lag, 1.0 / (1.0 + signal.alpha * lag)
+
+
+def upstream_departures(arrive_s: np.ndarray, signal: UpstreamSignal, n_lanes: int,
+                        start_clock_s: float) -> np.ndarray:
+    """Return when vehicles reaching the upstream stop line at ``arrive_s`` (sorted) leave.
+
+    First in, first out, only during green, and each no sooner than
+    3600 / (``saturation_flow_vph`` × ``n_lanes``) s after the one before.
+    Green runs from cycle second ``offset_s`` for ``green_s`` on the clock, so
+    its starts are at simulation times ``offset_s - start_clock_s + k·cycle_s``.
+    """
+    h = _S_PER_H / (signal.saturation_flow_vph * n_lanes)
+    cycle, green = signal.cycle_s, signal.green_s
+    g0 = signal.offset_s - start_clock_s
+    out = np.empty(len(arrive_s))
+    prev = -math.inf
+    for i, u in enumerate(arrive_s.tolist()):
+        d = max(u, prev + h)
+        start = g0 + math.floor((d - g0) / cycle) * cycle
+        if d - start >= green:
+            d = start + cycle
+        out[i] = prev = d
+    return out
+
+
+def platoon_times(arrive_s: np.ndarray, signal: UpstreamSignal, n_lanes: int, speed_mps: float,
+                  start_clock_s: float, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Return each vehicle's departure from the upstream stop line and entry time [s].
+
+    Departures as :func:`upstream_departures`. The travel time to the entry
+    is βT + G, G a whole number of seconds drawn per vehicle with
+    P(G = k) = F (1 − F)^k, F = 1 / (1 + αβT) (:func:`platoon_lag`): Seddon's
+    reading of Robertson's recurrence q_d(t + βT) = F q_u(t) + (1 − F)
+    q_d(t + βT − 1) in 1-s steps, whose mean lag is βT(1 + α)
+    (docs/references.md#platoon-dispersion). Entry times are not sorted.
+    """
+    depart = upstream_departures(arrive_s, signal, n_lanes, start_clock_s)
+    lag, f = platoon_lag(signal, speed_mps)
+    g = rng.geometric(f, size=len(depart)) - 1
+    return depart, depart + lag + g
