@@ -4,9 +4,10 @@ What is written to ``OUTDIR``:
 
 ``net.nod.xml``, ``net.edg.xml``, ``net.con.xml``
     Plain network: a traffic-light node per junction at its position, a node
-    at the open end of every boundary link, one edge per link with the
-    scenario's length, lanes and speed limit, and the lane connections of
-    :func:`gpssignal.sim.network.compile_network` (nothing else).
+    at the open end of every boundary link, the edges of every link
+    (:func:`link_edges`) with the scenario's lengths, lanes and speed limit,
+    and the lane connections of :func:`gpssignal.sim.network.compile_network`
+    (nothing else).
 ``net.net.xml``
     Built from those by SUMO's ``netconvert`` without internal lanes, so a
     junction is a point, as in gpssignal.
@@ -16,32 +17,105 @@ What is written to ``OUTDIR``:
 ``routes.rou.xml``
     One ``vType`` per vehicle class (IDM with the class's parameters, the
     HBEFA4 emission class, mass and size) and the day's vehicles with their
-    arrival time, route and speed factor: the *same* demand realisation as
-    gpssignal's run with that seed.
+    arrival time, route (every edge of every link) and speed factor: the
+    *same* demand realisation as gpssignal's run with that seed. Platoons
+    from an upstream signal (``Link.upstream_signal``) are part of that
+    realisation (gpssignal's arrival times), so SUMO gets them as they are.
 ``stretch.add.xml``
-    An entry/exit (E3) detector over the first monitored stretch.
+    An entry/exit (E3) detector over the first monitored stretch (entry and
+    exit on the edge of their link that holds the position).
 ``approach.add.xml``
     On every lane of every junction approach (a link with a ``to`` arm): a
-    lane-area (E2) detector over the whole lane, jam output every 1 s with
-    gpssignal's queue thresholds (``queue.xml``), and an instant induction
-    loop 0.1 m before the stop line, one record per vehicle (``stopline.xml``).
-    Detectors do not act on traffic.
+    lane-area (E2) detector over the whole lane (across the link's edges when
+    it has several), jam output every 1 s with gpssignal's queue thresholds
+    (``queue.xml``), and an instant induction loop 0.1 m before the stop line,
+    one record per vehicle (``stopline.xml``). Detectors do not act on traffic.
 ``run.sumocfg``
     Step length, begin/end, and outputs: tripinfo with emissions, summary,
     the detectors, optionally FCD.
 
 The signal-group → SUMO link-index mapping is read back from the built
 ``net.net.xml`` and checked against the intended connections
-(:func:`check_connections`), not assumed.
+(:func:`check_connections`), not assumed; so are the give-way conflicts
+(:func:`check_give_way`).
+
+How the approach features map to SUMO
+-------------------------------------
+Short lanes (``Lane.length_m``: turn pockets, flares)
+    A link with short lanes becomes a chain of edges, cut where a short lane
+    begins (:func:`link_edges`): the part at the stop line keeps the link's
+    id and has all its lanes; each part upstream, ``LINK.0``, ``LINK.1``, ...
+    from the start, has only the lanes that exist there. Every lane continues
+    into itself across a cut (plain connections, no signal); a short lane has
+    no predecessor, so SUMO's vehicles reach it by a (strategic) lane change
+    from the neighbouring lane, as gpssignal's. Lane ``k`` of the link is
+    SUMO lane ``k`` at the stop line, and on an upstream part the k-th of the
+    lanes there (both counted from the kerb). Parts missing centre-side lanes
+    are drawn shifted to the kerb, so each lane keeps gpssignal's lateral
+    position (:mod:`gpssignal.model.geo`). Routes list every part; detectors
+    are placed by position along the link, and :mod:`gpssignal.interop.sumo_gps`
+    maps a vehicle's edge, lane and position back to the link's.
+Give-way (``Link.give_way``)
+    The connections of a yielding movement get SUMO's minor green ``g``
+    instead of ``G`` wherever gpssignal's state is green; a vehicle there
+    passes only if no vehicle approaching a conflicting connection it must
+    yield to is due. Whom it yields to is the junction's right-of-way matrix:
+    ``net.con.xml`` gives every named movement right of way over the yielding
+    one (a ``prohibition``; netconvert then makes the two conflict even where
+    their paths do not cross), and :func:`check_give_way` checks the built
+    matrix. Not representable: a named movement into another lane of the same
+    exit, typically the opposing right turn when it and the left turn enter
+    different lanes of a two-lane exit; SUMO has no conflict between the two
+    and a prohibition does not add one, so the left turner does not yield to
+    it. The export lists such pairs (``SumoExport.give_way_unmapped``) and
+    logs a warning.
+    Other conflicting connections follow netconvert's geometric right-of-way,
+    so SUMO may also make the movement yield to one the rule does not name
+    (e.g. the opposing right turn into the same exit), which gpssignal
+    ignores. A ``G`` connection never yields in SUMO, as gpssignal's
+    movements without a rule.
+
+    Gap acceptance: SUMO lets a minor vehicle go when the next foe is due
+    more than ``jmTimegapMinor`` after the vehicle's own (estimated) time to
+    clear the junction. The export sets ``jmTimegapMinor`` per vehicle class
+    to the critical gap less the time that class needs to clear the junction
+    point from a standstill (its length at its maximum acceleration), at
+    least 0. One value per class: the critical gap of the rules if they all
+    have the same one, else the ``[driver]`` default; per-rule critical gaps
+    that differ are not represented. ``follow_up_s`` has no SUMO parameter
+    (SUMO's follow-up headway results from car following and the same gap
+    check). SUMO's ``impatience`` stays 0 (no forced entries after a long
+    wait, as in gpssignal). Differences that remain: SUMO's estimate of its
+    own clearing time for a vehicle waiting at the stop line is long with
+    IDM (in SUMO 1.28, a waiting left turner with ``jmTimegapMinor`` 0
+    rejected opposing vehicles due up to about 10 s later at a one-lane
+    approach, about 3 s with SUMO's Krauss model), so SUMO's permissive
+    turns wait for markedly longer gaps than the critical gap; and a
+    minor-green vehicle slows down before the junction until it sees the
+    foes (SUMO's visibility distance), which gpssignal's does not.
+Lane changes (``[driver]`` ``lc_*``)
+    SUMO's default lane-change model (LC2013) with its strategic and
+    cooperative changes at their defaults: changes to reach a lane of the
+    route, e.g. into a pocket, are always on, as gpssignal's mandatory
+    changes. ``lc_discretionary`` maps to ``lcSpeedGain``: SUMO's default 1
+    when true, 0 (no speed-gain changes) when false; ``lcKeepRight`` is 0
+    (gpssignal has no keep-right rule). MOBIL's ``lc_politeness``,
+    ``lc_threshold_mps2`` and ``lc_safe_decel_mps2`` have no one-to-one LC2013
+    parameter and are not exported: SUMO decides speed gain with its own
+    thresholds and accepts a change when the new gaps are safe for its car
+    following.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -49,7 +123,7 @@ from gpssignal.control.fixed import FixedTimeController
 from gpssignal.errors import ScenarioError
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.model.geo import link_geometry
-from gpssignal.model.scenario import MOVEMENTS, Scenario
+from gpssignal.model.scenario import MOVEMENTS, Link, Scenario
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER, program_events, state_at
 from gpssignal.probes.sampler import ProbeSampler
 from gpssignal.sim.engine import (
@@ -64,19 +138,94 @@ if TYPE_CHECKING:
     from gpssignal.model.geo import LinkGeometry
     from gpssignal.sim.demand import Arrivals
 
-__all__ = ["SumoExport", "check_connections", "export_sumo", "tl_phases"]
+__all__ = ["EdgePart", "SumoExport", "check_connections", "check_give_way", "export_sumo",
+           "link_edges", "tl_phases"]
+
+log = logging.getLogger(__name__)
 
 _LETTER = {GREEN: "G", AMBER: "y", RED: "r", RED_AMBER: "u"}
+
+#: Detector positions are kept this far inside their lane [m].
+_INSIDE_M = 0.1
 
 
 @dataclass(frozen=True)
 class SumoExport:
-    """Paths of an exported scenario and the checked link-index mapping."""
+    """Paths of an exported scenario and the checked link-index mapping.
+
+    ``yielding[tl][i]``: link index ``i`` of traffic light ``tl`` belongs to a
+    give-way movement (minor green ``g``). ``give_way_unmapped``: the pairs of
+    a give-way rule SUMO cannot represent (:func:`check_give_way`).
+    """
 
     folder: Path
     config: Path
     net: Path
     link_groups: dict[str, list[str]]   # tl id -> group of each link index
+    yielding: dict[str, list[bool]] | None = None
+    give_way_unmapped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EdgePart:
+    """One SUMO edge of a link: the stretch ``[start_m, end_m]`` of link ``link``.
+
+    ``lanes[i]`` is the link's lane index (0 = kerb) of the edge's SUMO lane ``i``.
+    """
+
+    edge: str
+    link: str
+    start_m: float
+    end_m: float
+    lanes: tuple[int, ...]
+
+    @property
+    def length_m(self) -> float:
+        """Return the edge's length [m]."""
+        return self.end_m - self.start_m
+
+    def lane_id(self, lane: int) -> str:
+        """SUMO lane id of the link's lane ``lane`` on this edge."""
+        return f"{self.edge}_{self.lanes.index(lane)}"
+
+
+def link_edges(scenario: Scenario) -> dict[str, list[EdgePart]]:
+    """Per link id, its SUMO edges from upstream to the stop line.
+
+    A link without short lanes is one edge with the link's id. A link with
+    short lanes is cut where each begins; the last part (at the stop line)
+    keeps the link's id and every lane, the parts before it are ``LINK.0``,
+    ``LINK.1``, ... with the lanes that exist there.
+    """
+    ids = {lk.id for lk in scenario.links}
+    out: dict[str, list[EdgePart]] = {}
+    for lk in scenario.links:
+        starts = [ln.start_m(lk.length_m) for ln in lk.lanes]
+        cuts = sorted({0.0, *starts})
+        ends = [*cuts[1:], float(lk.length_m)]
+        parts = []
+        for i, (a, b) in enumerate(zip(cuts, ends, strict=True)):
+            eid = lk.id if i == len(cuts) - 1 else f"{lk.id}.{i}"
+            if eid != lk.id and eid in ids:
+                raise ScenarioError(f"SUMO export: edge id {eid!r} of link {lk.id!r} is also "
+                                    "a link id; rename that link")
+            lanes = tuple(k for k, s in enumerate(starts) if s <= a)
+            parts.append(EdgePart(edge=eid, link=lk.id, start_m=a, end_m=b, lanes=lanes))
+        out[lk.id] = parts
+    return out
+
+
+def _part_at(parts: list[EdgePart], pos_m: float, downstream: bool) -> EdgePart:
+    """Return the edge holding ``pos_m``; at a cut the one after it (``downstream``) or before."""
+    for p in parts:
+        if (p.start_m <= pos_m < p.end_m) if downstream else (p.start_m < pos_m <= p.end_m):
+            return p
+    return parts[-1] if downstream or pos_m > 0 else parts[0]
+
+
+def _m(x: float) -> str:
+    """Format a length or position [m] for SUMO's files."""
+    return f"{x:.10g}"
 
 
 def _write(path: Path, root: ET.Element) -> None:
@@ -84,10 +233,29 @@ def _write(path: Path, root: ET.Element) -> None:
     path.write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
 
 
-def _connections(scenario: Scenario) -> list[tuple[str, int, str, int, str, str]]:
-    """(from edge, from lane, to edge, to lane, junction, group) of every lane connection."""
+class _Conn(NamedTuple):
+    """A lane-to-lane connection at a junction of the SUMO network."""
+
+    from_edge: str
+    from_lane: int
+    to_edge: str
+    to_lane: int
+    junction: str
+    group: str
+    yields: bool          # a give-way movement (minor green)
+
+
+def _connections(scenario: Scenario) -> list[_Conn]:
+    """Every lane connection at a junction, in SUMO's edge and lane numbers.
+
+    From the stop-line edge of a link (all its lanes) to the first edge of the
+    next link; a target lane that begins later (a short lane) is replaced by
+    the full lane nearest to it, where such vehicles enter the link.
+    """
     net = compile_network(scenario)
-    out = []
+    edges = link_edges(scenario)
+    yields = {(lk.id, gw.movement) for lk in scenario.links for gw in lk.give_way}
+    out: dict[tuple[str, int, str, int], _Conn] = {}
     for ln in range(net.n_lanes):
         k = int(net.lane_link[ln])
         lanes = list(net.link_lanes[k])
@@ -96,22 +264,42 @@ def _connections(scenario: Scenario) -> list[tuple[str, int, str, int, str, str]
             if tgt < 0 or not net.lane_allows[ln, mv]:
                 continue
             tk = int(net.lane_link[tgt])
+            first = edges[net.link_ids[tk]][0]
+            want = list(net.link_lanes[tk]).index(tgt)
+            to_lane = min(range(len(first.lanes)), key=lambda i: abs(first.lanes[i] - want))
             g = int(net.lane_group[ln])
-            jid = net.junction_ids[int(net.group_junction[g])]
-            gid = net.junction_groups[int(net.group_junction[g])][g - int(
-                net.group_offset[int(net.group_junction[g])])]
-            out.append((net.link_ids[k], lanes.index(ln), net.link_ids[tk],
-                        list(net.link_lanes[tk]).index(tgt), jid, gid))
+            jn = int(net.group_junction[g])
+            key = (net.link_ids[k], lanes.index(ln), first.edge, to_lane)
+            y = (net.link_ids[k], MOVEMENTS[mv]) in yields
+            prev = out.get(key)
+            out[key] = _Conn(*key, net.junction_ids[jn],
+                             net.junction_groups[jn][g - int(net.group_offset[jn])],
+                             y or (prev is not None and prev.yields))
     # One connection per (from lane, to lane) even if several movements share it.
-    return sorted(set(out))
+    return [out[k] for k in sorted(out)]
+
+
+def _part_connections(scenario: Scenario) -> list[tuple[str, int, str, int]]:
+    """Return the connections across the cuts of a link: every lane continues into itself."""
+    out = []
+    for parts in link_edges(scenario).values():
+        for a, b in itertools.pairwise(parts):
+            out += [(a.edge, i, b.edge, b.lanes.index(k)) for i, k in enumerate(a.lanes)]
+    return out
 
 
 def tl_phases(scenario: Scenario, junction_id: str, program_name: str,
-              link_groups: list[str]) -> list[tuple[float, str]]:
-    """(duration, state string) phases of one program, for SUMO's link order."""
+              link_groups: list[str], yielding: list[bool] | None = None
+              ) -> list[tuple[float, str]]:
+    """(duration, state string) phases of one program, for SUMO's link order.
+
+    Link indices with ``yielding[i]`` (a give-way movement) show green as
+    SUMO's minor green ``g``.
+    """
     j = scenario.junction(junction_id)
     prog = next(p for p in j.programs if p.name == program_name)
     t = j.timing
+    minor = yielding if yielding is not None else [False] * len(link_groups)
     events = program_events(prog, j.groups, t.amber_s, t.red_amber_s)
     cuts = sorted({0.0, *[round(e[0], 6) for e in events]})
     phases = []
@@ -120,41 +308,46 @@ def tl_phases(scenario: Scenario, junction_id: str, program_name: str,
             continue
         mid = (a + b) / 2
         states = {g: state_at(prog, g, mid, t.amber_s, t.red_amber_s) for g in j.groups}
-        phases.append((b - a, "".join(_LETTER[states[g]] for g in link_groups)))
+        phases.append((b - a, "".join(
+            "g" if states[g] == GREEN and y else _LETTER[states[g]]
+            for g, y in zip(link_groups, minor, strict=True))))
     return phases
 
 
-def check_connections(net_xml: Path, scenario: Scenario) -> dict[str, list[str]]:
-    """Read the built network's controlled connections and check them.
-
-    Returns, per traffic light, the signal group of each link index.
-
-    Raises
-    ------
-    ScenarioError
-        If a connection is missing, unexpected, or a link index is ambiguous.
-    """
-    want = {(f, fl, t, tl): (j, g) for f, fl, t, tl, j, g in _connections(scenario)}
-    got: dict[str, dict[int, str]] = {}
+def _controlled(net_xml: Path, scenario: Scenario) -> dict[str, list[_Conn]]:
+    """Per traffic light, the intended connection of each link index (checked)."""
+    want = {(c.from_edge, c.from_lane, c.to_edge, c.to_lane): c for c in _connections(scenario)}
+    plain = set(_part_connections(scenario))
+    got: dict[str, dict[int, _Conn]] = {}
     seen = set()
     for c in ET.parse(net_xml).getroot().iter("connection"):
         key = (c.get("from"), int(c.get("fromLane", -1)), c.get("to"),
                int(c.get("toLane", -1)))
         if key[0] is None or key[0].startswith(":"):
             continue
+        if key in plain:
+            if c.get("tl"):
+                raise ScenarioError(f"SUMO export: connection {key} within a link is "
+                                    "signal-controlled")
+            seen.add(key)
+            continue
         if key not in want:
             raise ScenarioError(f"SUMO export: netconvert made an unexpected connection {key}")
         seen.add(key)
-        jid, gid = want[key]
+        conn = want[key]
         tl, idx = c.get("tl"), c.get("linkIndex")
-        if tl != jid or idx is None:
-            raise ScenarioError(f"SUMO export: connection {key} is not controlled by {jid}")
-        prev = got.setdefault(jid, {}).get(int(idx))
-        if prev is not None and prev != gid:
-            raise ScenarioError(f"SUMO export: link index {idx} of {jid} serves groups "
-                                f"{prev} and {gid}")
-        got[jid][int(idx)] = gid
-    missing = set(want) - seen
+        if tl != conn.junction or idx is None:
+            raise ScenarioError(f"SUMO export: connection {key} is not controlled by "
+                                f"{conn.junction}")
+        prev = got.setdefault(conn.junction, {}).get(int(idx))
+        if prev is not None and prev.group != conn.group:
+            raise ScenarioError(f"SUMO export: link index {idx} of {conn.junction} serves "
+                                f"groups {prev.group} and {conn.group}")
+        if prev is not None and prev.yields != conn.yields:
+            raise ScenarioError(f"SUMO export: link index {idx} of {conn.junction} serves "
+                                "a give-way movement and one with priority")
+        got[conn.junction][int(idx)] = conn
+    missing = (set(want) | plain) - seen
     if missing:
         raise ScenarioError(f"SUMO export: connections missing in the SUMO net: "
                             f"{sorted(missing)[:3]}")
@@ -167,6 +360,97 @@ def check_connections(net_xml: Path, scenario: Scenario) -> dict[str, list[str]]
     return out
 
 
+def check_connections(net_xml: Path, scenario: Scenario) -> dict[str, list[str]]:
+    """Read the built network's connections and check them.
+
+    Returns, per traffic light, the signal group of each link index.
+
+    Raises
+    ------
+    ScenarioError
+        If a connection is missing, unexpected, or a link index is ambiguous.
+    """
+    return {jid: [c.group for c in cs] for jid, cs in _controlled(net_xml, scenario).items()}
+
+
+def _give_way_pairs(scenario: Scenario
+                    ) -> list[tuple[str, str, tuple[str, str], str, tuple[str, str]]]:
+    """Return every (junction, rule, yielding edges, named movement, its edges) of the rules.
+
+    Edges as SUMO (from, to) pairs: the stop-line edge of the link and the
+    first edge of the movement's target link.
+    """
+    net = compile_network(scenario)
+    first = {lid: parts[0].edge for lid, parts in link_edges(scenario).items()}
+
+    def edges(link_id: str, move: str) -> tuple[str, str]:
+        k = net.link_index(link_id)
+        return link_id, first[net.link_ids[int(net.link_next[k, MOVEMENTS.index(move)])]]
+
+    out = []
+    for lk in scenario.links:
+        for gw in lk.give_way:
+            jid = (lk.to_arm or "").split(".")[0]
+            for ref in gw.to:
+                other, move = ref.split(".")
+                out.append((jid, f"{lk.id}.{gw.movement}", edges(lk.id, gw.movement), ref,
+                            edges(other, move)))
+    return out
+
+
+def check_give_way(net_xml: Path, scenario: Scenario
+                   ) -> tuple[dict[str, list[bool]], list[str]]:
+    """Check that SUMO makes every give-way movement yield to the movements it names.
+
+    Reads each traffic light's right-of-way matrix (``request``: ``foes``, the
+    link indices a link conflicts with, and ``response``, those it must yield
+    to) from the built network.
+
+    Returns
+    -------
+    yielding : dict[str, list[bool]]
+        Per traffic light, whether each link index is a give-way movement.
+    unmapped : list[str]
+        The named movements SUMO cannot make the rule's movement yield to,
+        because their connections do not conflict in SUMO (different lanes
+        of the same exit), one line per pair of link indices.
+
+    Raises
+    ------
+    ScenarioError
+        If a connection of a give-way movement conflicts with one of a
+        movement its rule names but does not yield to it.
+    """
+    ctl = _controlled(net_xml, scenario)
+    request: dict[str, dict[int, tuple[str, str]]] = {}
+    for jn in ET.parse(net_xml).getroot().iter("junction"):
+        jid = jn.get("id")
+        if jid in ctl:
+            request[jid] = {int(r.get("index", -1)): (r.get("foes", ""), r.get("response", ""))
+                            for r in jn.iter("request")}
+
+    def bit(row: str, j: int) -> bool:
+        # Bit j of a row is character -1 - j (SUMO writes it from the highest index).
+        return j < len(row) and row[-1 - j] == "1"
+
+    unmapped = []
+    for jid, rule, mine, ref, prio in _give_way_pairs(scenario):
+        conns = ctl.get(jid, [])
+        named = [i for i, c in enumerate(conns) if (c.from_edge, c.to_edge) == prio]
+        for i, c in enumerate(conns):
+            if (c.from_edge, c.to_edge) != mine:
+                continue
+            foes, response = request.get(jid, {}).get(i, ("", ""))
+            for f in named:
+                if not bit(foes, f):
+                    unmapped.append(f"{rule} -> {ref} (link indices {i}, {f} of {jid})")
+                elif not bit(response, f):
+                    raise ScenarioError(
+                        f"SUMO export: {rule} (link index {i} of {jid}) does not yield to "
+                        f"{ref} (link index {f}) in the built network's right-of-way")
+    return {jid: [c.yields for c in cs] for jid, cs in ctl.items()}, unmapped
+
+
 def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None,
                 fcd: bool = False) -> SumoExport:
     """Write the SUMO scenario of ``scenario`` and the vehicles of day ``seed``."""
@@ -176,7 +460,11 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
     _write_plain_net(scenario, geo, out)
     net_xml = _netconvert(out)
     link_groups = check_connections(net_xml, scenario)
-    _write_tls(scenario, link_groups, out)
+    yielding, unmapped = check_give_way(net_xml, scenario)
+    if unmapped:
+        log.warning("SUMO export: give-way conflicts SUMO cannot represent (the movements "
+                    "do not conflict there): %s", "; ".join(unmapped))
+    _write_tls(scenario, link_groups, yielding, out)
     # Vehicle types and the day's vehicles.
     seed = scenario.seed if seed is None else seed
     sim = Simulation(scenario, FixedTimeController(scenario), seed=seed,
@@ -191,7 +479,8 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
                                np.random.default_rng(sim.streams["probes"]))
         probe_ids = np.flatnonzero(sampler.equipped)
     config = _write_config(scenario, out, probe_ids)
-    return SumoExport(folder=out, config=config, net=net_xml, link_groups=link_groups)
+    return SumoExport(folder=out, config=config, net=net_xml, link_groups=link_groups,
+                      yielding=yielding, give_way_unmapped=tuple(unmapped))
 
 
 def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
@@ -217,19 +506,57 @@ def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
             node_of_end[(k, "to")] = nid
         else:
             node_of_end[(k, "to")] = lk.to_arm.split(".")[0]
-    _write(out / "net.nod.xml", nodes)
     edges = ET.Element("edges")
+    parts_of = link_edges(scenario)
     for k, lk in enumerate(scenario.links):
-        ET.SubElement(edges, "edge", id=lk.id, attrib={
-            "from": node_of_end[(k, "from")], "to": node_of_end[(k, "to")],
-            "numLanes": str(len(lk.lanes)), "speed": f"{lk.speed_limit_mps:.4f}",
-            "length": f"{lk.length_m:g}", "width": f"{lk.lane_width_m:g}"})
+        parts = parts_of[lk.id]
+        a, b = geo.start_xy[k], geo.end_xy[k]
+        # Node at each cut (the end of every part but the last), on the link's line.
+        ends = [node_of_end[(k, "from")]]
+        for p in parts[:-1]:
+            x, y = a + (b - a) * (p.end_m / lk.length_m)
+            ET.SubElement(nodes, "node", id=p.edge, x=f"{x:.2f}", y=f"{y:.2f}",
+                          type="priority")
+            ends.append(p.edge)
+        ends.append(node_of_end[(k, "to")])
+        for i, p in enumerate(parts):
+            attrib = {"from": ends[i], "to": ends[i + 1], "numLanes": str(len(p.lanes)),
+                      "speed": f"{lk.speed_limit_mps:.4f}", "length": _m(p.length_m),
+                      "width": f"{lk.lane_width_m:g}"}
+            shape = _part_shape(lk, p, a, b)
+            if shape:
+                attrib["shape"] = shape
+            ET.SubElement(edges, "edge", id=p.edge, attrib=attrib)
+    _write(out / "net.nod.xml", nodes)
     _write(out / "net.edg.xml", edges)
     cons = ET.Element("connections")
-    for f, fl, t, tl, _, _ in _connections(scenario):
+    for f, fl, t, tl in [(c.from_edge, c.from_lane, c.to_edge, c.to_lane)
+                         for c in _connections(scenario)] + _part_connections(scenario):
         ET.SubElement(cons, "connection", attrib={"from": f, "to": t, "fromLane": str(fl),
                                                   "toLane": str(tl)})
+    # Give-way: the named movements have right of way over the yielding one
+    # (netconvert's right-of-way otherwise follows geometry).
+    for _, _, mine, _, prio in _give_way_pairs(scenario):
+        ET.SubElement(cons, "prohibition", prohibitor="->".join(prio), prohibited="->".join(mine))
     _write(out / "net.con.xml", cons)
+
+
+def _part_shape(lk: Link, part: EdgePart, a: np.ndarray, b: np.ndarray) -> str:
+    """Shape of a part that lacks centre-side lanes: shifted toward the kerb; else ''.
+
+    SUMO lays an edge's lanes to the right of its line, its last lane next to
+    it; gpssignal lane ``k`` of ``n`` lies ``(n - k - 0.5)`` lane widths right
+    of the link's line whatever part it is on.
+    """
+    missing = len(lk.lanes) - 1 - part.lanes[-1]
+    if missing == 0:
+        return ""
+    d = b - a
+    u = d / float(np.hypot(d[0], d[1]))
+    right = np.array([u[1], -u[0]]) * missing * lk.lane_width_m
+    p0 = a + d * (part.start_m / lk.length_m) + right
+    p1 = a + d * (part.end_m / lk.length_m) + right
+    return f"{p0[0]:.2f},{p0[1]:.2f} {p1[0]:.2f},{p1[1]:.2f}"
 
 
 def _netconvert(out: Path) -> Path:
@@ -246,7 +573,8 @@ def _netconvert(out: Path) -> Path:
     return net_xml
 
 
-def _write_tls(scenario: Scenario, link_groups: dict[str, list[str]], out: Path) -> None:
+def _write_tls(scenario: Scenario, link_groups: dict[str, list[str]],
+               yielding: dict[str, list[bool]], out: Path) -> None:
     """Write the signal programs: the default one last (SUMO runs the program loaded last)."""
     add = ET.Element("additional")
     for j in scenario.junctions:
@@ -258,25 +586,39 @@ def _write_tls(scenario: Scenario, link_groups: dict[str, list[str]], out: Path)
             off = (p.offset_s - scenario.start_clock_s) % p.cycle_s
             logic = ET.SubElement(add, "tlLogic", id=j.id, type="static", programID=p.name,
                                   offset=f"{off:g}")
-            for dur, state in tl_phases(scenario, j.id, p.name, groups):
+            for dur, state in tl_phases(scenario, j.id, p.name, groups, yielding.get(j.id)):
                 ET.SubElement(logic, "phase", duration=f"{dur:g}", state=state)
     _write(out / "tls.add.xml", add)
+
+
+def _critical_gap_s(scenario: Scenario) -> float:
+    """Return the give-way rules' critical gap if they agree, else the ``[driver]`` default."""
+    drv = scenario.driver
+    gaps = {gw.critical_gap_s if gw.critical_gap_s is not None else drv.critical_gap_s
+            for lk in scenario.links for gw in lk.give_way}
+    return gaps.pop() if len(gaps) == 1 else drv.critical_gap_s
 
 
 def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
     """Write the vehicle types (IDM, HBEFA4 classes) and the day's vehicles."""
     drv = scenario.driver
+    gap = _critical_gap_s(scenario)
     routes = ET.Element("routes")
     for c in scenario.vehicle_classes:
-        # No lane changes for speed gain or to keep right: gpssignal's lanes are
-        # single file within a link (a vehicle picks its lane where it enters
-        # one), and a marked turn lane may not be used to pass a queue. With
-        # SUMO's defaults, through vehicles overtake an oversaturated queue in
-        # the left-turn lane and cut back in at the stop line, costing about 7 %
+        # Speed-gain changes only with discretionary lane changes; never to
+        # keep right. gpssignal's lanes without them are single file within a
+        # link (a vehicle changes only to reach a lane of its movement), and a
+        # marked turn lane may not be used to pass a queue: with SUMO's
+        # defaults, through vehicles overtake an oversaturated queue in the
+        # left-turn lane and cut back in at the stop line, costing about 7 %
         # of the through discharge (docs/validation.md, "Across the demand
         # range"). Strategic changes (to reach a lane of the route) stay on.
+        # jmTimegapMinor: the critical gap less the time to clear the
+        # junction point from a standstill (module docstring).
+        clear_s = math.sqrt(2.0 * c.length_m / c.max_accel_mps2)
         ET.SubElement(routes, "vType", id=c.name, attrib={
-            "lcSpeedGain": "0", "lcKeepRight": "0",
+            "lcSpeedGain": "1" if drv.lc_discretionary else "0", "lcKeepRight": "0",
+            "jmTimegapMinor": f"{max(gap - clear_s, 0.0):.3f}",
             "carFollowModel": "IDM", "accel": f"{c.max_accel_mps2:g}",
             "decel": f"{c.comfortable_decel_mps2:g}", "tau": f"{c.time_headway_s:g}",
             "minGap": f"{c.min_gap_m:g}", "length": f"{c.length_m:g}",
@@ -284,7 +626,8 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
             "emergencyDecel": f"{c.emergency_decel_mps2 or drv.max_decel_mps2:g}",
             "speedDev": "0", "emissionClass": f"HBEFA4/{c.emission_class}",
             "mass": f"{c.mass_kg:g}", "width": f"{c.width_m:g}", "height": f"{c.height_m:g}"})
-    ids = [lk.id for lk in scenario.links]
+    edges = link_edges(scenario)
+    ids = [" ".join(p.edge for p in edges[lk.id]) for lk in scenario.links]
     for i in range(len(arr)):
         r = arr.route_links[i]
         ET.SubElement(routes, "vehicle", id=str(i), type=scenario.vehicle_classes[
@@ -295,47 +638,60 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
 
 
 def _write_stretch_detector(scenario: Scenario, out: Path) -> None:
-    """Write the monitored stretch as an E3 detector (first stretch only)."""
+    """Write the monitored stretch as an E3 detector (first stretch only).
+
+    Entry and exit are on the edge of their link that holds their position,
+    on every lane of that edge.
+    """
     det = ET.Element("additional")
     if scenario.stretches:
         st = scenario.stretches[0]
-        first = next(lk for lk in scenario.links if lk.id == st.links[0])
+        edges = link_edges(scenario)
         last = next(lk for lk in scenario.links if lk.id == st.links[-1])
         end = st.end_m if st.end_m is not None else last.length_m
         e3 = ET.SubElement(det, "entryExitDetector", id=st.id, period="900",
                            file="stretch.xml", timeThreshold="2.0", speedThreshold="1.39")
-        for k in range(len(first.lanes)):
-            ET.SubElement(e3, "detEntry", lane=f"{first.id}_{k}", pos=f"{st.start_m:g}")
-        for k in range(len(last.lanes)):
-            ET.SubElement(e3, "detExit", lane=f"{last.id}_{k}",
-                          pos=f"{min(end, last.length_m - 0.1):g}")
+        p = _part_at(edges[st.links[0]], st.start_m, downstream=True)
+        for i in range(len(p.lanes)):
+            ET.SubElement(e3, "detEntry", lane=f"{p.edge}_{i}", pos=_m(st.start_m - p.start_m))
+        p = _part_at(edges[last.id], end, downstream=False)
+        for i in range(len(p.lanes)):
+            ET.SubElement(e3, "detExit", lane=f"{p.edge}_{i}",
+                          pos=_m(min(end - p.start_m, p.length_m - _INSIDE_M)))
     _write(out / "stretch.add.xml", det)
 
 
 def _write_approach_detectors(scenario: Scenario, out: Path) -> None:
     """Write an E2 queue detector and a stop-line E1 (instant) loop on every approach lane.
 
-    E2 ``q|LINK|k`` covers lane ``k`` of approach ``LINK`` from its start to the
-    stop line, with gpssignal's queue thresholds (``sim.engine``): halting
+    E2 ``q|LINK|k`` covers lane ``k`` of approach ``LINK`` from its start (a
+    short lane's start) to the stop line, across the link's edges when there
+    are several, with gpssignal's queue thresholds (``sim.engine``): halting
     below 5 km/h (``speedThreshold``) from the first step (``timeThreshold``
     0), and a jam goes on across clear gaps up to 20 m (``jamThreshold``).
     Output every 1 s, gpssignal's queue sampling period. The instant loop
     ``s|LINK|k`` 0.1 m before the stop line records each vehicle's crossing.
     """
     det = ET.Element("additional")
+    edges = link_edges(scenario)
     for lk in scenario.links:
         if lk.to_arm is None:
             continue
+        parts = edges[lk.id]
         for k in range(len(lk.lanes)):
-            lane = f"{lk.id}_{k}"
-            ET.SubElement(det, "laneAreaDetector", id=f"q|{lk.id}|{k}", lane=lane, pos="0",
-                          endPos=f"{lk.length_m:g}", friendlyPos="true",
-                          period=f"{QUEUE_SAMPLE_S:g}", file="queue.xml", timeThreshold="0",
-                          speedThreshold=f"{QUEUE_SPEED_MPS:.4f}",
-                          jamThreshold=f"{QUEUE_MAX_CLEAR_M:g}")
-            ET.SubElement(det, "instantInductionLoop", id=f"s|{lk.id}|{k}", lane=lane,
-                          pos=f"{max(lk.length_m - 0.1, 0.0):g}", friendlyPos="true",
-                          file="stopline.xml")
+            on = [p.lane_id(k) for p in parts if k in p.lanes]
+            where = ({"lane": on[0], "pos": "0", "endPos": _m(parts[-1].length_m)}
+                     if len(on) == 1 else
+                     {"lanes": " ".join(on), "pos": "0", "endPos": _m(parts[-1].length_m)})
+            ET.SubElement(det, "laneAreaDetector", id=f"q|{lk.id}|{k}", attrib={
+                **where, "friendlyPos": "true", "period": f"{QUEUE_SAMPLE_S:g}",
+                "file": "queue.xml", "timeThreshold": "0",
+                "speedThreshold": f"{QUEUE_SPEED_MPS:.4f}",
+                "jamThreshold": f"{QUEUE_MAX_CLEAR_M:g}"})
+            ET.SubElement(det, "instantInductionLoop", id=f"s|{lk.id}|{k}",
+                          lane=parts[-1].lane_id(k),
+                          pos=_m(max(parts[-1].length_m - _INSIDE_M, 0.0)),
+                          friendlyPos="true", file="stopline.xml")
     _write(out / "approach.add.xml", det)
 
 

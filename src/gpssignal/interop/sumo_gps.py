@@ -26,7 +26,7 @@ from gpssignal.control.fixed import FixedTimeController
 from gpssignal.control.gps import GpsController, GpsModel
 from gpssignal.errors import SumoNotFound
 from gpssignal.interop.sumo import sumo_binary
-from gpssignal.interop.sumo_export import export_sumo
+from gpssignal.interop.sumo_export import export_sumo, link_edges
 from gpssignal.model.geo import link_geometry
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.probes.sampler import ProbeFeed, ProbeSampler, probe_columns
@@ -64,7 +64,19 @@ def run_gps_in_sumo(scenario: Scenario, model: GpsModel, seed: int, folder: str 
     ctrl = GpsController(model, scenario, feed)
     rt = ctrl.runtime
     net = compile_network(scenario)
-    link_idx = {lid: k for k, lid in enumerate(net.link_ids)}
+    # SUMO edge -> (link index, its part of the link): a link with short lanes
+    # is several edges (sumo_export.link_edges).
+    edges_of = link_edges(scenario)
+    parts = {pt.edge: (net.link_index(pt.link), pt) for pts in edges_of.values() for pt in pts}
+    n_parts = np.array([len(edges_of[lid]) for lid in net.link_ids])
+    route_links = sim.arrivals.route_links
+    link_pos_of: dict[int, np.ndarray] = {}   # vehicle -> link position per route edge
+
+    def route_pos(v: int, edge_index: int) -> int:
+        if v not in link_pos_of:
+            r = route_links[v][route_links[v] >= 0]
+            link_pos_of[v] = np.repeat(np.arange(len(r)), n_parts[r])
+        return int(link_pos_of[v][edge_index])
     equipped = sampler.equipped
     step = scenario.step_s
     step_ms = int(round(model.decision_interval_s * 1000))
@@ -83,19 +95,21 @@ def run_gps_in_sumo(scenario: Scenario, model: GpsModel, seed: int, folder: str 
             if ids:
                 vid = np.array([int(v) for v in ids], dtype=np.int64)
                 edge = [libsumo.vehicle.getRoadID(v) for v in ids]
-                ok = np.array([e in link_idx for e in edge], dtype=bool)
+                ok = np.array([e in parts for e in edge], dtype=bool)
                 if ok.any():
                     vid = vid[ok]
                     sel = [v for v, k in zip(ids, ok, strict=True) if k]
-                    link = np.array([link_idx[e] for e, k in zip(edge, ok, strict=True) if k],
-                                    dtype=np.int64)
-                    lane = np.array([int(net.link_lanes[lk][libsumo.vehicle.getLaneIndex(v)])
-                                     for lk, v in zip(link, sel, strict=True)], dtype=np.int64)
+                    on = [parts[e] for e, k in zip(edge, ok, strict=True) if k]
+                    link = np.array([lk for lk, _ in on], dtype=np.int64)
+                    lane = np.array([int(net.link_lanes[lk][pt.lanes[
+                        libsumo.vehicle.getLaneIndex(v)]]) for (lk, pt), v in zip(
+                            on, sel, strict=True)], dtype=np.int64)
                     sampler.on_step(StepView(
                         t_s=t, vid=vid, link=link, lane=lane,
-                        route_pos=np.array([libsumo.vehicle.getRouteIndex(v) for v in sel],
-                                           dtype=np.int64),
-                        pos_m=np.array([libsumo.vehicle.getLanePosition(v) for v in sel]),
+                        route_pos=np.array([route_pos(int(v), libsumo.vehicle.getRouteIndex(v))
+                                            for v in sel], dtype=np.int64),
+                        pos_m=np.array([pt.start_m + libsumo.vehicle.getLanePosition(v)
+                                        for (_, pt), v in zip(on, sel, strict=True)]),
                         speed_mps=np.array([libsumo.vehicle.getSpeed(v) for v in sel]),
                         accel_mps2=np.array([libsumo.vehicle.getAcceleration(v)
                                              for v in sel])))
