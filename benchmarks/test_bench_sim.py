@@ -82,7 +82,7 @@ def test_kernel_compiled_step(benchmark, n: int) -> None:
     args = (np.full(n_lanes, 2), np.arange(n_lanes), 0.5, 3.5, 4.0, 0.1,
             np.zeros(n, np.int64), np.zeros(n_lanes, np.int64), np.zeros(n, np.int64),
             np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast,
-            4.5, np.zeros(2, np.int64), K.empty_rules(n_lanes), 0.0)
+            4.5, np.zeros(2, np.int64), *K.empty_rules(n_lanes), 0.0)
     K.step_vehicles(F, I, n, *args)
     benchmark(lambda: K.step_vehicles(F, I, n, *args))
     benchmark.extra_info["vehicle_steps_per_s"] = n / benchmark.stats.stats.mean

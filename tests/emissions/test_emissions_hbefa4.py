@@ -543,7 +543,7 @@ def test_kernel_accumulates_co2_fuel_and_distance(cls) -> None:
         state = np.array([0 if k < 240 else 2])  # 0: red, 2: green (kernel codes)
         K.step_vehicles(F, Iv, 1, state, np.zeros(1, np.int64), dt, 3.5, 4.0, 0.1,
                         stops, *bufs, em.coef, em.coast,
-                            4.5, np.zeros(2, np.int64), K.empty_rules(len(state)), 0.0)
+                            4.5, np.zeros(2, np.int64), *K.empty_rules(len(state)), 0.0)
         speeds.append(float(F[K.F_V, 0]))
     v = np.array(speeds)
     f_co2, f_fc, size = KERNEL_COEF[cls]
@@ -588,7 +588,7 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
         for _ in range(200):
             K.step_vehicles(F, Iv, n, np.zeros(n, np.int64), np.arange(n), dt, 3.5, 4.0,
                             0.1, stops, *bufs, em.coef, em.coast,
-                            4.5, np.zeros(2, np.int64), K.empty_rules(n), 0.0)
+                            4.5, np.zeros(2, np.int64), *K.empty_rules(n), 0.0)
         order = np.argsort(Iv[K.I_VID])
         return F[:, order]
 
@@ -603,7 +603,7 @@ def test_kernel_emissions_accumulate_per_vehicle_by_class() -> None:
         for _ in range(200):
             K.step_vehicles(F, Iv, 1, np.zeros(1, np.int64), np.zeros(1, np.int64), dt, 3.5,
                             4.0, 0.1, stops, *bufs, em.coef, em.coast,
-                            4.5, np.zeros(2, np.int64), K.empty_rules(1), 0.0)
+                            4.5, np.zeros(2, np.int64), *K.empty_rules(1), 0.0)
         for row in (K.F_CO2, K.F_FC, K.F_DIST):
             assert both[row, j] == pytest.approx(F[row, 0], rel=1e-12)
 

@@ -104,7 +104,7 @@ def test_step_kernel_matches_numpy_reference(seed: int) -> None:
     K.step_vehicles(F, I, n, np.array([2]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 0.1,
                     stops, np.zeros(1, np.int64), np.zeros(n, np.int64), np.zeros(n),
                     np.zeros(n, np.int64), np.zeros(n, np.int64), _EM.coef, _EM.coast,
-                    4.5, np.zeros(2, np.int64), K.empty_rules(1), 0.0)
+                    4.5, np.zeros(2, np.int64), *K.empty_rules(1), 0.0)
     np.testing.assert_array_equal(I[K.I_VID], I[K.I_VID][np.argsort(F[K.F_POS])])
     np.testing.assert_allclose(F[K.F_POS], pos + dx_ref, rtol=1e-12)
     np.testing.assert_allclose(F[K.F_V], v_ref, rtol=1e-12, atol=1e-12)
@@ -120,7 +120,7 @@ def test_step_kernel_stops_at_red() -> None:
     for _ in range(240):
         K.step_vehicles(F, I, 1, np.array([0]), np.zeros(1, np.int64), 0.5, 3.5, 4.0, 0.1,
                         stops, *bufs, _EM.coef, _EM.coast,
-                    4.5, np.zeros(2, np.int64), K.empty_rules(1), 0.0)
+                    4.5, np.zeros(2, np.int64), *K.empty_rules(1), 0.0)
     assert F[K.F_V, 0] == pytest.approx(0.0, abs=1e-3)
     assert 390.0 < F[K.F_POS, 0] < 400.0
     assert stops[0] == 1

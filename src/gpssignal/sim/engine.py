@@ -6,7 +6,9 @@ process a controller or probe sampler registers. The vehicle step is a
 vectorised kernel over all vehicles (structure of arrays):
 
 * each lane is a single file; a vehicle picks its lane when it enters a link,
-  among the lanes that carry its next movement (the one with fewest vehicles);
+  among the full lanes that carry its next movement (the one with fewest
+  vehicles), and changes lanes on the link (into turn pockets, optionally to
+  a faster lane: :func:`~gpssignal.sim.kernel.change_lanes`);
 * car following is the IDM (:func:`gpssignal.sim.kernel.idm_acceleration`);
 * the first vehicle of a lane sees a virtual stopped leader at the stop line
   when its signal is red or red-amber, or amber and it can stop with at most
@@ -16,8 +18,9 @@ vectorised kernel over all vehicles (structure of arrays):
   toward its time loss.
 
 The junction box is a point: vehicles pass from the stop line to the start of
-the downstream link. Movements inside the junction do not interact, so
-permitted (filtered) turns must be given their own signal groups.
+the downstream link. Movements inside the junction interact only through
+the give-way rules (permissive turns wait for a gap at the stop line, see
+:func:`~gpssignal.sim.kernel.step_vehicles`).
 
 The engine's state is a handful of named parts: the vehicles
 (:class:`~gpssignal.sim.vehicles.VehicleArrays`) and their classes, the entry
@@ -300,8 +303,8 @@ class Simulation:
         #: :func:`~gpssignal.sim.kernel.step_vehicles`).
         self.events = np.zeros(2, dtype=np.int64)
         #: When the last yielding vehicle of each lane crossed its stop line [s].
-        self.yield_last = np.full(net.n_lanes, -np.inf)
-        self.rules = lane_rules(net, self.yield_last)
+        self.rules = lane_rules(net)
+        self.yield_last = self.rules[1][1]   # a view: the kernel reads it
         #: Whether lane changes can happen at all (short lanes, or discretionary
         #: changes); without them the lane-change pass is skipped.
         self.lane_changes = bool((net.lane_start_m > 0).any() or sc.driver.lc_discretionary)
@@ -495,7 +498,7 @@ class Simulation:
         buf, drv = self.buf, self.scenario.driver
         buf.fit(veh.capacity)
         if self.lane_changes:
-            changed = change_lanes(veh.F, veh.I, n, self.signals.lane_state, self.rules,
+            changed = change_lanes(veh.F, veh.I, n, self.signals.lane_state, *self.rules[:3],
                                    drv.lc_safe_decel_mps2, drv.lc_discretionary,
                                    drv.lc_politeness, drv.lc_threshold_mps2, drv.idm_delta,
                                    buf.order, buf.f, buf.i, buf.tail)
@@ -506,7 +509,7 @@ class Simulation:
                                    STOP_SPEED_MPS, self.out.stops, buf.tail,
                                    buf.order, buf.f, buf.i, buf.is_head,
                                    self.emissions.coef, self.emissions.coast,
-                                   drv.emergency_braking_mps2, self.events, self.rules, t)
+                                   drv.emergency_braking_mps2, self.events, *self.rules, t)
         if hits:  # rare
             self._markers(t)
         if ends:

@@ -138,6 +138,9 @@ _FOLLOWER, _HEAD_GOES, _HEAD_STOPS = 0, 1, 2
 # shows (committed); a give-way turner waiting at its waiting point during
 # green, which may still clear during amber (a "sneaker").
 _OBEYS, _COMMITTED, _IN_JUNCTION = 0, 1, 2
+#: Columns of the per-lane table ``lane_i`` (:func:`lane_rules`), each + the
+#: movement code (0-2) or the side (0 kerb, 1 centre).
+LC_ALLOWS, LC_TOWARD, LC_YIELD, LC_SIDE, LC_COLUMNS = 0, 3, 6, 9, 11
 #: A give-way turner standing at most this far behind its waiting point (its
 #: jam distance before the stop line) counts as waiting there [m].
 WAITING_POINT_TOL_M = 0.5
@@ -150,7 +153,7 @@ __all__ += ["change_lanes", "empty_rules", "lane_rules", "sample_queues",
 @numba.njit(cache=True)
 def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
                   stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
-                  hard_decel, events, rules, t):
+                  hard_decel, events, lane_i, lane_f, lane_w, rule_f, rule_i, t):
     """Advance ``n`` vehicles by one step of ``dt`` seconds, in place.
 
     Each vehicle's CO₂ and fuel (HBEFA4, :mod:`gpssignal.emissions.hbefa4`,
@@ -188,9 +191,10 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
     of a neighbouring lane of the same link that is further ahead and enters
     the same lane (a merge inside the junction, taken in zipper order).
 
-    ``rules`` (:func:`lane_rules`) holds the lanes' movements, the mandatory
-    lane changes, the give-way rules and per-lane work arrays; ``t`` is the
-    time at the start of the step [s]. With them:
+    ``lane_i``, ``lane_f``, ``lane_w``, ``rule_f``, ``rule_i``
+    (:func:`lane_rules`) hold the lanes' movements, the mandatory lane
+    changes, the give-way rules and per-lane work arrays; ``t`` is the time
+    at the start of the step [s]. With them:
 
     * a vehicle in a lane that does not carry its movement (it still has to
       change lanes) stops at the stop line, and also follows the nearest
@@ -218,7 +222,11 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
     One long function on purpose: split into helper functions (even inlined
     with ``inline="always"``) it ran about twice as slow per vehicle.
     """
-    allows, toward, lane_yield, y_gap, y_follow, y_ptr, y_lane, y_move, y_last, head = rules[:10]
+    head = lane_w[0]
+    y_last = lane_f[1]
+    n_rules = rule_f.shape[1]
+    opp0 = n_rules + 1                # opposing lanes in rule_i[opp0:opp0 + n_opp]
+    n_opp = rule_i[n_rules]           # then their movement codes
     sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
     _lane_bounds(I, n, tail, head)
     # Cooperation: the follower of each blocked lane changer in its target lane.
@@ -244,7 +252,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
             dist = max(F[F_LLEN, j] - F[F_POS, j], 0.0)
             st = lane_state[lane]
             mv = I[I_MOVE, j]
-            stop = mv >= 0 and not allows[lane, mv]  # must still change lanes
+            stop = mv >= 0 and lane_i[lane, LC_ALLOWS + mv] == 0  # must still change lanes
             if v < stop_speed and I[I_COMMIT, j] == _COMMITTED:
                 I[I_COMMIT, j] = 0  # stopped (e.g. behind a blocked exit): it obeys again
             if st <= RED_AMBER_CODE and I[I_COMMIT, j] == _IN_JUNCTION:
@@ -256,16 +264,16 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                     I[I_COMMIT, j] = 1
             is_head[j] = _HEAD_STOPS if stop else _HEAD_GOES
     # Pass 1b: give-way heads at green wait for a gap (needs every head's role).
-    if y_ptr.shape[0] > 1:
+    if n_rules > 0:
         for j in range(n):
             lane = I[I_LANE, j]
             mv = I[I_MOVE, j]
             if (is_head[j] != _HEAD_GOES or I[I_COMMIT, j] == _COMMITTED or mv < 0
-                    or lane_yield[lane, mv] < 0):
+                    or lane_i[lane, LC_YIELD + mv] < 0):
                 continue
             if lane_state[lane] != GREEN_CODE and I[I_COMMIT, j] != _IN_JUNCTION:
                 continue
-            r = lane_yield[lane, mv]
+            r = lane_i[lane, LC_YIELD + mv]
             v = F[F_V, j]
             dist = max(F[F_LLEN, j] - F[F_POS, j], 0.0)
             # When it would reach the conflict point, taken where a vehicle
@@ -274,12 +282,12 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
             # its lane crossed.
             t_self = 0.0 if v < stop_speed else _time_to_cover(dist - F[F_S0, j], v,
                                                                 F[F_AMAX, j], F[F_V0, j])
-            t_self = max(t_self, y_last[lane] + y_follow[r] - t)
+            t_self = max(t_self, y_last[lane] + rule_f[1, r] - t)
             ok = True
-            k = y_ptr[r]
-            while ok and k < y_ptr[r + 1]:
-                o = y_lane[k]
-                om = y_move[k]
+            k = rule_i[r]
+            while ok and k < rule_i[r + 1]:
+                o = rule_i[opp0 + k]
+                om = rule_i[opp0 + n_opp + k]
                 k += 1
                 h = head[o]
                 if h < 0 or is_head[h] == _HEAD_STOPS:
@@ -289,7 +297,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                     if I[I_MOVE, i] == om:
                         t_opp = _time_to_cover(max(F[F_LLEN, i] - F[F_POS, i], 0.0), F[F_V, i],
                                                F[F_AMAX, i], F[F_V0, i])
-                        ok = t_opp - t_self >= y_gap[r]
+                        ok = t_opp - t_self >= rule_f[0, r]
                         break
                     i -= 1
             if ok:
@@ -334,9 +342,9 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                             gap = g
                             dv = v - F[F_V, o]
         mv = I[I_MOVE, j]
-        if mv >= 0 and not allows[lane, mv]:
+        if mv >= 0 and lane_i[lane, LC_ALLOWS + mv] == 0:
             # Adapt to the lane it must change into: wait behind its last vehicle.
-            tl = toward[lane, mv]
+            tl = lane_i[lane, LC_TOWARD + mv]
             if tl >= 0 and tail[tl] >= 0:
                 a = _first_ahead(F, tail[tl], head[tl], pos)
                 if a <= head[tl]:
@@ -533,8 +541,8 @@ def _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness, del
 
 
 @numba.njit(cache=True)
-def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, threshold,
-                 delta, order, tmp_f, tmp_i, tail):
+def change_lanes(F, I, n, lane_state, lane_i, lane_f, lane_w, b_safe, discretionary,
+                 politeness, threshold, delta, order, tmp_f, tmp_i, tail):
     """Lane changes at the start of a step (MOBIL safety; LC2013-style strategy), in place.
 
     Each vehicle in a lane that does not carry its movement changes toward
@@ -550,8 +558,7 @@ def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, 
 
     Returns the number of changes.
     """
-    allows, toward, head, entered, lane_start, side = (rules[0], rules[1], rules[9], rules[10],
-                                                       rules[11], rules[12])
+    head, entered, lane_start = lane_w[0], lane_w[1], lane_f[0]
     sort_by_lane_position(F, I, n, order, tmp_f, tmp_i)
     _lane_bounds(I, n, tail, head)
     for k in range(entered.shape[0]):
@@ -566,8 +573,8 @@ def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, 
         lane = I[I_LANE, j]
         pos = F[F_POS, j]
         target = -1
-        if not allows[lane, mv]:
-            tl = toward[lane, mv]
+        if lane_i[lane, LC_ALLOWS + mv] == 0:
+            tl = lane_i[lane, LC_TOWARD + mv]
             if tl < 0 or pos < lane_start[tl]:
                 continue
             if entered[tl] == 0 and _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe,
@@ -578,8 +585,9 @@ def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, 
         elif discretionary:
             best = threshold
             for sd in range(2):
-                tl = side[lane, sd]
-                if tl < 0 or not allows[tl, mv] or pos < lane_start[tl] or entered[tl] != 0:
+                tl = lane_i[lane, LC_SIDE + sd]
+                if (tl < 0 or lane_i[tl, LC_ALLOWS + mv] == 0 or pos < lane_start[tl]
+                        or entered[tl] != 0):
                     continue
                 gain = _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness,
                                     delta, False)
@@ -593,27 +601,41 @@ def change_lanes(F, I, n, lane_state, rules, b_safe, discretionary, politeness, 
     return changes
 
 
-def lane_rules(net, yield_last: np.ndarray) -> tuple:
+def lane_rules(net) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return the lane and give-way tables of a compiled network, as the kernels take them.
 
-    ``yield_last`` (one per lane) holds when the last yielding vehicle of
-    each lane crossed its stop line [s]; the engine updates it.
+    Five arrays (few, because each array argument costs call overhead):
+
+    * ``lane_i`` int (n_lanes, 11): per lane, whether it carries each
+      movement (columns ``LC_ALLOWS + m``), its mandatory lane change per
+      movement (``LC_TOWARD + m``), its give-way rule per movement
+      (``LC_YIELD + m``) and its neighbours toward the kerb and the centre
+      (``LC_SIDE + 0/1``), -1 where none;
+    * ``lane_f`` float (2, n_lanes): where each lane begins [m], and when the
+      last yielding vehicle of each lane crossed its stop line [s] (the
+      engine updates row 1);
+    * ``lane_w`` int (2, n_lanes): work rows (lane heads, lanes entered);
+    * ``rule_f`` float (2, n_rules): critical gap and follow-up time [s];
+    * ``rule_i`` int: the rules' start offsets into the opposing pairs
+      (n_rules + 1 values), then the opposing lanes, then their movements.
     """
     n_lanes = len(net.lane_link)
-    return (net.lane_allows.astype(np.bool_), net.lane_toward, net.lane_yield,
-            net.yield_gap_s, net.yield_follow_s, net.yield_ptr, net.yield_lane, net.yield_move,
-            yield_last, np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
-            net.lane_start_m, net.lane_side)
+    lane_i = np.concatenate([net.lane_allows.astype(np.int64), net.lane_toward, net.lane_yield,
+                             net.lane_side], axis=1)
+    lane_f = np.vstack([net.lane_start_m, np.full(n_lanes, -np.inf)])
+    rule_f = np.vstack([net.yield_gap_s, net.yield_follow_s]).reshape(2, -1)
+    rule_i = np.concatenate([net.yield_ptr, net.yield_lane, net.yield_move]).astype(np.int64)
+    return lane_i, lane_f, np.zeros((2, n_lanes), dtype=np.int64), rule_f, rule_i
 
 
-def empty_rules(n_lanes: int) -> tuple:
-    """Return rules for ``n_lanes`` lanes carrying every movement, no give-way (for tests)."""
-    return (np.ones((n_lanes, 3), dtype=np.bool_), np.full((n_lanes, 3), -1, dtype=np.int64),
-            np.full((n_lanes, 3), -1, dtype=np.int64), np.zeros(0), np.zeros(0),
-            np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-            np.zeros(0, dtype=np.int64), np.full(n_lanes, -np.inf),
-            np.full(n_lanes, -1, dtype=np.int64), np.zeros(n_lanes, dtype=np.int64),
-            np.zeros(n_lanes), np.full((n_lanes, 2), -1, dtype=np.int64))
+def empty_rules(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                       np.ndarray]:
+    """Return :func:`lane_rules` for lanes carrying every movement, no give-way (for tests)."""
+    lane_i = np.full((n_lanes, LC_COLUMNS), -1, dtype=np.int64)
+    lane_i[:, LC_ALLOWS:LC_ALLOWS + 3] = 1
+    return (lane_i, np.vstack([np.zeros(n_lanes), np.full(n_lanes, -np.inf)]),
+            np.zeros((2, n_lanes), dtype=np.int64), np.zeros((2, 0)),
+            np.zeros(1, dtype=np.int64))
 
 
 @numba.njit(cache=True)
