@@ -90,11 +90,19 @@ def test_fixed_timing_agrees_with_sumo(path: Path, seeds: list[int], tmp_path: P
     # Tolerances: the car-following implementations differ (SUMO integrates IDM
     # in 0.25 s sub-steps, inserts vehicles by its own rules and jumps junctions
     # without internal lanes), and the E3 detector counts stretch traversals by
-    # exit time, gpssignal by entry time. Measured differences are at most
-    # 2.6 % (time loss, the default scenario) and 4.1 % (stretch speed, the corridor)
-    # (docs/validation.md); the bounds leave about 2x that room. These days
-    # are under-saturated: above saturation the simulators part (the sweep
-    # in docs/validation.md), which these bounds do not cover. Throughput is
+    # exit time, gpssignal by entry time. Measured on two_junctions (no short
+    # lanes): -1.2 % time loss, +1.9 % stretch speed (docs/validation.md). On
+    # the default scenario (seed 1; turn pockets, platoons from an upstream
+    # signal): time loss +7.2 %, stretch speed -6.0 %, CO2 -0.9 %. Its
+    # northbound approach runs near capacity at the peak, where SUMO loses
+    # more: it inserts the platoons only at the desired speed (about half of
+    # the time-loss difference is its insertion delay), and its lane choice
+    # at entry (departLane "best") balances the two lanes differently from
+    # gpssignal's (most space behind the last vehicle) once left turners for
+    # the pocket share the inner lane (docs/validation.md, "Turn pockets,
+    # lane changes and give-way against SUMO"). The bounds leave 1.7x that
+    # room. Above saturation the simulators part further (the sweep in
+    # docs/validation.md), which these bounds do not cover. Throughput is
     # nearly equal by construction (every trip ends); its bound checks the
     # export, not the car following.
     rel = (s / g - 1).abs()
@@ -126,19 +134,29 @@ def test_gps_controller_drives_sumo_like_gpssignal(tmp_path: Path) -> None:
     model = read_model(REPO / "data" / "vallensbaek_model.json")
     df = compare_gps(sc, model, [1001], tmp_path).set_index(["simulator", "controller"])
     # The same equipped vehicles report in both: point counts differ only by
-    # the vehicles' slightly different trajectories (measured 4,192 vs 4,183).
+    # the vehicles' different trajectories (measured 4,572 vs 4,412, -3.5 %).
     pg, ps = df.loc[("gpssignal", "gps"), "probe_points"], df.loc[("sumo", "gps"), "probe_points"]
     assert abs(ps / pg - 1) < 0.05
     assert df.loc[("sumo", "gps"), "switches"] > 0
-    # Against the `normal` program fixed, the controller helps in both simulators
-    # on this (ordinary) day, by about
-    # the same amount (measured -0.81 and -1.16 s/veh; docs/validation.md).
+    # Against the `normal` program fixed, the controller helps in both
+    # simulators on this (ordinary) day (measured -1.05 and -3.99 s/veh;
+    # docs/validation.md).
     bg = df.loc[("gpssignal", "gps"), "mean_time_loss_s"] - df.loc[("gpssignal", "fixed"),
                                                                      "mean_time_loss_s"]
     bs = df.loc[("sumo", "gps"), "mean_time_loss_s"] - df.loc[("sumo", "fixed"),
                                                                "mean_time_loss_s"]
     assert bg < 0 and bs < 0
-    assert abs(bs - bg) < 1.0
+    # Under the controller both simulators end at the same time loss (measured
+    # 29.97 vs 29.24 s/veh, -2.4 %; bound about twice that). The benefits
+    # themselves differ (by 2.9 s/veh, where the bound used to be 1 s) because
+    # the fixed-timing baseline does: under `normal` the northbound approach is
+    # near capacity and SUMO loses 2.2 s/veh more there (31.02 vs 33.23 s/veh:
+    # its insertion of the upstream platoons and its entry-lane choice beside
+    # the turn pocket, see test_default_scenario_agrees_on_ordinary_and_heavy_days),
+    # which the relief program removes in both.
+    gg, gs = df.loc[("gpssignal", "gps"), "mean_time_loss_s"], df.loc[("sumo", "gps"),
+                                                                     "mean_time_loss_s"]
+    assert abs(gs / gg - 1) < 0.05
 
 
 def test_sumo_program_switches_happen_only_at_the_synchronisation_point(tmp_path: Path
@@ -180,12 +198,24 @@ def test_fcd_output_covers_the_probe_share_only(tmp_path: Path) -> None:
 
 
 #: Bounds on |SUMO / gpssignal - 1| for (time loss, stretch speed, CO2/veh-km)
-#: at nominal demand, seed 1001, from the demand sweep (docs/validation.md):
-#: measured +1.9 / -0.5 / -0.9 % on the ordinary day (under-saturated) and
-#: +9.6 / -2.0 / +0.6 % on the heavy day (at saturation, where SUMO's 0.5 s
-#: integration discharges queues slightly slower); each bound is about twice
-#: the measured difference (at least 3 %).
-BOUNDS = {"ordinary": (0.04, 0.03, 0.03), "heavy": (0.20, 0.05, 0.03)}
+#: at nominal demand, seed 1001 (docs/validation.md, "Turn pockets, lane
+#: changes and give-way against SUMO"). Measured with the re-modelled default
+#: scenario (turn pockets, give-way side-road lefts, platoons from an
+#: upstream signal): +7.1 / -6.2 / -1.1 % on the ordinary day and
+#: +9.6 / -4.3 / -0.5 % on the heavy day (before it: +1.9 / -0.5 / -0.9 and
+#: +9.6 / -2.0 / +0.6 %). Explained, on the ordinary day: 1.14 of the
+#: 2.21 s/veh are SUMO's insertion delay (departDelay 1.22 s/veh against
+#: gpssignal's 0.08 s entry wait; SUMO inserts the northbound platoons only
+#: at the desired speed); with gpssignal's entry lane imposed on each SUMO
+#: vehicle the difference falls to +4.2 %, i.e. about 2.9 points are the two
+#: entry-lane rules (gpssignal: most space behind the last vehicle; SUMO
+#: departLane "best") balancing the northbound lanes differently once left
+#: turners share the inner lane up to the pocket; the northbound approach is
+#: near capacity at the peak (X ≈ 0.92), which magnifies both. The other
+#: approaches offset a little (their short protected and permissive lefts
+#: lose less in SUMO). The ordinary bounds leave about 1.4x the measured
+#: difference, the heavy ones about 2x (at least 3 %).
+BOUNDS = {"ordinary": (0.10, 0.09, 0.03), "heavy": (0.20, 0.08, 0.03)}
 
 
 @pytest.mark.parametrize("day_type", ["ordinary", "heavy"])

@@ -139,8 +139,10 @@ def test_the_pocket_lane_exists_only_over_its_last_40_m(tmp_path: Path) -> None:
     cons = [(c.get("from"), c.get("fromLane"), c.get("to"), c.get("toLane"), c.get("tl"))
             for c in ET.parse(ex.net).getroot().iter("connection")
             if not (c.get("from") or ":").startswith(":")]
-    # The full lane continues into itself (no signal); the pocket lane turns left.
+    # The full lane continues into itself and into the pocket where it begins
+    # (no signal: the lane splits there); the pocket lane turns left.
     assert ("W_in.0", "0", "W_in", "0", None) in cons
+    assert ("W_in.0", "0", "W_in", "1", None) in cons
     assert ("W_in", "1", "N_out", "0", "J1") in cons
     assert ("W_in", "0", "E_out", "0", "J1") in cons
     assert not any(f == "W_in.0" and t != "W_in" for f, _, t, _, _ in cons)
@@ -175,6 +177,17 @@ def test_nested_short_lanes_on_both_sides_build_and_check(tmp_path: Path) -> Non
     ex = export_sumo(sc, tmp_path / "x", seed=1)   # check_connections passed
     edges = _edges(ex.net)
     assert [len(edges[e]) for e in ("W_in.0", "W_in.1", "W_in.2", "W_in")] == [1, 2, 3, 4]
+    # Each short lane is reached from the nearest lane before its start: the
+    # through lane splits into the 60 m left lane, that one into the 40 m
+    # left lane, and the through lane into the right flare.
+    cons = {(c.get("from"), c.get("fromLane"), c.get("to"), c.get("toLane"))
+            for c in ET.parse(ex.net).getroot().iter("connection")
+            if (c.get("from") or "").startswith("W_in.")}
+    assert cons == {("W_in.0", "0", "W_in.1", "0"), ("W_in.0", "0", "W_in.1", "1"),
+                    ("W_in.1", "0", "W_in.2", "0"), ("W_in.1", "1", "W_in.2", "1"),
+                    ("W_in.1", "1", "W_in.2", "2"),
+                    ("W_in.2", "0", "W_in", "1"), ("W_in.2", "1", "W_in", "2"),
+                    ("W_in.2", "2", "W_in", "3"), ("W_in.2", "0", "W_in", "0")}
     # Lateral positions kept: gpssignal's through lane (1) is SUMO lane 0
     # upstream and lane 1 at the stop line, on the same line.
     ys = {e: [float(ln.get("shape", "").split()[0].split(",")[1]) for ln in edges[e]]

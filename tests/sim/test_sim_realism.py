@@ -323,8 +323,9 @@ def test_permissive_left_capacity_against_hcm(opposing: float, tolerance: float)
     the same critical gap, but the second turner of a queue must first close
     up from behind (IDM start-up), so queued turners follow each other at
     ≈ 2.9 s (measured): the capacity falls short of the formula by a share
-    that grows with the opposing flow (8 % at 200, 16 % at 400, 40 % at 800
-    veh/h, measured; docs/validation.md). The tolerances bound that shortfall.
+    that grows with the opposing flow (measured +2 % at 200, −16 % at 400,
+    −40 % at 800 veh/h; docs/validation.md#give-way-turns). The tolerances
+    bound that difference.
     """
     rates, opp = [], []
     for seed in (1, 2, 3):

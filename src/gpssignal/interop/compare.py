@@ -38,6 +38,18 @@ Per junction approach (:func:`gpssignal_approaches`, :func:`sumo_approaches`):
   3600 / mean headway from the 5th vehicle of a standing platoon on, i.e.
   the flow while a queue discharges during green. ``discharge_headways`` is
   the number of headways used (NaN flow without any).
+
+Per entry approach and movement (:func:`compare_fixed_movements`), vehicles
+grouped by the link they enter on and their movement at its stop line:
+
+* ``vehicles``: vehicles arriving in the demand period;
+* ``mean_time_loss_s``: their mean time loss, as ``mean_time_loss_s`` above
+  (whole trip, completed trips);
+* ``throughput_vph``: their crossings of that stop line in a time window
+  (default the demand period), per hour; gpssignal: its passages, SUMO: the
+  instant induction loops 0.1 m before the stop line (``stopline.xml``,
+  which names the vehicle). Under oversaturation this is the movement's
+  discharge, set by the junction and not by the demand.
 """
 
 from __future__ import annotations
@@ -53,7 +65,12 @@ import pandas as pd
 
 from gpssignal.control.gps import GpsModel
 from gpssignal.errors import ScenarioError
-from gpssignal.evaluate.metrics import approach_table, replication_kpis, run_tables
+from gpssignal.evaluate.metrics import (
+    approach_table,
+    replication_kpis,
+    run_tables,
+    vehicle_table,
+)
 from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one, run_scenario
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.interop.sumo_export import export_sumo
@@ -65,9 +82,11 @@ if TYPE_CHECKING:
 __all__ = [
     "APPROACH_COMPARED",
     "COMPARED",
+    "MOVEMENT_COMPARED",
     "compare_demand_sweep",
     "compare_fixed",
     "compare_fixed_approaches",
+    "compare_fixed_movements",
     "compare_gps",
     "compare_saturation_flow",
     "fcd_emission_check",
@@ -87,6 +106,9 @@ COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_pea
 
 #: Per-approach KPIs of :func:`gpssignal_approaches` and :func:`sumo_approaches`.
 APPROACH_COMPARED = ["queue_mean_m", "discharge_vph"]
+
+#: Per-movement KPIs of :func:`compare_fixed_movements`.
+MOVEMENT_COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph"]
 
 
 def run_sumo(config: Path) -> float:
@@ -259,6 +281,75 @@ def compare_fixed_approaches(scenario: Scenario, seeds: list[int], work_dir: str
     a = pd.concat(appr, ignore_index=True)
     return pd.DataFrame(rows), a[["seed", "simulator", *[c for c in a.columns
                                                          if c not in ("seed", "simulator")]]]
+
+
+def _movement_rows(scenario: Scenario, veh: pd.DataFrame, loss: pd.Series,
+                   crossed: pd.Series, window: tuple[float, float]) -> pd.DataFrame:
+    """Per entry approach and movement: the KPIs of :func:`compare_fixed_movements`.
+
+    ``veh``: gpssignal's vehicle table (entry link, first movement, arrival);
+    ``loss``: time loss per vehicle id (completed trips); ``crossed``: when
+    each vehicle crossed its entry link's stop line [s].
+    """
+    d = scenario.duration_s
+    a, b = window
+    approaches = {lk.id for lk in scenario.links if lk.to_arm is not None}
+    v = veh.set_index("vehicle")
+    v = v[v["entry_link"].isin(approaches)]
+    arrived = v["arrival_s"] < d
+    lost = loss.reindex(v.index)
+    t = crossed.reindex(v.index)
+    rows = []
+    for (link, move), ids in v.groupby(["entry_link", "first_movement"]).groups.items():
+        sel = arrived.loc[ids]
+        tl = lost.loc[ids][sel]
+        tc = t.loc[ids]
+        rows.append({"approach": link, "movement": move, "vehicles": int(sel.sum()),
+                     "mean_time_loss_s": float(tl.mean()) if tl.notna().any() else np.nan,
+                     "throughput_vph": float(((tc >= a) & (tc < b)).sum()) * 3600.0 / (b - a)})
+    return pd.DataFrame(rows, columns=["approach", "movement", *MOVEMENT_COMPARED])
+
+
+def compare_fixed_movements(scenario: Scenario, seeds: list[int], work_dir: str | Path,
+                            window: tuple[float, float] | None = None) -> pd.DataFrame:
+    """One row per (seed, simulator, entry approach, movement): the movement KPIs.
+
+    Definitions in the module docstring; ``window`` [s] is where stop-line
+    crossings count toward ``throughput_vph`` (default the demand period).
+    """
+    win = (0.0, float(scenario.duration_s)) if window is None else window
+    frames = []
+    for s in seeds:
+        res, _ = run_scenario(scenario, "fixed", seed=s, record_trajectories=False)
+        veh = vehicle_table(res)
+        p = res.passages
+        # A vehicle's crossing of its entry link's stop line.
+        at_entry = p["link"] == res.arrivals.route_links[p["vid"], 0]
+        g_cross = pd.Series(p["t_s"][at_entry]).groupby(p["vid"][at_entry]).min()
+        entry_of = dict(zip(veh["vehicle"], veh["entry_link"], strict=True))
+        g_loss = veh.set_index("vehicle")["time_loss_s"].dropna()
+        frames.append(_movement_rows(scenario, veh, g_loss, g_cross, win).assign(
+            seed=s, simulator="gpssignal"))
+        ex = export_sumo(scenario, Path(work_dir) / f"mv{s}", seed=s)
+        run_sumo(ex.config)
+        loss = {}
+        for t in ET.parse(ex.folder / "tripinfo.xml").getroot().iter("tripinfo"):
+            if float(t.get("arrival", "-1")) >= 0:
+                loss[int(t.get("id", "-1"))] = (float(t.get("timeLoss", "nan"))
+                                                + float(t.get("departDelay", "0")))
+        cross: dict[int, float] = {}
+        for el in ET.parse(ex.folder / "stopline.xml").getroot().iter("instantOut"):
+            if el.get("state") == "enter":
+                vid = int(el.get("vehID", "-1"))
+                link = (el.get("id") or "||").split("|")[1]
+                if link == entry_of[vid] and vid not in cross:
+                    cross[vid] = float(el.get("time", "nan"))
+        (ex.folder / "queue.xml").unlink(missing_ok=True)
+        frames.append(_movement_rows(scenario, veh, pd.Series(loss, dtype=float),
+                                     pd.Series(cross, dtype=float), win).assign(
+            seed=s, simulator="sumo"))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["seed", "simulator", "approach", "movement", *MOVEMENT_COMPARED]]
 
 
 def scaled_day(scenario: Scenario, scale: float, day_type: str | None) -> Scenario:

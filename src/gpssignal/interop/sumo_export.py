@@ -46,9 +46,18 @@ Short lanes (``Lane.length_m``: turn pockets, flares)
     begins (:func:`link_edges`): the part at the stop line keeps the link's
     id and has all its lanes; each part upstream, ``LINK.0``, ``LINK.1``, ...
     from the start, has only the lanes that exist there. Every lane continues
-    into itself across a cut (plain connections, no signal); a short lane has
-    no predecessor, so SUMO's vehicles reach it by a (strategic) lane change
-    from the neighbouring lane, as gpssignal's. Lane ``k`` of the link is
+    into itself across a cut (plain connections, no signal), and the lane
+    beside a short lane's start (the one gpssignal's vehicles change from)
+    also continues into the short lane: the lane splits where the pocket
+    begins. So SUMO's turners enter the pocket at its start and, when it is
+    full, wait behind its last vehicle in the lane before it, blocking that
+    lane, as gpssignal's do. (Without that connection SUMO's vehicles must
+    reach the pocket by a lane change on the last edge; SUMO's LC2013 does
+    not see the pocket's queue from the edge before, so a turner overran the
+    full pocket, drove on beside its queue to the stop line of the through
+    lane and waited there for a gap: on an overflowing 20 m pocket SUMO's
+    left turns then discharged 19 % and the through lane 24 % less than
+    gpssignal's, docs/validation.md.) Lane ``k`` of the link is
     SUMO lane ``k`` at the stop line, and on an upstream part the k-th of the
     lanes there (both counted from the kerb). Parts missing centre-side lanes
     are drawn shifted to the kerb, so each lane keeps gpssignal's lateral
@@ -87,23 +96,37 @@ Give-way (``Link.give_way``)
     check). SUMO's ``impatience`` stays 0 (no forced entries after a long
     wait, as in gpssignal). Differences that remain: SUMO's estimate of its
     own clearing time for a vehicle waiting at the stop line is long with
-    IDM (in SUMO 1.28, a waiting left turner with ``jmTimegapMinor`` 0
-    rejected opposing vehicles due up to about 10 s later at a one-lane
-    approach, about 3 s with SUMO's Krauss model), so SUMO's permissive
-    turns wait for markedly longer gaps than the critical gap; and a
-    minor-green vehicle slows down before the junction until it sees the
-    foes (SUMO's visibility distance), which gpssignal's does not.
+    IDM, so SUMO's permissive turns wait for markedly longer gaps than the
+    critical gap (SUMO 1.28, a saturated left turn against 400 veh/h: it
+    used gaps between opposing vehicles only from about 11 s on, half of
+    those of 13-15 s, gpssignal's from 5 s; its capacity was 444 veh/h
+    against gpssignal's 839 and the HCM's 1,000; with SUMO's Krauss model
+    it was 1,015, docs/validation.md); and a minor-green vehicle slows down
+    before the junction until it sees the foes (SUMO's visibility
+    distance), which gpssignal's does not.
 Lane changes (``[driver]`` ``lc_*``)
     SUMO's default lane-change model (LC2013) with its strategic and
     cooperative changes at their defaults: changes to reach a lane of the
-    route, e.g. into a pocket, are always on, as gpssignal's mandatory
-    changes. ``lc_discretionary`` maps to ``lcSpeedGain``: SUMO's default 1
+    route are always on, as gpssignal's mandatory changes (a pocket itself
+    is entered through the lane split above, without a change).
+    ``lc_discretionary`` maps to ``lcSpeedGain``: SUMO's default 1
     when true, 0 (no speed-gain changes) when false; ``lcKeepRight`` is 0
     (gpssignal has no keep-right rule). MOBIL's ``lc_politeness``,
     ``lc_threshold_mps2`` and ``lc_safe_decel_mps2`` have no one-to-one LC2013
     parameter and are not exported: SUMO decides speed gain with its own
     thresholds and accepts a change when the new gaps are safe for its car
     following.
+Stop line
+    Not mapped: SUMO's vehicles stop ``jmStoplineGap`` (default 1 m) before
+    a red stop line, gpssignal's lane heads their jam distance ``s0`` (2 m
+    for the usual car classes) before it, so SUMO's queues stand 1 m further
+    forward and start a little earlier at green. It matters for short greens
+    (an overflowing pocket with a 10 s green discharged about 6 % more in
+    SUMO; with ``jmStoplineGap`` = ``s0`` the two agree within 0.4 %); on
+    the default scenario it moved SUMO's time loss further above
+    gpssignal's (+9.7 % to +11.9 % over six ordinary days), so the export
+    leaves SUMO's default (docs/validation.md, "Turn pockets, lane changes
+    and give-way against SUMO").
 """
 
 from __future__ import annotations
@@ -280,11 +303,20 @@ def _connections(scenario: Scenario) -> list[_Conn]:
 
 
 def _part_connections(scenario: Scenario) -> list[tuple[str, int, str, int]]:
-    """Return the connections across the cuts of a link: every lane continues into itself."""
+    """Return the connections across the cuts of a link.
+
+    Every lane continues into itself, and a short lane that begins at the
+    cut is also reached from the nearest lane before it (the lane a
+    gpssignal vehicle changes from), so that the lane splits there.
+    """
     out = []
     for parts in link_edges(scenario).values():
         for a, b in itertools.pairwise(parts):
             out += [(a.edge, i, b.edge, b.lanes.index(k)) for i, k in enumerate(a.lanes)]
+            for k in b.lanes:
+                if k not in a.lanes:
+                    i = min(range(len(a.lanes)), key=lambda x: abs(a.lanes[x] - k))
+                    out.append((a.edge, i, b.edge, b.lanes.index(k)))
     return out
 
 
