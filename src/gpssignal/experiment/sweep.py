@@ -375,8 +375,15 @@ class ResultStore:
                 *[float(row.get(k, np.nan)) for k in KPI_COLUMNS], float(row["wall_s"]),
                 time.time()]
         names = ", ".join(f'"{c}"' for c in cols)
-        self.con.execute(f"INSERT INTO runs ({names}) VALUES ({', '.join('?' * len(cols))})",
-                         vals)
+        try:
+            self.con.execute(f"INSERT INTO runs ({names}) VALUES "
+                             f"({', '.join('?' * len(cols))})", vals)
+        except RuntimeError as exc:
+            # A Ctrl-C or SIGTERM arriving during the query: DuckDB aborts it
+            # (nothing of it is stored) and reports it as a RuntimeError.
+            if "interrupted" in str(exc).lower():
+                raise KeyboardInterrupt(str(exc)) from exc
+            raise
 
     def frame(self) -> pd.DataFrame:
         """All stored runs, one row each, with the parameters as columns."""
