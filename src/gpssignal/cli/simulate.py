@@ -296,6 +296,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for j in sc.junctions:
         progs = ", ".join(f"{p.name} ({p.cycle_s:g} s)" for p in j.programs)
         print(f"  {j.id} {j.name}: groups {', '.join(j.groups)}; programs {progs}")
+    for lk in sc.links:
+        notes = [f"{'/'.join(ln.movements)} lane {k} is {ln.length_m:g} m (from "
+                 f"{ln.start_m(lk.length_m):g} m)" for k, ln in enumerate(lk.lanes)
+                 if ln.length_m is not None]
+        notes += [f"{g.movement} gives way to {', '.join(g.to)}" for g in lk.give_way]
+        if lk.upstream_signal is not None:
+            u = lk.upstream_signal
+            notes.append(f"fed by an upstream signal (cycle {u.cycle_s:g} s, green "
+                         f"{u.green_s:g} s, offset {u.offset_s:g} s, {u.distance_m:g} m "
+                         f"upstream; up to {lk.upstream_capacity_vph():,.0f} veh/h)")
+        if notes:
+            print(f"  link {lk.id} ({lk.length_m:g} m): " + "; ".join(notes))
     return 0
 
 
