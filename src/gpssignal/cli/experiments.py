@@ -377,6 +377,7 @@ def _print_sweep(summary: pd.DataFrame, params: list[str], meta: dict[str, Any],
 def _cmd_tune(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.experiment.sweep import (
+        TIMING_COLUMNS,
         ResultStore,
         baseline_arms,
         model_identity,
@@ -409,19 +410,21 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     figures = sweep_figures(summary, params)
     header = (f"Scenario {sc.name}; {len(points)} points x {len(days)} days (seeds "
               f"{days[0]}..{days[-1]}), GPS controller paired against the existing plan "
-              f"({arms[0]}), beside {', '.join(arms[1:])}; "
-              f"{model_note}; backend {backend.name} with {backend.workers} worker(s).")
+              f"({arms[0]}), beside {', '.join(arms[1:])}; {model_note}.")
     meta = {"scenario": sc.name, "scenario_hash": store.scenario_hash, "model": store.model_id,
             "seeds": days, "points": len(points), "parameters": params, "baselines": arms,
-            "backend": backend.name, "workers": backend.workers, **counts,
-            "wall_s": round(wall, 1)}
-    kept, volatile = split_volatile(meta)
+            "total": counts["total"]}
+    # What differs between two runs of the same sweep (timing, workers, how much
+    # of it a resume found stored) goes to the run log only: every other output
+    # is byte-identical, resumed or not (docs/sweeps.md).
+    logged = {"backend": backend.name, "workers": backend.workers,
+              "skipped": counts["skipped"], "run": counts["run"], "wall_s": round(wall, 1)}
     write_or_fail(lambda: write_tables(
-        {"points": summary, "runs": runs.drop(columns=["params"])}, out, kept,
+        {"points": summary, "runs": runs.drop(columns=["params", *TIMING_COLUMNS])}, out, meta,
         files={**figures, **sweep_report(summary, params, figures, header),
-               RUN_LOG: run_log("tune", **volatile)}), out)
+               RUN_LOG: run_log("tune", **logged)}), out)
     if not args.quiet:
-        _print_sweep(summary, params, meta, out)
+        _print_sweep(summary, params, {**meta, **logged}, out)
     return 0
 
 
@@ -521,7 +524,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     if results:
         kept, volatile = split_volatile(meta)
         files = {**_estimate_files(results, jt, mt, header),
-                 RUN_LOG: run_log("estimate", **volatile)}
+                 RUN_LOG: run_log("estimate", **volatile, workers=backend.workers,
+                                  train_wall_s={r.spec.id: r.train_wall_s for r in results})}
         write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, kept,
                                            files=files), out)
         if not args.quiet:

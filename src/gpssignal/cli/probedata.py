@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING
 from gpssignal.cli.common import (
     UsageError,
     check_date,
+    check_model_scenario,
     check_out_dir,
     decision_frame,
+    limit_options,
+    load_scenario,
+    other_scenario_option,
     quiet_options,
     write_or_fail,
 )
@@ -132,7 +136,19 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_out_dir(out, "--out")
+    if args.allow_other_scenario and args.scenario is None:
+        raise UsageError("--allow-other-scenario: only with --scenario (without it, replay "
+                         "checks no scenario)")
     model = read_model(args.model)
+    trained_for = model.provenance.get("scenario_hash")
+    scenario: dict[str, object] = {}
+    if args.scenario is not None:
+        from gpssignal.model.io import scenario_hash
+
+        sc = load_scenario(args)
+        model = check_model_scenario(model, sc, args)
+        scenario = {"scenario_file": str(args.scenario), "scenario_hash": scenario_hash(sc),
+                    "allow_other_scenario": bool(args.allow_other_scenario)}
     read = read_probes(args.probes, naive_tz=args.timezone)
     f = read.frame
     rt = replay(model, _ms(f, "time_sent"), _ms(f, "time_received"), f["lat_deg"].to_numpy(),
@@ -144,7 +160,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             "points_matched": rt.points_matched,
             "points_off_stretch": rt.points_in - rt.points_matched,
             "stale_fallbacks": rt.stale_events,
-            "model_training": model.provenance.get("scenario_hash")}
+            "model_training": trained_for, **scenario}
     files = write_or_fail(lambda: write_tables(
         {"decisions": decisions, "windows": _window_frame(rt)}, out, info), out)
     print(read.report.summary())
@@ -198,12 +214,18 @@ def _add_check_probes(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
-    rp = sub.add_parser("replay", help="replay recorded probe data through a trained model",
+    rp = sub.add_parser("replay", parents=[limit_options()],
+                        help="replay recorded probe data through a trained model",
                         description="Run the GPS controller's run-time path offline over a "
                         "probe file and write when each junction would have switched and "
-                        "why (decisions) and the windowed stretch speeds behind it (windows).")
+                        "why (decisions) and the windowed stretch speeds behind it (windows). "
+                        "With --scenario, the model must have been trained for that scenario "
+                        "(its scenario hash), unless --allow-other-scenario.")
     rp.add_argument("probes", help="probe file (.csv, .parquet) or folder of Parquet files")
     rp.add_argument("--model", required=True, help="model file from `gpssignal train`")
+    rp.add_argument("--scenario", default=None, metavar="SCENARIO.toml",
+                    help="check that --model was trained for this scenario (default: no check)")
+    other_scenario_option(rp)
     rp.add_argument("--out", required=True, help="output folder")
     rp.add_argument("--timezone", default="UTC", help=_TIMEZONE_HELP)
     rp.set_defaults(func=_cmd_replay)

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 from gpssignal.cli.common import (
     UsageError,
+    check_model_scenario,
     check_out_dir,
     limit_options,
     load_scenario,
+    other_scenario_option,
     print_table,
     quiet_options,
     seed,
@@ -169,14 +171,17 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
     sc = load_scenario(args)
     out = Path(args.out) if args.out else Path("results") / f"{sc.name}-cross-check"
     check_out_dir(out, "--out")
+    model = None
+    if args.model is not None:  # checked before SUMO runs
+        from gpssignal.control.io import read_model
+
+        model = check_model_scenario(read_model(args.model), sc, args)
     version = sumo_version()
     tables = {}
     with tempfile.TemporaryDirectory(prefix="gpssignal-xcheck-") as work:
         df = compare_fixed(sc, seeds, work)
-        if args.model is not None:
-            from gpssignal.control.io import read_model
-
-            tables["gps"] = compare_gps(sc, read_model(args.model), seeds, work)
+        if model is not None:
+            tables["gps"] = compare_gps(sc, model, seeds, work)
     summ = summary(df)
     write_tables({"runs": df, "summary": summ, **tables}, out,
                  {"scenario": sc.name, "scenario_hash": scenario_hash(sc), "seeds": seeds,
@@ -227,6 +232,7 @@ def _add_cross_check(sub: argparse._SubParsersAction) -> None:
     xc.add_argument("--seeds", default="1,2,3", help="comma-separated days (default: 1,2,3)")
     xc.add_argument("--model", default=None,
                     help="also run this GPS model in both simulators (in SUMO through libsumo)")
+    other_scenario_option(xc)
     xc.add_argument("--out", default=None,
                     help="output folder (default: results/SCENARIO-cross-check)")
     xc.add_argument("--sweep", default=None, metavar="SCALES",

@@ -182,6 +182,12 @@ def load_history_speeds(history_dir: str | Path, base: GpsModel, scenario: Scena
                 v = df["speed_kmh"].to_numpy()[ok][inside]
                 np.add.at(count[di], (si, sl), 1.0)
                 np.add.at(total[di], (si, sl), v)
+    except RuntimeError as exc:
+        # A Ctrl-C or SIGTERM arriving during a query: DuckDB aborts it and
+        # reports it as a RuntimeError; it is the interrupt it replaced.
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt(str(exc)) from exc
+        raise
     finally:
         con.close()
     return TrainingData(dates=dates, seeds=seeds, slot_s=slot_s,

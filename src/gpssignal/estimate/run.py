@@ -48,6 +48,8 @@ class JunctionResult:
     scenario_toml: str
     model_json: bytes
     evaluation: Evaluation
+    #: Wall time of the model's training [s] (for the run log: not in the model file).
+    train_wall_s: float | None = None
 
     def daily_savings(self) -> pd.DataFrame:
         """Per day: existing plan − GPS total time loss [veh·h] and CO₂ [kg]."""
@@ -76,13 +78,19 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
     with tempfile.TemporaryDirectory(prefix="gpssignal-estimate-") as work:
         model, _ = train_for_evaluation(sc, work, train_days, seeds, candidates=candidates,
                                         backend=backend, progress=progress)
+        # Neither the temporary folder's name nor the timing belongs in the model
+        # file: the same list and seeds give the same bytes (the timing goes to
+        # the run log).
+        model.provenance["history"] = "(simulated by this command; not kept)"
+        train_wall_s = model.provenance.pop("train_wall_s", None)
         write_model(model, Path(work) / "model.json")
         blob = (Path(work) / "model.json").read_bytes()
     ev = evaluate_controllers(sc, default_arms(sc, model, oracle=oracle), seeds, model=model,
                               backend=backend,
                               progress=(lambda d, n: progress("evaluation", d, n))
                               if progress else None)
-    return JunctionResult(spec=spec, scenario_toml=text, model_json=blob, evaluation=ev)
+    return JunctionResult(spec=spec, scenario_toml=text, model_json=blob, evaluation=ev,
+                          train_wall_s=train_wall_s)
 
 
 #: First characters that make a spreadsheet read a cell as a formula (CSV

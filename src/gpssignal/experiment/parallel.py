@@ -30,7 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 from gpssignal.errors import GpssignalError
 
-__all__ = ["BACKENDS", "Backend", "DaskBackend", "LocalBackend", "make_backend", "map_runs"]
+__all__ = ["BACKENDS", "Backend", "DaskBackend", "LocalBackend", "make_backend", "map_runs",
+           "sigterm_interrupts"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -97,8 +98,12 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """While inside, SIGTERM interrupts like Ctrl-C (main thread only)."""
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM interrupts like Ctrl-C (main thread only).
+
+    The command line runs every command inside it, so a terminated command
+    unwinds (temporary folders removed, pools stopped) and exits with 130.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -107,6 +112,43 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while inside; interrupt on leaving.
+
+    The pool forks its workers on the first submit. A :class:`KeyboardInterrupt`
+    raised by a signal handler inside a fork hook (logging's lock release
+    after the fork, say) is printed as "Exception ignored" and lost, so the
+    command went on and ended with 0; raised elsewhere in the fork it may
+    leave a lock held. While inside, the Python handlers of SIGINT and SIGTERM
+    (those that raise; an ignored or default signal is left alone) only note
+    the signal; on leaving, a noted signal becomes the interrupt, here, where
+    the caller stops the pool. (Blocking the signal with ``pthread_sigmask``
+    does not suffice: the kernel then hands it to another thread, and the
+    main thread still runs the handler at its next bytecode.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            old[sig] = signal.signal(sig, note)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if noted:
+        raise KeyboardInterrupt(f"signal {noted[0]}")
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -146,19 +188,22 @@ class LocalBackend:
             for k, it in enumerate(items):
                 yield k, fn(it)
             return
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             pool = ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
                                        initializer=_worker_init, initargs=(os.getpid(),))
             try:
-                futures = [pool.submit(_indexed, (fn, k, it)) for k, it in enumerate(items)]
+                with _signals_deferred():  # the first submit forks the workers
+                    futures = [pool.submit(_indexed, (fn, k, it))
+                               for k, it in enumerate(items)]
                 for f in as_completed(futures):
                     yield f.result()
+                pool.shutdown(wait=True)
             except BaseException:
-                # Ctrl-C, SIGTERM, a failed run or the caller stopping: what
-                # finished is already handed over (and stored); stop the rest.
+                # Ctrl-C, SIGTERM, a failed run or the caller stopping (closing
+                # this generator): what finished is already handed over (and
+                # stored); stop the rest.
                 _stop_pool(pool)
                 raise
-            pool.shutdown(wait=True)
 
     def close(self) -> None:
         """Nothing to release: each :meth:`run` owns its pool."""
@@ -272,10 +317,22 @@ def map_runs(fn: Callable[[T], R], items: Sequence[T],
     """
     runner = backend if backend is not None else LocalBackend(1)
     out: list[Any] = [None] * len(items)
-    for done, (index, result) in enumerate(runner.run(fn, items), start=1):
-        out[index] = result
-        if on_result is not None:
-            on_result(index, result)
-        if progress is not None:
-            progress(done, len(items))
+    runs = runner.run(fn, items)
+    try:
+        for done, (index, result) in enumerate(runs, start=1):
+            out[index] = result
+            if on_result is not None:
+                on_result(index, result)
+            if progress is not None:
+                progress(done, len(items))
+    finally:
+        # An interrupt raised here, between two results (e.g. while storing
+        # one), leaves the backend's generator suspended with its pool
+        # running until the generator is collected, which may be only at
+        # interpreter exit, after multiprocessing's exit handler has begun
+        # waiting for those very workers (a SIGTERM'd estimate was seen
+        # hanging there, on two idle workers): close it now, which stops them.
+        close = getattr(runs, "close", None)
+        if close is not None:
+            close()
     return out

@@ -56,7 +56,7 @@ from gpssignal.model.scenario import (
 )
 
 __all__ = ["CONTROLLER_PARAMS", "DEMAND_PARAMS", "MAX_POINTS", "PARAM_RANGES", "PROBE_PARAMS",
-           "ResultStore", "Task", "baseline_arms", "check_value", "grid_points",
+           "TIMING_COLUMNS", "ResultStore", "Task", "baseline_arms", "check_value", "grid_points",
            "model_identity", "parse_grid", "parse_range", "plan_tasks", "point_summary",
            "random_points", "run_sweep", "run_task"]
 
@@ -321,6 +321,9 @@ def _run_task_packed(args: tuple[Scenario, GpsModel, Task]) -> dict[str, Any]:
 
 
 KPI_COLUMNS = [k for k, _, _, _ in EVAL_KPIS]
+#: Columns of the store that differ between two runs of the same task (when and
+#: how fast it ran): kept in ``runs.duckdb``, left out of every other output.
+TIMING_COLUMNS = ("wall_s", "finished_at")
 
 
 class ResultStore:
@@ -329,7 +332,9 @@ class ResultStore:
     Columns: ``key`` (primary key), ``controller``, ``seed``, ``params``
     (JSON), one column per swept parameter name, ``scenario_hash``,
     ``version``, the KPIs of :data:`~gpssignal.evaluate.metrics.EVAL_KPIS`,
-    ``wall_s`` and ``finished_at``.
+    ``wall_s`` and ``finished_at`` (:data:`TIMING_COLUMNS`: the run's wall time
+    [s] and when it was stored [Unix s]; they differ between two runs of the
+    same task, so outputs made from the store leave them out).
     """
 
     def __init__(self, path: str | Path, scenario: Scenario, model_id: str) -> None:

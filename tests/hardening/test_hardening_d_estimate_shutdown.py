@@ -1,0 +1,166 @@
+"""Hardening D: a killed or terminated `estimate` leaves no worker behind.
+
+``estimate`` on two one-hour junctions (1 training day, 2 candidates, 2
+evaluation days, no oracle) is stopped while the second junction runs: by
+SIGKILL (no clean-up at all: the workers must notice the parent is gone) and
+by SIGTERM (pool stopped, exit code 130, one line, no traceback), with a
+pool of 2 workers and, for SIGTERM, also with ``--workers 1`` (everything in
+the command's own process, where no pool turns SIGTERM into an interrupt).
+Within a few seconds no process the command started is still running,
+nothing is written to ``--out`` and, after SIGTERM, the temporary folders
+are gone. (Resuming an interrupted estimate is not offered.)
+
+A Ctrl-C or SIGTERM arriving while training reads the history with DuckDB
+is reported by DuckDB as ``RuntimeError: Query interrupted``; training turns
+it back into the interrupt it is (exit code 130, not a traceback and 1).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from gpssignal.control.gps import model_from_scenario
+from gpssignal.control.training import load_history_speeds
+from gpssignal.experiment.parallel import sigterm_interrupts
+from gpssignal.model.scenario import Scenario
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+HEADER = ("name,municipality,lat,lon,cycle_s,period,peak_hour,monitored_arm,note,"
+          "N_lanes,N_limit_kmh,N_left_vph,N_through_vph,N_right_vph,"
+          "E_lanes,E_limit_kmh,E_left_vph,E_through_vph,E_right_vph,"
+          "S_lanes,S_limit_kmh,S_left_vph,S_through_vph,S_right_vph,"
+          "W_lanes,W_limit_kmh,W_left_vph,W_through_vph,W_right_vph")
+CROSS = ("Cross,Town A,55.60,12.40,60,07:00-08:00,07:00,S,,"
+         "1,50,20,300,20,1,50,20,150,20,2,50,40,700,40,1,50,20,150,20")
+TEE = ("Tee,Town A,55.61,12.41,60,07:00-08:00,07:00,,,"
+       "1,50,30,300,0,1,50,40,0,40,1,50,0,500,30,0,,0,0,0")
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """Return (state, parent pid) of a process, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = _stat(int(d.name))
+            if st is not None and st[1] == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, 2), (signal.SIGTERM, 2),
+                                          (signal.SIGTERM, 1)],
+                         ids=["kill", "term", "term-in-process"])
+def test_a_stopped_estimate_leaves_no_worker(sig: signal.Signals, workers: int,
+                                             tmp_path: Path) -> None:
+    csv = tmp_path / "junctions.csv"
+    csv.write_text("\n".join([HEADER, CROSS, TEE]) + "\n", encoding="utf-8")
+    out, tmp = tmp_path / "est", tmp_path / "tmp"
+    tmp.mkdir()
+    args = [sys.executable, "-m", "gpssignal", "estimate", str(csv), "--replications", "2",
+            "--train-days", "1", "--candidates", "2", "--no-oracle", "--workers",
+            str(workers), "--out", str(out)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)})
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("[1/2]") and "done" in line:
+            break  # the second junction starts now
+    seen: list[int] = []
+    deadline = time.monotonic() + 10
+    while workers > 1 and not seen and time.monotonic() < deadline:
+        seen = [c for c in _children(proc.pid) if _alive(c)]
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    rest = proc.stderr.read()  # to the end: the command exits
+    code = proc.wait(timeout=30)
+    assert bool(seen) == (workers > 1), "the pool of the second junction had no worker"
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in seen if _alive(w)], "workers outlived the stopped estimate"
+    assert not out.exists()
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        return
+    assert code == 130, rest
+    assert "Traceback" not in rest
+    assert rest.strip().splitlines()[-1] == "gpssignal estimate: interrupted; no output written"
+    assert sorted(p.name for p in tmp.iterdir()) == []  # temporary folders removed
+
+
+def test_an_interrupted_history_read_is_an_interrupt(cli, tiny_relief: Scenario,
+                                                     tiny_relief_toml: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    hist = tmp_path / "history"
+    code, _, err = cli("history", tiny_relief_toml, "--days", 1, "--out", hist, "-q",
+                       "--workers", 1)
+    assert code == 0, err
+    connect = duckdb.connect
+
+    class Slow:
+        """A connection whose every query takes ~10 s (interrupted after 0.5 s)."""
+
+        def __init__(self) -> None:
+            self.con = connect()
+
+        def sql(self, *args: object, **kwargs: object) -> duckdb.DuckDBPyRelation:
+            return self.con.sql("SELECT sum(range * 2) FROM range(3000000000)")
+
+        def close(self) -> None:
+            self.con.close()
+
+    monkeypatch.setattr(duckdb, "connect", Slow)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    with sigterm_interrupts(), pytest.raises(KeyboardInterrupt) as caught:
+        timer.start()
+        try:
+            load_history_speeds(hist, model_from_scenario(tiny_relief), tiny_relief)
+        finally:
+            timer.cancel()
+    # DuckDB aborted the query and reported it as a RuntimeError; that became the interrupt.
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert "interrupted" in str(caught.value).lower()
+
+
+def test_an_interrupt_ending_source_text_still_exits_130_under_dash_m(tmp_path: Path) -> None:
+    # dataclasses and numba define functions by exec of source text; an
+    # interrupt landing there made `python -m gpssignal` end by SIGINT (-2)
+    # after printing its message, instead of returning 130.
+    (tmp_path / "interrupted_cmd.py").write_text(
+        "import sys\n"
+        "import gpssignal.cli.simulate as simulate\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt', {})\n"
+        "simulate._cmd_validate = interrupted\n"
+        "from gpssignal.cli import main\n"
+        "sys.exit(main(['validate', 'any.toml']))\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "interrupted_cmd"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "gpssignal validate: interrupted; no output written\n"
