@@ -117,6 +117,19 @@ def test_point_summary_pairs_each_point_with_the_existing_plan_of_the_same_day(
                                                          rel=1e-12)
     assert summ["time_loss_verdict"] in ("saves", "costs", "no detectable difference")
     assert np.isfinite(summ["capture_ratio"])
+    assert summ["time_loss_unit"] == "s/veh"
+    # Ranked by person-hours: the same pairing on the time loss per person
+    # (every stored run keeps both; tiny has occupancy 1 and no pedestrians, so
+    # the two differ only where completed vehicles and persons do).
+    per = point_summary(runs, points, SEEDS, arms, objective="person-hours").iloc[0]
+
+    def tp(arm: str) -> np.ndarray:
+        return np.array([by.loc[(arm, s), "mean_time_loss_per_person_s"] for s in SEEDS])
+
+    assert per["time_loss_unit"] == "s/person" and per["objective"] == "person-hours"
+    assert per["time_loss_saving"] == pytest.approx(np.mean(tp("tod") - tp("gps")), rel=1e-12)
+    best_p = min(("fixed:normal", "fixed:peak"), key=lambda a: tp(a).mean())
+    assert per["best_fixed"] == best_p
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_runs(tiny_relief_toml: Path,

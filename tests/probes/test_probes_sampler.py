@@ -137,10 +137,12 @@ def test_bad_probe_settings_are_rejected(field, value):
 def test_equipped_vehicles_are_binomial(p):
     # The equipped flags are drawn when the sampler is built, so no run is
     # needed: vallensbaek's ~6,600 vehicles give a tight check. The count is
-    # Binomial(N, p); allow Z standard deviations.
+    # Binomial(N, p) over the N motor vehicles (cyclists never report); allow Z
+    # standard deviations.
     sc = read_scenario(VALLENSBAEK)
     sim = Simulation(sc, make_controller("fixed", sc), seed=sc.seed, record_trajectories=False)
-    n = len(sim.arrivals)
+    bikes = [k for k, c in enumerate(sc.vehicle_classes) if c.mode == "bicycle"]
+    n = int((~np.isin(sim.arrivals.vehicle_class, bikes)).sum())
     sampler = ProbeSampler(sc, ProbeSettings(penetration=p), sim.arrivals, link_geometry(sc),
                            np.random.default_rng(sim.streams["probes"]))
     k = int(sampler.equipped.sum())

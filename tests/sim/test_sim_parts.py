@@ -28,7 +28,7 @@ def test_day_streams_are_children_by_position():
     """Each named stream is the seed's child of its position: adding or
     removing a stream at the end never changes the others."""
     streams = day_streams(11)
-    assert list(streams) == ["day", "demand", "probes", "day_type"]
+    assert list(streams) == ["day", "demand", "probes", "day_type", "pedestrians"]
     children = np.random.SeedSequence(11).spawn(5)
     for k, ss in enumerate(streams.values()):
         assert ss.spawn_key == (k,)

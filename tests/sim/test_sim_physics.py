@@ -73,9 +73,12 @@ def test_a_lone_vehicle_stops_gently_and_never_crosses_red(tiny: Scenario) -> No
 def test_the_default_scenario_stays_within_the_emergency_deceleration(seed: int) -> None:
     sc = read_scenario(TINY.parent / "vallensbaek.toml")
     # The busiest hour (07:00-08:00) alone, without the day-type mix, to keep it short.
+    junctions = tuple(dataclasses.replace(j, crossings=tuple(
+        dataclasses.replace(c, flow_pph=c.flow_pph[4:8]) for c in j.crossings))
+        for j in sc.junctions)
     sc = dataclasses.replace(sc, start_clock_s=7 * 3600.0, duration_s=3600.0, schedule=(),
                              peak_clock_s=None, day_types=(), existing_plan="",
-                             demand=Demand(
+                             junctions=junctions, demand=Demand(
         interval_s=sc.demand.interval_s,
         flows=tuple(dataclasses.replace(f, flow_vph=f.flow_vph[4:8]) for f in sc.demand.flows)))
     result, hardest = _run(sc, seed)

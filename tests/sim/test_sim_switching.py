@@ -44,8 +44,11 @@ def short_scenario(name: str) -> Scenario:
     duration = {"tiny": 600.0, "vallensbaek": 900.0}[name]
     flows = tuple(dataclasses.replace(f, flow_vph=(f.flow_vph[0],)) for f in sc.demand.flows)
     demand = dataclasses.replace(sc.demand, interval_s=duration, flows=flows)
+    junctions = tuple(dataclasses.replace(j, crossings=tuple(
+        dataclasses.replace(c, flow_pph=(c.flow_pph[0],)) for c in j.crossings))
+        for j in sc.junctions)
     return dataclasses.replace(sc, duration_s=duration, drain_s=0.0, demand=demand,
-                               peak_clock_s=None)
+                               peak_clock_s=None, junctions=junctions)
 
 
 def with_variation(sc: Scenario, start_shift_s: int, offsets: list[int]) -> Scenario:

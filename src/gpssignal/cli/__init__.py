@@ -29,18 +29,21 @@ Eclipse SUMO as a reference (:mod:`gpssignal.cli.sumo`):
 Thin: a handler parses its options, calls the library, prints. Errors a user
 can cause end in one line ``gpssignal CMD: error: ...`` and exit code 2; a
 signal safety violation (a bug) in exit code 1; an interrupt (Ctrl-C or
-SIGTERM) in 130.
+SIGTERM) in 130, with one line saying what was kept: ``no output written``, or,
+for the commands that store each finished unit of work (``tune``,
+``estimate``), how much is kept where and that the same command resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
 
 from gpssignal.cli import experiments, probedata, simulate, sumo
-from gpssignal.cli.common import Parser, UsageError
+from gpssignal.cli.common import Interrupted, Parser, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -93,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gpssignal.experiment.parallel import sigterm_interrupts
     from gpssignal.sim.signals import SafetyViolation
 
+    kept = ""
     try:
         with sigterm_interrupts():  # SIGTERM stops a command as Ctrl-C does
             return int(args.func(args))
@@ -108,10 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into a command that stopped reading (e.g. `| head`).
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"gpssignal {args.command}: interrupted; no output written", file=sys.stderr)
-        _forget_interrupt()
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        # What the command kept (tune, estimate), or nothing.
+        kept = exc.kept if isinstance(exc, Interrupted) else "no output written"
+    # Printed here, after the except block: the interrupt's frames (and any
+    # progress bar they held, which rich wipes when it is collected) are gone.
+    gc.collect()
+    print(f"gpssignal {args.command}: interrupted; {kept}", file=sys.stderr)
+    _forget_interrupt()
+    return EXIT_INTERRUPTED
 
 
 def _forget_interrupt() -> None:

@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
     from gpssignal.control.gps import GpsModel, GpsRuntime
     from gpssignal.experiment.parallel import DaskBackend, LocalBackend
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND_NAMES",
     "RUN_LOG",
+    "Interrupted",
     "Parser",
     "Progress",
     "StageBars",
@@ -40,14 +44,18 @@ __all__ = [
     "check_date",
     "check_model_scenario",
     "check_out_dir",
+    "console",
     "days_options",
     "decision_frame",
+    "format_estimate",
     "log_name",
     "other_scenario_option",
     "parallel_backend",
     "parallel_options",
     "print_table",
     "quiet_options",
+    "rich_table",
+    "round_to_uncertainty",
     "run_log",
     "seed",
     "seeds",
@@ -67,8 +75,6 @@ BACKEND_NAMES = ("local", "dask")
 PROGRESS_DELAY_S = 1.0
 #: Width of the progress bar [characters].
 BAR_WIDTH = 30
-#: Width of the line a finished bar is wiped with [characters].
-CLEAR_WIDTH = 60
 #: Numbers at least this large are printed without decimals.
 NO_DECIMALS_FROM = 1e5
 #: The run log of a command writing a folder: the one output file that differs
@@ -89,6 +95,19 @@ class Parser(argparse.ArgumentParser):
 
 class UsageError(Exception):
     """A bad command-line value; reported as one line, exit code 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupt (Ctrl-C, SIGTERM) that says what the command kept.
+
+    A command that keeps finished work (``tune``, ``estimate``) turns the
+    interrupt into this one; the command line prints ``interrupted; KEPT``
+    instead of ``interrupted; no output written``.
+    """
+
+    def __init__(self, kept: str) -> None:
+        super().__init__(kept)
+        self.kept = kept
 
 
 # ---------------------------------------------------------------------------
@@ -144,13 +163,29 @@ def load_scenario(args: argparse.Namespace) -> Scenario:
                             max_cycle_s=args.max_cycle_s,
                             max_file_bytes=int(args.max_file_mb * 2**20))
     try:
-        return read_scenario(args.scenario, limits=limits)
+        return read_scenario(_scenario_path(args.scenario), limits=limits)
     except ScenarioError as exc:
         # The library names the limit's field; the command line names its option.
         message = str(exc)
         for name, option in _LIMIT_OPTIONS.items():
             message = message.replace(f"({name})", f"(raise with {option})")
         raise ScenarioError(message) from None
+
+
+def _scenario_path(text: str) -> Path:
+    """Return a scenario's path: the file ``text``, else the bundled scenario of that name.
+
+    ``gpssignal run vallensbaek.toml`` (or ``vallensbaek``) runs the default
+    scenario shipped with the package when no such file is in the current
+    folder, so an installed wheel runs without the repository.
+    """
+    from gpssignal.estimate.junctions import bundled_scenario
+
+    p = Path(text)
+    if p.exists() or p.parent != Path("."):
+        return p
+    bundled = bundled_scenario(p.name if p.suffix == ".toml" else f"{p.name}.toml")
+    return bundled if bundled.is_file() else p
 
 
 def parallel_options() -> argparse.ArgumentParser:
@@ -302,9 +337,14 @@ def write_log(path: Path, data: bytes, option: str = "--out") -> None:
 
 def workers(args: argparse.Namespace) -> int:
     """``--workers`` (>= 1), defaulting to the number of CPU cores; checks ``--scheduler``."""
+    import importlib.util
+
     at_least_one(args, "--workers")
     if args.scheduler and args.backend != "dask":
         raise UsageError(f"--scheduler = {args.scheduler!r}: only with --backend dask")
+    if args.backend == "dask" and importlib.util.find_spec("distributed") is None:
+        raise UsageError("--backend = 'dask': dask.distributed is not installed (pip install "
+                         "'gpssignal[dask]')")
     return args.workers if args.workers is not None else max(1, os.cpu_count() or 1)
 
 
@@ -325,27 +365,43 @@ def parallel_backend(args: argparse.Namespace) -> Iterator[LocalBackend | DaskBa
 # ---------------------------------------------------------------------------
 
 class Progress:
-    """A one-line progress bar on stderr.
+    """A one-line progress bar on stderr (rich), wiped when closed.
 
     Shown only on a terminal and only once a run has taken more than
-    :data:`PROGRESS_DELAY_S`.
+    :data:`PROGRESS_DELAY_S`. ``label`` may change between updates (a sweep
+    puts its run count there). rich hides the cursor while a bar is shown: a
+    bar is closed when its run ends, and at the latest when it is collected
+    (an interrupted command drops it before its message is printed), which
+    shows the cursor again.
     """
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
         self.t0 = time.perf_counter()
-        self.shown = False
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, fraction: float) -> None:
         """Draw the bar at ``fraction`` (0..1) done, once the delay has passed."""
         if not self.enabled or time.perf_counter() - self.t0 < PROGRESS_DELAY_S:
             return
-        done = int(round(fraction * BAR_WIDTH))
-        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (BAR_WIDTH - done)}] "
-                         f"{fraction * 100:3.0f}%")
-        sys.stderr.flush()
-        self.shown = True
+        if self._bar is None:
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn
+            from rich.progress import Progress as RichProgress
+
+            # markup=False: a label is user text ("[1/4] Torvevej ..."), not markup.
+            self._bar = RichProgress(TextColumn("{task.description}", markup=False),
+                                     BarColumn(bar_width=BAR_WIDTH), TaskProgressColumn(),
+                                     console=console(stderr=True), transient=True,
+                                     auto_refresh=False, redirect_stdout=False,
+                                     redirect_stderr=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=1.0)
+        assert self._task is not None
+        self._bar.update(self._task, completed=min(max(fraction, 0.0), 1.0),
+                         description=self.label)
+        self._bar.refresh()
 
     def fraction(self, done: int, total: int) -> None:
         """As a ``progress(done, total)`` callback."""
@@ -353,9 +409,13 @@ class Progress:
 
     def close(self) -> None:
         """Wipe the bar, if it was shown."""
-        if self.shown:
-            sys.stderr.write("\r" + " " * CLEAR_WIDTH + "\r")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __del__(self) -> None:
+        """Close the bar (restores the cursor) if the command did not."""
+        self.close()
 
 
 class StageBars:
@@ -377,6 +437,78 @@ class StageBars:
     def stage(self, name: str) -> Callable[[int, int], None]:
         """Return the ``progress(done, total)`` callback of one stage."""
         return lambda done, total: self(name, done, total)
+
+
+#: Widest terminal output [characters]: tables and wrapped text fit 100 columns.
+MAX_WIDTH = 100
+
+
+def console(stderr: bool = False) -> Console:
+    """Return a rich console on stdout (or stderr) at most :data:`MAX_WIDTH` wide.
+
+    Off a terminal (a pipe, a file) rich writes plain text without colours,
+    at :data:`MAX_WIDTH` columns.
+    """
+    import shutil
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = min(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MAX_WIDTH)
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def round_to_uncertainty(value: float, half_width: float) -> tuple[float, int]:
+    """Return ``value`` rounded to the precision its 95 % half-width allows, and the decimals.
+
+    The half-width keeps two significant digits and the value is rounded to
+    the same place (the usual rule for a result and its uncertainty, GUM
+    §7.2.6): 1,366.66 ± 310 → 1,370 (tens); 0.7812 ± 0.16 → 0.78. Without a
+    finite, positive half-width (one day only) three significant digits are
+    kept.
+    """
+    if not math.isfinite(value):
+        return value, 0
+    if math.isfinite(half_width) and half_width > 0:
+        place = math.floor(math.log10(half_width)) - 1
+    elif value != 0:
+        place = math.floor(math.log10(abs(value))) - 2
+    else:
+        return 0.0, 0
+    decimals = max(0, -place)
+    return round(value, -place) + 0.0, decimals
+
+
+def format_estimate(value: float, low: float, high: float) -> tuple[str, str]:
+    """Return ``value`` and ``[low, high]`` as text, rounded as :func:`round_to_uncertainty`."""
+    if not math.isfinite(value):
+        return "-", ""
+    half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan
+    v, d = round_to_uncertainty(value, half)
+    if not math.isfinite(half):
+        return f"{v:,.{d}f}", ""
+    lo, _ = round_to_uncertainty(low, half)
+    hi, _ = round_to_uncertainty(high, half)
+    return f"{v:,.{d}f}", f"[{lo:,.{d}f}, {hi:,.{d}f}]"
+
+
+def rich_table(rows: list[list[str]], columns: list[str], title: str | None = None) -> None:
+    """Print a table (rich) on stdout, the first column left-aligned, the others right.
+
+    Cells are plain text (never rich markup); it fits :data:`MAX_WIDTH`
+    columns, wrapping the first column's text where it must.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD,
+                  title_justify="left", header_style="bold", pad_edge=False)
+    for k, name in enumerate(columns):
+        table.add_column(Text(name), justify="left" if k == 0 else "right", no_wrap=k != 0)
+    for r in rows:
+        table.add_row(*(Text(c) for c in r))
+    console().print(table)
 
 
 def _fmt(x: object) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpssignal.cli.common import (
     RUN_LOG,
+    Interrupted,
     Progress,
     StageBars,
     UsageError,
@@ -23,6 +24,7 @@ from gpssignal.cli.common import (
     check_model_scenario,
     check_out_dir,
     days_options,
+    format_estimate,
     limit_options,
     load_scenario,
     log_name,
@@ -31,6 +33,7 @@ from gpssignal.cli.common import (
     parallel_options,
     print_table,
     quiet_options,
+    rich_table,
     run_log,
     seed,
     seeds,
@@ -44,17 +47,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from gpssignal.control.gps import GpsModel
-    from gpssignal.estimate import JunctionSpec, RowError
+    from gpssignal.estimate import (
+        EstimateRun,
+        EstimateStore,
+        JunctionSpec,
+        JunctionSummary,
+        RowError,
+    )
     from gpssignal.estimate.junctions import Template
-    from gpssignal.estimate.run import JunctionResult
     from gpssignal.experiment.evaluation import Evaluation, StopRule
     from gpssignal.experiment.parallel import DaskBackend, LocalBackend
     from gpssignal.model.scenario import Scenario
 
 __all__ = ["register"]
 
-#: The estimator's assumptions shipped with the repository.
-_DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "scenarios" / "estimate_template.toml"
 #: Width of wrapped text on the terminal [characters].
 _WIDTH = 100
 #: Rows of the training search table printed (the best ones).
@@ -364,7 +370,8 @@ def _print_sweep(summary: pd.DataFrame, params: list[str], meta: dict[str, Any],
                   f"[{r['time_loss_saving_ci_low']:.2f}, {r['time_loss_saving_ci_high']:.2f}]",
                   r["time_loss_verdict"], r["co2_saving"], r["gps_speed_peak_kmh"]]
                  for _, r in best.iterrows()],
-                [*params, "TL_saved_s/veh", "95% CI", "verdict", "CO2_saved_kg",
+                [*params, f"TL_saved_{summary['time_loss_unit'].iloc[0]}"
+                 if len(summary) else "TL_saved", "95% CI", "verdict", "CO2_saved_kg",
                  "gps_v_peak_kmh"])
     for line in best_setting_text(summary, params):
         print("  " + line)
@@ -402,18 +409,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             counts = run_sweep(sc, model, points, days, store, backend,
                                progress=_sweep_progress(bar, sc.name, t0), baselines=arms)
         runs = store.frame()
+    except KeyboardInterrupt:
+        raise Interrupted(f"every finished run is kept in {store.path}; the same command "
+                          "resumes, without running them again") from None
     finally:
         bar.close()
         store.close()
     wall = time.perf_counter() - t0
-    summary = point_summary(runs, points, days, arms)
+    summary = point_summary(runs, points, days, arms, objective=args.objective)
     figures = sweep_figures(summary, params)
     header = (f"Scenario {sc.name}; {len(points)} points x {len(days)} days (seeds "
               f"{days[0]}..{days[-1]}), GPS controller paired against the existing plan "
-              f"({arms[0]}), beside {', '.join(arms[1:])}; {model_note}.")
+              f"({arms[0]}), beside {', '.join(arms[1:])}; {model_note}; ranked by "
+              f"{args.objective}.")
     meta = {"scenario": sc.name, "scenario_hash": store.scenario_hash, "model": store.model_id,
             "seeds": days, "points": len(points), "parameters": params, "baselines": arms,
-            "total": counts["total"]}
+            "objective": args.objective, "total": counts["total"]}
     # What differs between two runs of the same sweep (timing, workers, how much
     # of it a resume found stored) goes to the run log only: every other output
     # is byte-identical, resumed or not (docs/sweeps.md).
@@ -432,50 +443,56 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 # estimate
 # ---------------------------------------------------------------------------
 
-def _estimate_all(specs: list[JunctionSpec], tpl: Template, days: list[int],
-                  args: argparse.Namespace, backend: LocalBackend | DaskBackend
-                  ) -> tuple[list[JunctionResult], list[RowError]]:
-    """Estimate every junction; a row that fails is reported and skipped."""
-    from gpssignal.estimate import estimate_junction
-    from gpssignal.estimate.junctions import RowError
+class _EstimateLog:
+    """The estimate's terminal output as junctions finish: one line each, and bars.
 
-    results, errors = [], []
-    t0 = time.perf_counter()
-    for k, spec in enumerate(specs, start=1):
-        progress = StageBars(f"[{k}/{len(specs)}] {spec.name}", args.quiet)
-        try:
-            results.append(estimate_junction(spec, tpl, days, args.train_days,
-                                             args.candidates, backend=backend,
-                                             progress=progress, oracle=not args.no_oracle))
-        except RowError as e:
-            errors.append(e)
-            print(f"gpssignal estimate: error: {e}; the row is skipped", file=sys.stderr)
-        if not args.quiet:
-            print(f"[{k}/{len(specs)}] {spec.name}: done ({time.perf_counter() - t0:.0f} s)",
-                  file=sys.stderr)
-    return results, errors
+    Counts the junctions kept (estimated now or found in the store), so an
+    interrupt can say how many are kept.
+    """
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+        self.kept = self.seen = 0
+        self.t0 = time.perf_counter()
+
+    def bars(self, spec: JunctionSpec) -> StageBars:
+        """Return the progress bars of one junction's training and evaluation."""
+        return StageBars(f"[{self.seen + 1}/{self.total}] {spec.name}", self.quiet)
+
+    def done(self, spec: JunctionSpec, how: str) -> None:
+        """Note and print that a junction finished (``how``: estimated, stored, failed)."""
+        self.seen += 1
+        self.kept += how != "failed"
+        if not self.quiet:
+            what = {"estimated": "done", "stored": "done before (kept in the store, not run "
+                    "again)", "failed": "skipped"}[how]
+            print(f"[{self.seen}/{self.total}] {spec.name}: {what} "
+                  f"({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr)
 
 
 def _print_estimate(jt: pd.DataFrame, mt: pd.DataFrame, out: Path) -> None:
-    print_table([[r["name"], r["existing_plan"], f"{r['time_loss_saved_veh_h_per_year']:,.0f}",
-                  f"[{r['time_loss_ci95_low']:,.0f}, {r['time_loss_ci95_high']:,.0f}]",
-                  r["verdict"], f"{r['co2_saved_t_per_year']:.1f}",
-                  r["best_fixed"], r["gps_vs_best_fixed_verdict"]]
-                 for _, r in jt[jt["status"] == "ok"].iterrows()],
-                ["junction", "against", "veh·h/yr saved", "95% CI", "verdict",
-                 "t CO2/yr", "best fixed", "GPS vs it"])
-    print()
-    print_table([[r["municipality"], r["junctions"], r["time_loss_saved_veh_h_per_year"],
-                  r["co2_saved_t_per_year"],
-                  f"[{r['co2_ci95_low']:.2f}, {r['co2_ci95_high']:.2f}]"]
-                 for _, r in mt.iterrows()],
-                ["municipality", "junctions", "veh·h/yr saved", "t CO2/yr saved",
-                 "95% CI"])
+    """Print the per-junction and per-municipality savings, rounded to their uncertainty."""
+    def cells(r: pd.Series) -> list[str]:
+        tl = format_estimate(r["time_loss_saved_veh_h_per_year"], r["time_loss_ci95_low"],
+                             r["time_loss_ci95_high"])
+        co2 = format_estimate(r["co2_saved_t_per_year"], r["co2_ci95_low"],
+                              r["co2_ci95_high"])
+        return [*tl, *co2]
+
+    ok = jt[jt["status"] == "ok"]
+    rich_table([[str(r["name"]), *cells(r), str(r["verdict"])] for _, r in ok.iterrows()],
+               ["Junction", "Time loss saved\n[veh·h/year]", "95 % CI", "CO₂ saved\n[t/year]",
+                "95 % CI", "GPS vs existing plan"],
+               title="Per junction (existing plan − GPS controller; 95 % CI over the days)")
+    rich_table([[str(r["municipality"]), str(r["junctions"]), *cells(r)]
+                for _, r in mt.iterrows()],
+               ["Municipality", "Junctions", "Time loss saved\n[veh·h/year]", "95 % CI",
+                "CO₂ saved\n[t/year]", "95 % CI"], title="Per municipality")
     print(f"results: {out / 'estimate.html'}, {out / 'junctions.csv'}, "
           f"{out / 'scenarios'}/")
 
 
-def _estimate_files(results: list[JunctionResult], jt: pd.DataFrame, mt: pd.DataFrame,
+def _estimate_files(results: list[JunctionSummary], jt: pd.DataFrame, mt: pd.DataFrame,
                     header: str) -> dict[str, bytes]:
     """Return the estimator's report, and each junction's generated scenario and model."""
     from gpssignal.report.estimate import estimate_report
@@ -487,15 +504,10 @@ def _estimate_files(results: list[JunctionResult], jt: pd.DataFrame, mt: pd.Data
     return files
 
 
-def _cmd_estimate(args: argparse.Namespace) -> int:
-    from gpssignal import __version__
-    from gpssignal.estimate import (
-        junction_table,
-        municipality_table,
-        read_junctions,
-        read_template,
-    )
-    from gpssignal.evaluate.io import write_tables
+def _estimate_inputs(args: argparse.Namespace
+                     ) -> tuple[list[int], Path, Template, list[JunctionSpec], list[RowError]]:
+    """Check the options and read the template and the list (before any work)."""
+    from gpssignal.estimate import read_junctions, read_template
 
     at_least_one(args, "--train-days", "--candidates")
     days = seeds(args)
@@ -504,32 +516,83 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         Path("results") / f"{Path(args.junctions).stem}-estimate"
     check_out_dir(out, "--out")
     tpl = read_template(args.template)
-    specs, errors = read_junctions(args.junctions)
+    specs, errors = read_junctions(args.junctions, tpl)
     for e in errors:
         print(f"gpssignal estimate: error: {e}; the row is skipped", file=sys.stderr)
+    return days, out, tpl, specs, errors
+
+
+def _estimate_run(args: argparse.Namespace, specs: list[JunctionSpec], tpl: Template,
+                  days: list[int], store: EstimateStore) -> tuple[EstimateRun, int, str]:
+    """Estimate the junctions not yet in ``store``; an interrupt says what is kept."""
+    from gpssignal.estimate import estimate_all
+
+    log = _EstimateLog(len(specs), args.quiet)
+    try:
+        with parallel_backend(args) as backend:
+            run = estimate_all(specs, tpl, days, args.train_days, args.candidates, store=store,
+                               backend=backend, progress=log.bars, on_done=log.done,
+                               oracle=not args.no_oracle)
+    except KeyboardInterrupt:
+        if not log.kept:
+            raise Interrupted("no junction had finished; no output written") from None
+        raise Interrupted(f"{log.kept} of {len(specs)} junctions finished and are kept in "
+                          f"{store.path}; the same command resumes, without running them "
+                          "again") from None
+    return run, backend.workers, backend.name
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from gpssignal import __version__
+    from gpssignal.errors import EstimateInputError
+    from gpssignal.estimate import (
+        EstimateStore,
+        junction_table,
+        municipality_table,
+        store_identity,
+    )
+    from gpssignal.estimate.store import STORE_NAME
+    from gpssignal.evaluate.io import write_tables
+
+    days, out, tpl, specs, errors = _estimate_inputs(args)
+    src = str(args.junctions)
+    meta: dict[str, Any] = {"junctions_file": src, "template": str(tpl.path), "seeds": days,
+                            "train_days": args.train_days, "candidates": args.candidates,
+                            "version": __version__}
+    if not specs:
+        jt = junction_table([], errors)
+        write_or_fail(lambda: write_tables({"junctions": jt}, out, {
+            **meta, "rows_ok": 0, "rows_failed": len(errors)}), out)
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: no usable row ({len(errors)} bad, "
+                                 f"listed in {out / 'junctions.csv'})")
     t0 = time.perf_counter()
-    with parallel_backend(args) as backend:
-        results, failed = _estimate_all(specs, tpl, days, args, backend)
+    store = EstimateStore(out / STORE_NAME, store_identity(days, args.train_days,
+                                                           args.candidates, not args.no_oracle))
+    try:
+        run, n_workers, backend_name = _estimate_run(args, specs, tpl, days, store)
+    finally:
+        store.close()
+    results, failed = run.summaries, run.failed
     jt, mt = junction_table(results, errors + failed), municipality_table(results)
     header = (f"{len(results)} of {len(specs) + len(errors)} junctions estimated from "
-              f"{args.junctions}; each: {args.train_days} training days, {args.candidates} "
+              f"{src}; each: {args.train_days} training days, {args.candidates} "
               f"candidates, fixed timing vs GPS controller on {len(days)} days (seeds "
-              f"{days[0]}..{days[-1]}); assumptions: {args.template}. Periods and "
+              f"{days[0]}..{days[-1]}); assumptions: {tpl.path.name}. Periods and "
               "directions: each junction's period from the list, all approaches.")
-    meta = {"junctions_file": str(args.junctions), "template": str(args.template),
-            "seeds": days, "train_days": args.train_days, "candidates": args.candidates,
-            "version": __version__, "rows_ok": len(results),
-            "rows_failed": len(errors) + len(failed),
-            "wall_s": round(time.perf_counter() - t0, 1)}
-    if results:
-        kept, volatile = split_volatile(meta)
-        files = {**_estimate_files(results, jt, mt, header),
-                 RUN_LOG: run_log("estimate", **volatile, workers=backend.workers,
-                                  train_wall_s={r.spec.id: r.train_wall_s for r in results})}
-        write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, kept,
-                                           files=files), out)
-        if not args.quiet:
-            _print_estimate(jt, mt, out)
+    meta.update(rows_ok=len(results), rows_failed=len(errors) + len(failed))
+    if not results:
+        write_or_fail(lambda: write_tables({"junctions": jt}, out, meta), out)
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: no usable row ({len(jt)} bad, "
+                                 f"listed in {out / 'junctions.csv'})")
+    logged = {"backend": backend_name, "workers": n_workers, "reused": run.reused,
+              "wall_s": round(time.perf_counter() - t0, 1),
+              "train_wall_s": {r.spec.id: r.train_wall_s for r in results}}
+    files = {**_estimate_files(results, jt, mt, header),
+             RUN_LOG: run_log("estimate", **logged)}
+    write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, meta,
+                                       files=files), out)
+    if not args.quiet:
+        _print_estimate(jt, mt, out)
     return 2 if errors or failed else 0
 
 
@@ -581,7 +644,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         description="Simulate N weekdays (replications) under every program "
                         "fixed, the time-of-day plan, the GPS controller and the hindsight bound "
                         "(oracle), with the same demand per day; report every KPI with its mean "
-                        "and 95 %% confidence interval, the paired differences against the "
+                        "and 95 % confidence interval, the paired differences against the "
                         "scenario's existing plan, the best fixed program (chosen on the "
                         "model's training days) and time of day, the capture ratio, results "
                         "per day type, annualised savings; write report.html (self-contained), "
@@ -627,6 +690,10 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
                         "latency_fixed_s, latency_jitter_s, position_sigma_m, speed_sigma_kmh, "
                         "heading_sigma_deg, dropout) and demand_scale.")
     tu.add_argument("scenario", help="scenario TOML file")
+    tu.add_argument("--objective", choices=["vehicle-hours", "person-hours"],
+                    default="vehicle-hours",
+                    help="rank by the time loss of motor vehicles (default) or of every person: "
+                    "occupants, bus passengers, cyclists, pedestrians (docs/sweeps.md)")
     tu.add_argument("--grid", action="append", default=[],
                     help="NAME=START:STOP:STEP (stop included) or NAME=V1,V2,...; repeat for "
                     "a Cartesian grid")
@@ -652,20 +719,26 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     es = sub.add_parser("estimate", parents=[quiet_options(), days, parallel_options(),
                                              _training_options("")],
                         help="estimate time loss and CO2 savings for a list of "
-                        "junctions (CSV)",
+                        "junctions (CSV or .xlsx)",
                         description="For each row of JUNCTIONS (docs/estimate.md): generate a "
                         "scenario from the template, simulate history days and train a GPS "
                         "model, then evaluate it on N days against the existing plan, beside the "
                         "best fixed program and the hindsight bound. Writes "
                         "per-junction and per-municipality annual savings with 95 % CI "
                         "(CSV, estimate.html), the generated scenarios and models. Bad rows "
-                        "are reported (row and column) and skipped; the others still run, "
-                        "and the exit code is then 2.")
-    es.add_argument("junctions", help="junction list, e.g. data/junctions_example.csv")
-    es.add_argument("--template", default=str(_DEFAULT_TEMPLATE),
-                    help="estimator assumptions (default: scenarios/estimate_template.toml)")
+                        "are reported (row, and every bad column) and skipped; the others "
+                        "still run, and the exit code is then 2. Each finished junction is "
+                        "stored at once in OUT/estimate.duckdb: an interrupted estimate "
+                        "resumes where it stopped when run again with the same --out.")
+    es.add_argument("junctions", help="junction list: CSV (, or ; separated, UTF-8 or "
+                    "Windows-1252, decimal point or comma) or .xlsx, e.g. "
+                    "data/junctions_example.csv")
+    es.add_argument("--template", default=None,
+                    help="estimator assumptions (default: the bundled "
+                    "scenarios/estimate_template.toml)")
     es.add_argument("--out", default=None,
-                    help="output folder (default: results/JUNCTIONS-estimate)")
+                    help="output folder (default: results/JUNCTIONS-estimate); the same "
+                    "folder resumes an interrupted estimate")
     es.add_argument("--no-oracle", action="store_true",
                     help="skip the hindsight bound (about 5 extra simulated days per "
                     "evaluation day and junction)")

@@ -1,4 +1,4 @@
-"""Eclipse SUMO as a reference: ``export-sumo`` and ``cross-check`` (the sumo extra)."""
+"""Eclipse SUMO: ``export-sumo``, ``cross-check``, ``import-sumo``, ``import-osm``."""
 
 from __future__ import annotations
 
@@ -192,10 +192,129 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
         print_table([[r["kpi"], r["gpssignal"], r["sumo"], r["sumo_vs_gpssignal_pct"]]
                      for _, r in summ.iterrows()],
                     ["kpi", "gpssignal", "sumo", "sumo vs gpssignal %"])
+        if summ["kpi"].eq("pedestrian_mean_delay_s").any():
+            print("pedestrians are not exported to SUMO (its pedestrian column is NaN); "
+                  "vehicle KPIs are motor vehicles only, cyclists have their own rows")
         if "gps" in tables:
             _print_gps(tables["gps"])
         print(f"written: {out}/runs.csv, {out}/summary.csv" + (", gps.csv" if tables else ""))
     return 0
+
+
+# ---------------------------------------------------------------------------
+# import-sumo, import-osm
+# ---------------------------------------------------------------------------
+
+def _origin(text: str) -> tuple[float, float]:
+    """``--origin LAT,LON`` in degrees."""
+    try:
+        lat, lon = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid origin {text!r}: expected LAT,LON") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError(f"invalid origin {text!r}: out of range")
+    return lat, lon
+
+
+def _import(args: argparse.Namespace, net: Path) -> int:
+    """Import ``net`` with the options of ``import-sumo`` / ``import-osm``; write, print."""
+    from gpssignal.interop.sumo_import import import_sumo, write_import
+    from gpssignal.model.io import parse_clock
+
+    out = Path(args.out) if args.out else Path(f"{net.name.split('.')[0]}.toml")
+    if out.exists() and not args.force:
+        raise UsageError(f"--out {out}: exists (give --force to replace it)")
+    counts = None
+    if args.counts:
+        try:
+            counts = Path(args.counts).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--counts {args.counts}: cannot read ({exc})") from None
+    res = import_sumo(net, args.routes or (), tls=args.tls, additional=args.additional or (),
+                      counts=counts, name=args.name,
+                      clock0_s=parse_clock(args.start, "--start"), end_s=args.end,
+                      origin=args.origin, default_vph=args.default_vph)
+    write_import(res, out)
+    if not args.quiet:
+        sc = res.scenario
+        print(f"{sc.name}: {len(sc.junctions)} junction(s), {len(sc.links)} links, "
+              f"{sum(len(j.programs) for j in sc.junctions)} programs, "
+              f"{sum(sum(f.flow_vph) * sc.demand.interval_s / 3600 for f in sc.demand.flows):.0f}"
+              f" vehicles; written to {out}")
+        print("not represented:" + ("" if res.unrepresented else " nothing"))
+        for x in res.unrepresented:
+            print(f"  - {x}")
+    return 0
+
+
+def _cmd_import_sumo(args: argparse.Namespace) -> int:
+    return _import(args, Path(args.net))
+
+
+def _cmd_import_osm(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gpssignal.interop.sumo_osm import osm_to_net
+
+    with tempfile.TemporaryDirectory(prefix="gpssignal-osm-") as work:
+        net = Path(args.keep_net) if args.keep_net else Path(work) / "osm.net.xml"
+        osm_to_net(args.osm, net)
+        if args.name is None:
+            args.name = Path(args.osm).name.split(".")[0]
+        return _import(args, net)
+
+
+def _import_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--routes", nargs="+", default=None, metavar="ROUTES",
+                   help="SUMO route, trip or flow files (demand counted per entry link, "
+                   "movement and 15 min)")
+    p.add_argument("--counts", default=None, metavar="CSV",
+                   help="demand from a counts CSV instead: link,movement,start,count "
+                   "(start HH:MM; docs/import.md)")
+    p.add_argument("--default-vph", type=float, default=None, metavar="VPH",
+                   help="without routes or counts: a placeholder demand of VPH per entry link")
+    p.add_argument("--tls", nargs="+", default=None, metavar="ID",
+                   help="traffic lights to import (default: all)")
+    p.add_argument("--additional", nargs="+", default=None, metavar="ADD",
+                   help="additional files with tlLogic programs (they replace the "
+                   "network's programs of the same traffic light)")
+    p.add_argument("--out", default=None, help="scenario TOML to write (default: NAME.toml)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--name", default=None, help="scenario name (default: the file's name)")
+    p.add_argument("--start", default="00:00",
+                   help="clock time of SUMO time 0 (default 00:00: SUMO seconds are seconds "
+                   "after midnight)")
+    p.add_argument("--end", type=float, default=None, metavar="SECONDS",
+                   help="count vehicles departing before this SUMO time (default: all)")
+    p.add_argument("--origin", type=_origin, default=(0.0, 0.0), metavar="LAT,LON",
+                   help="where network point (0,0) lies, for networks without a projection "
+                   "(default 0,0)")
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    im = sub.add_parser("import-sumo", parents=[quiet_options()],
+                        help="build a scenario from a SUMO network, programs and demand",
+                        description="Import the traffic-light junctions of a SUMO network "
+                        "and the links between them, every tlLogic program, conflicts and "
+                        "give-way from the right-of-way matrix, and the demand of route "
+                        "files, as a gpssignal scenario TOML. What gpssignal cannot "
+                        "represent is printed and written as a comment at the top of the "
+                        "file (docs/import.md).")
+    im.add_argument("net", help="SUMO network (.net.xml or .net.xml.gz)")
+    _import_options(im)
+    im.set_defaults(func=_cmd_import_sumo)
+    io = sub.add_parser("import-osm", parents=[quiet_options()],
+                        help="build a scenario from OpenStreetMap (netconvert, then "
+                        "import-sumo)",
+                        description="Convert an OpenStreetMap XML extract with SUMO's "
+                        "netconvert (the sumo extra; options in docs/import.md: "
+                        "--tls.guess-signals, --junctions.join, ...) and import the result "
+                        "as import-sumo does.")
+    io.add_argument("osm", help="OpenStreetMap XML file (.osm)")
+    io.add_argument("--keep-net", default=None, metavar="NET",
+                    help="also keep the SUMO network netconvert built (link ids are its edges)")
+    _import_options(io)
+    io.set_defaults(func=_cmd_import_osm)
 
 
 # ---------------------------------------------------------------------------
@@ -246,6 +365,7 @@ def _add_cross_check(sub: argparse._SubParsersAction) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``export-sumo`` and ``cross-check`` to ``sub``."""
+    """Add ``export-sumo``, ``cross-check``, ``import-sumo`` and ``import-osm`` to ``sub``."""
     _add_export_sumo(sub)
     _add_cross_check(sub)
+    _add_import(sub)

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from gpssignal.errors import ScenarioError
-from gpssignal.model.scenario import Scenario
+from gpssignal.model.scenario import ZERO_EMISSION, Scenario
 
 __all__ = [
     "COASTING_FIT",
@@ -174,6 +174,7 @@ class EmissionModel:
 POLLUTANTS = {"CO2": 0, "FC": 1}
 
 
+
 def rates_mg_s(model: EmissionModel, cls: np.ndarray, v: np.ndarray, a: np.ndarray,
                pollutant: str = "CO2") -> np.ndarray:
     """Vectorised rates [mg/s] for vehicles of class index ``cls`` at (v, a)."""
@@ -203,6 +204,9 @@ def emission_model(classes: list[tuple[str, str, float, float, float]]) -> Emiss
     fcols = [f"f{k}" for k in range(7)]
     a_fac, a_const, m_fac, const, i_fac = COASTING_FIT
     for i, (name, ecls, mass, width, height) in enumerate(classes):
+        if ecls == ZERO_EMISSION:  # bicycles: no tailpipe, no fuel (coefficients stay 0)
+            coast[i] = (0.0, 0.0)
+            continue
         if ecls not in known:
             raise KeyError(f"vehicle_class[{name}].emission_class = {ecls!r}: not an HBEFA4 "
                            f"class in the coefficient table (known: {', '.join(sorted(known))})")

@@ -19,16 +19,19 @@ spreadsheet shows it after the header) and the column.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 import re
 import tomllib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import tomli_w
 
 from gpssignal.errors import EstimateInputError, ScenarioError
@@ -49,7 +52,9 @@ __all__ = [
     "RowError",
     "Template",
     "build_scenario",
+    "bundled_scenario",
     "one_line",
+    "parse_junctions",
     "read_junctions",
     "read_template",
 ]
@@ -80,12 +85,15 @@ def one_line(value: object, limit: int = MAX_COMMENT_CHARS) -> str:
 
 
 class RowError(EstimateInputError):
-    """A bad row: names the row and the column."""
+    """A bad row: names the row and, for each problem, the column, value and reason."""
 
-    def __init__(self, row: int, name: str, column: str, value: Any, reason: str) -> None:
+    def __init__(self, row: int, name: str, column: str, value: Any, reason: str,
+                 more: Sequence[tuple[str, Any, str]] = ()) -> None:
         self.row, self.name, self.column = row, name, column
-        super().__init__(f"row {row} ({one_line(name, MAX_ID_CHARS) or '?'}): {column} = "
-                         f"{value!r}: {one_line(reason, 10 * MAX_COMMENT_CHARS)}")
+        self.problems = [(column, value, reason), *more]
+        super().__init__(f"row {row} ({one_line(name, MAX_ID_CHARS) or '?'}): " + "; ".join(
+            f"{c} = {v!r}: {one_line(why, 10 * MAX_COMMENT_CHARS)}"
+            for c, v, why in self.problems))
 
 
 @dataclass(frozen=True)
@@ -136,9 +144,18 @@ class Template:
         return self.values[key]
 
 
-def read_template(path: str | Path) -> Template:
-    """Read the estimator's template (TOML) at ``path``."""
-    p = Path(path)
+def bundled_scenario(name: str) -> Path:
+    """Return the path of a scenario file shipped with the package (``scenarios/NAME``).
+
+    The files of the repository's ``scenarios/`` folder are package data, so
+    an installed wheel has them too.
+    """
+    return Path(str(resources.files("gpssignal") / "scenarios" / name))
+
+
+def read_template(path: str | Path | None = None) -> Template:
+    """Read the estimator's template (TOML) at ``path`` (default: the bundled one)."""
+    p = Path(path) if path is not None else bundled_scenario("estimate_template.toml")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -169,51 +186,113 @@ def _target(arm: str, movement: str) -> str:
     return next(a for a, x in ARMS.items() if abs(x - b) < 1e-9)
 
 
+#: Junctions further than this from the template's base scenario are refused
+#: [km]. The template's fleet, drivers, time zone and working days are those
+#: of its base scenario (Danish); Denmark spans about 450 km, so 500 km keeps
+#: every Danish junction and refuses a position whose latitude and longitude
+#: were swapped (55.6, 12.4 read as 12.4, 55.6 lies ~5,000 km away).
+REGION_RADIUS_KM = 500.0
+#: Mean Earth radius [km] (haversine distance).
+EARTH_RADIUS_KM = 6371.0
+#: Columns that hold whole counts or volumes, where ``1.499`` or ``1,499``
+#: could be a thousands separator: such a value (1-3 digits, separator,
+#: exactly 3 digits) is refused as ambiguous.
+COUNT_COLUMNS = {c for c in ARM_COLUMNS if c.endswith(("_vph", "_lanes"))} | {"cycle_s"}
+#: Encodings tried, in order, for a junction list without a byte-order mark.
+ENCODINGS = ("utf-8", "cp1252")
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance [km] (haversine, spherical Earth: ±0.5 %, ample here)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _number(text: str) -> float | str:
+    """Return ``text`` as a number (decimal point or comma), or the reason it is not one."""
+    t = text.replace("\u2212", "-").replace(" ", "")
+    if t.count(",") + t.count(".") > 1:
+        return "not a number (thousands separators are not allowed)"
+    try:
+        return float(t.replace(",", "."))
+    except ValueError:
+        return "not a number"
+
+
 class _Row:
-    """One row of the junction list, with its error and number helpers."""
+    """One row of the junction list: its values, checked, and every problem found."""
 
     def __init__(self, k: int, r: dict[str, str]) -> None:
         self.k, self.r = k, r
         self.name = (r.get("name") or "").strip()
+        self.problems: list[tuple[str, Any, str]] = []
 
-    def fail(self, col: str, val: Any, why: str) -> RowError:
-        """Return the error of column ``col``, to raise."""
-        return RowError(self.k, self.name, col, val, why)
+    def fail(self, col: str, val: Any, why: str) -> None:
+        """Note a problem of column ``col`` (every problem of a row is reported at once)."""
+        self.problems.append((col, val, why))
+
+    def error(self) -> RowError | None:
+        """Return the row's error with all its problems, or None."""
+        if not self.problems:
+            return None
+        (col, val, why), *more = self.problems
+        return RowError(self.k, self.name, col, val, why, more)
 
     def num(self, col: str, default: float | None = None, lo: float = -math.inf,
             hi: float = math.inf) -> float:
-        """Return column ``col`` as a number in ``[lo, hi]`` (``default`` if empty)."""
+        """Return column ``col`` as a number in ``[lo, hi]`` (``default`` if empty, NaN if bad)."""
         text = (self.r.get(col) or "").strip()
         if not text:
             if default is None:
-                raise self.fail(col, text, "required")
+                self.fail(col, text, "required")
+                return math.nan
             return default
-        try:
-            x = float(text)
-        except ValueError:
-            raise self.fail(col, text, "not a number") from None
+        x = _number(text)
+        if isinstance(x, str):
+            self.fail(col, text, x)
+            return math.nan
+        if col in COUNT_COLUMNS and re.fullmatch(r"\d{1,3}[.,]\d{3}", text):
+            self.fail(col, text, f"ambiguous: {text.replace(',', '.')} or "
+                      f"{text.replace(',', '').replace('.', '')}? write whole numbers without "
+                      "a thousands separator")
+            return math.nan
         if not (math.isfinite(x) and lo <= x <= hi):
-            raise self.fail(col, text, f"must be between {lo:g} and {hi:g}")
+            self.fail(col, text, f"must be between {lo:g} and {hi:g}")
+            return math.nan
         return x
 
 
 def _row_period(row: _Row) -> tuple[float, float, float]:
-    """Return the period's start and end and the peak hour's start [clock s]."""
+    """Return the period's start and end and the peak hour's start [clock s] (NaN if bad)."""
     r = row.r
-    per = r["period"].strip()
-    m = re.fullmatch(r"(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})", per)
+    per = (r.get("period") or "").strip()
+    nan = (math.nan, math.nan, math.nan)
+    m = re.fullmatch(r"(\d{1,2}[:.]\d{2})\s*[-–]\s*(\d{1,2}[:.]\d{2})", per)
     if not m:
-        raise row.fail("period", per, "expected HH:MM-HH:MM, e.g. 06:00-09:00")
+        if per:
+            row.fail("period", per, "expected HH:MM-HH:MM, e.g. 06:00-09:00")
+        return nan
     try:
-        a, b = parse_clock(m.group(1), "period"), parse_clock(m.group(2), "period")
-        peak = parse_clock(r["peak_hour"].strip(), "peak_hour")
+        a = parse_clock(m.group(1).replace(".", ":"), "period")
+        b = parse_clock(m.group(2).replace(".", ":"), "period")
     except ScenarioError as exc:
-        raise row.fail("period/peak_hour", per, str(exc)) from None
+        row.fail("period", per, str(exc))
+        return nan
     if b <= a or (b - a) % 900 or (b - a) < 3600:
-        raise row.fail("period", per, "must be whole quarter hours and at least one hour long")
+        row.fail("period", per, "must be whole quarter hours and at least one hour long")
+        return nan
+    text = (r.get("peak_hour") or "").strip()
+    try:
+        peak = parse_clock(text.replace(".", ":"), "peak_hour")
+    except ScenarioError as exc:
+        if text:
+            row.fail("peak_hour", text, str(exc))
+        return nan
     if not (a <= peak and peak + 3600 <= b) or (peak - a) % 900:
-        raise row.fail("peak_hour", r["peak_hour"], f"the hour from it must lie inside {per} "
-                       "on a quarter hour")
+        row.fail("peak_hour", text, f"the hour from it must lie inside {per} on a quarter hour")
+        return nan
     return a, b, peak
 
 
@@ -224,87 +303,203 @@ def _row_arms(row: _Row) -> tuple[dict[str, int], dict[str, float],
     lanes, limits, vols = {}, {}, {}
     for arm in ARMS:
         n = row.num(f"{arm}_lanes", 0.0, 0, 6)
-        if n != int(n):
-            raise row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes"), "must be a whole number")
-        lanes[arm] = int(n)
+        if math.isfinite(n) and n != int(n):
+            row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes"), "must be a whole number")
+        lanes[arm] = int(n) if math.isfinite(n) else 0
         limits[arm] = row.num(f"{arm}_limit_kmh", 50.0, 10, 130)
         vols[arm] = {mv: row.num(f"{arm}_{mv}_vph", 0.0, 0, 5000) for mv in MOVEMENTS}
+        if not math.isfinite(n) or not all(map(math.isfinite, vols[arm].values())):
+            continue  # already reported; the checks below would only repeat it
         if lanes[arm] == 0 and any(vols[arm].values()):
-            raise row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes", ""), f"arm {arm} has volumes "
-                           "but no approach lanes")
+            row.fail(f"{arm}_lanes", r.get(f"{arm}_lanes", ""), f"arm {arm} has volumes "
+                     "but no approach lanes")
         if lanes[arm] and not any(vols[arm].values()):
-            raise row.fail(f"{arm}_through_vph", r.get(f"{arm}_through_vph", ""),
-                           f"arm {arm} has lanes but no volume")
+            row.fail(f"{arm}_through_vph", r.get(f"{arm}_through_vph", ""),
+                     f"arm {arm} has lanes but no volume")
     return lanes, limits, vols
 
 
-def _row_spec(k: int, r: dict[str, str]) -> JunctionSpec:
-    """Check one row of the junction list and return it as a spec."""
-    row = _Row(k, r)
-    for col in REQUIRED:
-        if not (r.get(col) or "").strip():
-            raise row.fail(col, r.get(col, ""), "required")
+def _row_position(row: _Row, region: tuple[float, float] | None) -> tuple[float, float]:
+    """Return the junction's latitude and longitude [deg], checked against ``region``.
+
+    Beyond the ranges [-90, 90] and [-180, 180], a position more than
+    :data:`REGION_RADIUS_KM` from ``region`` (the template's base junction)
+    is refused, and called swapped when the swapped pair would lie inside.
+    """
     lat = row.num("lat", lo=-90, hi=90)
     lon = row.num("lon", lo=-180, hi=180)
+    if region is None or not (math.isfinite(lat) and math.isfinite(lon)):
+        return lat, lon
+    d = _distance_km(lat, lon, *region)
+    if d <= REGION_RADIUS_KM:
+        return lat, lon
+    text = f"{row.r.get('lat', '').strip()}, {row.r.get('lon', '').strip()}"
+    where = f"the template's region ({region[0]:.2f}, {region[1]:.2f})"
+    if abs(lon) <= 90 and _distance_km(lon, lat, *region) <= REGION_RADIUS_KM:
+        row.fail("lat/lon", text, f"latitude and longitude look swapped ({d:,.0f} km from "
+                 f"{where}; swapped, the junction would lie inside it)")
+    else:
+        row.fail("lat/lon", text, f"{d:,.0f} km from {where}, more than "
+                 f"{REGION_RADIUS_KM:g} km: the template's fleet, time zone and working days "
+                 "do not apply there")
+    return math.nan, math.nan
+
+
+def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = None
+              ) -> JunctionSpec | RowError:
+    """Check one row of the junction list; return it as a spec, or its error."""
+    row = _Row(k, r)
+    for col in ("name", "municipality", "period", "peak_hour"):
+        if not (r.get(col) or "").strip():
+            row.fail(col, r.get(col, ""), "required")
+    lat, lon = _row_position(row, region)
     cycle = row.num("cycle_s", lo=30, hi=200)
     a, b, peak = _row_period(row)
     lanes, limits, vols = _row_arms(row)
     present = {a for a in ARMS if lanes[a]}
-    axes = [{"N", "S"} & present, {"E", "W"} & present]
-    if not all(axes):
-        raise row.fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) "
-                       "for a two-phase plan")
+    if not ({"N", "S"} & present and {"E", "W"} & present):
+        row.fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) "
+                 "for a two-phase plan")
     mon = (r.get("monitored_arm") or "").strip().upper()
-    if mon:
-        if mon not in present:
-            raise row.fail("monitored_arm", mon, f"must be an arm with an approach: "
-                           f"{', '.join(sorted(present))}")
-    else:
-        mon = max(sorted(present), key=lambda x: sum(vols[x].values()))
+    if mon and mon not in present:
+        row.fail("monitored_arm", mon, f"must be an arm with an approach: "
+                 f"{', '.join(sorted(present)) or 'none'}")
+    error = row.error()
+    if error is not None:
+        return error
+    mon = mon or max(sorted(present), key=lambda x: sum(vols[x].values()))
     return JunctionSpec(row=k, name=row.name, municipality=r["municipality"].strip(), lat=lat,
                         lon=lon, cycle_s=cycle, period=(a, b), peak_start=peak,
                         monitored_arm=mon, note=(r.get("note") or "").strip(), lanes=lanes,
                         limit_kmh=limits, volumes=vols)
 
 
-def read_junctions(path: str | Path) -> tuple[list[JunctionSpec], list[RowError]]:
-    """Read the junction list; bad rows are returned as errors, not raised.
+def _decode(data: bytes, source: str) -> str:
+    """Return the text of a junction list: UTF-8 (with or without BOM), UTF-16 or cp1252."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"),
+                       (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise EstimateInputError(f"JUNCTIONS = {source!r}: not readable as {codec} "
+                                         f"(byte {exc.start})") from None
+    for codec in ENCODINGS:
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    raise EstimateInputError(f"JUNCTIONS = {source!r}: neither UTF-8 nor Windows-1252 text "
+                             "(save it as CSV UTF-8)")
+
+
+def _xlsx_cell(value: object) -> str:
+    """Return a spreadsheet cell as the text a CSV export would hold."""
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, dt.time | dt.datetime):
+        return f"{value.hour:02d}:{value.minute:02d}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    """Return the first sheet of an ``.xlsx`` workbook as rows of text."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise EstimateInputError(f"JUNCTIONS = {str(path)!r}: not a readable .xlsx workbook "
+                                 f"({one_line(exc)})") from None
+    try:
+        sheet = wb.worksheets[0]
+        return [[_xlsx_cell(v) for v in r] for r in sheet.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def parse_junctions(text: str, source: str = "<text>") -> list[list[str]]:
+    """Return the rows of a junction list's CSV text (header first), comments dropped.
+
+    The separator is ``,`` or ``;``, whichever the header line holds more of
+    (a Danish spreadsheet's CSV export uses ``;``, with decimal commas).
+    """
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    header = next((ln for ln in lines if ln.strip()), "")
+    sep = ";" if header.count(";") > header.count(",") else ","
+    try:
+        return [r for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)]
+    except csv.Error as exc:
+        raise EstimateInputError(f"JUNCTIONS = {source!r}: not a readable CSV "
+                                 f"({one_line(exc)})") from None
+
+
+def read_junctions(path: str | Path, template: Template | None = None
+                   ) -> tuple[list[JunctionSpec], list[RowError]]:
+    """Read the junction list (CSV or ``.xlsx``); bad rows are returned as errors, not raised.
+
+    CSV: ``,`` or ``;`` separated, UTF-8 (with or without BOM), UTF-16 or
+    Windows-1252; numbers with a decimal point or a decimal comma. ``.xlsx``:
+    the first sheet. Each bad row's error lists every problem of the row.
+    With ``template``, positions further than :data:`REGION_RADIUS_KM` from
+    its base scenario are refused (swapped latitude and longitude too).
 
     Raises
     ------
-    ScenarioError
-        If the file cannot be read or lacks a required column.
+    EstimateInputError
+        If the file cannot be read, lacks a required column, has an unknown
+        one, or holds no junction row.
     """
     p = Path(path)
+    src = str(p)
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
+        rows = (_xlsx_rows(p) if p.suffix.lower() in (".xlsx", ".xlsm")
+                else parse_junctions(_decode(p.read_bytes(), src), src))
     except FileNotFoundError:
-        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: no such file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: not a readable CSV "
-                                 f"({one_line(exc)})") from None
-    cols = [c.strip() for c in df.columns]
-    df.columns = cols
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: no such file") from None
+    except IsADirectoryError:
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: is a folder") from None
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    cols = [c.strip().lstrip("\ufeff") for c in (rows[0] if rows else [])]
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
-        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: missing column(s) {', '.join(missing)}")
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: missing column(s) {', '.join(missing)}"
+                                 f" (header read: {one_line(', '.join(cols), 120) or 'none'}; "
+                                 "separators , or ;)")
     unknown = [c for c in cols if c not in REQUIRED + OPTIONAL + ARM_COLUMNS]
     if unknown:
-        raise EstimateInputError(f"JUNCTIONS = {str(p)!r}: unknown column(s) "
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: unknown column(s) "
                                  f"{one_line(', '.join(unknown))} "
-                            "(docs/estimate.md lists the columns)")
+                                 "(docs/estimate.md lists the columns)")
+    if len(rows) < 2:
+        raise EstimateInputError(f"JUNCTIONS = {src!r}: no junction rows (only the header)")
+    region = None
+    if template is not None and template.base.junctions:
+        js = template.base.junctions
+        region = (sum(j.lat_deg for j in js) / len(js), sum(j.lon_deg for j in js) / len(js))
     specs, errors = [], []
     seen: dict[str, int] = {}
-    for k, rec in enumerate(df.to_dict("records"), start=1):
-        try:
-            spec = _row_spec(k, rec)
-            if spec.id in seen:
-                raise RowError(k, spec.name, "name", spec.name,
-                               f"same junction id as row {seen[spec.id]}")
+    for k, values in enumerate(rows[1:], start=1):
+        rec = dict(zip(cols, [*values, *[""] * (len(cols) - len(values))], strict=False))
+        if len(values) > len(cols) and any(v.strip() for v in values[len(cols):]):
+            errors.append(RowError(k, rec.get("name", ""), "(row)", values[len(cols):],
+                                   f"{len(values)} cells for {len(cols)} columns"))
+            continue
+        spec = _row_spec(k, rec, region)
+        if isinstance(spec, RowError):
+            errors.append(spec)
+        elif spec.id in seen:
+            errors.append(RowError(k, spec.name, "name", spec.name,
+                                   f"same junction id as row {seen[spec.id]}"))
+        else:
             seen[spec.id] = k
             specs.append(spec)
-        except RowError as exc:
-            errors.append(exc)
     return specs, errors
 
 

@@ -17,10 +17,10 @@ those day sums, × working days, is the municipality's annual saving.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,18 @@ from gpssignal.experiment.evaluation import (
 )
 from gpssignal.experiment.parallel import DaskBackend, LocalBackend
 
-__all__ = ["FORMULA_STARTS", "JunctionResult", "csv_safe", "estimate_junction", "junction_table",
-           "municipality_table"]
+__all__ = [
+    "FORMULA_STARTS",
+    "JUNCTION_COLUMNS",
+    "EstimateRun",
+    "JunctionResult",
+    "JunctionSummary",
+    "csv_safe",
+    "estimate_all",
+    "estimate_junction",
+    "junction_table",
+    "municipality_table",
+]
 
 
 @dataclass
@@ -61,6 +71,61 @@ class JunctionResult:
             - ev.values("gps", "total_time_loss_veh_h"),
             "co2_kg": ev.values(base, "co2_kg") - ev.values("gps", "co2_kg"),
         })
+
+    def summary(self) -> JunctionSummary:
+        """Return what the tables need of this junction (see :class:`JunctionSummary`)."""
+        d = self.daily_savings()
+        return JunctionSummary(
+            spec=self.spec, scenario_toml=self.scenario_toml, model_json=self.model_json,
+            seeds=tuple(int(s) for s in d["seed"]),
+            time_loss_saved_veh_h=tuple(float(x) for x in d["time_loss_veh_h"]),
+            co2_saved_kg=tuple(float(x) for x in d["co2_kg"]),
+            working_days_per_year=self.evaluation.scenario.working_days_per_year,
+            columns=_summary_columns(self.evaluation), train_wall_s=self.train_wall_s)
+
+
+@dataclass(frozen=True)
+class JunctionSummary:
+    """What the estimate's tables and files need of one finished junction.
+
+    Small and plain (numbers, text, the generated files), so that it is what
+    the estimate's store keeps (:mod:`gpssignal.estimate.store`) as each
+    junction finishes: a resumed estimate builds its tables from stored
+    summaries exactly as from fresh ones (the numbers round-trip through JSON
+    bit for bit), so its outputs are byte-identical to an uninterrupted run.
+    """
+
+    spec: JunctionSpec
+    scenario_toml: str
+    model_json: bytes
+    #: The evaluation days, in order, and the existing plan − GPS saving of
+    #: each: total time loss [veh·h] and CO₂ [kg].
+    seeds: tuple[int, ...]
+    time_loss_saved_veh_h: tuple[float, ...]
+    co2_saved_kg: tuple[float, ...]
+    working_days_per_year: float
+    #: The junction table's values derived from the evaluation (KPI means,
+    #: verdicts, best fixed program, oracle), by column.
+    columns: dict[str, Any]
+    #: Wall time of the model's training [s] (for the run log: not in the model file).
+    train_wall_s: float | None = None
+
+    def summary(self) -> JunctionSummary:
+        """Return itself (a summary and a result can be tabulated alike)."""
+        return self
+
+
+def _summary_columns(ev: Evaluation) -> dict[str, Any]:
+    """Return the junction-table values of one evaluation, as plain Python values."""
+    kt = ev.kpi_table().set_index(["kpi", "controller"])["mean"]
+    values = {
+        "time_loss_change_pct": 100 * (kt[("mean_time_loss_s", "gps")]
+                                       / kt[("mean_time_loss_s", ev.baseline)] - 1),
+        "fixed_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", ev.baseline)],
+        **_alternatives(ev),
+        "gps_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", "gps")],
+    }
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
 
 
 def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train_days: int,
@@ -93,6 +158,77 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
                           train_wall_s=train_wall_s)
 
 
+class JunctionStore(Protocol):
+    """Where finished junctions are kept (:class:`gpssignal.estimate.store.EstimateStore`)."""
+
+    def get(self, spec: JunctionSpec, scenario_toml: str) -> JunctionSummary | None:
+        """Return the stored junction of ``spec`` with that scenario, if any."""
+
+    def add(self, summary: JunctionSummary) -> None:
+        """Store one finished junction at once."""
+
+
+@dataclass(frozen=True)
+class EstimateRun:
+    """The outcome of :func:`estimate_all`."""
+
+    #: Every junction estimated, now or before (stored), in row order.
+    summaries: list[JunctionSummary]
+    #: Rows whose scenario could not be built (found only when building it).
+    failed: list[RowError]
+    #: Junctions found in the store and not run again.
+    reused: int
+
+
+def estimate_all(specs: list[JunctionSpec], tpl: Template, seeds: list[int], train_days: int,
+                 candidates: int, store: JunctionStore | None = None,
+                 backend: LocalBackend | DaskBackend | None = None,
+                 progress: Callable[[JunctionSpec], Callable[[str, int, int], None] | None]
+                 | None = None,
+                 on_done: Callable[[JunctionSpec, str], None] | None = None,
+                 oracle: bool = True) -> EstimateRun:
+    """Estimate every junction not yet in ``store``; store each as it finishes.
+
+    Parameters
+    ----------
+    specs, tpl, seeds, train_days, candidates, backend, oracle
+        As :func:`estimate_junction`, for each spec.
+    store : JunctionStore, optional
+        Junctions already estimated with the same generated scenario are taken
+        from it; each one estimated now is added the moment it finishes, so
+        an interrupted estimate keeps every finished junction.
+    progress : callable, optional
+        ``progress(spec)`` returns the ``progress(stage, done, total)``
+        callback of that junction's training and evaluation.
+    on_done : callable, optional
+        ``on_done(spec, how)`` after each junction; ``how`` is ``"estimated"``,
+        ``"stored"`` (taken from the store) or ``"failed"``.
+    """
+    summaries, failed, reused = [], [], 0
+    for spec in specs:
+        try:
+            _, text = build_scenario(spec, tpl)
+        except RowError as e:
+            failed.append(e)
+            if on_done:
+                on_done(spec, "failed")
+            continue
+        found = store.get(spec, text) if store is not None else None
+        how = "stored"
+        if found is None:
+            how = "estimated"
+            found = estimate_junction(spec, tpl, seeds, train_days, candidates, backend=backend,
+                                      progress=progress(spec) if progress else None,
+                                      oracle=oracle).summary()
+            if store is not None:
+                store.add(found)
+        summaries.append(found)
+        reused += how == "stored"
+        if on_done:
+            on_done(spec, how)
+    return EstimateRun(summaries=summaries, failed=failed, reused=reused)
+
+
 #: First characters that make a spreadsheet read a cell as a formula (CSV
 #: injection): such text cells get a leading ``'`` (OWASP's advice).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -104,19 +240,17 @@ def csv_safe(text: object) -> str:
     return "'" + s if s.startswith(FORMULA_STARTS) else s
 
 
-def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.DataFrame:
+def junction_table(results: Sequence[JunctionResult | JunctionSummary],
+                   errors: list[RowError]) -> pd.DataFrame:
     """One row per junction of the list: annual savings with 95 % CI, or the error.
 
     The user's text cells (name, municipality, error) are made safe for
     spreadsheets with :func:`csv_safe`; numbers are left as they are.
     """
     rows = []
-    for r in results:
-        ev = r.evaluation
-        days = ev.scenario.working_days_per_year
-        d = r.daily_savings()
-        tl, co2 = mean_ci(d["time_loss_veh_h"]), mean_ci(d["co2_kg"])
-        kt = ev.kpi_table().set_index(["kpi", "controller"])["mean"]
+    for r in (x.summary() for x in results):
+        days = r.working_days_per_year
+        tl, co2 = mean_ci(np.array(r.time_loss_saved_veh_h)), mean_ci(np.array(r.co2_saved_kg))
         rows.append({
             "row": r.spec.row, "name": csv_safe(r.spec.name),
             "municipality": csv_safe(r.spec.municipality),
@@ -125,29 +259,30 @@ def junction_table(results: list[JunctionResult], errors: list[RowError]) -> pd.
             "time_loss_ci95_low": tl.low * days, "time_loss_ci95_high": tl.high * days,
             "co2_saved_t_per_year": co2.mean * days / 1000,
             "co2_ci95_low": co2.low * days / 1000, "co2_ci95_high": co2.high * days / 1000,
-            "time_loss_change_pct": 100 * (kt[("mean_time_loss_s", "gps")]
-                                           / kt[("mean_time_loss_s", ev.baseline)] - 1),
-            "fixed_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", ev.baseline)],
-            **_alternatives(ev),
-            "gps_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", "gps")],
-            "working_days_per_year": days, "days_simulated": len(ev.seeds),
+            **r.columns,
+            "working_days_per_year": days, "days_simulated": len(r.seeds),
             "scenario_file": f"scenarios/{r.spec.id}.toml",
             "model_file": f"models/{r.spec.id}.json", "error": "",
         })
     for e in errors:
         rows.append({"row": e.row, "name": csv_safe(e.name), "status": "error",
                      "error": csv_safe(e)})
-    cols = ["row", "name", "municipality", "status", "junction_id",
-            "time_loss_saved_veh_h_per_year", "time_loss_ci95_low", "time_loss_ci95_high",
-            "verdict", "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
-            "time_loss_change_pct", "existing_plan", "best_fixed", "gps_vs_best_fixed_s",
-            "gps_vs_best_fixed_ci95_low", "gps_vs_best_fixed_ci95_high",
-            "gps_vs_best_fixed_verdict", "oracle_saved_veh_h_per_year", "capture_ratio",
-            "capture_ci95_low", "capture_ci95_high",
-            "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh",
-            "working_days_per_year", "days_simulated", "scenario_file", "model_file", "error"]
-    return pd.DataFrame(rows, columns=cols).sort_values("row", kind="stable").reset_index(
-        drop=True)
+    return pd.DataFrame(rows, columns=JUNCTION_COLUMNS).sort_values(
+        "row", kind="stable").reset_index(drop=True)
+
+
+#: The columns of ``junctions.csv``, in order.
+JUNCTION_COLUMNS = [
+    "row", "name", "municipality", "status", "junction_id",
+    "time_loss_saved_veh_h_per_year", "time_loss_ci95_low", "time_loss_ci95_high",
+    "verdict", "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
+    "person_h_saved_per_year", "person_h_ci95_low", "person_h_ci95_high",
+    "time_loss_change_pct", "existing_plan", "best_fixed", "gps_vs_best_fixed_s",
+    "gps_vs_best_fixed_ci95_low", "gps_vs_best_fixed_ci95_high",
+    "gps_vs_best_fixed_verdict", "oracle_saved_veh_h_per_year", "capture_ratio",
+    "capture_ci95_low", "capture_ci95_high",
+    "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh",
+    "working_days_per_year", "days_simulated", "scenario_file", "model_file", "error"]
 
 
 def _alternatives(ev: Evaluation) -> dict[str, Any]:
@@ -157,6 +292,12 @@ def _alternatives(ev: Evaluation) -> dict[str, Any]:
     out: dict[str, Any] = {"existing_plan": ev.baseline,
                            "verdict": dt.loc[("total_time_loss_veh_h", "gps", ev.baseline),
                                              "verdict"]}
+    # Person-hours (occupants, bus passengers, cyclists, pedestrians): the paired
+    # difference GPS − existing, turned into a saving per year.
+    p = dt.loc[("total_time_loss_person_h", "gps", ev.baseline)]
+    out.update({"person_h_saved_per_year": -p["difference"] * days,
+                "person_h_ci95_low": -p["ci95_high"] * days,
+                "person_h_ci95_high": -p["ci95_low"] * days})
     if ev.best_fixed is not None:
         r = dt.loc[("mean_time_loss_s", "gps", ev.best_fixed)]
         out.update({"best_fixed": ev.best_fixed, "gps_vs_best_fixed_s": r["difference"],
@@ -175,20 +316,19 @@ def _alternatives(ev: Evaluation) -> dict[str, Any]:
     return out
 
 
-def municipality_table(results: list[JunctionResult]) -> pd.DataFrame:
+def municipality_table(results: Sequence[JunctionResult | JunctionSummary]) -> pd.DataFrame:
     """Per municipality: the annual savings of its junctions, with the day-sum CI."""
     rows = []
-    by: dict[str, list[JunctionResult]] = {}
-    for r in results:
+    by: dict[str, list[JunctionSummary]] = {}
+    for r in sorted((x.summary() for x in results), key=lambda x: x.spec.row):
         by.setdefault(r.spec.municipality, []).append(r)
     for mun, rs in by.items():
-        tl = np.zeros(len(rs[0].evaluation.seeds))
+        tl = np.zeros(len(rs[0].seeds))
         co2 = np.zeros_like(tl)
         for r in rs:
-            d = r.daily_savings()
-            days = r.evaluation.scenario.working_days_per_year
-            tl += d["time_loss_veh_h"].to_numpy() * days
-            co2 += d["co2_kg"].to_numpy() * days / 1000
+            days = r.working_days_per_year
+            tl += np.array(r.time_loss_saved_veh_h) * days
+            co2 += np.array(r.co2_saved_kg) * days / 1000
         a, b = mean_ci(tl), mean_ci(co2)
         rows.append({"municipality": csv_safe(mun), "junctions": len(rs),
                      "time_loss_saved_veh_h_per_year": a.mean, "time_loss_ci95_low": a.low,

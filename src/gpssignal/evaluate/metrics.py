@@ -19,6 +19,9 @@ Tables (pandas DataFrames):
     One row per junction, approach and movement: control delay and LOS.
 ``summary``
     One row per KPI, for the whole period and the peak hour.
+``pedestrians``
+    One row per pedestrian (only with crossings): crossing, arrival, start,
+    delay.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def vehicle_table(result: SimResult) -> pd.DataFrame:
         "vehicle": np.arange(len(arr)),
         "vehicle_class": np.array([c.name for c in sc.vehicle_classes],
                                   dtype=object)[arr.vehicle_class],
+        "mode": np.array([c.mode for c in sc.vehicle_classes], dtype=object)[arr.vehicle_class],
+        "occupancy": np.array([c.occupancy for c in sc.vehicle_classes])[arr.vehicle_class],
         "entry_link": ids[arr.route_links[:, 0]] if len(arr) else np.array([], dtype=object),
         "first_movement": np.array(MOVEMENTS, dtype=object)[arr.route_moves[:, 0]]
         if len(arr) else np.array([], dtype=object),
@@ -114,9 +119,10 @@ def _interval_index(t_s: np.ndarray, interval_s: float, n: int) -> np.ndarray:
 
 
 def interval_table(result: SimResult, vehicles: pd.DataFrame | None = None) -> pd.DataFrame:
-    """KPIs per demand interval (15 min by default)."""
+    """KPIs per demand interval (15 min by default), of motor vehicles (buses included)."""
     sc = result.scenario
     veh = vehicle_table(result) if vehicles is None else vehicles
+    veh = veh[veh["mode"] != "bicycle"]
     iv = sc.demand.interval_s
     n = int(np.ceil(sc.duration_s / iv - 1e-9))
     k_arr = _interval_index(veh["arrival_s"].to_numpy(), iv, n)
@@ -214,7 +220,64 @@ def movement_table(result: SimResult) -> pd.DataFrame:
 
 
 def _period_kpis(result: SimResult, veh: pd.DataFrame, t0: float, t1: float) -> dict[str, float]:
-    """KPIs of vehicles arriving in [t0, t1) (simulation seconds)."""
+    """KPIs of vehicles (and pedestrians) arriving in [t0, t1) (simulation seconds).
+
+    The vehicle KPIs are those of motor vehicles (buses included); cyclists
+    and pedestrians have their own, and every person counts in the
+    person-hour KPIs (:func:`_road_user_kpis`).
+    """
+    out = _motor_kpis(result, veh[veh["mode"] != "bicycle"], t0, t1)
+    out.update(_road_user_kpis(result, veh, t0, t1))
+    return out
+
+
+def _road_user_kpis(result: SimResult, veh: pd.DataFrame, t0: float, t1: float
+                    ) -> dict[str, float]:
+    """Person-hours of time loss per road-user group, and the cyclist and pedestrian KPIs.
+
+    Groups: motor-vehicle occupants (``mode`` motor, time loss × occupancy),
+    bus passengers (``mode`` bus), cyclists, pedestrians (their delay at the
+    crossing); only groups the scenario has get keys, except the total.
+    """
+    sc = result.scenario
+    sel = (veh["arrival_s"] >= t0) & (veh["arrival_s"] < t1) & veh["completed"]
+    d = veh[sel]
+    person_h = d["time_loss_s"] * d["occupancy"] / 3600.0
+    persons = float(d["occupancy"].sum())
+    total_h = float(person_h.sum())
+    out: dict[str, float] = {}
+    modes = {c.mode for c in sc.vehicle_classes}
+    for mode, key in (("motor", "motorist"), ("bus", "bus_passenger"), ("bicycle", "cyclist")):
+        if mode in modes:
+            out[f"{key}_time_loss_person_h"] = float(person_h[d["mode"] == mode].sum())
+    if "bicycle" in modes:
+        bikes_in = veh[(veh["arrival_s"] >= t0) & (veh["arrival_s"] < t1)
+                       & (veh["mode"] == "bicycle")]
+        b = bikes_in[bikes_in["completed"]]
+        hours = (t1 - t0) / 3600.0
+        out["cyclists_arrived"] = float(len(bikes_in))
+        out["cyclist_mean_time_loss_s"] = float(b["time_loss_s"].mean()) if len(b) else np.nan
+        out["cyclist_stops"] = float(b["stops"].mean()) if len(b) else np.nan
+        bikes = veh[veh["mode"] == "bicycle"]
+        out["cyclist_throughput_ph"] = float(((bikes["exit_s"] >= t0)
+                                              & (bikes["exit_s"] < t1)).sum() / hours)
+    peds = result.pedestrians
+    if peds is not None:
+        p_sel = (peds["arrival_s"] >= t0) & (peds["arrival_s"] < t1)
+        delay = peds["delay_s"][p_sel]
+        done = delay[~np.isnan(delay)]
+        out["pedestrians_arrived"] = float(p_sel.sum())
+        out["pedestrian_mean_delay_s"] = float(done.mean()) if len(done) else np.nan
+        out["pedestrian_delay_person_h"] = float(done.sum() / 3600.0)
+        total_h += float(done.sum() / 3600.0)
+        persons += float(len(done))
+    out["total_time_loss_person_h"] = total_h
+    out["mean_time_loss_per_person_s"] = total_h * 3600.0 / persons if persons else np.nan
+    return out
+
+
+def _motor_kpis(result: SimResult, veh: pd.DataFrame, t0: float, t1: float) -> dict[str, float]:
+    """KPIs of motor vehicles arriving in [t0, t1) (simulation seconds)."""
     sel = (veh["arrival_s"] >= t0) & (veh["arrival_s"] < t1)
     done = sel & veh["completed"]
     d = veh[done]
@@ -256,6 +319,25 @@ KPI_DEFINITIONS = {
                "network and idling while waiting to enter"),
     "co2_g_per_veh_km": ("g/veh-km", "co2_kg / distance those vehicles drove in the network"),
     "fuel_l": ("L", "HBEFA4 fuel of the same vehicles, litres via fuel density"),
+    "motorist_time_loss_person_h": ("person·h", "time loss × occupancy of the motor "
+                                    "vehicles (not buses) arriving in the period"),
+    "bus_passenger_time_loss_person_h": ("person·h", "time loss × occupancy of the buses "
+                                         "arriving in the period"),
+    "cyclist_time_loss_person_h": ("person·h", "time loss of the cyclists arriving in the "
+                                   "period"),
+    "cyclists_arrived": ("bicycles", "cyclists arriving at the network boundary in the period"),
+    "cyclist_mean_time_loss_s": ("s/cyclist", "time loss of cyclists, as for vehicles"),
+    "cyclist_stops": ("1/cyclist", "stops per cyclist"),
+    "cyclist_throughput_ph": ("bicycles/h", "cyclists leaving the network in the period, "
+                              "per hour"),
+    "pedestrians_arrived": ("ped", "pedestrians arriving at a crossing in the period"),
+    "pedestrian_mean_delay_s": ("s/ped", "wait at the kerb (and refuge island) before "
+                                "crossing on green"),
+    "pedestrian_delay_person_h": ("person·h", "sum of pedestrian delay"),
+    "total_time_loss_person_h": ("person·h", "time loss of every person arriving in the "
+                                 "period: vehicle time loss × occupancy, cyclists, "
+                                 "pedestrian delay"),
+    "mean_time_loss_per_person_s": ("s/person", "total_time_loss_person_h / persons"),
 }
 
 
@@ -301,6 +383,9 @@ def _safety_counts(result: SimResult) -> list[tuple[str, int, str]]:
 def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:
     """All tables of one run, keyed by name."""
     veh = vehicle_table(result)
+    peds = {}
+    if result.pedestrians is not None:
+        peds["pedestrians"] = pd.DataFrame(result.pedestrians)
     return {
         "summary": summary_table(result, veh),
         "vehicles": veh,
@@ -312,6 +397,7 @@ def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:
               "junction": s.junction, "from_program": s.from_program,
               "to_program": s.to_program, "hold_s": s.hold_s} for s in result.switches],
             columns=["t_s", "clock", "junction", "from_program", "to_program", "hold_s"]),
+        **peds,
     }
 
 
@@ -359,6 +445,19 @@ EVAL_KPIS: list[tuple[str, str, str, str]] = [
     ("fuel_l", "L", "HBEFA4 fuel consumption of the same vehicles, litres via fuel density",
      "lower"),
     ("switches", "1/day", "program switches of all junctions in the day", "lower"),
+    ("total_time_loss_person_h", "person·h", "time loss of every person arriving in the "
+     "period: vehicle time loss × occupancy (drivers, passengers, bus passengers), cyclists' "
+     "time loss, pedestrians' delay", "lower"),
+    ("mean_time_loss_per_person_s", "s/person", "total_time_loss_person_h / persons",
+     "lower"),
+    ("bus_passenger_time_loss_person_h", "person·h", "time loss × occupancy of the buses "
+     "(NaN without a bus class)", "lower"),
+    ("cyclist_mean_time_loss_s", "s/cyclist", "time loss of cyclists arriving in the period "
+     "(NaN without cyclists)", "lower"),
+    ("cyclist_time_loss_person_h", "person·h", "sum of cyclists' time loss", "lower"),
+    ("pedestrian_mean_delay_s", "s/ped", "wait at the kerb and island of pedestrians arriving "
+     "in the period (NaN without crossings)", "lower"),
+    ("pedestrian_delay_person_h", "person·h", "sum of pedestrians' delay", "lower"),
 ]
 
 
@@ -391,10 +490,16 @@ def replication_kpis(result: SimResult, tables: dict[str, pd.DataFrame]) -> dict
         row = appr.iloc[0:0]
     out["queue_mean_m"] = float(row["queue_mean_m"].iloc[0]) if len(row) else float("nan")
     out["queue_p95_m"] = float(row["queue_p95_m"].iloc[0]) if len(row) else float("nan")
-    co2_g = float(veh["co2_g"].sum())
-    km = float(veh["distance_m"].sum()) / 1000.0
+    motor = veh[veh["mode"] != "bicycle"]
+    co2_g = float(motor["co2_g"].sum())
+    km = float(motor["distance_m"].sum()) / 1000.0
     out["co2_kg"] = co2_g / 1000.0
     out["co2_g_per_veh_km"] = co2_g / km if km > 0 else float("nan")
-    out["fuel_l"] = float(veh["fuel_l"].sum())
+    out["fuel_l"] = float(motor["fuel_l"].sum())
     out["switches"] = float(len(result.switches))
+    for key in ("total_time_loss_person_h", "mean_time_loss_per_person_s",
+                "bus_passenger_time_loss_person_h", "cyclist_mean_time_loss_s",
+                "cyclist_time_loss_person_h", "pedestrian_mean_delay_s",
+                "pedestrian_delay_person_h"):
+        out[key] = float(summ.loc[key, "period"]) if key in summ.index else float("nan")
     return out

@@ -81,6 +81,7 @@ ANNUAL = {
     "total_time_loss_veh_h": ("veh·h/year", 1.0),
     "co2_kg": ("t CO2/year", 1e-3),
     "fuel_l": ("L/year", 1.0),
+    "total_time_loss_person_h": ("person·h/year", 1.0),
 }
 
 

@@ -55,10 +55,28 @@ from gpssignal.model.scenario import (
     check_limits,
 )
 
-__all__ = ["CONTROLLER_PARAMS", "DEMAND_PARAMS", "MAX_POINTS", "PARAM_RANGES", "PROBE_PARAMS",
-           "TIMING_COLUMNS", "ResultStore", "Task", "baseline_arms", "check_value", "grid_points",
-           "model_identity", "parse_grid", "parse_range", "plan_tasks", "point_summary",
-           "random_points", "run_sweep", "run_task"]
+__all__ = [
+    "CONTROLLER_PARAMS",
+    "DEMAND_PARAMS",
+    "MAX_POINTS",
+    "OBJECTIVES",
+    "PARAM_RANGES",
+    "PROBE_PARAMS",
+    "TIMING_COLUMNS",
+    "ResultStore",
+    "Task",
+    "baseline_arms",
+    "check_value",
+    "grid_points",
+    "model_identity",
+    "parse_grid",
+    "parse_range",
+    "plan_tasks",
+    "point_summary",
+    "random_points",
+    "run_sweep",
+    "run_task",
+]
 
 #: Controller parameters a sweep may set (GpsModel fields or threshold setters).
 #: ``threshold_low_kmh`` sets every stretch's low threshold in km/h (high =
@@ -454,9 +472,23 @@ def _keys(point: dict[str, float], seeds: list[int], arm: str) -> list[str]:
     return [Task(arm, s, params).key for s in seeds]
 
 
+#: What a sweep ranks by: the mean time loss per vehicle (motor vehicles) or per
+#: person (occupants, bus passengers, cyclists, pedestrians), with the total it
+#: sums to and the unit.
+OBJECTIVES = {
+    "vehicle-hours": ("mean_time_loss_s", "total_time_loss_veh_h", "s/veh"),
+    "person-hours": ("mean_time_loss_per_person_s", "total_time_loss_person_h", "s/person"),
+}
+
+
 def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: list[int],
-                  baselines: list[str] | None = None) -> pd.DataFrame:
+                  baselines: list[str] | None = None,
+                  objective: str = "vehicle-hours") -> pd.DataFrame:
     """Per point: the paired saving against the existing plan, beside the alternatives.
+
+    ``objective`` (:data:`OBJECTIVES`) is the time loss the ``time_loss_*``
+    columns, the best fixed program and the capture ratio are about: per
+    vehicle or per person (column ``time_loss_unit``).
 
     ``baselines`` are the sweep's baseline arms, the existing plan first
     (default ``["fixed"]``, the layout of sweeps stored before baselines
@@ -478,8 +510,10 @@ def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: lis
             continue
         val = {a: idx.loc[k] for a, k in keys.items()}
         row: dict[str, Any] = dict(p)
-        row.update(_savings(val[existing], val["gps"]))
-        row.update(_alternatives(val, arms, existing))
+        row.update(_savings(val[existing], val["gps"], objective))
+        row.update(_alternatives(val, arms, existing, objective))
+        row["objective"] = objective
+        row["time_loss_unit"] = OBJECTIVES[objective][2]
         row["gps_speed_peak_kmh"] = float(val["gps"]["stretch_speed_peak_kmh"].mean())
         row["existing_speed_peak_kmh"] = float(val[existing]["stretch_speed_peak_kmh"].mean())
         row["switches_per_day"] = float(val["gps"]["switches"].mean())
@@ -489,26 +523,26 @@ def point_summary(runs: pd.DataFrame, points: list[dict[str, float]], seeds: lis
     return pd.DataFrame(rows)
 
 
-def _savings(base: pd.DataFrame, gps: pd.DataFrame) -> dict[str, Any]:
+def _savings(base: pd.DataFrame, gps: pd.DataFrame, objective: str) -> dict[str, Any]:
     """Existing − GPS per day: mean, CI, relative [%] and the verdict."""
     row: dict[str, Any] = {}
-    for kpi, label in (("mean_time_loss_s", "time_loss"), ("co2_kg", "co2")):
+    for kpi, label in ((OBJECTIVES[objective][0], "time_loss"), ("co2_kg", "co2")):
         b = base[kpi].to_numpy(float)
         iv, _ = paired_difference(b, gps[kpi].to_numpy(float))
         row[f"{label}_saving"] = iv.mean
         row[f"{label}_saving_ci_low"] = iv.low
         row[f"{label}_saving_ci_high"] = iv.high
         row[f"{label}_verdict"] = verdict(iv, "higher", words=("saves", "costs"))
-        row[f"existing_{kpi}"] = b.mean()
+        row[f"existing_{label}"] = b.mean()
         for suffix, x in (("", iv.mean), ("_ci_low", iv.low), ("_ci_high", iv.high)):
             row[f"{label}_saving_pct{suffix}"] = 100 * x / b.mean() if b.mean() else np.nan
     return row
 
 
-def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str
-                  ) -> dict[str, Any]:
+def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str,
+                  objective: str) -> dict[str, Any]:
     """Return the best fixed program on these days and the oracle, beside the GPS controller."""
-    kpi = "mean_time_loss_s"
+    kpi, tl, _ = OBJECTIVES[objective]
     fixed = [a for a in arms if a.startswith("fixed")]
     row: dict[str, Any] = {}
     if fixed:
@@ -520,7 +554,6 @@ def _alternatives(val: dict[str, pd.DataFrame], arms: list[str], existing: str
                     "gps_vs_best_fixed_ci_high": iv.high,
                     "gps_vs_best_fixed_verdict": verdict(iv, "lower")})
     if ORACLE in arms:
-        tl = "total_time_loss_veh_h"
         e, g, o = (val[a][tl].to_numpy(float) for a in (existing, "gps", ORACLE))
         cap = capture_ratio(e, g, o)
         row.update({"oracle_time_loss_s": float(val[ORACLE][kpi].mean()),

@@ -17,6 +17,20 @@ computed with the same definitions:
   ``CO2_abs`` and ``routeLength``; gpssignal without the entry-wait idling,
   which SUMO does not count).
 
+These four are motor-vehicle KPIs (buses included, bicycles not) on both
+sides, as gpssignal's own vehicle KPIs. Cyclists (vehicle classes with
+``mode = "bicycle"``, exported as SUMO's ``bicycle`` vClass on their cycle
+tracks) have their own rows, with the same definitions:
+
+* ``cyclists``: cyclists arriving in the demand period;
+* ``cyclist_mean_time_loss_s``: their mean time loss (SUMO: ``timeLoss +
+  departDelay``), completed trips;
+* ``cyclist_time_loss_person_h``: the sum of it × occupancy [person·h].
+
+``pedestrian_mean_delay_s`` is gpssignal's mean pedestrian delay at the
+crossings; pedestrians are not exported to SUMO (see
+:mod:`gpssignal.interop.sumo_export`), so its SUMO value is NaN.
+
 Per junction approach (:func:`gpssignal_approaches`, :func:`sumo_approaches`):
 
 * ``queue_mean_m``: gpssignal's ``queue_mean_m`` (docs/definitions.md,
@@ -54,6 +68,7 @@ grouped by the link they enter on and their movement at its stop line:
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -99,10 +114,12 @@ __all__ = [
     "sumo_kpis",
     "sweep_approach_summary",
     "sweep_summary",
+    "without_road_users",
 ]
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
-            "co2_g_per_veh_km"]
+            "co2_g_per_veh_km", "cyclists", "cyclist_mean_time_loss_s",
+            "cyclist_time_loss_person_h", "pedestrian_mean_delay_s"]
 
 #: Per-approach KPIs of :func:`gpssignal_approaches` and :func:`sumo_approaches`.
 APPROACH_COMPARED = ["queue_mean_m", "discharge_vph"]
@@ -123,18 +140,29 @@ def run_sumo(config: Path) -> float:
 
 
 def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
-    """Return the compared KPIs from SUMO's outputs in ``folder``."""
+    """Return the compared KPIs from SUMO's outputs in ``folder``.
+
+    Motor vehicles and cyclists are told apart by their vType (the class
+    names of the export).
+    """
+    bike_types = {c.name for c in scenario.vehicle_classes if c.mode == "bicycle"}
+    occupancy = {c.name: c.occupancy for c in scenario.vehicle_classes}
     rows = []
     for t in ET.parse(folder / "tripinfo.xml").getroot().iter("tripinfo"):
         em = t.find("emissions")
+        vtype = t.get("vType", "")
         rows.append({"depart": float(t.get("depart", "nan")),
                      "delay": float(t.get("departDelay", "0")),
                      "arrival": float(t.get("arrival", "-1")),
                      "loss": float(t.get("timeLoss", "nan")),
                      "length": float(t.get("routeLength", "0")),
-                     "co2": float(em.get("CO2_abs", "0")) if em is not None else 0.0})
-    df = pd.DataFrame(rows)
+                     "co2": float(em.get("CO2_abs", "0")) if em is not None else 0.0,
+                     "bicycle": vtype in bike_types, "occupancy": occupancy.get(vtype, 1.0)})
+    cols = ["depart", "delay", "arrival", "loss", "length", "co2", "bicycle", "occupancy"]
+    every = pd.DataFrame(rows, columns=cols)
     d = scenario.duration_s
+    bikes = every[every["bicycle"].astype(bool)]
+    df = every[~every["bicycle"].astype(bool)]
     arrived = df["depart"] - df["delay"] < d
     done = arrived & (df["arrival"] >= 0)
     out = {
@@ -144,6 +172,10 @@ def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
                                 / (d / 3600.0)),
         "co2_g_per_veh_km": float(df.loc[arrived, "co2"].sum() / 1000.0
                                   / (df.loc[arrived, "length"].sum() / 1000.0)),
+        **_cyclist_kpis(bikes["depart"] - bikes["delay"], bikes["arrival"] >= 0,
+                        bikes["loss"] + bikes["delay"], bikes["occupancy"], d,
+                        any(c.mode == "bicycle" for c in scenario.vehicle_classes)),
+        "pedestrian_mean_delay_s": float("nan"),   # not exported to SUMO
     }
     speed = float("nan")
     if scenario.stretches:
@@ -162,6 +194,45 @@ def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
             speed = _stretch_length_m(scenario) / (tt / n) * 3.6
     out["stretch_speed_peak_kmh"] = speed
     return out
+
+
+def _cyclist_kpis(arrival_s: pd.Series, completed: pd.Series, loss_s: pd.Series,
+                  occupancy: pd.Series, duration_s: float, has_cyclists: bool
+                  ) -> dict[str, float]:
+    """Cyclist KPIs of the module docstring; NaN when the scenario has no bicycle class.
+
+    ``arrival_s``: arrival at the network [s]; ``completed``: trip finished;
+    ``loss_s``: time loss including the wait to enter [s]; ``occupancy``:
+    persons per bicycle.
+    """
+    if not has_cyclists:
+        return {"cyclists": float("nan"), "cyclist_mean_time_loss_s": float("nan"),
+                "cyclist_time_loss_person_h": float("nan")}
+    arrived = arrival_s < duration_s
+    done = arrived & completed.astype(bool)
+    return {"cyclists": float(arrived.sum()),
+            "cyclist_mean_time_loss_s": float(loss_s[done].mean()) if done.any()
+            else float("nan"),
+            "cyclist_time_loss_person_h": float((loss_s[done] * occupancy[done]).sum()
+                                                / 3600.0)}
+
+
+def _gpssignal_compared(res: SimResult, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Return the compared KPIs of one gpssignal run (definitions in the module docstring)."""
+    k = replication_kpis(res, tables)
+    veh = tables["vehicles"]
+    motor = veh[veh["mode"] != "bicycle"]
+    bikes = veh[veh["mode"] == "bicycle"]
+    co2_net = float((motor["co2_g"] - motor["co2_entry_wait_g"]).sum())
+    km = float(motor["distance_m"].sum()) / 1000.0
+    return {"vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
+            "throughput_vph": k["throughput_vph"],
+            "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
+            "co2_g_per_veh_km": co2_net / km,
+            **_cyclist_kpis(bikes["arrival_s"], bikes["completed"], bikes["time_loss_s"],
+                            bikes["occupancy"], res.scenario.duration_s,
+                            any(c.mode == "bicycle" for c in res.scenario.vehicle_classes)),
+            "pedestrian_mean_delay_s": k["pedestrian_mean_delay_s"]}
 
 
 def _stretch_length_m(scenario: Scenario) -> float:
@@ -185,14 +256,7 @@ def _gpssignal_run(scenario: Scenario, seed: int
     res, _ = run_scenario(scenario, "fixed", seed=seed, record_trajectories=False)
     wall = time.perf_counter() - t0
     tables = run_tables(res)
-    k = replication_kpis(res, tables)
-    veh = tables["vehicles"]
-    co2_net = float((veh["co2_g"] - veh["co2_entry_wait_g"]).sum())
-    km = float(veh["distance_m"].sum()) / 1000.0
-    return ({"vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
-             "throughput_vph": k["throughput_vph"],
-             "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
-             "co2_g_per_veh_km": co2_net / km}, wall,
+    return (_gpssignal_compared(res, tables), wall,
             gpssignal_approaches(res, tables["approaches"]))
 
 
@@ -352,6 +416,27 @@ def compare_fixed_movements(scenario: Scenario, seeds: list[int], work_dir: str 
     return out[["seed", "simulator", "approach", "movement", *MOVEMENT_COMPARED]]
 
 
+def without_road_users(scenario: Scenario, *, cyclists: bool = True,
+                       pedestrians: bool = True) -> Scenario:
+    """Return ``scenario`` with its cyclists' and/or pedestrians' flows set to 0.
+
+    Links, crossings and signal groups stay as they are, so the motor
+    traffic sees the same programs. SUMO has no pedestrians in the export and
+    gives way to cyclists differently (docs/validation.md, "Cyclists and
+    pedestrians against SUMO"): the motor-model cross-checks compare the
+    scenario without them.
+    """
+    js = scenario.junctions
+    if pedestrians:
+        js = tuple(dataclasses.replace(j, crossings=tuple(dataclasses.replace(
+            c, flow_pph=tuple(0.0 for _ in c.flow_pph)) for c in j.crossings)) for j in js)
+    bikes = {lk.id for lk in scenario.links if lk.mode == "bicycle"} if cyclists else set()
+    flows = tuple(dataclasses.replace(f, flow_vph=tuple(0.0 for _ in f.flow_vph))
+                  if f.link in bikes else f for f in scenario.demand.flows)
+    return dataclasses.replace(scenario, junctions=js,
+                               demand=dataclasses.replace(scenario.demand, flows=flows))
+
+
 def scaled_day(scenario: Scenario, scale: float, day_type: str | None) -> Scenario:
     """Return the scenario with every flow × ``scale`` and every day of type ``day_type``.
 
@@ -434,8 +519,13 @@ def sweep_approach_summary(appr: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean of each KPI per simulator and the relative difference SUMO vs gpssignal."""
+    """Mean of each KPI per simulator and the relative difference SUMO vs gpssignal.
+
+    KPIs neither simulator has (cyclists or pedestrians of a scenario without
+    them) are left out; one only gpssignal has (pedestrians) shows NaN for SUMO.
+    """
     m = df.groupby("simulator")[COMPARED].mean().T
+    m = m[m.notna().any(axis=1)].copy()
     m["sumo_vs_gpssignal_pct"] = 100 * (m["sumo"] / m["gpssignal"] - 1)
     return m.reset_index(names="kpi")
 
@@ -502,15 +592,8 @@ def compare_gps(scenario: Scenario, model: GpsModel, seeds: list[int],
                               seed=s, sample_probes=True))
         res, stream = out.result, out.probes
         assert stream is not None
-        tables = run_tables(res)
-        k = replication_kpis(res, tables)
-        veh = tables["vehicles"]
-        co2 = float((veh["co2_g"] - veh["co2_entry_wait_g"]).sum())
         rows.append({"seed": s, "simulator": "gpssignal", "controller": "gps",
-                     "vehicles": k["vehicles_arrived"], "mean_time_loss_s": k["mean_time_loss_s"],
-                     "throughput_vph": k["throughput_vph"],
-                     "stretch_speed_peak_kmh": k["stretch_speed_peak_kmh"],
-                     "co2_g_per_veh_km": co2 / (float(veh["distance_m"].sum()) / 1000.0),
+                     **_gpssignal_compared(res, run_tables(res)),
                      "switches": len(res.switches), "probe_points": len(stream)})
         ex = export_sumo(scenario, Path(work_dir) / f"fixed{s}", seed=s)
         run_sumo(ex.config)

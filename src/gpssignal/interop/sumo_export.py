@@ -39,6 +39,24 @@ The signal-group → SUMO link-index mapping is read back from the built
 (:func:`check_connections`), not assumed; so are the give-way conflicts
 (:func:`check_give_way`).
 
+Cyclists and pedestrians
+------------------------
+Cycle tracks (``Link.mode = "bicycle"``)
+    Each is its own edge (``allow="bicycle"``) between the same nodes as the
+    road beside it, drawn right of the road's kerb lane (the road's width
+    from its line), with its connections on the link indices of its signal
+    group. The bicycle classes are ``vClass="bicycle"`` vTypes
+    (``desiredMaxSpeed`` = ``max_speed_kmh``, emission class ``Zero``).
+    Turning motor traffic gives way to cyclists going straight on
+    (:func:`gpssignal.model.network.implicit_yields`) as to a give-way rule:
+    minor green ``g`` and a ``prohibition`` (below).
+Pedestrians (``[[junction.crossing]]``)
+    Not exported: SUMO's persons walk on sidewalk lanes and walking areas; a
+    sidewalk lane on every road edge would shift every lane index this
+    module, its detectors, :mod:`gpssignal.interop.sumo_gps` and the importer
+    use. The pedestrian groups have no link index, and in SUMO turning
+    vehicles do not give way to pedestrians as gpssignal's do.
+
 How the approach features map to SUMO
 -------------------------------------
 Short lanes (``Lane.length_m``: turn pockets, flares)
@@ -146,7 +164,8 @@ from gpssignal.control.fixed import FixedTimeController
 from gpssignal.errors import ScenarioError
 from gpssignal.interop.sumo import sumo_binary
 from gpssignal.model.geo import link_geometry
-from gpssignal.model.scenario import MOVEMENTS, Link, Scenario
+from gpssignal.model.network import implicit_yields
+from gpssignal.model.scenario import MOVEMENTS, Link, Scenario, VehicleClass
 from gpssignal.model.signals import AMBER, GREEN, RED, RED_AMBER, program_events, state_at
 from gpssignal.probes.sampler import ProbeSampler
 from gpssignal.sim.engine import (
@@ -277,7 +296,7 @@ def _connections(scenario: Scenario) -> list[_Conn]:
     """
     net = compile_network(scenario)
     edges = link_edges(scenario)
-    yields = {(lk.id, gw.movement) for lk in scenario.links for gw in lk.give_way}
+    yields = {link_move for _, link_move, _, _, _ in _give_way_pairs(scenario)}
     out: dict[tuple[str, int, str, int], _Conn] = {}
     for ln in range(net.n_lanes):
         k = int(net.lane_link[ln])
@@ -406,11 +425,15 @@ def check_connections(net_xml: Path, scenario: Scenario) -> dict[str, list[str]]
 
 
 def _give_way_pairs(scenario: Scenario
-                    ) -> list[tuple[str, str, tuple[str, str], str, tuple[str, str]]]:
-    """Return every (junction, rule, yielding edges, named movement, its edges) of the rules.
+                    ) -> list[tuple[str, tuple[str, str], tuple[str, str], str, tuple[str, str]]]:
+    """Return every (junction, (link, movement), yielding edges, named movement, its edges).
 
-    Edges as SUMO (from, to) pairs: the stop-line edge of the link and the
-    first edge of the movement's target link.
+    The pairs of the scenario's ``give_way`` rules, and those of the road
+    rule that turning motor traffic gives way to cyclists going straight on
+    (:func:`gpssignal.model.network.implicit_yields`; its pedestrian half is
+    not exported, module docstring). Edges as SUMO (from, to) pairs: the
+    stop-line edge of the link and the first edge of the movement's target
+    link.
     """
     net = compile_network(scenario)
     first = {lid: parts[0].edge for lid, parts in link_edges(scenario).items()}
@@ -419,14 +442,17 @@ def _give_way_pairs(scenario: Scenario
         k = net.link_index(link_id)
         return link_id, first[net.link_ids[int(net.link_next[k, MOVEMENTS.index(move)])]]
 
+    implicit = implicit_yields(scenario)
     out = []
     for lk in scenario.links:
-        for gw in lk.give_way:
-            jid = (lk.to_arm or "").split(".")[0]
-            for ref in gw.to:
-                other, move = ref.split(".")
-                out.append((jid, f"{lk.id}.{gw.movement}", edges(lk.id, gw.movement), ref,
-                            edges(other, move)))
+        jid = (lk.to_arm or "").split(".")[0]
+        written = {gw.movement: list(gw.to) for gw in lk.give_way}
+        for move in MOVEMENTS:
+            refs = [*written.get(move, []), *implicit.get((lk.id, move), (None, []))[1]]
+            for ref in dict.fromkeys(refs):
+                other, other_move = ref.split(".")
+                out.append((jid, (lk.id, move), edges(lk.id, move), ref,
+                            edges(other, other_move)))
     return out
 
 
@@ -466,7 +492,8 @@ def check_give_way(net_xml: Path, scenario: Scenario
         return j < len(row) and row[-1 - j] == "1"
 
     unmapped = []
-    for jid, rule, mine, ref, prio in _give_way_pairs(scenario):
+    for jid, (link_id, move), mine, ref, prio in _give_way_pairs(scenario):
+        rule = f"{link_id}.{move}"
         conns = ctl.get(jid, [])
         named = [i for i, c in enumerate(conns) if (c.from_edge, c.to_edge) == prio]
         for i, c in enumerate(conns):
@@ -555,9 +582,12 @@ def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
             attrib = {"from": ends[i], "to": ends[i + 1], "numLanes": str(len(p.lanes)),
                       "speed": f"{lk.speed_limit_mps:.4f}", "length": _m(p.length_m),
                       "width": f"{lk.lane_width_m:g}"}
-            shape = _part_shape(lk, p, a, b)
+            shape = _part_shape(lk, p, a, b, _kerb_offset_m(scenario, lk))
             if shape:
                 attrib["shape"] = shape
+            if lk.mode == "bicycle":
+                # A one-way cycle track: its own edge beside the road.
+                attrib["allow"] = "bicycle"
             ET.SubElement(edges, "edge", id=p.edge, attrib=attrib)
     _write(out / "net.nod.xml", nodes)
     _write(out / "net.edg.xml", edges)
@@ -573,19 +603,38 @@ def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
     _write(out / "net.con.xml", cons)
 
 
-def _part_shape(lk: Link, part: EdgePart, a: np.ndarray, b: np.ndarray) -> str:
-    """Shape of a part that lacks centre-side lanes: shifted toward the kerb; else ''.
+def _kerb_offset_m(scenario: Scenario, lk: Link) -> float:
+    """How far right of its line a cycle track lies: the width of the road beside it [m].
+
+    The road is the motor link of the same arm and direction (into the
+    junction for a track into it, out of it for one leaving); 0 for motor
+    links and tracks without a road beside them.
+    """
+    if lk.mode != "bicycle":
+        return 0.0
+    return max((len(r.lanes) * r.lane_width_m for r in scenario.links if r.mode == "motor"
+                and (r.to_arm, r.from_arm) == (lk.to_arm, lk.from_arm)), default=0.0)
+
+
+def _part_shape(lk: Link, part: EdgePart, a: np.ndarray, b: np.ndarray,
+                kerb_m: float = 0.0) -> str:
+    """Shape of a part shifted right of the link's line; '' if it is not shifted.
 
     SUMO lays an edge's lanes to the right of its line, its last lane next to
     it; gpssignal lane ``k`` of ``n`` lies ``(n - k - 0.5)`` lane widths right
-    of the link's line whatever part it is on.
+    of the link's line whatever part it is on, so a part that lacks
+    centre-side lanes is shifted toward the kerb. A cycle track is shifted
+    ``kerb_m`` (:func:`_kerb_offset_m`): beside the road's kerb lane, not on
+    the road's line, so that SUMO's geometry (and its right of way at the
+    junction) sees it on the kerb side: right turners cross it, through
+    traffic does not.
     """
     missing = len(lk.lanes) - 1 - part.lanes[-1]
-    if missing == 0:
+    if missing == 0 and kerb_m == 0:
         return ""
     d = b - a
     u = d / float(np.hypot(d[0], d[1]))
-    right = np.array([u[1], -u[0]]) * missing * lk.lane_width_m
+    right = np.array([u[1], -u[0]]) * (missing * lk.lane_width_m + kerb_m)
     p0 = a + d * (part.start_m / lk.length_m) + right
     p1 = a + d * (part.end_m / lk.length_m) + right
     return f"{p0[0]:.2f},{p0[1]:.2f} {p1[0]:.2f},{p1[1]:.2f}"
@@ -649,6 +698,7 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
         # junction point from a standstill (module docstring).
         clear_s = math.sqrt(2.0 * c.length_m / c.max_accel_mps2)
         ET.SubElement(routes, "vType", id=c.name, attrib={
+            **_class_attrib(c),
             "lcSpeedGain": "1" if drv.lc_discretionary else "0", "lcKeepRight": "0",
             "jmTimegapMinor": f"{max(gap - clear_s, 0.0):.3f}",
             "carFollowModel": "IDM", "accel": f"{c.max_accel_mps2:g}",
@@ -656,8 +706,8 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
             "minGap": f"{c.min_gap_m:g}", "length": f"{c.length_m:g}",
             "delta": f"{drv.idm_delta:g}",
             "emergencyDecel": f"{c.emergency_decel_mps2 or drv.max_decel_mps2:g}",
-            "speedDev": "0", "emissionClass": f"HBEFA4/{c.emission_class}",
-            "mass": f"{c.mass_kg:g}", "width": f"{c.width_m:g}", "height": f"{c.height_m:g}"})
+            "speedDev": "0", "mass": f"{c.mass_kg:g}", "width": f"{c.width_m:g}",
+            "height": f"{c.height_m:g}"})
     edges = link_edges(scenario)
     ids = [" ".join(p.edge for p in edges[lk.id]) for lk in scenario.links]
     for i in range(len(arr)):
@@ -667,6 +717,24 @@ def _write_routes(scenario: Scenario, arr: Arrivals, out: Path) -> None:
             departSpeed="desired", speedFactor=f"{arr.speed_factor[i]:.6f}").append(
             ET.Element("route", edges=" ".join(ids[int(x)] for x in r[r >= 0])))
     _write(out / "routes.rou.xml", routes)
+
+
+def _class_attrib(c: VehicleClass) -> dict[str, str]:
+    """SUMO attributes that depend on the class's mode: vClass, emission class, speed cap.
+
+    Bicycles are SUMO's ``bicycle`` vClass (they may use the cycle tracks,
+    ``allow="bicycle"``) with SUMO's zero-emission class ``Zero``; motor
+    classes keep SUMO's default vClass (passenger) and their HBEFA4 class.
+    ``max_speed_kmh`` is SUMO's ``desiredMaxSpeed``: both take the desired
+    speed as speed factor × min(lane speed, cap).
+    """
+    out = {"emissionClass": "Zero" if c.emission_class == "Zero"
+           else f"HBEFA4/{c.emission_class}"}
+    if c.mode == "bicycle":
+        out["vClass"] = "bicycle"
+    if c.max_speed_kmh is not None:
+        out["desiredMaxSpeed"] = f"{c.max_speed_kmh / 3.6:.6f}"
+    return out
 
 
 def _write_stretch_detector(scenario: Scenario, out: Path) -> None:

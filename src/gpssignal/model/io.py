@@ -26,6 +26,7 @@ import tomli_w
 from gpssignal.errors import ScenarioError
 from gpssignal.model.approach import GiveWay, UpstreamSignal
 from gpssignal.model.days import DayType, ExtraFlow, Incident
+from gpssignal.model.pedestrians import Crossing, PedestrianSettings
 from gpssignal.model.scenario import (
     DEFAULT_LIMITS,
     Arm,
@@ -64,6 +65,8 @@ _DRIVER_NUMBERS = ("idm_delta", "amber_max_decel_mps2", "max_decel_mps2",
                    "emergency_braking_mps2", "critical_gap_s", "follow_up_s",
                    "lc_safe_decel_mps2", "lc_politeness", "lc_threshold_mps2")
 _DRIVER_DEFAULTS = Driver()
+#: ``[pedestrians]`` settings (written only when one differs from the default).
+_PED_NUMBERS = ("walking_speed_mps", "design_speed_mps", "start_up_s")
 
 
 def parse_clock(value: Any, fieldname: str) -> float:
@@ -181,12 +184,22 @@ def _parse_junction(data: Any, where: str) -> Junction:
             intergreen[(i, j)] = v
     programs = tuple(_parse_program(p, f"{t.where}.program")
                      for p in _list_of_tables(t.take("program", []), f"{t.where}.program"))
+    crossings = []
+    for k, x in enumerate(_list_of_tables(t.take("crossing", []), f"{t.where}.crossing")):
+        xt = _Table(x, f"{t.where}.crossing[{k}]")
+        flow = xt.take("flow_pph", kind=list)
+        crossings.append(Crossing(arm=xt.take("arm", kind=str), group=xt.take("group", kind=str),
+                                  length_m=xt.number("length_m"), flow_pph=tuple(flow),
+                                  pushbutton=xt.take("pushbutton", False, bool),
+                                  island=xt.take("island", False, bool)))
+        xt.done()
     j = Junction(id=jid, name=t.take("name", "", str), lat_deg=t.number("lat_deg"),
                  lon_deg=t.number("lon_deg"), arms=tuple(arms), groups=tuple(groups),
                  intergreen_s=intergreen, programs=programs,
                  default_program=t.take("default_program", kind=str),
                  relief_program=t.take("relief_program", None, str),
-                 coordination_group=t.take("coordination_group", "", str), timing=timing)
+                 coordination_group=t.take("coordination_group", "", str), timing=timing,
+                 crossings=tuple(crossings))
     t.done()
     return j
 
@@ -225,7 +238,8 @@ def _parse_link(data: Any, where: str) -> Link:
                 to_arm=t.take("to", None, str), length_m=t.number("length_m"),
                 speed_limit_kmh=t.number("speed_limit_kmh"), lanes=tuple(lanes),
                 turn_shares=dict(shares), lane_width_m=t.number("lane_width_m", 3.25),
-                give_way=tuple(give_way), upstream_signal=upstream)
+                give_way=tuple(give_way), upstream_signal=upstream,
+                mode=t.take("mode", "motor", str))
     t.done()
     return link
 
@@ -525,6 +539,10 @@ def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
     driver = Driver(**{f: dt.number(f, getattr(ddef, f)) for f in _DRIVER_NUMBERS},
                     lc_discretionary=dt.take("lc_discretionary", ddef.lc_discretionary, bool))
     dt.done()
+    pdt = _Table(top.take("pedestrians", {}), "pedestrians")
+    pdef = PedestrianSettings()
+    pedestrians = PedestrianSettings(**{f: pdt.number(f, getattr(pdef, f)) for f in _PED_NUMBERS})
+    pdt.done()
     vt = _Table(top.take("variability", {}), "variability")
     variability = Variability(demand_level_sd=vt.number("demand_level_sd", 0.0),
                               peak_shift_sd_s=vt.number("peak_shift_sd_s", 0.0))
@@ -542,7 +560,10 @@ def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
             "height_m")}
         classes.append(VehicleClass(name=cname, emission_class=ct.take(
             "emission_class", defaults.emission_class, str),
-            emergency_decel_mps2=ct.number("emergency_decel_mps2", None), **kw))
+            emergency_decel_mps2=ct.number("emergency_decel_mps2", None),
+            mode=ct.take("mode", defaults.mode, str),
+            occupancy=ct.number("occupancy", defaults.occupancy),
+            max_speed_kmh=ct.number("max_speed_kmh", None), **kw))
         ct.done()
 
     junctions = tuple(_parse_junction(j, f"junction[{k}]")
@@ -573,7 +594,8 @@ def _parse(text: str, base_dir: Path | None, lim: ScenarioLimits) -> Scenario:
     top.done()
     sc = Scenario(**evaluation, junctions=junctions, links=links, vehicle_classes=tuple(classes),
                   demand=demand, variability=variability, stretches=tuple(stretches),
-                  schedule=tuple(schedule), driver=driver, probes=probes, **sc_kwargs)
+                  schedule=tuple(schedule), driver=driver, probes=probes,
+                  pedestrians=pedestrians, **sc_kwargs)
     check_limits(sc, lim)
     return sc
 
@@ -633,7 +655,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                                            "width_m", "height_m")},
              # Written only when set, so that older scenarios keep their hash.
              **({"emergency_decel_mps2": c.emergency_decel_mps2}
-                if c.emergency_decel_mps2 is not None else {})}
+                if c.emergency_decel_mps2 is not None else {}),
+             **({"mode": c.mode} if c.mode != "motor" else {}),
+             **({"occupancy": c.occupancy} if c.occupancy != 1.0 else {}),
+             **({"max_speed_kmh": c.max_speed_kmh} if c.max_speed_kmh is not None else {})}
             for c in s.vehicle_classes],
         "junction": [],
         "link": [],
@@ -657,6 +682,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "program": [{"name": p.name, "cycle_s": p.cycle_s, "offset_s": p.offset_s,
                          "greens": {g: list(w) for g, w in p.greens.items()}}
                         for p in j.programs],
+            **({"crossing": [{"arm": c.arm, "group": c.group, "length_m": c.length_m,
+                              "flow_pph": list(c.flow_pph), "pushbutton": c.pushbutton,
+                              "island": c.island} for c in j.crossings]}
+               if j.crossings else {}),
         })
     for lk in s.links:
         d: dict[str, Any] = {"id": lk.id, "name": lk.name, "length_m": lk.length_m,
@@ -668,6 +697,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             d["to"] = lk.to_arm
         if lk.turn_shares:
             d["turn_shares"] = dict(lk.turn_shares)
+        if lk.mode != "motor":
+            d["mode"] = lk.mode
         d["lane"] = [{"movements": list(ln.movements),
                       **({"group": ln.group} if ln.group else {}),
                       **({"length_m": ln.length_m} if ln.length_m is not None else {})}
@@ -682,6 +713,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 "cycle_s", "green_s", "offset_s", "distance_m", "saturation_flow_vph",
                 "alpha", "beta")}
         out["link"].append(d)
+    if s.pedestrians != PedestrianSettings():
+        out["pedestrians"] = {f: getattr(s.pedestrians, f) for f in _PED_NUMBERS}
     if s.stretches:
         out["stretch"] = [{"id": st.id, "links": list(st.links), "start_m": st.start_m,
                            **({"end_m": st.end_m} if st.end_m is not None else {}),

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_TURN_ERROR_DEG",
     "entry_links",
     "exit_links",
+    "implicit_yields",
     "movement_targets",
     "split_arm_ref",
     "validate_network",
@@ -45,6 +46,11 @@ def split_arm_ref(ref: str, fieldname: str, scenario: Scenario) -> tuple[Junctio
     return j, arm
 
 
+def _of_mode(mode: str) -> str:
+    """Return what to add to a message about links of ``mode`` (nothing for motor links)."""
+    return "" if mode == "motor" else f" (of mode {mode})"
+
+
 def _angle_diff(a: float, b: float) -> float:
     return abs((a - b + 180.0) % 360.0 - 180.0)
 
@@ -54,14 +60,15 @@ def movement_targets(scenario: Scenario) -> dict[tuple[str, str], str]:
 
     Covers every movement some lane of each incoming link allows.
     """
-    outgoing: dict[tuple[str, str], str] = {}
+    outgoing: dict[tuple[str, str, str], str] = {}
     for lk in scenario.links:
         if lk.from_arm is not None:
             j, arm = split_arm_ref(lk.from_arm, f"link[{lk.id}].from", scenario)
-            if (j.id, arm) in outgoing:
+            if (j.id, arm, lk.mode) in outgoing:
                 raise ScenarioError(f"link[{lk.id}].from = {lk.from_arm!r}: arm already has "
-                                    f"outgoing link {outgoing[(j.id, arm)]}")
-            outgoing[(j.id, arm)] = lk.id
+                                    f"outgoing link {outgoing[(j.id, arm, lk.mode)]}"
+                                    + _of_mode(lk.mode))
+            outgoing[(j.id, arm, lk.mode)] = lk.id
     targets: dict[tuple[str, str], str] = {}
     for lk in scenario.links:
         if lk.to_arm is None:
@@ -78,11 +85,11 @@ def movement_targets(scenario: Scenario) -> dict[tuple[str, str], str]:
                 raise ScenarioError(
                     f"link[{lk.id}].lanes.movements = {m!r}: no arm of junction {j.id} lies "
                     f"within {MAX_TURN_ERROR_DEG:g} deg of heading {heading:g} deg")
-            if (j.id, best.id) not in outgoing:
+            if (j.id, best.id, lk.mode) not in outgoing:
                 raise ScenarioError(
                     f"link[{lk.id}].lanes.movements = {m!r}: leads to arm {j.id}.{best.id}, "
-                    "which has no outgoing link")
-            targets[(lk.id, m)] = outgoing[(j.id, best.id)]
+                    "which has no outgoing link" + _of_mode(lk.mode))
+            targets[(lk.id, m)] = outgoing[(j.id, best.id, lk.mode)]
     return targets
 
 
@@ -112,18 +119,20 @@ def validate_network(scenario: Scenario) -> None:
     _check_routes_end(scenario, targets, by_id)
     _check_stretches(scenario, targets, by_id)
     _check_give_way(scenario, by_id)
+    _check_crossings(scenario)
 
 
 def _check_incoming(scenario: Scenario) -> None:
     """Check that each arm has at most one incoming link, whose lanes name its groups."""
-    incoming: dict[tuple[str, str], str] = {}
+    incoming: dict[tuple[str, str, str], str] = {}
     for lk in scenario.links:
         if lk.to_arm is not None:
             j, arm = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
-            if (j.id, arm) in incoming:
+            if (j.id, arm, lk.mode) in incoming:
                 raise ScenarioError(f"link[{lk.id}].to = {lk.to_arm!r}: arm already has "
-                                    f"incoming link {incoming[(j.id, arm)]}")
-            incoming[(j.id, arm)] = lk.id
+                                    f"incoming link {incoming[(j.id, arm, lk.mode)]}"
+                                    + _of_mode(lk.mode))
+            incoming[(j.id, arm, lk.mode)] = lk.id
             for k, lane in enumerate(lk.lanes):
                 if lane.group not in j.groups:
                     raise ScenarioError(f"link[{lk.id}].lanes[{k}].group = {lane.group!r}: "
@@ -227,3 +236,76 @@ def _check_give_way(scenario: Scenario, by_id: dict[str, Link]) -> None:
                 if move not in other.lane_movements():
                     raise ScenarioError(f"{where} = {ref!r}: no lane of {other_id} carries "
                                         f"{move!r}")
+
+
+def _check_crossings(scenario: Scenario) -> None:
+    """Check that every lane entering over a crossing conflicts with its pedestrian group.
+
+    Stop lines lie before the crossing, so vehicles (and cyclists) leaving a
+    stop line drive over their own arm's crossing at once: the two groups
+    must never be green together.
+    """
+    for lk in scenario.links:
+        if lk.to_arm is None:
+            continue
+        j, arm = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
+        for c in j.crossings:
+            if c.arm != arm:
+                continue
+            for k, lane in enumerate(lk.lanes):
+                if lane.group is not None and not j.conflicts(lane.group, c.group):
+                    raise ScenarioError(
+                        f"link[{lk.id}].lanes[{k}].group = {lane.group!r}: its traffic "
+                        f"crosses the pedestrian crossing over arm {arm} (group {c.group}) "
+                        f"at the stop line, so junction[{j.id}].intergreen_s must list "
+                        f"{lane.group}/{c.group} as a conflict")
+
+
+def implicit_yields(scenario: Scenario) -> dict[tuple[str, str], tuple[str | None,
+                                                                        list[str]]]:
+    """Return the give-way rules the road rules add, per ``(link id, movement)``.
+
+    Value ``(crossing, cyclists)``: ``crossing`` is ``"JUNCTION.ARM"`` of the
+    pedestrian crossing the movement drives over when it leaves the junction,
+    if its group is not kept apart from every lane of the movement by a
+    conflict (the vehicles then yield to the pedestrians on it), else
+    ``None``; ``cyclists`` lists ``"LINK.through"`` of the cycle links whose
+    straight-on riders a turning motor movement crosses while both may have
+    green (Danish road traffic act: turning traffic gives way to cyclists
+    going straight on; docs/references.md#turning-vehicles-yield): a right
+    turn yields to the cycle link of its own arm, a left turn to the cycle
+    link of the arm it turns across (whose through movement leads into the
+    arm it comes from).
+    """
+    targets = movement_targets(scenario)
+    by_id = {lk.id: lk for lk in scenario.links}
+    out: dict[tuple[str, str], tuple[str | None, list[str]]] = {}
+    for lk in scenario.links:
+        if lk.to_arm is None:
+            continue
+        j, arm_in = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
+        bikes_in = [b for b in scenario.links
+                    if b.mode == "bicycle" and b.to_arm is not None
+                    and b.to_arm.split(".")[0] == j.id and "through" in b.lane_movements()]
+        for m in sorted(lk.lane_movements()):
+            groups = {ln.group for ln in lk.lanes if m in ln.movements and ln.group}
+            exit_link = by_id[targets[(lk.id, m)]]
+            arm_out = exit_link.from_arm.split(".")[1] if exit_link.from_arm else None
+            crossing = None
+            for c in j.crossings:
+                if c.arm == arm_out and not all(j.conflicts(g, c.group) for g in groups):
+                    crossing = f"{j.id}.{c.arm}"
+            cyclists: list[str] = []
+            if lk.mode == "motor" and m in ("left", "right"):
+                for b in bikes_in:
+                    b_arm = b.to_arm.split(".")[1] if b.to_arm else ""
+                    b_to = by_id[targets[(b.id, "through")]].from_arm or ""
+                    crosses = (b_arm == arm_in if m == "right"
+                               else b_to.split(".")[-1] == arm_in)
+                    b_groups = {ln.group for ln in b.lanes if "through" in ln.movements}
+                    if crosses and not all(j.conflicts(g, bg) for g in groups
+                                           for bg in b_groups if bg):
+                        cyclists.append(f"{b.id}.through")
+            if crossing is not None or cyclists:
+                out[(lk.id, m)] = (crossing, cyclists)
+    return out

@@ -28,12 +28,16 @@ from gpssignal.model.checks import (
     is_number,
 )
 from gpssignal.model.days import DayType, day_type_names
+from gpssignal.model.pedestrians import Crossing, PedestrianSettings
 
 __all__ = [
     "ANONYMISATION_MODES",
+    "CLASS_MODES",
     "DEFAULT_LIMITS",
+    "LINK_MODES",
     "MOVEMENTS",
     "Arm",
+    "Crossing",
     "Demand",
     "DemandFlow",
     "Driver",
@@ -41,6 +45,7 @@ __all__ = [
     "Junction",
     "Lane",
     "Link",
+    "PedestrianSettings",
     "ProbeSettings",
     "Program",
     "PublishedResult",
@@ -54,6 +59,7 @@ __all__ = [
     "VehicleClass",
     "check_limits",
     "expected_vehicles",
+    "link_mode",
 ]
 
 #: What an IANA time-zone name looks like (``Europe/Copenhagen``, ``Etc/GMT+1``,
@@ -93,6 +99,22 @@ class SignalTiming:
         check_positive("min_green_s", self.min_green_s)
 
 
+#: Vehicle class modes: ``bus`` is a motor vehicle whose occupants are counted
+#: as bus passengers.
+CLASS_MODES = ("motor", "bus", "bicycle")
+#: Link modes: what a link carries (motor vehicles and buses, or bicycles).
+LINK_MODES = ("motor", "bicycle")
+#: The emission class of vehicles without tailpipe emissions (SUMO's ``Zero``).
+ZERO_EMISSION = "Zero"
+#: Most persons a vehicle may carry (an articulated bus at crush load) [-].
+MAX_OCCUPANCY = 200.0
+
+
+def link_mode(class_mode: str) -> str:
+    """Return the link mode a vehicle class of ``class_mode`` rides on."""
+    return "bicycle" if class_mode == "bicycle" else "motor"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VehicleClass:
     """A vehicle class: size, driving behaviour (IDM) and share of the fleet.
@@ -126,6 +148,18 @@ class VehicleClass:
         Vehicle mass and size; they set the coasting deceleration below which
         the engine burns no fuel (gpssignal.emissions.hbefa4). Defaults are
         Eclipse SUMO's passenger-car defaults (1500 kg, 1.8 m, 1.5 m).
+    mode : str
+        ``motor`` (default), ``bus`` (a motor vehicle whose occupants count as
+        bus passengers) or ``bicycle`` (rides on cycle links only, emits
+        nothing: ``emission_class = "Zero"``). Shares sum to 1 among the
+        motor and bus classes, and among the bicycle classes.
+    occupancy : float
+        Persons per vehicle, driver included [-]: weights its time loss in the
+        person-hour KPIs.
+    max_speed_kmh : float or None
+        Desired-speed cap: desired speed = factor × min(speed limit, cap), as
+        SUMO's ``desiredMaxSpeed`` (bicycles ride at their own pace whatever the
+        road's limit) [km/h]; ``None``: no cap.
     """
 
     name: str
@@ -142,10 +176,27 @@ class VehicleClass:
     mass_kg: float = 1500.0
     width_m: float = 1.8
     height_m: float = 1.5
+    mode: str = "motor"
+    occupancy: float = 1.0
+    max_speed_kmh: float | None = None
+
+    def _check_mode(self, p: str) -> None:
+        """Check the mode, occupancy, speed cap and a bicycle's emission class."""
+        if self.mode not in CLASS_MODES:
+            fail(f"{p}.mode", self.mode, f"must be one of {CLASS_MODES}")
+        check_positive(f"{p}.occupancy", self.occupancy)
+        if self.occupancy > MAX_OCCUPANCY:
+            fail(f"{p}.occupancy", self.occupancy, f"must be <= {MAX_OCCUPANCY:g} persons")
+        if self.max_speed_kmh is not None:
+            check_positive(f"{p}.max_speed_kmh", self.max_speed_kmh)
+        if self.mode == "bicycle" and self.emission_class != ZERO_EMISSION:
+            fail(f"{p}.emission_class", self.emission_class,
+                 f"bicycles emit nothing: must be {ZERO_EMISSION!r}")
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
         p = f"vehicle_class[{self.name}]"
+        self._check_mode(p)
         if not self.name:
             fail("vehicle_class.name", self.name, "must not be empty")
         if not (is_number(self.share) and 0 <= self.share <= 1):
@@ -272,6 +323,9 @@ class Junction:
         offsets (the green wave) stay meaningful whichever programs run.
     timing : SignalTiming
         Amber, red-amber and minimum green.
+    crossings : tuple[Crossing, ...]
+        Signalised pedestrian crossings, at most one per arm
+        (:mod:`gpssignal.model.pedestrians`).
     """
 
     id: str
@@ -286,6 +340,7 @@ class Junction:
     relief_program: str | None = None
     coordination_group: str = ""
     timing: SignalTiming = field(default_factory=SignalTiming)
+    crossings: tuple[Crossing, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
@@ -303,6 +358,7 @@ class Junction:
             fail(f"{p}.groups", list(self.groups), "group ids must be unique and non-empty")
         self._validate_intergreens()
         self._validate_programs()
+        self._validate_crossings()
         # Local import: signals.py builds on these classes.
         from gpssignal.model.signals import validate_junction_programs
 
@@ -347,6 +403,30 @@ class Junction:
             if extra:
                 fail(f"{p}.program[{pr.name}].greens", sorted(extra), "unknown signal groups")
 
+    def _validate_crossings(self) -> None:
+        """Check each crossing's arm and group (one crossing per arm, its own group)."""
+        p = f"junction[{self.id}]"
+        arms = {a.id for a in self.arms}
+        seen_arms: set[str] = set()
+        seen_groups: set[str] = set()
+        for k, c in enumerate(self.crossings):
+            where = f"{p}.crossing[{k}]"
+            c.check(where)
+            if c.arm not in arms:
+                fail(f"{where}.arm", c.arm, f"not an arm of the junction ({sorted(arms)})")
+            if c.arm in seen_arms:
+                fail(f"{where}.arm", c.arm, "one crossing per arm")
+            if c.group not in self.groups:
+                fail(f"{where}.group", c.group, "not a signal group of the junction")
+            if c.group in seen_groups:
+                fail(f"{where}.group", c.group, "each crossing needs its own group")
+            seen_arms.add(c.arm)
+            seen_groups.add(c.group)
+
+    def crossing_groups(self) -> set[str]:
+        """Return the signal groups of the pedestrian crossings."""
+        return {c.group for c in self.crossings}
+
     def program(self, name: str) -> Program:
         """Return the program called ``name``."""
         for pr in self.programs:
@@ -390,7 +470,9 @@ class Link:
     junction for vehicles that did not enter on this link (links between
     junctions). ``give_way`` lists the movements of this link that yield to
     others while both have green; ``upstream_signal`` (entry links only)
-    feeds the link in platoons (:mod:`gpssignal.model.approach`).
+    feeds the link in platoons (:mod:`gpssignal.model.approach`). ``mode =
+    "bicycle"`` makes a cycle track: only bicycle classes ride on it, and it
+    connects to the cycle links of the other arms.
     """
 
     id: str
@@ -404,6 +486,7 @@ class Link:
     lane_width_m: float = 3.25
     give_way: tuple[GiveWay, ...] = ()
     upstream_signal: UpstreamSignal | None = None
+    mode: str = "motor"
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
@@ -417,6 +500,22 @@ class Link:
             fail(f"{p}.lanes", [], "a link needs at least one lane")
         if self.from_arm is None and self.to_arm is None:
             fail(f"{p}", self.id, "a link must touch a junction (from_arm or to_arm)")
+        self._validate_lanes()
+        for m, share in self.turn_shares.items():
+            if m not in MOVEMENTS:
+                fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
+            if not (is_number(share) and 0 <= share <= 1):
+                fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
+        if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
+            fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
+        self._validate_short_lanes()
+        self._validate_give_way_and_feed()
+        if self.mode not in LINK_MODES:
+            fail(f"{p}.mode", self.mode, f"must be one of {LINK_MODES}")
+
+    def _validate_lanes(self) -> None:
+        """Check each lane's movements and signal group."""
+        p = f"link[{self.id}]"
         for k, lane in enumerate(self.lanes):
             where = f"{p}.lanes[{k}]"
             if self.to_arm is None:
@@ -430,15 +529,6 @@ class Link:
                     fail(f"{where}.movements", m, f"must be one of {MOVEMENTS}")
             if not lane.group:
                 fail(f"{where}.group", lane.group, "a lane into a junction needs a signal group")
-        for m, share in self.turn_shares.items():
-            if m not in MOVEMENTS:
-                fail(f"{p}.turn_shares", m, f"must be one of {MOVEMENTS}")
-            if not (is_number(share) and 0 <= share <= 1):
-                fail(f"{p}.turn_shares.{m}", share, "must be a number between 0 and 1")
-        if self.turn_shares and abs(sum(self.turn_shares.values()) - 1) > 1e-6:
-            fail(f"{p}.turn_shares", self.turn_shares, "shares must sum to 1")
-        self._validate_short_lanes()
-        self._validate_give_way_and_feed()
 
     def _validate_give_way_and_feed(self) -> None:
         """Check the give-way rules and the upstream signal."""
@@ -802,6 +892,8 @@ class Scenario:
     published : tuple[PublishedResult, ...]
         Field results published for this very scenario (shown only in its
         own reports).
+    pedestrians : PedestrianSettings
+        Walking speeds and the minimum-green rule of the crossings.
     """
 
     name: str
@@ -827,6 +919,7 @@ class Scenario:
     day_types: tuple[DayType, ...] = ()
     existing_plan: str = ""
     published: tuple[PublishedResult, ...] = ()
+    pedestrians: PedestrianSettings = field(default_factory=PedestrianSettings)
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
@@ -842,6 +935,7 @@ class Scenario:
         self._validate_schedule()
         self._validate_day_types()
         self._validate_existing_plan()
+        self._validate_road_users()
 
     def _validate_period(self) -> None:
         """Check the start, duration, drain, step and peak hour."""
@@ -889,9 +983,14 @@ class Scenario:
         names = [c.name for c in self.vehicle_classes]
         if len(set(names)) != len(names):
             fail("vehicle_class", names, "class names must be unique")
-        total = sum(c.share for c in self.vehicle_classes)
-        if abs(total - 1) > 1e-6:
-            fail("vehicle_class.share", round(total, 6), "shares must sum to 1")
+        for mode in ("motor", "bicycle"):
+            shares = [c.share for c in self.vehicle_classes if link_mode(c.mode) == mode]
+            if mode == "motor" and not shares:
+                fail("vehicle_class", names, "at least one motor (or bus) class is needed")
+            if shares and abs(sum(shares) - 1) > 1e-6:
+                what = "motor and bus" if mode == "motor" else "bicycle"
+                fail("vehicle_class.share", round(sum(shares), 6),
+                     f"the shares of the {what} classes must sum to 1")
         ids = [j.id for j in self.junctions]
         if not ids or len(set(ids)) != len(ids):
             fail("junction", ids, "junction ids must be unique and there must be at least one")
@@ -958,6 +1057,42 @@ class Scenario:
                 if ef.movement not in lk.lane_movements():
                     fail(f"{where}.movement", ef.movement, f"no lane of link {ef.link} "
                          "allows it")
+
+    def _validate_road_users(self) -> None:
+        """Check cycle demand, the crossings' profiles and the pedestrian minimum greens."""
+        modes = {lk.id: lk.mode for lk in self.links}
+        has_bikes = any(c.mode == "bicycle" for c in self.vehicle_classes)
+        for f in self.demand.flows:
+            if modes.get(f.link) == "bicycle" and not has_bikes:
+                fail(f"demand.flow[{f.link}.{f.movement}].link", f.link,
+                     "a cycle link's demand needs a vehicle class with mode = 'bicycle'")
+        n_int = len(self.demand.flows[0].flow_vph)
+        for j in self.junctions:
+            lane_groups = {ln.group for lk in self.links for ln in lk.lanes
+                           if lk.to_arm is not None and lk.to_arm.split(".")[0] == j.id}
+            for k, c in enumerate(j.crossings):
+                where = f"junction[{j.id}].crossing[{k}]"
+                if len(c.flow_pph) != n_int:
+                    fail(f"{where}.flow_pph", f"{len(c.flow_pph)} values",
+                         f"the demand profile has {n_int} intervals")
+                if c.group in lane_groups:
+                    fail(f"{where}.group", c.group, "a lane uses this group: a crossing "
+                         "needs a pedestrian group of its own")
+                clear = min((v for (a, _), v in j.intergreen_s.items() if a == c.group),
+                            default=0.0)
+                walk = self.pedestrians.walk_and_clear_s(c)
+                need = max(j.timing.min_green_s, walk - clear)
+                for pr in j.programs:
+                    g = pr.green_duration_s(c.group)
+                    if g + 1e-9 < need:
+                        part = "to the island" if c.island else "across"
+                        fail(f"junction[{j.id}].program[{pr.name}].greens.{c.group}",
+                             list(pr.greens[c.group]),
+                             f"{g:g} s of green is below the pedestrian minimum {need:.1f} s: "
+                             f"green + shortest intergreen after it ({clear:g} s) must cover "
+                             f"{self.pedestrians.start_up_s:g} s + {c.part_length_m:g} m "
+                             f"{part} / {self.pedestrians.design_speed_mps:g} m/s = {walk:.1f} s "
+                             f"(crossing over arm {c.arm})")
 
     def _validate_existing_plan(self) -> None:
         plan = self.existing_plan

@@ -3,9 +3,10 @@
 The sampler watches the running simulation through the engine's step hook, so
 a controller can react to the points while the run goes on. The steps are:
 
-1. **Penetration.** A share ``penetration`` of the vehicles report. Which
-   ones is drawn per vehicle from the seed's ``probes`` stream, so every
-   controller run on one seed has the same probe vehicles.
+1. **Penetration.** A share ``penetration`` of the motor vehicles report
+   (cyclists never do). Which ones is drawn per vehicle from the seed's
+   ``probes`` stream, so every controller run on one seed has the same
+   probe vehicles.
 2. **Reporting period.** A probe vehicle reports at the first step of each
    of its reporting periods. The periods have a random phase per vehicle.
 3. **Trip ends.** Nothing is reported within ``trim_m`` of the start or the
@@ -181,6 +182,11 @@ class ProbeSampler:
         # Per-vehicle draws first, in a fixed order, so that they do not depend
         # on how the run unfolds (same probe vehicles for every controller).
         self.equipped = rng.random(n) < settings.penetration
+        # The feed is a motor-vehicle feed (connected cars, navigation apps
+        # in cars): cyclists never report, whatever the draw.
+        bikes = [k for k, c in enumerate(scenario.vehicle_classes) if c.mode == "bicycle"]
+        if bikes:
+            self.equipped &= ~np.isin(arrivals.vehicle_class, bikes)
         self.phase = rng.uniform(0.0, settings.period_s, n)
         self.rotation_phase = rng.uniform(0.0, settings.rotation_s, n)
         self.salt = int(rng.integers(0, 2**63 - 1))

@@ -25,10 +25,15 @@ __all__ = ["HEADLINE_KPIS", "build_report", "comparison_table", "headline_table"
 
 #: The KPIs of the headline table, in order.
 HEADLINE_KPIS = ["mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh",
-                 "co2_kg", "co2_g_per_veh_km", "stops_per_veh"]
+                 "co2_kg", "co2_g_per_veh_km", "stops_per_veh", "total_time_loss_person_h",
+                 "mean_time_loss_per_person_s", "bus_passenger_time_loss_person_h",
+                 "cyclist_mean_time_loss_s", "pedestrian_mean_delay_s"]
+#: Headline KPIs left out when no arm has a value (the scenario has no such road users).
+_OPTIONAL_KPIS = {"bus_passenger_time_loss_person_h", "cyclist_mean_time_loss_s",
+                  "pedestrian_mean_delay_s"}
 #: The KPIs of the comparison and per-day-type tables.
 COMPARED_KPIS = ["mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh",
-                 "co2_kg"]
+                 "co2_kg", "total_time_loss_person_h"]
 #: The arm the comparisons are about.
 SUBJECT = "gps"
 #: Verdicts as the verb of a sentence ("the GPS controller saves time").
@@ -58,6 +63,9 @@ def headline_table(ev: Evaluation) -> pd.DataFrame:
     units = {k: u for k, u, _, _ in EVAL_KPIS}
     rows = []
     for key in HEADLINE_KPIS:
+        if key in _OPTIONAL_KPIS and all(math.isnan(kt.loc[(key, c)]["mean"])
+                                         for c in ev.controllers):
+            continue
         d = _digits(units[key])
         row: dict[str, Any] = {"KPI": key, "unit": units[key]}
         for c in ev.controllers:

@@ -93,9 +93,10 @@ def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
     if not len(summary):
         return ["no point finished: nothing to compare"]
     best = summary.sort_values("time_loss_saving", ascending=False).iloc[0]
+    unit = best.get("time_loss_unit", "s/veh")
     setting = ", ".join(f"{p} = {best[p]:g}" for p in params)
     base = best.get("existing_plan", "the existing plan")
-    span = (f"{best['time_loss_saving']:.2f} s/veh [{best['time_loss_saving_ci_low']:.2f}, "
+    span = (f"{best['time_loss_saving']:.2f} {unit} [{best['time_loss_saving_ci_low']:.2f}, "
             f"{best['time_loss_saving_ci_high']:.2f}]")
     if best["time_loss_saving_ci_low"] > 0:
         lines = [f"best setting: {setting} saves {span} against {base} (95 % CI above 0)"]
@@ -105,13 +106,13 @@ def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
                  "below it"]
     if "best_fixed" in best and isinstance(best["best_fixed"], str):
         lines.append(f"beside it: {best['best_fixed']} all period (best fixed program on "
-                     f"these days) gives {best['best_fixed_time_loss_s']:.2f} s/veh; GPS − "
-                     f"best fixed {best['gps_vs_best_fixed_s']:+.2f} s/veh "
+                     f"these days) gives {best['best_fixed_time_loss_s']:.2f} {unit}; GPS − "
+                     f"best fixed {best['gps_vs_best_fixed_s']:+.2f} {unit} "
                      f"[{best['gps_vs_best_fixed_ci_low']:+.2f}, "
                      f"{best['gps_vs_best_fixed_ci_high']:+.2f}] "
                      f"({best['gps_vs_best_fixed_verdict']})")
     if "capture_ratio" in best and np.isfinite(best["capture_ratio"]):
-        lines.append(f"hindsight bound: {best['oracle_time_loss_s']:.2f} s/veh; capture "
+        lines.append(f"hindsight bound: {best['oracle_time_loss_s']:.2f} {unit}; capture "
                      f"ratio {best['capture_ratio']:.2f}")
     return lines
 
@@ -157,7 +158,9 @@ def sweep_report(summary: pd.DataFrame, params: list[str], figures: dict[str, by
     best = best[cols].round(3)
     sens = sensitivity_text(summary, params)
     claim = best_setting_text(summary, params)
-    defs = ("time_loss_saving: existing plan − GPS mean time loss per vehicle [s], paired by "
+    per = "person" if len(summary) and summary["time_loss_unit"].iloc[0] == "s/person" \
+        else "vehicle"
+    defs = (f"time_loss_saving: existing plan − GPS mean time loss per {per} [s], paired by "
             "day; co2_saving: existing plan − GPS CO2 [kg per period]; _ci_low/_ci_high: 95 % "
             "t interval over the days; _pct: relative to the existing plan; verdict at 95 % "
             "(docs/definitions.md, docs/evaluation.md).")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpssignal.model.approach import UpstreamSignal
-from gpssignal.model.scenario import Link, Scenario
+from gpssignal.model.scenario import DemandFlow, Link, Scenario, link_mode
 from gpssignal.sim.network import EXIT, MOVE_CODE, NO_INDEX, CompiledNetwork
+from gpssignal.sim.vehicles import class_speed_cap_mps
 
 __all__ = ["ORDINARY", "Arrivals", "DayFactors", "ExtraFlowWindow", "IncidentWindow",
            "draw_day", "generate_arrivals", "platoon_lag", "platoon_times",
@@ -230,16 +231,43 @@ def generate_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
     signal: the Poisson draws, routes, classes and speed factors are the same
     numbers with or without upstream signals, and a scenario without any
     draws exactly what it drew before they existed.
+
+    **Cyclists.** Flows on cycle links (``mode = "bicycle"``) are drawn the
+    same way, with the bicycle classes, from a generator seeded by one more
+    number drawn last (only when there are such flows), so adding cycle
+    tracks leaves every motor vehicle as it was; the two lists are merged by
+    arrival time. A class's desired-speed cap (``max_speed_kmh``) enters the
+    free-flow time.
     """
+    bike_links = {lk.id for lk in scenario.links if lk.mode == "bicycle"}
+    motor = [f for f in scenario.demand.flows if f.link not in bike_links]
+    arrivals = _mode_arrivals(scenario, net, day, rng, motor, day.extra_flows, "motor")
+    fed = [(net.link_index(lk.id), lk) for lk in scenario.links if lk.upstream_signal is not None]
+    if fed:
+        arrivals = _platoon_arrivals(scenario, arrivals, fed,
+                                     np.random.default_rng(int(rng.integers(2**63))))
+    bikes = [f for f in scenario.demand.flows if f.link in bike_links]
+    if bikes:
+        cyclists = _mode_arrivals(scenario, net, day,
+                                  np.random.default_rng(int(rng.integers(2**63))), bikes, (),
+                                  "bicycle")
+        arrivals = _merge(arrivals, cyclists)
+    return arrivals
+
+
+def _mode_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
+                   rng: np.random.Generator, flows: list[DemandFlow],
+                   extra: tuple[ExtraFlowWindow, ...], mode: str) -> Arrivals:
+    """Draw Poisson arrivals of ``flows`` and the day's ``extra`` flows, with ``mode`` classes."""
     times, links, moves = [], [], []
-    for f in scenario.demand.flows:
+    for f in flows:
         for a, b, q in _segments(f.flow_vph, scenario.demand.interval_s, scenario.duration_s,
                                  day.peak_shift_s):
             n = rng.poisson(q * day.demand_level * (b - a) / _S_PER_H)
             times.append(rng.uniform(a, b, n))
             links.append(np.full(n, net.link_index(f.link), dtype=np.int64))
             moves.append(np.full(n, MOVE_CODE[f.movement], dtype=np.int64))
-    for ef in day.extra_flows:
+    for ef in extra:
         a, b = max(ef.t0_s, 0.0), min(ef.t1_s, scenario.duration_s)
         if b <= a:
             continue
@@ -272,23 +300,30 @@ def generate_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
         m = (u[:, None] >= cdf).sum(axis=1)
         route_moves[idx, k] = np.where(internal, np.minimum(m, _LAST_MOVE), EXIT)
     classes = scenario.vehicle_classes
-    shares = np.array([c.share for c in classes])
-    vclass = rng.choice(len(classes), size=n, p=shares / shares.sum())
+    own = np.array([k for k, c in enumerate(classes) if link_mode(c.mode) == mode],
+                   dtype=np.int64)
+    shares = np.array([classes[k].share for k in own])
+    vclass = own[rng.choice(len(own), size=n, p=shares / shares.sum())]
     mean = np.array([c.speed_factor_mean for c in classes])[vclass]
     sd = np.array([c.speed_factor_sd for c in classes])[vclass]
     factor = _truncated_normal(rng, mean, sd)
+    cap = np.array([class_speed_cap_mps(c) for c in classes])[vclass]
     valid = route_links >= 0
     safe = np.where(valid, route_links, 0)
     length = np.where(valid, net.link_length_m[safe], 0.0).sum(axis=1)
-    ff = np.where(valid, net.link_length_m[safe] / net.link_vmax_mps[safe], 0.0).sum(axis=1)
-    arrivals = Arrivals(t_s=t, route_links=route_links, route_moves=route_moves,
-                        route_length_m=length, free_flow_time_s=ff / factor,
-                        vehicle_class=vclass.astype(np.int64), speed_factor=factor)
-    fed = [(net.link_index(lk.id), lk) for lk in scenario.links if lk.upstream_signal is not None]
-    if fed:
-        arrivals = _platoon_arrivals(scenario, arrivals, fed,
-                                     np.random.default_rng(int(rng.integers(2**63))))
-    return arrivals
+    vmax = np.minimum(net.link_vmax_mps[safe], cap[:, None]) if n else net.link_vmax_mps[safe]
+    ff = np.where(valid, net.link_length_m[safe] / vmax, 0.0).sum(axis=1)
+    return Arrivals(t_s=t, route_links=route_links, route_moves=route_moves,
+                    route_length_m=length, free_flow_time_s=ff / factor,
+                    vehicle_class=vclass.astype(np.int64), speed_factor=factor)
+
+
+def _merge(a: Arrivals, b: Arrivals) -> Arrivals:
+    """Return the vehicles of ``a`` and ``b`` sorted by arrival time (``a`` first on ties)."""
+    t = np.concatenate([a.t_s, b.t_s])
+    order = np.argsort(t, kind="stable")
+    return Arrivals(**{f: np.concatenate([getattr(a, f), getattr(b, f)])[order]
+                       for f in Arrivals.__dataclass_fields__})
 
 
 def _platoon_arrivals(scenario: Scenario, arr: Arrivals, fed: list[tuple[int, Link]],

@@ -82,6 +82,7 @@ from gpssignal.sim.kernel import (
 )
 from gpssignal.sim.markers import CONTROL_DELAY_MARK_M, NO_MARKER, MarkerKind, Markers
 from gpssignal.sim.network import NO_INDEX, CompiledNetwork, compile_network
+from gpssignal.sim.pedestrians import Pedestrians
 from gpssignal.sim.records import (
     QUEUE_MAX_CLEAR_M,
     QUEUE_SAMPLE_S,
@@ -126,15 +127,15 @@ _LANE_OFFSET_WEIGHT = 1_000_000
 #: the per-marker path.
 _STRETCH_START, _STRETCH_END = MarkerKind.STRETCH_START, MarkerKind.STRETCH_END
 #: Random streams of one day, in spawn order (see :func:`day_streams`).
-_STREAM_NAMES = ("day", "demand", "probes", "day_type")
+_STREAM_NAMES = ("day", "demand", "probes", "day_type", "pedestrians")
 
 
 def day_streams(seed: int) -> dict[str, np.random.SeedSequence]:
     """Independent random streams of one simulated day.
 
-    ``demand`` (arrivals, routes, fleet), ``day`` (day factors) and
-    ``day_type`` (the day's type and its events) are shared by every
-    controller run on this seed; ``probes`` is for the probe sampler.
+    ``demand`` (arrivals, routes, fleet), ``day`` (day factors),
+    ``day_type`` (the day's type and its events) and ``pedestrians`` are
+    shared by every controller run on this seed; ``probes`` is for the probe sampler.
     Each stream is the seed's child of its position in the spawn order, so a
     stream added at the end leaves the others unchanged.
     """
@@ -173,7 +174,8 @@ class SimResult:
     ``emergency_brakings``: times a vehicle started braking harder than
     ``driver.emergency_braking_mps2``; ``held_back``: vehicle-steps in which
     even the emergency deceleration could not keep a vehicle behind what it
-    follows (never expected).
+    follows (never expected); ``pedestrians``: per pedestrian, the crossing,
+    arrival, start and delay (:mod:`gpssignal.sim.pedestrians`).
     """
 
     scenario: Scenario
@@ -210,6 +212,8 @@ class SimResult:
     co2_mg: np.ndarray
     fuel_mg: np.ndarray
     distance_m: np.ndarray
+    #: Per pedestrian: crossing, arrival, start and delay (empty without crossings).
+    pedestrians: dict[str, np.ndarray] | None = None
 
 
 def _time_at(t: float, dt: float, covered_m: float, dx_m: float) -> float:
@@ -309,6 +313,12 @@ class Simulation:
         #: changes); without them the lane-change pass is skipped.
         self.lane_changes = bool((net.lane_start_m > 0).any() or sc.driver.lc_discretionary)
         self.n_lane_changes = 0
+        self.pedestrians = Pedestrians(
+            sc, net, self.day, np.random.default_rng(self.streams["pedestrians"]),
+            self.signals.group_state) if net.crossing_ids else None
+        #: The give-way rules whose vehicles yield to pedestrians, and their crossings.
+        self._ped_rules = np.flatnonzero(net.yield_crossing >= 0)
+        self._ped_rule_crossing = net.yield_crossing[self._ped_rules]
 
     # -- processes ----------------------------------------------------------
     def _arrival_process(self, env: simpy.Environment) -> Any:
@@ -334,7 +344,8 @@ class Simulation:
             if progress is not None and self.n_steps % every == 0:
                 progress(min(1.0, (env.now + dt) / end_s))
             if (env.now >= self.scenario.duration_s and self.veh.n == 0
-                    and self.entry.n_waiting == 0 and self.n_arrived == len(self.arrivals)):
+                    and self.entry.n_waiting == 0 and self.n_arrived == len(self.arrivals)
+                    and (self.pedestrians is None or self.pedestrians.done())):
                 break
             yield env.timeout(dt)
         self._end_s = env.now
@@ -374,7 +385,7 @@ class Simulation:
         """
         e, cls, F, tail = self.entry, self.classes, self.veh.F, self.buf.tail
         c = e.vehicle_class[i]
-        v0 = e.link_vmax_mps[link] * e.speed_factor[i]
+        v0 = min(e.link_vmax_mps[link], cls.max_speed_list[c]) * e.speed_factor[i]
         best, best_space, v_lead = NO_INDEX, -1.0, 0.0
         for ln in self.net.start_lanes[link][e.first_move[i]]:
             k = tail[ln]
@@ -492,6 +503,11 @@ class Simulation:
         veh, dt = self.veh, self.dt
         n = veh.n
         t_next = t + dt
+        if self.pedestrians is not None:
+            self.pedestrians.step(t, dt)
+            if len(self._ped_rules):
+                self.rules[3][2, self._ped_rules] = \
+                    self.pedestrians.block_until[self._ped_rule_crossing]
         if n == 0:
             self._record(t_next)
             return
@@ -579,7 +595,8 @@ class Simulation:
         counts[ln] -= 1
         counts[new_lane] += 1
         F[F_POS, j] -= net.lane_length_m[ln]
-        F[F_V0, j] = net.lane_vmax_mps[new_lane] * F[F_FACTOR, j]
+        F[F_V0, j] = min(net.lane_vmax_mps[new_lane],
+                         self.classes.max_speed_list[int(I[I_CLS, j])]) * F[F_FACTOR, j]
         F[F_LLEN, j] = net.lane_length_m[new_lane]
         I[I_LANE, j] = new_lane
         I[I_K, j] = k + 1
@@ -632,4 +649,6 @@ class Simulation:
             emergency_brakings=int(self.events[0]), held_back=int(self.events[1]),
             wall_s=wall, n_steps=self.n_steps,
             emissions=self.emissions, co2_mg=out.co2_mg, fuel_mg=out.fuel_mg,
-            distance_m=out.distance_m)
+            distance_m=out.distance_m,
+            pedestrians=self.pedestrians.columns(net.crossing_ids)
+            if self.pedestrians is not None else None)

@@ -211,7 +211,9 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
       distance before the stop line; now, if it is waiting there: the gap is
       counted from where a waiting driver stands), both accelerating at
       their maximum up to their desired speed, and it not before the
-      follow-up time after the last yielding vehicle of its lane crossed
+      follow-up time after the last yielding vehicle of its lane crossed,
+      nor before the pedestrians on the crossing it leaves over are clear of
+      its path (``rule_f[2]``, :mod:`gpssignal.sim.pedestrians`)
       (a vehicle that takes a gap from its waiting point is committed);
       otherwise it stops at the stop line (the conflict point of the point
       junction) if it can with ``amber_decel``, else it is committed and
@@ -283,7 +285,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
             t_self = 0.0 if v < stop_speed else _time_to_cover(dist - F[F_S0, j], v,
                                                                 F[F_AMAX, j], F[F_V0, j])
             t_self = max(t_self, y_last[lane] + rule_f[1, r] - t)
-            ok = True
+            ok = t + t_self >= rule_f[2, r]  # pedestrians on its exit crossing
             k = rule_i[r]
             while ok and k < rule_i[r + 1]:
                 o = rule_i[opp0 + k]
@@ -615,7 +617,9 @@ def lane_rules(net) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.
       last yielding vehicle of each lane crossed its stop line [s] (the
       engine updates row 1);
     * ``lane_w`` int (2, n_lanes): work rows (lane heads, lanes entered);
-    * ``rule_f`` float (2, n_rules): critical gap and follow-up time [s];
+    * ``rule_f`` float (3, n_rules): critical gap and follow-up time [s],
+      and until when pedestrians on the rule's exit crossing block its
+      vehicles [s] (the engine updates row 2; -inf: never);
     * ``rule_i`` int: the rules' start offsets into the opposing pairs
       (n_rules + 1 values), then the opposing lanes, then their movements.
     """
@@ -623,7 +627,9 @@ def lane_rules(net) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.
     lane_i = np.concatenate([net.lane_allows.astype(np.int64), net.lane_toward, net.lane_yield,
                              net.lane_side], axis=1)
     lane_f = np.vstack([net.lane_start_m, np.full(n_lanes, -np.inf)])
-    rule_f = np.vstack([net.yield_gap_s, net.yield_follow_s]).reshape(2, -1)
+    n_rules = len(net.yield_gap_s)
+    rule_f = np.vstack([net.yield_gap_s, net.yield_follow_s,
+                        np.full(n_rules, -np.inf)]).reshape(3, -1)
     rule_i = np.concatenate([net.yield_ptr, net.yield_lane, net.yield_move]).astype(np.int64)
     return lane_i, lane_f, np.zeros((2, n_lanes), dtype=np.int64), rule_f, rule_i
 
@@ -634,7 +640,7 @@ def empty_rules(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     lane_i = np.full((n_lanes, LC_COLUMNS), -1, dtype=np.int64)
     lane_i[:, LC_ALLOWS:LC_ALLOWS + 3] = 1
     return (lane_i, np.vstack([np.zeros(n_lanes), np.full(n_lanes, -np.inf)]),
-            np.zeros((2, n_lanes), dtype=np.int64), np.zeros((2, 0)),
+            np.zeros((2, n_lanes), dtype=np.int64), np.zeros((3, 0)),
             np.zeros(1, dtype=np.int64))
 
 

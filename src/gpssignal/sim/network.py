@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpssignal.model.network import movement_targets
+from gpssignal.model.network import implicit_yields, movement_targets
 from gpssignal.model.scenario import MOVEMENTS, Scenario
 
 __all__ = ["EXIT", "MOVE_CODE", "NO_INDEX", "CompiledNetwork", "compile_network"]
@@ -78,6 +78,15 @@ class CompiledNetwork:
         yield_move[k])`` for ``k`` in ``yield_ptr[r]:yield_ptr[r + 1]``; a
         vehicle of movement code ``yield_move[k]`` in lane ``yield_lane[k]``
         has priority over the rule's vehicles.
+    yield_crossing : ndarray
+        Per rule, the pedestrian crossing (index into ``crossing_ids``) whose
+        pedestrians the rule's vehicles yield to, -1: none. The rules are the
+        scenario's ``give_way`` rules merged with those the road rules add
+        (:func:`gpssignal.model.network.implicit_yields`).
+    crossing_ids : list[str]
+        ``"JUNCTION.ARM"`` per pedestrian crossing, junction by junction.
+    crossing_group : ndarray
+        Global signal group index of each crossing.
     junction_ids : list[str]
     junction_groups : list[list[str]]
         Group ids per junction; global group index = ``group_offset[j] + k``.
@@ -109,6 +118,9 @@ class CompiledNetwork:
     yield_ptr: np.ndarray
     yield_lane: np.ndarray
     yield_move: np.ndarray
+    yield_crossing: np.ndarray
+    crossing_ids: list[str]
+    crossing_group: np.ndarray
     junction_ids: list[str]
     junction_groups: list[list[str]]
     group_offset: np.ndarray
@@ -160,7 +172,11 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
                               for lk in scenario.links], dtype=np.int64)
     lanes = _compile_lanes(scenario, link_junction, junction_groups, group_offset)
     toward, side, start = _lane_changes(lanes)
-    yields = _give_way(scenario, link_ids, lanes)
+    crossing_ids = [f"{j.id}.{c.arm}" for j in scenario.junctions for c in j.crossings]
+    crossing_group = np.array([int(group_offset[jk]) + j.groups.index(c.group)
+                               for jk, j in enumerate(scenario.junctions) for c in j.crossings],
+                              dtype=np.int64)
+    yields = _give_way(scenario, link_ids, lanes, crossing_ids)
     return CompiledNetwork(
         link_ids=link_ids,
         link_length_m=np.array([lk.length_m for lk in scenario.links], dtype=float),
@@ -185,6 +201,9 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
         yield_ptr=yields.ptr,
         yield_lane=yields.lane,
         yield_move=yields.move,
+        yield_crossing=yields.crossing,
+        crossing_ids=crossing_ids,
+        crossing_group=crossing_group,
         junction_ids=junction_ids,
         junction_groups=junction_groups,
         group_offset=group_offset,
@@ -298,10 +317,21 @@ class _GiveWay:
     ptr: np.ndarray
     lane: np.ndarray
     move: np.ndarray
+    crossing: np.ndarray
 
 
-def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes) -> _GiveWay:
-    """Compile every link's give-way rules to index arrays."""
+def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes,
+              crossing_ids: list[str]) -> _GiveWay:
+    """Compile every link's give-way rules, and those the road rules add, to index arrays.
+
+    One rule per yielding (link, movement): the opposing movements of its
+    ``give_way`` rule and the cycle links it turns across, and the crossing
+    whose pedestrians it yields to. A rule the scenario writes keeps its
+    critical gap and follow-up time; the others take the ``[driver]``
+    critical gap and no follow-up time: when no cyclist or pedestrian is near,
+    turning vehicles discharge as any queue does (a follow-up time is the
+    headway of a queue that shares gaps in an opposing stream).
+    """
     lidx = {lid: k for k, lid in enumerate(link_ids)}
     lane_rule = np.full((len(lanes.lane_link), len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
     gap: list[float] = []
@@ -309,17 +339,27 @@ def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes) -> _GiveWa
     ptr: list[int] = [0]
     opp_lane: list[int] = []
     opp_move: list[int] = []
+    crossing: list[int] = []
     drv = scenario.driver
+    implicit = implicit_yields(scenario)
     for k, lk in enumerate(scenario.links):
-        for gw in lk.give_way:
+        written = {gw.movement: gw for gw in lk.give_way}
+        for m in MOVEMENTS:
+            gw = written.get(m)
+            extra_crossing, cyclists = implicit.get((lk.id, m), (None, []))
+            if gw is None and extra_crossing is None and not cyclists:
+                continue
             r = len(gap)
-            mv = MOVE_CODE[gw.movement]
+            mv = MOVE_CODE[m]
             ll = lanes.link_lanes[k]
             lane_rule[ll[lanes.allows[ll, mv]], mv] = r
-            gap.append(gw.critical_gap_s if gw.critical_gap_s is not None
+            gap.append(gw.critical_gap_s if gw is not None and gw.critical_gap_s is not None
                        else drv.critical_gap_s)
-            follow.append(gw.follow_up_s if gw.follow_up_s is not None else drv.follow_up_s)
-            for ref in gw.to:
+            if gw is None:   # only road-rule yields: no follow-up headway when clear
+                follow.append(0.0)
+            else:
+                follow.append(gw.follow_up_s if gw.follow_up_s is not None else drv.follow_up_s)
+            for ref in [*(gw.to if gw is not None else ()), *cyclists]:
                 other, move = ref.split(".")
                 om = MOVE_CODE[move]
                 for ln in lanes.link_lanes[lidx[other]]:
@@ -327,10 +367,12 @@ def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes) -> _GiveWa
                         opp_lane.append(int(ln))
                         opp_move.append(om)
             ptr.append(len(opp_lane))
+            crossing.append(crossing_ids.index(extra_crossing) if extra_crossing else NO_INDEX)
     return _GiveWay(lane_rule=lane_rule, gap_s=np.array(gap, dtype=float),
                     follow_s=np.array(follow, dtype=float),
                     ptr=np.array(ptr, dtype=np.int64), lane=np.array(opp_lane, dtype=np.int64),
-                    move=np.array(opp_move, dtype=np.int64))
+                    move=np.array(opp_move, dtype=np.int64),
+                    crossing=np.array(crossing, dtype=np.int64))
 
 
 def _lane_targets(link_next: np.ndarray, link_lanes: list[np.ndarray],

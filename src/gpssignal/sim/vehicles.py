@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpssignal.model.scenario import Scenario
+from gpssignal.model.scenario import Scenario, VehicleClass
 from gpssignal.sim.kernel import N_F, N_I
 
 __all__ = ["INITIAL_CAPACITY_VEH", "VehicleArrays", "VehicleClasses", "WorkBuffers",
@@ -89,6 +89,8 @@ class VehicleClasses:
     inv_two_sqrt_ab_list: list[float]
     #: The most each class can brake (its own value, else the driver's) [m/s²].
     emergency_decel_list: list[float]
+    #: Desired-speed cap per class (``max_speed_kmh``; inf without one) [m/s].
+    max_speed_list: list[float]
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> VehicleClasses:
@@ -103,7 +105,13 @@ class VehicleClasses:
                    headway_list=T.tolist(), decel_list=b.tolist(),
                    inv_two_sqrt_ab_list=(0.5 / np.sqrt(amax * b)).tolist(),
                    emergency_decel_list=[float(c.emergency_decel_mps2 or
-                                               scenario.driver.max_decel_mps2) for c in vc])
+                                               scenario.driver.max_decel_mps2) for c in vc],
+                   max_speed_list=[class_speed_cap_mps(c) for c in vc])
+
+
+def class_speed_cap_mps(c: VehicleClass) -> float:
+    """Return a class's desired-speed cap [m/s] (``inf`` without one)."""
+    return float("inf") if c.max_speed_kmh is None else c.max_speed_kmh / 3.6
 
 
 class WorkBuffers:
