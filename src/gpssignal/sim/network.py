@@ -51,9 +51,10 @@ class CompiledNetwork:
         Lane connection: the downstream lane (global index) a vehicle leaving
         this lane by each movement drives into, -1 where not allowed. The j-th
         lane (from the kerb) carrying a through or right movement feeds the
-        j-th downstream lane from the kerb; the j-th lane carrying a left turn
-        (from the centre) feeds the j-th downstream lane from the centre; lanes
-        beyond the downstream link's width merge into its last lane.
+        j-th downstream full lane from the kerb; the j-th lane carrying a left
+        turn (from the centre) feeds the j-th downstream full lane from the
+        centre; lanes beyond the downstream link's full lanes merge into its
+        last one. Short lanes downstream are reached by changing lanes.
     lane_start_m : ndarray
         Where each lane begins, from the start of its link [m]: 0 for a full
         lane, later for a short lane (a turn pocket or flare).
@@ -190,7 +191,7 @@ def compile_network(scenario: Scenario) -> CompiledNetwork:
         lane_vmax_mps=lanes.vmax_mps,
         lane_group=lanes.group,
         lane_allows=lanes.allows,
-        lane_target=_lane_targets(link_next, lanes.link_lanes, lanes.allows),
+        lane_target=_lane_targets(link_next, lanes.link_lanes, lanes.allows, lanes.start_m),
         lane_start_m=lanes.start_m,
         lane_toward=toward,
         lane_side=side,
@@ -376,8 +377,15 @@ def _give_way(scenario: Scenario, link_ids: list[str], lanes: _Lanes,
 
 
 def _lane_targets(link_next: np.ndarray, link_lanes: list[np.ndarray],
-                  lane_allows: np.ndarray) -> np.ndarray:
-    """Lane connections (see ``CompiledNetwork.lane_target``)."""
+                  lane_allows: np.ndarray, start_m: np.ndarray) -> np.ndarray:
+    """Lane connections (see ``CompiledNetwork.lane_target``).
+
+    They count the downstream link's full lanes only: a vehicle enters a
+    link on a full lane, so a short lane at the kerb (a right-turn pocket)
+    must not take the kerb through lane's place (mapped onto it, the kerb
+    lane's traffic was moved to the next full lane, which then carried two
+    lanes' worth while the other stood empty).
+    """
     lane_target = np.full((len(lane_allows), len(MOVEMENTS)), NO_INDEX, dtype=np.int64)
     for k, lanes in enumerate(link_lanes):
         for mv in range(len(MOVEMENTS)):
@@ -385,7 +393,7 @@ def _lane_targets(link_next: np.ndarray, link_lanes: list[np.ndarray],
             if target < 0:
                 continue
             carrying = [ln for ln in lanes if lane_allows[ln, mv]]
-            down = link_lanes[target]
+            down = link_lanes[target][start_m[link_lanes[target]] == 0.0]
             for rank, ln in enumerate(carrying):
                 if MOVEMENTS[mv] == "left":
                     slot = len(down) - 1 - (len(carrying) - 1 - rank)
