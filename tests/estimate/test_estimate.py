@@ -135,3 +135,89 @@ def test_estimate_command_runs_good_rows_and_reports_the_bad_one(tmp_path: Path)
         assert (out / "models" / f"{jid}.json").is_file()
     html = (out / "estimate.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "Town A" in html
+
+
+def _with_plan(row: str, ns: str, ew: str) -> tuple[str, str]:
+    """``HEADER`` and ``row`` with the current plan's greens appended."""
+    return HEADER + ",green_ns_s,green_ew_s", f"{row},{ns},{ew}"
+
+
+def test_the_current_plan_from_the_list_replaces_the_webster_split(tmp_path: Path) -> None:
+    header, row = _with_plan(CROSS, "30", "16")
+    p = tmp_path / "j.csv"
+    p.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    (spec,), errors = read_junctions(p)
+    assert errors == [] and spec.plan_green_s == (30.0, 16.0)
+    sc, text = build_scenario(spec, read_template(TEMPLATE))
+    normal = sc.junctions[0].program("normal")
+    assert normal.green_duration_s("S") == 30 and normal.green_duration_s("E") == 16
+    # 60 - 30 - 16 = 14 s: 7 s per change of phase becomes the intergreen.
+    assert sc.junctions[0].intergreen_s[("S", "E")] == 7
+    assert "the current plan from the list" in text
+
+
+@pytest.mark.parametrize("ns, ew, column, why", [
+    ("30", "", "green_ew_s", "give both"),
+    ("40", "16", "green_ns_s/green_ew_s", "leave 2 s per change of phase"),
+    ("5", "30", "green_ns_s", "between 6 and 194"),
+])
+def test_a_bad_plan_is_refused_naming_the_columns(tmp_path: Path, ns: str, ew: str, column: str,
+                                                  why: str) -> None:
+    header, row = _with_plan(CROSS, ns, ew)
+    p = tmp_path / "j.csv"
+    p.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    specs, (err,) = read_junctions(p)
+    assert specs == [] and column in str(err) and why in str(err)
+
+
+def test_the_capacity_check_answers_before_any_simulation(tmp_path: Path) -> None:
+    """Under-saturated, over capacity whatever runs, and in between, with the figures."""
+    from gpssignal.estimate.capacity import capacity_check
+
+    tpl = read_template(TEMPLATE)
+
+    def check(row: str):  # type: ignore[no-untyped-def]
+        p = tmp_path / "j.csv"
+        p.write_text(f"{HEADER}\n{row}\n", encoding="utf-8")
+        (spec,), _ = read_junctions(p)
+        sc, _ = build_scenario(spec, tpl)
+        return sc, capacity_check(sc, tpl["saturation_flow_vphpl"], tpl["busy_day_factor"],
+                                  tpl["undersaturated_x"])
+
+    sc, light = check(CROSS)
+    assert light.verdict == "under-saturated" and light.skip
+    assert "plan selection cannot help here" in light.text()
+    # X by hand: S carries 780 veh/h at the peak quarter (x 1.05) on a busy day (x 1.12)
+    # over 2 lanes x 1,850 x green / 60.
+    g = sc.junctions[0].program("normal").green_duration_s("S")
+    x_s = 780 * 1.05 * tpl["busy_day_factor"] / (2 * 1850 * g / 60)
+    assert light.existing_x == pytest.approx(x_s, rel=1e-9)
+    def scaled(factor: float) -> str:   # every volume column of CROSS times factor
+        cells = CROSS.split(",")
+        return ",".join(str(round(factor * int(c))) if i >= 9 and (i - 9) % 5 >= 2 else c
+                        for i, c in enumerate(cells))
+
+    # Twice the volumes: near capacity under "normal" (Webster balances the phases at
+    # X = 0.93), not over it: a program that shifts green may help.
+    _, may = check(scaled(2.0))
+    assert may.verdict == "switching may help", may.text()
+    assert 0.85 <= may.existing_x < 1.0 and "group S" in may.critical
+    # Three times: every group over capacity under both programs.
+    _, over = check(scaled(3.0))
+    assert over.verdict == "over capacity under every program" and not over.skip
+    assert "whichever program runs" in over.text()
+
+
+def test_skip_undersaturated_reports_without_simulating(tmp_path: Path) -> None:
+    csv = _write(tmp_path, CROSS)
+    out = tmp_path / "est"
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = cli.main(["estimate", str(csv), "--skip-undersaturated", "--out", str(out)])
+    assert code == 0
+    assert "row 1 (Cross): capacity check: under-saturated" in err.getvalue()
+    jt = pd.read_csv(out / "junctions.csv")
+    assert list(jt["status"]) == ["skipped"]
+    assert jt.loc[0, "plan"] == "Webster split (assumed)"
+    assert jt.loc[0, "max_x_existing"] < 0.85
+    assert not (out / "models").exists()

@@ -522,6 +522,38 @@ def _estimate_inputs(args: argparse.Namespace
     return days, out, tpl, specs, errors
 
 
+def _capacity_checks(specs: list[JunctionSpec], tpl: Template, args: argparse.Namespace
+                     ) -> tuple[dict[str, Any], list[JunctionSpec]]:
+    """Check each junction's capacity before simulating; return the checks and the skipped.
+
+    Each answer is printed on stderr; a junction under-saturated in every slot
+    is skipped with ``--skip-undersaturated`` (else simulated and flagged); a
+    row whose scenario cannot be built is left for the run to report.
+    """
+    from gpssignal.estimate import build_scenario
+    from gpssignal.estimate.capacity import capacity_check
+    from gpssignal.estimate.junctions import RowError
+
+    checks: dict[str, Any] = {}
+    skipped: list[JunctionSpec] = []
+    for spec in specs:
+        try:
+            sc, _ = build_scenario(spec, tpl)
+        except RowError:
+            continue
+        c = capacity_check(sc, float(tpl["saturation_flow_vphpl"]),
+                           float(tpl["busy_day_factor"]), float(tpl["undersaturated_x"]))
+        checks[spec.id] = c
+        skip = c.skip and args.skip_undersaturated
+        if skip:
+            skipped.append(spec)
+        if not args.quiet:
+            print(f"row {spec.row} ({spec.name}): capacity check: {c.text()}"
+                  f"{'; not simulated (--skip-undersaturated)' if skip else ''}",
+                  file=sys.stderr)
+    return checks, skipped
+
+
 def _estimate_run(args: argparse.Namespace, specs: list[JunctionSpec], tpl: Template,
                   days: list[int], store: EstimateStore) -> tuple[EstimateRun, int, str]:
     """Estimate the junctions not yet in ``store``; an interrupt says what is kept."""
@@ -555,14 +587,22 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
 
     days, out, tpl, specs, errors = _estimate_inputs(args)
+    checks, skipped = _capacity_checks(specs, tpl, args)
+    specs = [s for s in specs if s not in skipped]
     src = str(args.junctions)
     meta: dict[str, Any] = {"junctions_file": src, "template": str(tpl.path), "seeds": days,
                             "train_days": args.train_days, "candidates": args.candidates,
                             "version": __version__}
     if not specs:
-        jt = junction_table([], errors)
+        jt = junction_table([], errors, skipped, checks)
         write_or_fail(lambda: write_tables({"junctions": jt}, out, {
-            **meta, "rows_ok": 0, "rows_failed": len(errors)}), out)
+            **meta, "rows_ok": 0, "rows_skipped": len(skipped),
+            "rows_failed": len(errors)}), out)
+        if skipped:   # every usable junction is under-saturated: that is the answer
+            if not args.quiet:
+                print(f"no junction simulated: {len(skipped)} under-saturated "
+                      f"(see {out / 'junctions.csv'})")
+            return 2 if errors else 0
         raise EstimateInputError(f"JUNCTIONS = {src!r}: no usable row ({len(errors)} bad, "
                                  f"listed in {out / 'junctions.csv'})")
     t0 = time.perf_counter()
@@ -573,13 +613,15 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     finally:
         store.close()
     results, failed = run.summaries, run.failed
-    jt, mt = junction_table(results, errors + failed), municipality_table(results)
+    jt = junction_table(results, errors + failed, skipped, checks)
+    mt = municipality_table(results)
     header = (f"{len(results)} of {len(specs) + len(errors)} junctions estimated from "
               f"{src}; each: {args.train_days} training days, {args.candidates} "
               f"candidates, fixed timing vs GPS controller on {len(days)} days (seeds "
               f"{days[0]}..{days[-1]}); assumptions: {tpl.path.name}. Periods and "
               "directions: each junction's period from the list, all approaches.")
-    meta.update(rows_ok=len(results), rows_failed=len(errors) + len(failed))
+    meta.update(rows_ok=len(results), rows_skipped=len(skipped),
+                rows_failed=len(errors) + len(failed))
     if not results:
         write_or_fail(lambda: write_tables({"junctions": jt}, out, meta), out)
         raise EstimateInputError(f"JUNCTIONS = {src!r}: no usable row ({len(jt)} bad, "
@@ -742,6 +784,9 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     es.add_argument("--no-oracle", action="store_true",
                     help="skip the hindsight bound (about 5 extra simulated days per "
                     "evaluation day and junction)")
+    es.add_argument("--skip-undersaturated", action="store_true",
+                    help="do not simulate the junctions the capacity check finds under-saturated "
+                    "in every slot (by default they are simulated and flagged)")
     es.set_defaults(func=_cmd_estimate)
 
 

@@ -61,7 +61,7 @@ __all__ = [
 
 ARMS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
 REQUIRED = ["name", "municipality", "lat", "lon", "cycle_s", "period", "peak_hour"]
-OPTIONAL = ["monitored_arm", "note"]
+OPTIONAL = ["monitored_arm", "note", "green_ns_s", "green_ew_s"]
 ARM_COLUMNS = [f"{a}_{c}" for a in ARMS for c in ("lanes", "limit_kmh", "left_vph",
                                                     "through_vph", "right_vph")]
 #: Longest junction id [characters]: it names files, and file systems allow
@@ -113,6 +113,9 @@ class JunctionSpec:
     lanes: dict[str, int]
     limit_kmh: dict[str, float]
     volumes: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The junction's current plan from the list: green of the N-S and the E-W
+    #: phase [s]; ``None``: not given (a Webster split is assumed and said).
+    plan_green_s: tuple[float, float] | None = None
 
     @property
     def id(self) -> str:
@@ -165,10 +168,15 @@ def read_template(path: str | Path | None = None) -> Template:
     t = raw.get("template", {})
     need = ["base_scenario", "approach_length_m", "exit_length_m", "stretch_length_m",
             "amber_s", "red_amber_s", "min_green_s", "intergreen_s", "saturation_flow_vphpl",
-            "relief_shift_s", "peak_hour_profile", "period_edge_factor"]
+            "relief_shift_s", "peak_hour_profile", "period_edge_factor", "busy_day_factor",
+            "undersaturated_x"]
     for k in need:
         if k not in t:
             raise ScenarioError(f"{p}: template.{k} is missing")
+    for k, lo, hi in (("busy_day_factor", 1.0, 2.0), ("undersaturated_x", 0.1, 1.0)):
+        if not (isinstance(t[k], (int, float)) and not isinstance(t[k], bool)
+                and lo <= t[k] <= hi):
+            raise ScenarioError(f"{p}: template.{k} = {t[k]!r}: must be in [{lo:g}, {hi:g}]")
     if len(t["peak_hour_profile"]) != 4:
         raise ScenarioError(f"{p}: template.peak_hour_profile = {t['peak_hour_profile']!r}: "
                             "needs 4 quarter-hour factors")
@@ -198,6 +206,9 @@ EARTH_RADIUS_KM = 6371.0
 #: could be a thousands separator: such a value (1-3 digits, separator,
 #: exactly 3 digits) is refused as ambiguous.
 COUNT_COLUMNS = {c for c in ARM_COLUMNS if c.endswith(("_vph", "_lanes"))} | {"cycle_s"}
+#: Time left per change of phase by a plan from the list [s]: at least the
+#: Danish amber (4 s), at most what a wide junction's clearing needs (20 s).
+PLAN_INTERGREEN_S = (4.0, 20.0)
 #: Encodings tried, in order, for a junction list without a byte-order mark.
 ENCODINGS = ("utf-8", "cp1252")
 
@@ -360,6 +371,7 @@ def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = No
     if not ({"N", "S"} & present and {"E", "W"} & present):
         row.fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) "
                  "for a two-phase plan")
+    plan = _row_plan(row, cycle)
     mon = (r.get("monitored_arm") or "").strip().upper()
     if mon and mon not in present:
         row.fail("monitored_arm", mon, f"must be an arm with an approach: "
@@ -371,7 +383,35 @@ def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = No
     return JunctionSpec(row=k, name=row.name, municipality=r["municipality"].strip(), lat=lat,
                         lon=lon, cycle_s=cycle, period=(a, b), peak_start=peak,
                         monitored_arm=mon, note=(r.get("note") or "").strip(), lanes=lanes,
-                        limit_kmh=limits, volumes=vols)
+                        limit_kmh=limits, volumes=vols, plan_green_s=plan)
+
+
+def _row_plan(row: _Row, cycle: float) -> tuple[float, float] | None:
+    """Return the current plan's N-S and E-W greens [s], if the row gives them.
+
+    Both or neither; each at least the Danish minimum green (6 s), and the two
+    greens plus the two intergreens (cycle − greens) must leave 4-20 s per
+    change of phase (the template's 6 s intergreen is only a default).
+    """
+    ns_text = (row.r.get("green_ns_s") or "").strip()
+    ew_text = (row.r.get("green_ew_s") or "").strip()
+    if not ns_text and not ew_text:
+        return None
+    if not (ns_text and ew_text):
+        col = "green_ew_s" if ns_text else "green_ns_s"
+        row.fail(col, "", "give both green_ns_s and green_ew_s (the current plan), or neither")
+        return None
+    ns, ew = row.num("green_ns_s", lo=6, hi=194), row.num("green_ew_s", lo=6, hi=194)
+    if not (math.isfinite(ns) and math.isfinite(ew) and math.isfinite(cycle)):
+        return None
+    change = (cycle - ns - ew) / 2
+    if not PLAN_INTERGREEN_S[0] <= change <= PLAN_INTERGREEN_S[1]:
+        row.fail("green_ns_s/green_ew_s", f"{ns:g}, {ew:g}",
+                 f"with cycle_s = {cycle:g} they leave {change:g} s per change of phase; "
+                 f"it must be {PLAN_INTERGREEN_S[0]:g}-{PLAN_INTERGREEN_S[1]:g} s (amber "
+                 "included)")
+        return None
+    return ns, ew
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -546,12 +586,18 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
         return max(sum(spec.volumes[a].values()) / (spec.lanes[a] * s) for a in arms)
 
     cyc, ig, gmin = spec.cycle_s, float(t["intergreen_s"]), float(t["min_green_s"])
+    if spec.plan_green_s is not None:   # the current plan, from the list
+        ns, ew = spec.plan_green_s
+        ig = (cyc - ns - ew) / 2
+        ga = ns if axis == ("N", "S") else ew
     total = cyc - 2 * ig
     if total < 2 * gmin:
         raise RowError(spec.row, spec.name, "cycle_s", spec.cycle_s,
                        f"too short for two phases (2 × {ig:g} s intergreen + 2 × {gmin:g} s "
                        "min green)")
-    ga = min(max(round(total * y(phase_a) / (y(phase_a) + y(phase_b))), gmin), total - gmin)
+    if spec.plan_green_s is None:       # assumed: Webster's split of the critical flow ratios
+        ga = min(max(round(total * y(phase_a) / (y(phase_a) + y(phase_b))), gmin),
+                 total - gmin)
     shift = float(t["relief_shift_s"])
     ga_r = (min(ga + shift, total - gmin) if spec.monitored_arm in phase_a
             else max(ga - shift, gmin))
@@ -631,10 +677,12 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
                                     f"of arm {spec.monitored_arm} (monitored)"}],
     }
     name, mun, note = one_line(spec.name), one_line(spec.municipality), one_line(spec.note)
+    plan_source = ("the current plan from the list" if spec.plan_green_s
+                   else "two-phase Webster split")
     header = (f"# Generated by `gpssignal estimate` from {name!r} (row {spec.row}, "
               f"{mun}).\n# Lanes, limits, peak-hour volumes, cycle, period and "
               f"position: the junction list{'; ' + note if note else ''}.\n"
-              f"# Everything else is assumed: see {tpl.path.name} (two-phase Webster split "
+              f"# Everything else is assumed: see {tpl.path.name} ({plan_source} "
               f"'normal' with phase A = {'+'.join(phase_a)}, relief 'peak' = "
               f"{abs(ga_r - ga):g} s more for arm {spec.monitored_arm}'s phase;\n# 15-min "
               f"profile factors {[round(f, 3) for f in prof]} of the peak-hour volumes) and "

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gpssignal.control.io import write_model
+from gpssignal.estimate.capacity import CapacityCheck
 from gpssignal.estimate.junctions import JunctionSpec, RowError, Template, build_scenario
 from gpssignal.evaluate.statistics import mean_ci
 from gpssignal.experiment.evaluation import (
@@ -241,13 +242,31 @@ def csv_safe(text: object) -> str:
 
 
 def junction_table(results: Sequence[JunctionResult | JunctionSummary],
-                   errors: list[RowError]) -> pd.DataFrame:
+                   errors: list[RowError], skipped: Sequence[JunctionSpec] = (),
+                   checks: dict[str, CapacityCheck] | None = None) -> pd.DataFrame:
     """One row per junction of the list: annual savings with 95 % CI, or the error.
 
-    The user's text cells (name, municipality, error) are made safe for
-    spreadsheets with :func:`csv_safe`; numbers are left as they are.
+    ``skipped`` junctions (under-saturated by the capacity check, not
+    simulated) get status ``skipped``; ``checks`` (by junction id) fills the
+    capacity-check columns of every junction it covers. The user's text cells
+    (name, municipality, error) are made safe for spreadsheets with
+    :func:`csv_safe`; numbers are left as they are.
     """
+    checks = checks or {}
+
+    def check_cols(jid: str) -> dict[str, Any]:
+        c = checks.get(jid)
+        if c is None:
+            return {}
+        return {"capacity_check": c.text(), "max_x_existing": c.existing_x}
+
     rows = []
+    for s in skipped:
+        rows.append({"row": s.row, "name": csv_safe(s.name),
+                     "municipality": csv_safe(s.municipality), "status": "skipped",
+                     "junction_id": s.id, **check_cols(s.id),
+                     "plan": "from the list" if s.plan_green_s else "Webster split (assumed)",
+                     "scenario_file": "", "model_file": "", "error": ""})
     for r in (x.summary() for x in results):
         days = r.working_days_per_year
         tl, co2 = mean_ci(np.array(r.time_loss_saved_veh_h)), mean_ci(np.array(r.co2_saved_kg))
@@ -259,7 +278,8 @@ def junction_table(results: Sequence[JunctionResult | JunctionSummary],
             "time_loss_ci95_low": tl.low * days, "time_loss_ci95_high": tl.high * days,
             "co2_saved_t_per_year": co2.mean * days / 1000,
             "co2_ci95_low": co2.low * days / 1000, "co2_ci95_high": co2.high * days / 1000,
-            **r.columns,
+            **r.columns, **check_cols(r.spec.id),
+            "plan": "from the list" if r.spec.plan_green_s else "Webster split (assumed)",
             "working_days_per_year": days, "days_simulated": len(r.seeds),
             "scenario_file": f"scenarios/{r.spec.id}.toml",
             "model_file": f"models/{r.spec.id}.json", "error": "",
@@ -273,7 +293,8 @@ def junction_table(results: Sequence[JunctionResult | JunctionSummary],
 
 #: The columns of ``junctions.csv``, in order.
 JUNCTION_COLUMNS = [
-    "row", "name", "municipality", "status", "junction_id",
+    "row", "name", "municipality", "status", "junction_id", "plan", "capacity_check",
+    "max_x_existing",
     "time_loss_saved_veh_h_per_year", "time_loss_ci95_low", "time_loss_ci95_high",
     "verdict", "co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
     "person_h_saved_per_year", "person_h_ci95_low", "person_h_ci95_high",

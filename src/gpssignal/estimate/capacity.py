@@ -1,0 +1,122 @@
+"""A capacity check before simulating: can switching programs help at this junction.
+
+For each signal group of a generated scenario and each of its programs, the
+degree of saturation X = flow / capacity of every 15-min slot, with
+capacity = saturation flow × lanes × green / cycle (HCM; docs/references.md
+#saturation-flow) and the flow of a busy day (the template's
+``busy_day_factor`` times the profile). Three answers, in seconds:
+
+* **under-saturated**: X stays below the template's ``undersaturated_x`` in
+  every slot under the default program, even on a busy day. Queues clear
+  every cycle, so a relief program can only trade uniform delay between the
+  phases: plan selection cannot help here. ``gpssignal estimate`` flags the
+  junction (and skips it with ``--skip-undersaturated``);
+* **over capacity under every program**: some group's X exceeds 1 in some
+  slot whichever program runs: no program switch relieves it (the junction
+  is still simulated, and flagged);
+* otherwise: some group is near or over capacity under the default program
+  and a program gives it more green: switching may help; simulated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpssignal.model.scenario import Scenario
+
+__all__ = ["CapacityCheck", "capacity_check"]
+
+UNDERSATURATED = "under-saturated"
+OVERSATURATED = "over capacity under every program"
+MAY_HELP = "switching may help"
+
+
+@dataclass(frozen=True)
+class CapacityCheck:
+    """The check's answer for one junction.
+
+    ``max_x`` is the highest degree of saturation per program (over groups and
+    slots); ``critical`` names the group and slot where the default program's
+    maximum occurs.
+    """
+
+    verdict: str
+    max_x: dict[str, float]
+    critical: str
+    busy_day_factor: float
+    threshold: float
+    #: The highest X under the default program (the existing plan's).
+    existing_x: float
+
+    @property
+    def skip(self) -> bool:
+        """Tell whether simulating cannot change the answer (under-saturated)."""
+        return self.verdict == UNDERSATURATED
+
+    def text(self) -> str:
+        """Return the answer in one line, with the figures."""
+        xs = ", ".join(f"{p} {x:.2f}" for p, x in self.max_x.items())
+        if self.verdict == UNDERSATURATED:
+            why = (f"highest X {xs} on a busy day (x{self.busy_day_factor:g}), below "
+                   f"{self.threshold:g} in every slot: plan selection cannot help here")
+        elif self.verdict == OVERSATURATED:
+            why = (f"highest X {xs} (busy day x{self.busy_day_factor:g}); {self.critical} is "
+                   "over capacity whichever program runs: a program switch cannot relieve it")
+        else:
+            why = (f"highest X {xs} (busy day x{self.busy_day_factor:g}, at {self.critical}): "
+                   "a program gives the critical group more green")
+        return f"{self.verdict}: {why}"
+
+
+def _group_demand(sc: Scenario, busy_day_factor: float
+                  ) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """Return each group's approach lanes and its busy-day flow per slot [veh/h]."""
+    j = sc.junctions[0]
+    lanes: dict[str, int] = {}
+    flows: dict[str, list[float]] = {}
+    for lk in sc.links:
+        if lk.to_arm is None or lk.to_arm.split(".")[0] != j.id or lk.mode != "motor":
+            continue
+        groups = [ln.group for ln in lk.lanes if ln.group]
+        for g in set(groups):
+            lanes[g] = lanes.get(g, 0) + groups.count(g)
+        for f in sc.demand.flows:
+            if f.link != lk.id:
+                continue
+            g = next(str(ln.group) for ln in lk.lanes if f.movement in ln.movements)
+            acc = flows.setdefault(g, [0.0] * len(f.flow_vph))
+            for k, q in enumerate(f.flow_vph):
+                acc[k] += q * busy_day_factor
+    return lanes, flows
+
+
+def capacity_check(sc: Scenario, saturation_flow_vphpl: float, busy_day_factor: float,
+                   undersaturated_x: float) -> CapacityCheck:
+    """Return the capacity check of ``sc``'s first junction (see the module docstring)."""
+    j = sc.junctions[0]
+    lanes, flows = _group_demand(sc, busy_day_factor)
+
+    def x(g: str, program: str, q: float) -> float:
+        pr = j.program(program)
+        return q / (saturation_flow_vphpl * lanes[g] * pr.green_duration_s(g) / pr.cycle_s)
+
+    max_x: dict[str, float] = {}
+    critical = ""
+    for pr in j.programs:
+        cells = [(x(g, pr.name, v), f"group {g}, slot {k + 1}")
+                 for g, q in flows.items() for k, v in enumerate(q)]
+        worst = max(cells, default=(0.0, ""))
+        max_x[pr.name] = worst[0]
+        if pr.name == j.default_program:
+            critical = worst[1]
+    over = sorted(g for g, q in flows.items()
+                  if all(x(g, pr.name, max(q)) > 1.0 for pr in j.programs))
+    if max_x[j.default_program] < undersaturated_x:
+        verdict = UNDERSATURATED
+    elif over:
+        verdict, critical = OVERSATURATED, "group " + ", ".join(over)
+    else:
+        verdict = MAY_HELP
+    return CapacityCheck(verdict=verdict, max_x=max_x, critical=critical,
+                         busy_day_factor=busy_day_factor, threshold=undersaturated_x,
+                         existing_x=max_x[j.default_program])
