@@ -125,6 +125,9 @@ def _summary_columns(ev: Evaluation) -> dict[str, Any]:
         "fixed_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", ev.baseline)],
         **_alternatives(ev),
         "gps_stretch_speed_peak_kmh": kt[("stretch_speed_peak_kmh", "gps")],
+        # How often the trained controller switched: 0 means it kept the
+        # existing plan's default program, whatever the saving column says.
+        "gps_switches_per_day": kt[("switches", "gps")],
     }
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
 
@@ -302,7 +305,7 @@ JUNCTION_COLUMNS = [
     "gps_vs_best_fixed_ci95_low", "gps_vs_best_fixed_ci95_high",
     "gps_vs_best_fixed_verdict", "oracle_saved_veh_h_per_year", "capture_ratio",
     "capture_ci95_low", "capture_ci95_high",
-    "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh",
+    "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh", "gps_switches_per_day",
     "working_days_per_year", "days_simulated", "scenario_file", "model_file", "error"]
 
 
