@@ -113,3 +113,27 @@ def test_same_model_with_two_workers(trained, tiny_relief, history_dir) -> None:
     a = dataclasses.replace(trained, provenance={**trained.provenance, "train_wall_s": 0})
     b = dataclasses.replace(two, provenance={**two.provenance, "train_wall_s": 0})
     assert a == b
+
+
+def test_values_at_the_edge_of_the_search_and_thresholds_above_free_flow_are_noted(
+        trained) -> None:
+    from gpssignal.control.training import SEARCH_SPACE, sanity_notes
+
+    lo, hi = SEARCH_SPACE["low_fraction"]
+    inside = {"low_fraction": (lo + hi) / 2, "hysteresis_kmh": 6.0, "window_s": 300.0,
+              "min_dwell_s": 600.0}
+    st = trained.stretches[0]
+    calm = dataclasses.replace(trained, stretches=(dataclasses.replace(
+        st, threshold_low_kmh=st.free_flow_kmh - 10, threshold_high_kmh=st.free_flow_kmh - 5),))
+    assert sanity_notes(calm, inside) == []
+    edge = {**inside, "low_fraction": lo + 0.01, "min_dwell_s": max(SEARCH_SPACE["min_dwell_s"])}
+    notes = sanity_notes(calm, edge)
+    assert any("low_fraction = 0.41 lies at the low end" in n for n in notes)
+    assert any("min_dwell_s = 900 is the largest of the choices" in n for n in notes)
+    high = dataclasses.replace(trained, stretches=(dataclasses.replace(
+        st, threshold_low_kmh=st.free_flow_kmh - 1, threshold_high_kmh=st.free_flow_kmh + 3),))
+    assert any("above the measured free-flow speed" in n for n in sanity_notes(high, inside))
+    # The trained model records its notes.
+    assert trained.provenance["search"]["notes"] == sanity_notes(
+        trained, candidate_settings(len(trained.provenance["search"]["candidates"]), 9)[
+            trained.provenance["search"]["best"]])

@@ -101,6 +101,8 @@ def _print_search(model: GpsModel, table: pd.DataFrame) -> None:
     ex = prov["existing_plan"]
     print(f"existing plan ({ex['controller']}) on the same days (history ground truth): "
           f"{ex['mean_time_loss_s']:.1f} s/veh")
+    for note in prov["search"].get("notes", []):
+        print(f"note: {note}")
     if "held_out" in prov:
         ho = prov["held_out"]
         print()

@@ -66,6 +66,7 @@ __all__ = [
     "load_history_speeds",
     "measured_model",
     "provenance",
+    "sanity_notes",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,47 @@ def candidate_settings(n: int, seed: int) -> list[dict[str, float]]:
                 c[name] = float(space[int(rng.integers(len(space)))])
         out.append(c)
     return out
+
+
+#: Parameters searched over a continuous range (the others over a list of choices).
+CONTINUOUS = ("low_fraction", "hysteresis_kmh")
+#: A chosen value within this share of its continuous range's width from an end
+#: counts as at the edge of the range [-].
+EDGE_SHARE = 0.05
+
+
+def sanity_notes(model: GpsModel, chosen: dict[str, float]) -> list[str]:
+    """Return what a reader of the trained model should know about its values.
+
+    A chosen value at (or within :data:`EDGE_SHARE` of) an end of its search
+    range, or the first or last of its choices, may lie beyond the range: the
+    search would have gone further. A high threshold above the measured
+    free-flow speed means the controller switches back only once the stretch
+    runs faster than free flow, which a window mean rarely does: the relief
+    program then stays until the feed goes stale or the dwell allows a change
+    back on a better window.
+    """
+    notes = []
+    for name, space in SEARCH_SPACE.items():
+        v = chosen[name]
+        if name in CONTINUOUS:
+            lo, hi = space
+            edge = EDGE_SHARE * (hi - lo)
+            end = "low" if v <= lo + edge else "high" if v >= hi - edge else ""
+            if end:
+                notes.append(f"{name} = {v:g} lies at the {end} end of its search range "
+                             f"[{lo:g}, {hi:g}]: the best value may lie beyond it")
+        elif v in (min(space), max(space)):
+            end = "smallest" if v == min(space) else "largest"
+            notes.append(f"{name} = {v:g} is the {end} of the choices {list(space)}: the best "
+                         "value may lie beyond them")
+    for st in model.stretches:
+        if st.threshold_high_kmh > st.free_flow_kmh:
+            notes.append(f"stretch {st.id}: the high threshold {st.threshold_high_kmh:.1f} km/h "
+                         f"is above the measured free-flow speed {st.free_flow_kmh:.1f} km/h: "
+                         "the controller switches back only when a window runs faster than "
+                         "free flow")
+    return notes
 
 
 def measured_model(scenario: Scenario, data: TrainingData,

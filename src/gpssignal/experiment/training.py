@@ -23,6 +23,7 @@ from gpssignal.control.training import (
     load_history_speeds,
     measured_model,
     provenance,
+    sanity_notes,
 )
 from gpssignal.evaluate.definitions import (
     entry_wait_s,
@@ -172,6 +173,7 @@ def train(scenario: Scenario, history_dir: str | Path, *, candidates: int = 16,
              for c, r in zip(cands, res, strict=True)]
     best = int(np.argmin([r["mean_time_loss_s"] for r in res]))
     prov = provenance(scenario, root, data, search_seed, table, best)
+    prov["search"]["notes"] = sanity_notes(models[best], cands[best])
     prov["existing_plan"] = {"controller": data.manifest.get("controller"),
                              "mean_time_loss_s": existing_plan_time_loss(root, data.dates)}
     prov["probe_settings"] = {k: getattr(settings, k) for k in settings.__slots__}
