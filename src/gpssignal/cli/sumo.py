@@ -193,8 +193,9 @@ def _cmd_cross_check(args: argparse.Namespace) -> int:
                      for _, r in summ.iterrows()],
                     ["kpi", "gpssignal", "sumo", "sumo vs gpssignal %"])
         if summ["kpi"].eq("pedestrian_mean_delay_s").any():
-            print("pedestrians are not exported to SUMO (its pedestrian column is NaN); "
-                  "vehicle KPIs are motor vehicles only, cyclists have their own rows")
+            print("pedestrians are exported to SUMO (pushbutton greens shown every cycle, "
+                  "no refuge island there); vehicle KPIs are motor vehicles only, cyclists "
+                  "and pedestrians have their own rows")
         if "gps" in tables:
             _print_gps(tables["gps"])
         print(f"written: {out}/runs.csv, {out}/summary.csv" + (", gps.csv" if tables else ""))

@@ -27,9 +27,21 @@ tracks) have their own rows, with the same definitions:
   departDelay``), completed trips;
 * ``cyclist_time_loss_person_h``: the sum of it × occupancy [person·h].
 
-``pedestrian_mean_delay_s`` is gpssignal's mean pedestrian delay at the
-crossings; pedestrians are not exported to SUMO (see
-:mod:`gpssignal.interop.sumo_export`), so its SUMO value is NaN.
+Pedestrians (scenarios whose crossings have pedestrians are exported with
+them, ``export_sumo(pedestrians=True)``: the same pedestrians, crossings on
+their group's signal):
+
+* ``pedestrians``: pedestrians arriving in the demand period (SUMO: persons
+  departing in it, about 2-3 s before they reach the kerb);
+* ``pedestrian_mean_delay_s``: their mean wait before crossing; gpssignal's
+  delay (kerb and refuge island, docs/definitions.md), SUMO's
+  ``waitingTime`` of the walk (``personinfo``; time stopped, below 0.1 m/s),
+  pedestrians who crossed. SUMO counts a wait from its first whole step
+  stopped and inserts a person at the next step, so a pedestrian who waits
+  waits about 1 s less there. Pushbutton greens are green every cycle in
+  SUMO (a static program cannot skip them) and SUMO has no refuge island
+  (its pedestrians finish the crossing on red): both make SUMO's delay
+  lower where they apply.
 
 Per junction approach (:func:`gpssignal_approaches`, :func:`sumo_approaches`):
 
@@ -107,6 +119,7 @@ __all__ = [
     "fcd_emission_check",
     "gpssignal_approaches",
     "gpssignal_kpis",
+    "has_pedestrians",
     "run_sumo",
     "saturation_flow_vph",
     "scaled_day",
@@ -119,7 +132,7 @@ __all__ = [
 
 COMPARED = ["vehicles", "mean_time_loss_s", "throughput_vph", "stretch_speed_peak_kmh",
             "co2_g_per_veh_km", "cyclists", "cyclist_mean_time_loss_s",
-            "cyclist_time_loss_person_h", "pedestrian_mean_delay_s"]
+            "cyclist_time_loss_person_h", "pedestrians", "pedestrian_mean_delay_s"]
 
 #: Per-approach KPIs of :func:`gpssignal_approaches` and :func:`sumo_approaches`.
 APPROACH_COMPARED = ["queue_mean_m", "discharge_vph"]
@@ -175,7 +188,7 @@ def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
         **_cyclist_kpis(bikes["depart"] - bikes["delay"], bikes["arrival"] >= 0,
                         bikes["loss"] + bikes["delay"], bikes["occupancy"], d,
                         any(c.mode == "bicycle" for c in scenario.vehicle_classes)),
-        "pedestrian_mean_delay_s": float("nan"),   # not exported to SUMO
+        **_sumo_pedestrian_kpis(folder / "tripinfo.xml", d),
     }
     speed = float("nan")
     if scenario.stretches:
@@ -194,6 +207,31 @@ def sumo_kpis(folder: Path, scenario: Scenario) -> dict[str, float]:
             speed = _stretch_length_m(scenario) / (tt / n) * 3.6
     out["stretch_speed_peak_kmh"] = speed
     return out
+
+
+def _sumo_pedestrian_kpis(tripinfo: Path, duration_s: float) -> dict[str, float]:
+    """``pedestrians`` and ``pedestrian_mean_delay_s`` from SUMO's ``personinfo`` records.
+
+    NaN for both when the run had no persons (an export without pedestrians).
+    """
+    depart, wait = [], []
+    for p in ET.parse(tripinfo).getroot().iter("personinfo"):
+        walk = p.find("walk")
+        depart.append(float(p.get("depart", "nan")))
+        done = walk is not None and float(walk.get("arrival", "-1")) >= 0
+        wait.append(float(walk.get("waitingTime", "nan")) if done and walk is not None
+                    else float("nan"))
+    if not depart:
+        return {"pedestrians": float("nan"), "pedestrian_mean_delay_s": float("nan")}
+    t, w = np.array(depart), np.array(wait)
+    sel = w[(t < duration_s) & ~np.isnan(w)]
+    return {"pedestrians": float((t < duration_s).sum()),
+            "pedestrian_mean_delay_s": float(sel.mean()) if sel.size else float("nan")}
+
+
+def has_pedestrians(scenario: Scenario) -> bool:
+    """Tell whether any crossing of ``scenario`` has pedestrians (a positive flow)."""
+    return any(q > 0 for j in scenario.junctions for c in j.crossings for q in c.flow_pph)
 
 
 def _cyclist_kpis(arrival_s: pd.Series, completed: pd.Series, loss_s: pd.Series,
@@ -232,6 +270,8 @@ def _gpssignal_compared(res: SimResult, tables: dict[str, pd.DataFrame]) -> dict
             **_cyclist_kpis(bikes["arrival_s"], bikes["completed"], bikes["time_loss_s"],
                             bikes["occupancy"], res.scenario.duration_s,
                             any(c.mode == "bicycle" for c in res.scenario.vehicle_classes)),
+            "pedestrians": (float((res.pedestrians["arrival_s"] < res.scenario.duration_s).sum())
+                            if res.pedestrians is not None else float("nan")),
             "pedestrian_mean_delay_s": k["pedestrian_mean_delay_s"]}
 
 
@@ -327,7 +367,9 @@ def compare_fixed_approaches(scenario: Scenario, seeds: list[int], work_dir: str
                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """As :func:`compare_fixed`, and one row per (seed, simulator, approach).
 
-    The second table has the per-approach queue and discharge flow
+    A scenario whose crossings have pedestrians is exported with them
+    (:func:`has_pedestrians`). The second table has the per-approach queue
+    and discharge flow
     (:func:`gpssignal_approaches`, :func:`sumo_approaches`). SUMO's 1 s queue
     output (tens of MB) is deleted once read.
     """
@@ -336,7 +378,8 @@ def compare_fixed_approaches(scenario: Scenario, seeds: list[int], work_dir: str
         g, gw, ga = _gpssignal_run(scenario, s)
         rows.append({"seed": s, "simulator": "gpssignal", **g, "wall_s": gw})
         appr.append(ga.assign(seed=s, simulator="gpssignal"))
-        ex = export_sumo(scenario, Path(work_dir) / f"seed{s}", seed=s)
+        ex = export_sumo(scenario, Path(work_dir) / f"seed{s}", seed=s,
+                         pedestrians=has_pedestrians(scenario))
         sw = run_sumo(ex.config)
         rows.append({"seed": s, "simulator": "sumo", **sumo_kpis(ex.folder, scenario),
                      "wall_s": sw})
@@ -522,7 +565,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean of each KPI per simulator and the relative difference SUMO vs gpssignal.
 
     KPIs neither simulator has (cyclists or pedestrians of a scenario without
-    them) are left out; one only gpssignal has (pedestrians) shows NaN for SUMO.
+    them) are left out; one only gpssignal has shows NaN for SUMO.
     """
     m = df.groupby("simulator")[COMPARED].mean().T
     m = m[m.notna().any(axis=1)].copy()

@@ -50,12 +50,21 @@ Cycle tracks (``Link.mode = "bicycle"``)
     Turning motor traffic gives way to cyclists going straight on
     (:func:`gpssignal.model.network.implicit_yields`) as to a give-way rule:
     minor green ``g`` and a ``prohibition`` (below).
-Pedestrians (``[[junction.crossing]]``)
-    Not exported: SUMO's persons walk on sidewalk lanes and walking areas; a
-    sidewalk lane on every road edge would shift every lane index this
-    module, its detectors, :mod:`gpssignal.interop.sumo_gps` and the importer
-    use. The pedestrian groups have no link index, and in SUMO turning
-    vehicles do not give way to pedestrians as gpssignal's do.
+Pedestrians (``[[junction.crossing]]``, ``export_sumo(pedestrians=True)``)
+    Each crossing is a SUMO crossing over every edge of its arm (roads and
+    cycle tracks), with a sidewalk stub of its own on each side
+    (``allow="pedestrian"``, :func:`_write_sidewalks`), so no road edge gains
+    a lane and every lane index this module, its detectors,
+    :mod:`gpssignal.interop.sumo_gps` and the importer use stays the same.
+    Road edges are closed to pedestrians (SUMO crosses only such lanes).
+    Its link index follows the vehicle ones, shows ``G`` while the group is
+    green and ``r`` otherwise, and is read back (:func:`check_crossings`).
+    The persons are gpssignal's pedestrians of the day (same arrival times
+    at the kerb, same side). SUMO builds crossings only as internal edges,
+    so this network has internal links: its junctions are not points.
+    Not represented: pushbuttons (the static program shows the green every
+    cycle) and refuge islands (SUMO's pedestrians finish on red).
+    Without ``pedestrians`` nothing of this is written.
 
 How the approach features map to SUMO
 -------------------------------------
@@ -180,8 +189,8 @@ if TYPE_CHECKING:
     from gpssignal.model.geo import LinkGeometry
     from gpssignal.sim.demand import Arrivals
 
-__all__ = ["EdgePart", "SumoExport", "check_connections", "check_give_way", "export_sumo",
-           "link_edges", "tl_phases"]
+__all__ = ["EdgePart", "SumoExport", "check_connections", "check_crossings", "check_give_way",
+           "crossings", "export_sumo", "link_edges", "tl_phases"]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +215,7 @@ class SumoExport:
     link_groups: dict[str, list[str]]   # tl id -> group of each link index
     yielding: dict[str, list[bool]] | None = None
     give_way_unmapped: tuple[str, ...] = ()
+    persons: int = 0                    # pedestrians exported (``pedestrians=True``)
 
 
 @dataclass(frozen=True)
@@ -345,9 +355,12 @@ def tl_phases(scenario: Scenario, junction_id: str, program_name: str,
     """(duration, state string) phases of one program, for SUMO's link order.
 
     Link indices with ``yielding[i]`` (a give-way movement) show green as
-    SUMO's minor green ``g``.
+    SUMO's minor green ``g``. A pedestrian group's link index (a crossing)
+    is green ``G`` while the group is green, else red ``r``: gpssignal's
+    pedestrians step off only at green, and SUMO's would also at amber.
     """
     j = scenario.junction(junction_id)
+    walk = {c.group for c in j.crossings}
     prog = next(p for p in j.programs if p.name == program_name)
     t = j.timing
     minor = yielding if yielding is not None else [False] * len(link_groups)
@@ -360,7 +373,8 @@ def tl_phases(scenario: Scenario, junction_id: str, program_name: str,
         mid = (a + b) / 2
         states = {g: state_at(prog, g, mid, t.amber_s, t.red_amber_s) for g in j.groups}
         phases.append((b - a, "".join(
-            "g" if states[g] == GREEN and y else _LETTER[states[g]]
+            ("G" if states[g] == GREEN else "r") if g in walk
+            else "g" if states[g] == GREEN and y else _LETTER[states[g]]
             for g, y in zip(link_groups, minor, strict=True))))
     return phases
 
@@ -369,13 +383,15 @@ def _controlled(net_xml: Path, scenario: Scenario) -> dict[str, list[_Conn]]:
     """Per traffic light, the intended connection of each link index (checked)."""
     want = {(c.from_edge, c.from_lane, c.to_edge, c.to_lane): c for c in _connections(scenario)}
     plain = set(_part_connections(scenario))
+    walk = {e for x in crossings(scenario) for e in (x.sidewalk_in, x.sidewalk_out)}
     got: dict[str, dict[int, _Conn]] = {}
     seen = set()
     for c in ET.parse(net_xml).getroot().iter("connection"):
         key = (c.get("from"), int(c.get("fromLane", -1)), c.get("to"),
                int(c.get("toLane", -1)))
-        if key[0] is None or key[0].startswith(":"):
-            continue
+        if key[0] is None or key[0].startswith(":") or key[2] is None \
+                or key[2].startswith(":") or key[0] in walk or key[2] in walk:
+            continue   # internal, walking-area, crossing and sidewalk connections
         if key in plain:
             if c.get("tl"):
                 raise ScenarioError(f"SUMO export: connection {key} within a link is "
@@ -511,18 +527,28 @@ def check_give_way(net_xml: Path, scenario: Scenario
 
 
 def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None,
-                fcd: bool = False) -> SumoExport:
-    """Write the SUMO scenario of ``scenario`` and the vehicles of day ``seed``."""
+                fcd: bool = False, pedestrians: bool = False) -> SumoExport:
+    """Write the SUMO scenario of ``scenario`` and the vehicles of day ``seed``.
+
+    With ``pedestrians``, also the crossings, their sidewalk stubs and the
+    day's pedestrians (module docstring); the network then has internal
+    links (SUMO builds crossings only with them), so its junctions are no
+    longer points.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     geo = link_geometry(scenario)
-    _write_plain_net(scenario, geo, out)
-    net_xml = _netconvert(out)
+    _write_plain_net(scenario, geo, out, pedestrians)
+    net_xml = _netconvert(out, internal_links=pedestrians)
     link_groups = check_connections(net_xml, scenario)
     yielding, unmapped = check_give_way(net_xml, scenario)
     if unmapped:
         log.warning("SUMO export: give-way conflicts SUMO cannot represent (the movements "
                     "do not conflict there): %s", "; ".join(unmapped))
+    if pedestrians:
+        for jid, groups in check_crossings(net_xml, scenario).items():
+            link_groups[jid] = [*link_groups.get(jid, []), *groups]
+            yielding[jid] = [*yielding.get(jid, []), *[False] * len(groups)]
     _write_tls(scenario, link_groups, yielding, out)
     # Vehicle types and the day's vehicles.
     seed = scenario.seed if seed is None else seed
@@ -530,6 +556,7 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
                      record_trajectories=False)
     arr = sim.arrivals
     _write_routes(scenario, arr, out)
+    n_persons = _write_persons(scenario, sim, out, net_xml) if pedestrians else 0
     _write_stretch_detector(scenario, out)
     _write_approach_detectors(scenario, out)
     probe_ids = None
@@ -539,11 +566,18 @@ def export_sumo(scenario: Scenario, out_dir: str | Path, seed: int | None = None
         probe_ids = np.flatnonzero(sampler.equipped)
     config = _write_config(scenario, out, probe_ids)
     return SumoExport(folder=out, config=config, net=net_xml, link_groups=link_groups,
-                      yielding=yielding, give_way_unmapped=tuple(unmapped))
+                      yielding=yielding, give_way_unmapped=tuple(unmapped),
+                      persons=n_persons)
 
 
-def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
-    """Write the plain network (nodes, edges, connections) netconvert builds on."""
+def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path,
+                     pedestrians: bool = False) -> None:
+    """Write the plain network (nodes, edges, connections) netconvert builds on.
+
+    With ``pedestrians``, road edges are closed to pedestrians (SUMO builds
+    a crossing only over lanes they may not use) and each crossing gets its
+    sidewalk stubs (:func:`_write_sidewalks`).
+    """
     nodes = ET.Element("nodes")
     node_of_end: dict[tuple[int, str], str] = {}
     for j in scenario.junctions:
@@ -588,10 +622,14 @@ def _write_plain_net(scenario: Scenario, geo: LinkGeometry, out: Path) -> None:
             if lk.mode == "bicycle":
                 # A one-way cycle track: its own edge beside the road.
                 attrib["allow"] = "bicycle"
+            elif pedestrians:
+                attrib["disallow"] = "pedestrian"
             ET.SubElement(edges, "edge", id=p.edge, attrib=attrib)
+    cons = ET.Element("connections")
+    if pedestrians:
+        _write_sidewalks(scenario, geo, nodes, edges, cons)
     _write(out / "net.nod.xml", nodes)
     _write(out / "net.edg.xml", edges)
-    cons = ET.Element("connections")
     for f, fl, t, tl in [(c.from_edge, c.from_lane, c.to_edge, c.to_lane)
                          for c in _connections(scenario)] + _part_connections(scenario):
         ET.SubElement(cons, "connection", attrib={"from": f, "to": t, "fromLane": str(fl),
@@ -640,13 +678,19 @@ def _part_shape(lk: Link, part: EdgePart, a: np.ndarray, b: np.ndarray,
     return f"{p0[0]:.2f},{p0[1]:.2f} {p1[0]:.2f},{p1[1]:.2f}"
 
 
-def _netconvert(out: Path) -> Path:
-    """Build ``net.net.xml`` from the plain network with netconvert."""
+def _netconvert(out: Path, internal_links: bool = False) -> Path:
+    """Build ``net.net.xml`` from the plain network with netconvert.
+
+    Without internal links (a junction is a point) unless ``internal_links``:
+    SUMO builds crossings and walking areas only as internal edges.
+    """
     net_xml = out / "net.net.xml"
+    internal = (["--junctions.limit-turn-speed", "-1"] if internal_links
+                else ["--no-internal-links"])
     proc = subprocess.run(
         [str(sumo_binary("netconvert")), "--node-files", str(out / "net.nod.xml"),
          "--edge-files", str(out / "net.edg.xml"), "--connection-files",
-         str(out / "net.con.xml"), "--output-file", str(net_xml), "--no-internal-links",
+         str(out / "net.con.xml"), "--output-file", str(net_xml), *internal,
          "--no-turnarounds", "--tls.discard-simple", "false", "--offset.disable-normalization",
          "--no-warnings"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -818,6 +862,11 @@ def _write_config(scenario: Scenario, out: Path, probe_ids: np.ndarray | None) -
     proc_ = ET.SubElement(cfg, "processing")
     ET.SubElement(proc_, "time-to-teleport", value="-1")
     ET.SubElement(proc_, "default.emergencydecel", value="decel")
+    # Pedestrians walk at their speed: no random slow-down of SUMO's
+    # pedestrian model (default 0.2, which made them reach the kerb about
+    # 1 s after gpssignal's and wait that much less; gpssignal's walk at a
+    # constant speed).
+    ET.SubElement(proc_, "pedestrian.striping.dawdling", value="0")
     dev = ET.SubElement(cfg, "emissions")
     ET.SubElement(dev, "device.emissions.probability", value="1")
     fcd_dev = ET.SubElement(cfg, "fcd_device")
@@ -830,3 +879,206 @@ def _write_config(scenario: Scenario, out: Path, probe_ids: np.ndarray | None) -
     config = out / "run.sumocfg"
     _write(config, cfg)
     return config
+
+
+# ---------------------------------------------------------------------------
+# Pedestrians (``pedestrians=True``)
+# ---------------------------------------------------------------------------
+
+#: Width of an exported sidewalk [m] (SUMO's default sidewalk width).
+SIDEWALK_WIDTH_M = 2.0
+#: Length of the sidewalk stub on each side of a crossing, from the junction [m].
+SIDEWALK_LENGTH_M = 20.0
+#: A pedestrian starts this far before the kerb, so that it reaches the kerb
+#: within a step of gpssignal's arrival time there [m].
+PED_START_M = 0.5
+#: SUMO's vType of the exported pedestrians.
+PED_TYPE = "pedestrian"
+
+
+class _Crossing(NamedTuple):
+    """An exported crossing: where it is, what it crosses, its link index and sidewalks."""
+
+    junction: str
+    arm: str
+    group: str
+    crossed: tuple[str, ...]        # the road and cycle-track edges it crosses
+    link_index: int                 # its requested traffic-light link index
+    sidewalk_in: str                # beside the edges into the junction (ends at it)
+    sidewalk_out: str               # beside the edges out of it (starts at it)
+
+
+def _arm_links(scenario: Scenario, ref: str) -> tuple[list[int], list[int]]:
+    """Link indices into and out of arm ``ref`` ("JUNCTION.ARM")."""
+    into = [k for k, lk in enumerate(scenario.links) if lk.to_arm == ref]
+    out = [k for k, lk in enumerate(scenario.links) if lk.from_arm == ref]
+    return into, out
+
+
+def crossings(scenario: Scenario) -> list[_Crossing]:
+    """Every crossing of the scenario as exported, in gpssignal's crossing order.
+
+    A crossing's requested link index follows the junction's vehicle link
+    indices (one per lane connection, :func:`_connections`), crossings in
+    the junction's order; the built network's are read back
+    (:func:`check_crossings`). Raises :class:`ScenarioError` for a crossing over an arm without a
+    link.
+    """
+    edges = link_edges(scenario)
+    n_conn: dict[str, int] = {}
+    for conn in _connections(scenario):
+        n_conn[conn.junction] = n_conn.get(conn.junction, 0) + 1
+    out = []
+    for j in scenario.junctions:
+        for i, c in enumerate(j.crossings):
+            ref = f"{j.id}.{c.arm}"
+            into, away = _arm_links(scenario, ref)
+            if not into and not away:
+                raise ScenarioError(f"SUMO export: crossing {ref} is over an arm without links")
+            crossed = tuple([edges[scenario.links[k].id][-1].edge for k in into]
+                            + [edges[scenario.links[k].id][0].edge for k in away])
+            out.append(_Crossing(j.id, c.arm, c.group, crossed, n_conn.get(j.id, 0) + i,
+                                 f"{j.id}.{c.arm}.walk_in", f"{j.id}.{c.arm}.walk_out"))
+    return out
+
+
+def _write_sidewalks(scenario: Scenario, geo: LinkGeometry, nodes: ET.Element,
+                     edges: ET.Element, cons: ET.Element) -> None:
+    """Add each crossing's two sidewalk stubs and the crossing itself to the plain network.
+
+    The stubs are their own edges (``allow="pedestrian"``), beside the
+    outermost edge on each side of the arm (the road's kerb lane or the
+    cycle track beside it), so no road edge gains a lane and every lane
+    index stays as without pedestrians. SUMO builds the walking areas where
+    a stub meets the crossing.
+    """
+    for x in crossings(scenario):
+        into, away = _arm_links(scenario, f"{x.junction}.{x.arm}")
+        k0 = (into or away)[0]
+        d = geo.end_xy[k0] - geo.start_xy[k0]
+        u = d / float(np.hypot(d[0], d[1])) * (-1.0 if into else 1.0)   # outward along the arm
+        jxy = geo.end_xy[k0] if into else geo.start_xy[k0]
+        for sid, links, sign in ((x.sidewalk_in, into, -1.0), (x.sidewalk_out, away, 1.0)):
+            # Right of the direction of travel of the links on that side.
+            w = sum(len(scenario.links[k].lanes) * scenario.links[k].lane_width_m
+                    for k in links) + SIDEWALK_WIDTH_M / 2
+            along = u * sign
+            right = np.array([along[1], -along[0]]) * w
+            near, far = jxy + right, jxy + right + u * SIDEWALK_LENGTH_M
+            ET.SubElement(nodes, "node", id=f"{sid}.end", x=f"{far[0]:.2f}", y=f"{far[1]:.2f}",
+                          type="priority")
+            a, b = (far, near) if sign < 0 else (near, far)
+            ET.SubElement(edges, "edge", id=sid, attrib={
+                "from": f"{sid}.end" if sign < 0 else x.junction,
+                "to": x.junction if sign < 0 else f"{sid}.end", "numLanes": "1",
+                "speed": "2.78", "length": _m(SIDEWALK_LENGTH_M),
+                "width": f"{SIDEWALK_WIDTH_M:g}", "allow": "pedestrian",
+                "shape": f"{a[0]:.2f},{a[1]:.2f} {b[0]:.2f},{b[1]:.2f}"})
+        ET.SubElement(cons, "crossing", node=x.junction, edges=" ".join(x.crossed),
+                      priority="true", tlLinkIndex=str(x.link_index),
+                      tlLinkIndex2=str(x.link_index))
+
+
+def check_crossings(net_xml: Path, scenario: Scenario) -> dict[str, list[str]]:
+    """Check that the built network has each crossing, on a link index of its own.
+
+    Returns, per traffic light, the pedestrian group of each link index
+    after the vehicle ones, read back from the network: netconvert orders a
+    junction's crossings around it and does not keep the requested
+    ``tlLinkIndex`` of each (SUMO 1.28 swapped two of the default
+    scenario's), so the mapping is not assumed.
+
+    Raises
+    ------
+    ScenarioError
+        If a crossing is missing, has no or several link indices, or the
+        crossings' indices do not follow the vehicle links' without a gap.
+    """
+    root = ET.parse(net_xml).getroot()
+    built = {(e.get("id") or ""): frozenset((e.get("crossingEdges") or "").split())
+             for e in root.iter("edge") if e.get("function") == "crossing"}
+    index: dict[str, set[tuple[str, int]]] = {}
+    for c in root.iter("connection"):
+        to = c.get("to") or ""
+        if to in built and c.get("linkIndex") is not None:
+            index.setdefault(to, set()).add((c.get("tl") or "", int(c.get("linkIndex", -1))))
+    got: dict[str, dict[int, str]] = {}
+    first: dict[str, int] = {}
+    for x in crossings(scenario):
+        ids = [e for e, crossed in built.items() if crossed == frozenset(x.crossed)]
+        where = f"SUMO export: crossing {x.junction}.{x.arm} over {' '.join(x.crossed)}"
+        if len(ids) != 1:
+            raise ScenarioError(f"{where} is not in the SUMO net")
+        idx = index.get(ids[0], set())
+        if len(idx) != 1 or next(iter(idx))[0] != x.junction:
+            raise ScenarioError(f"{where} is on link indices {sorted(idx)}, not on one of "
+                                f"{x.junction}")
+        i = next(iter(idx))[1]
+        if i in got.setdefault(x.junction, {}):
+            raise ScenarioError(f"{where} shares link index {i} with another crossing")
+        got[x.junction][i] = x.group
+        first[x.junction] = min(first.get(x.junction, x.link_index), x.link_index)
+    out = {}
+    for jid, m in got.items():
+        want = list(range(first[jid], first[jid] + len(m)))
+        if sorted(m) != want:
+            raise ScenarioError(f"SUMO export: the crossings of {jid} are on link indices "
+                                f"{sorted(m)}, not {want[0]}..{want[-1]}")
+        out[jid] = [m[i] for i in want]
+    return out
+
+
+def _walking_area_m(net_xml: Path) -> dict[str, float]:
+    """Per sidewalk stub, the length of the walking area between it and its crossing [m]."""
+    root = ET.parse(net_xml).getroot()
+    length = {(e.get("id") or ""): float(ln.get("length", "0"))
+              for e in root.iter("edge") if e.get("function") == "walkingarea"
+              for ln in e.iter("lane")}
+    out = {}
+    for c in root.iter("connection"):
+        a, b = c.get("from") or "", c.get("to") or ""
+        if b in length and not a.startswith(":"):
+            out[a] = length[b]
+        elif a in length and not b.startswith(":"):
+            out[b] = length[a]
+    return out
+
+
+def _write_persons(scenario: Scenario, sim: Simulation, out: Path, net_xml: Path) -> int:
+    """Append the day's pedestrians (gpssignal's, same arrival times) to the routes file.
+
+    Each is a person who walks from the sidewalk stub on its side across the
+    crossing to the stub on the other. It starts :data:`PED_START_M` before
+    the stub's end, early by the time it takes to walk that and the walking
+    area to the crossing, so that it is at the crossing (where SUMO's
+    pedestrians wait) when gpssignal's pedestrian arrives at the kerb.
+    Returns the number of persons.
+    """
+    peds = sim.pedestrians
+    area_m = _walking_area_m(net_xml)
+    routes = ET.parse(out / "routes.rou.xml").getroot()
+    walk = scenario.pedestrians.walking_speed_mps
+    routes.insert(0, ET.Element("vType", id=PED_TYPE, vClass="pedestrian",
+                                desiredMaxSpeed=f"{walk:g}", speedDev="0"))
+    persons = []
+    if peds is not None:
+        for x, cr in enumerate(crossings(scenario)):
+            for k, (t, side) in enumerate(zip(peds.arrival[x], peds.side[x], strict=True)):
+                a, b = ((cr.sidewalk_in, cr.sidewalk_out) if side == 0
+                        else (cr.sidewalk_out, cr.sidewalk_in))
+                depart = max(float(t) - (PED_START_M + area_m.get(a, 0.0)) / walk, 0.0)
+                pos = SIDEWALK_LENGTH_M - PED_START_M if a == cr.sidewalk_in else PED_START_M
+                end = PED_START_M if b == cr.sidewalk_out else SIDEWALK_LENGTH_M - PED_START_M
+                p = ET.Element("person", id=f"ped.{cr.junction}.{cr.arm}.{k}", type=PED_TYPE,
+                               depart=f"{depart:.3f}", departPos=_m(pos))
+                ET.SubElement(p, "walk", attrib={"from": a, "to": b, "arrivalPos": _m(end)})
+                persons.append((depart, p))
+    # SUMO wants routes sorted by departure.
+    vehicles = [el for el in routes if el.tag == "vehicle"]
+    for el in vehicles:
+        routes.remove(el)
+    merged = sorted([(float(v.get("depart", "0")), v) for v in vehicles] + persons,
+                    key=lambda e: e[0])
+    routes.extend(el for _, el in merged)
+    _write(out / "routes.rou.xml", routes)
+    return len(persons)
