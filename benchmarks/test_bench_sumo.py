@@ -29,7 +29,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     from gpssignal.interop.sumo_export import export_sumo
 
     sc = read_scenario(SCENARIO)
-    ex = export_sumo(sc, tmp_path_factory.mktemp("sumo"), seed=1)
+    # Pedestrians too, so both simulate the same road users (SUMO then builds the
+    # junction with internal links, as for every scenario with pedestrians).
+    ex = export_sumo(sc, tmp_path_factory.mktemp("sumo"), seed=1, pedestrians=True)
     return ex.folder, sc.step_s
 
 
