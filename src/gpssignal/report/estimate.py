@@ -1,21 +1,47 @@
-"""Report of the CO₂ estimator: per junction and per municipality, HTML and Markdown."""
+"""Report of the CO₂ estimator: per junction and per municipality, HTML and Markdown.
+
+Rendered from Jinja2 templates (``report/templates/estimate.*.j2``). The
+report leads with a plain answer per junction and per municipality (saves /
+no detectable difference / costs, at 95 %), gives each saving rounded to the
+precision its interval allows, with human labels and units, plots the
+savings with their intervals coloured by sign, and ends with the caveats of
+the method.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
+import math
 
 import matplotlib
 
 matplotlib.use("Agg")
+import jinja2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from gpssignal.report.document import md_table, md_text
+from gpssignal.report.numbers import format_estimate
 
-__all__ = ["estimate_report"]
+__all__ = ["estimate_report", "municipality_verdict"]
+
+#: Bar colours: a saving whose interval lies above 0, a cost below 0, and
+#: no detectable difference (the interval includes 0).
+_COLOURS = {"saves": "#1a7f37", "costs": "#b42318", "no detectable difference": "#9e9e9e"}
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("gpssignal.report", "templates"),
+                          autoescape=jinja2.select_autoescape(["html.j2"]),
+                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def municipality_verdict(low: float, high: float) -> str:
+    """Return the plain verdict of a saving's 95 % interval (positive = saves)."""
+    if math.isfinite(low) and low > 0:
+        return "saves"
+    if math.isfinite(high) and high < 0:
+        return "costs"
+    return "no detectable difference"
 
 
 def _figure(junctions: pd.DataFrame) -> bytes:
@@ -28,8 +54,10 @@ def _figure(junctions: pd.DataFrame) -> bytes:
             ("co2_saved_t_per_year", "co2_ci95_low", "co2_ci95_high",
              "CO2 saved [t/year]")], strict=True):
         m = ok[col].to_numpy(float)
-        err = np.vstack([m - ok[lo].to_numpy(float), ok[hi].to_numpy(float) - m])
-        ax.barh(y, m, xerr=np.nan_to_num(err), color="#2ca02c", capsize=3)
+        low, high = ok[lo].to_numpy(float), ok[hi].to_numpy(float)
+        err = np.vstack([m - low, high - m])
+        colours = [_COLOURS[municipality_verdict(a, b)] for a, b in zip(low, high, strict=True)]
+        ax.barh(y, m, xerr=np.nan_to_num(err), color=colours, capsize=3)
         ax.axvline(0, color="k", lw=0.6)
         ax.set_yticks(y)
         # A "$" would start matplotlib mathtext (and may fail to parse): show it as is.
@@ -38,46 +66,155 @@ def _figure(junctions: pd.DataFrame) -> bytes:
         ax.set_xlabel(label + " (95 % CI)")
         ax.grid(axis="x", alpha=0.3)
     axes[1].set_yticklabels([])
-    fig.suptitle("GPS plan selection against fixed timing, per junction", fontsize=10)
+    fig.suptitle("GPS plan selection against the existing plan, per junction "
+                 "(green: saves, red: costs, grey: no detectable difference; 95 %)",
+                 fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
 
-def _fmt(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:,.2f}")
-    return out.fillna("")
+def _cell(text: str, css: str = "") -> dict[str, str]:
+    return {"text": text, "css": css}
+
+
+def _saving(r: pd.Series, col: str, lo: str, hi: str) -> str:
+    v, ci = format_estimate(float(r[col]), float(r[lo]), float(r[hi]))
+    return f"{v} {ci}".strip()
+
+
+def _num(x: object, digits: int) -> str:
+    return "" if x is None or pd.isna(x) else f"{float(x):,.{digits}f}"  # type: ignore[arg-type]
+
+
+_JUNCTION_COLUMNS = [
+    "row", "junction", "municipality", "answer", "time loss saved [veh·h/year, 95 % CI]",
+    "CO₂ saved [t/year, 95 % CI]", "person-hours saved [person·h/year, 95 % CI]",
+    "GPS switches per day", "capacity check", "plan", "note"]
+_MUNICIPALITY_COLUMNS = ["municipality", "junctions", "answer",
+                         "time loss saved [veh·h/year, 95 % CI]",
+                         "CO₂ saved [t/year, 95 % CI]"]
+
+
+def _junction_rows(junctions: pd.DataFrame) -> list[list[dict[str, str]]]:
+    rows = []
+    for _, r in junctions.iterrows():
+        status = str(r["status"])
+        check = str(r.get("capacity_check", "") or "")
+        check = check.split(":")[0] if check and check != "nan" else ""
+        plan = str(r.get("plan", "") or "")
+        plan = "" if plan == "nan" else plan
+        if status == "ok":
+            verdict = str(r["verdict"])
+            cells = [_cell(verdict, _css(verdict)),
+                     _cell(_saving(r, "time_loss_saved_veh_h_per_year", "time_loss_ci95_low",
+                                   "time_loss_ci95_high"), "num"),
+                     _cell(_saving(r, "co2_saved_t_per_year", "co2_ci95_low",
+                                   "co2_ci95_high"), "num"),
+                     _cell(_saving(r, "person_h_saved_per_year", "person_h_ci95_low",
+                                   "person_h_ci95_high"), "num"),
+                     _cell(_num(r.get("gps_switches_per_day"), 1), "num"),
+                     _cell(check), _cell(plan), _cell("")]
+        elif status == "skipped":
+            cells = [_cell("not simulated: plan selection cannot help (under-saturated)",
+                           "none"), _cell(""), _cell(""), _cell(""), _cell(""), _cell(check),
+                     _cell(plan), _cell("")]
+        else:
+            cells = [_cell("error", "costs"), _cell(""), _cell(""), _cell(""), _cell(""),
+                     _cell(""), _cell(""), _cell(str(r.get("error", "")))]
+        rows.append([_cell(str(r["row"])), _cell(str(r["name"])),
+                     _cell("" if pd.isna(r["municipality"]) else str(r["municipality"])),
+                     *cells])
+    return rows
+
+
+def _css(verdict: str) -> str:
+    return {"saves": "saves", "costs": "costs"}.get(verdict, "none")
+
+
+def _municipality_rows(municipalities: pd.DataFrame) -> list[list[dict[str, str]]]:
+    rows = []
+    for _, r in municipalities.iterrows():
+        verdict = municipality_verdict(float(r["time_loss_ci95_low"]),
+                                       float(r["time_loss_ci95_high"]))
+        rows.append([_cell(str(r["municipality"])), _cell(str(r["junctions"]), "num"),
+                     _cell(verdict, _css(verdict)),
+                     _cell(_saving(r, "time_loss_saved_veh_h_per_year", "time_loss_ci95_low",
+                                   "time_loss_ci95_high"), "num"),
+                     _cell(_saving(r, "co2_saved_t_per_year", "co2_ci95_low",
+                                   "co2_ci95_high"), "num")])
+    return rows
+
+
+def _answer(junctions: pd.DataFrame) -> list[str]:
+    ok = junctions[junctions["status"] == "ok"]
+    counts = ok["verdict"].value_counts()
+    lines = [f"{len(ok)} junction(s) simulated: {counts.get('saves', 0)} save time with GPS "
+             f"plan selection, {counts.get('no detectable difference', 0)} show no detectable "
+             f"difference and {counts.get('costs', 0)} cost time, against their existing "
+             "plan, at 95 %."]
+    skipped = int((junctions["status"] == "skipped").sum())
+    if skipped:
+        lines.append(f"{skipped} junction(s) not simulated: under-saturated in every 15 min "
+                     "even on a busy day, where plan selection cannot help.")
+    errors = int((junctions["status"] == "error").sum())
+    if errors:
+        lines.append(f"{errors} row(s) of the list could not be used (see the table).")
+    if "gps_switches_per_day" in ok and len(ok):
+        never = int((ok["gps_switches_per_day"].fillna(0) == 0).sum())
+        if never:
+            lines.append(f"At {never} junction(s) the trained controller never switched: "
+                         "it kept the existing plan's default program.")
+    return lines
+
+
+def _caveats(junctions: pd.DataFrame) -> list[str]:
+    out = []
+    plans = junctions.get("plan", pd.Series(dtype=object)).astype(str)
+    assumed = int((plans == "Webster split (assumed)").sum())
+    if assumed:
+        out.append(f"The existing plan of {assumed} junction(s) was not given and is assumed to "
+                   "be a Webster split of the volumes: a real plan that is less well balanced "
+                   "leaves more for plan selection to gain (give green_ns_s and green_ew_s).")
+    out += [
+        "Each junction is simulated alone, as a two-phase point junction with one signal "
+        "group per arm, the template's approach lengths, fleet and day-to-day variation; "
+        "left turns do not give way to opposing traffic there (no give-way rules), so "
+        "permissive lefts look better than they are.",
+        "The generated scenarios have no cyclists and no pedestrian crossings: their delay "
+        "is not in these figures, and a relief program may cost them time "
+        "(docs/definitions.md).",
+        "CO₂ is HBEFA4's tailpipe CO₂ as in Eclipse SUMO; idling while waiting to enter is "
+        "counted at the class's idle rate.",
+        "Annual figures are one simulated period per working day; other times of day are "
+        "not counted.",
+    ]
+    return out
 
 
 def estimate_report(junctions: pd.DataFrame, municipalities: pd.DataFrame, header: str
                     ) -> dict[str, bytes]:
     """``estimate.html`` (self-contained), ``estimate.md`` and ``estimate.png``."""
     png = _figure(junctions)
-    jcols = ["row", "name", "municipality", "status", "time_loss_saved_veh_h_per_year",
-             "time_loss_ci95_low", "time_loss_ci95_high", "co2_saved_t_per_year",
-             "co2_ci95_low", "co2_ci95_high", "time_loss_change_pct",
-             "fixed_stretch_speed_peak_kmh", "gps_stretch_speed_peak_kmh", "error"]
-    j = _fmt(junctions[jcols])
-    m = _fmt(municipalities)
-    defs = ("Savings are fixed timing − GPS controller, paired day by day over the simulated "
-            "days, × working days per year; 95 % t intervals over the days. A municipality's "
-            "interval is that of the day sums over its junctions (same days everywhere). "
-            "Time loss and CO₂ as in docs/definitions.md; every junction's scenario is in "
+    defs = ("Savings are existing plan − GPS controller, paired day by day over the simulated "
+            "days, × working days per year; 95 % t intervals over the days, and each figure "
+            "rounded to what its interval allows. A municipality's interval is that of the "
+            "day sums over its junctions (same days everywhere). Time loss, CO₂ and "
+            "person-hours as in docs/definitions.md; every junction's scenario is in "
             "scenarios/ and its model in models/, so each number can be reproduced.")
-    md = ["# CO₂ estimate", "", md_text(header), "", "## Per municipality", "", md_table(m), "",
-          "## Per junction", "", md_table(j), "", defs, "", "![per junction](estimate.png)",
-          ""]
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>gpssignal "
-            "CO2 estimate</title><style>body{font-family:system-ui,sans-serif;max-width:1200px;"
-            "margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.85em;"
-            "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}"
-            f"</style></head><body><h1>CO₂ estimate</h1><p>{html.escape(header)}</p>"
-            f"<h2>Per municipality</h2>{m.to_html(index=False)}<h2>Per junction</h2>"
-            f"{j.to_html(index=False)}<p>{html.escape(defs)}</p><img alt='per junction' "
-            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'></body></html>\n")
-    return {"estimate.png": png, "estimate.md": "\n".join(md).encode(),
-            "estimate.html": page.encode()}
+    jrows, mrows = _junction_rows(junctions), _municipality_rows(municipalities)
+    context = {"header": header, "answer": _answer(junctions), "definitions": defs,
+               "caveats": _caveats(junctions)}
+    page = _ENV.get_template("estimate.html.j2").render(
+        **context, junction_columns=_JUNCTION_COLUMNS, junctions=jrows,
+        municipality_columns=_MUNICIPALITY_COLUMNS, municipalities=mrows,
+        png_base64=base64.b64encode(png).decode())
+    md = _ENV.get_template("estimate.md.j2").render(
+        header=md_text(header), answer=[md_text(x) for x in context["answer"]],
+        definitions=md_text(defs), caveats=[md_text(c) for c in context["caveats"]],
+        junction_table=md_table(pd.DataFrame([[c["text"] for c in r] for r in jrows],
+                                             columns=_JUNCTION_COLUMNS)),
+        municipality_table=md_table(pd.DataFrame([[c["text"] for c in r] for r in mrows],
+                                                 columns=_MUNICIPALITY_COLUMNS)))
+    return {"estimate.png": png, "estimate.md": md.encode(), "estimate.html": page.encode()}
