@@ -585,11 +585,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         municipality_table,
         store_identity,
     )
+    from gpssignal.estimate.gis import gis_files
     from gpssignal.estimate.store import STORE_NAME
     from gpssignal.evaluate.io import write_tables
 
     days, out, tpl, specs, errors = _estimate_inputs(args)
     checks, skipped = _capacity_checks(specs, tpl, args)
+    located = specs   # every row with a checked position: the GIS layers' points
     specs = [s for s in specs if s not in skipped]
     src = str(args.junctions)
     meta: dict[str, Any] = {"junctions_file": src, "template": str(tpl.path), "seeds": days,
@@ -599,7 +601,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         jt = junction_table([], errors, skipped, checks)
         write_or_fail(lambda: write_tables({"junctions": jt}, out, {
             **meta, "rows_ok": 0, "rows_skipped": len(skipped),
-            "rows_failed": len(errors)}), out)
+            "rows_failed": len(errors)}, files=gis_files(jt, located, tpl)), out)
         if skipped:   # every usable junction is under-saturated: that is the answer
             if not args.quiet:
                 print(f"no junction simulated: {len(skipped)} under-saturated "
@@ -625,13 +627,14 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     meta.update(rows_ok=len(results), rows_skipped=len(skipped),
                 rows_failed=len(errors) + len(failed))
     if not results:
-        write_or_fail(lambda: write_tables({"junctions": jt}, out, meta), out)
+        write_or_fail(lambda: write_tables({"junctions": jt}, out, meta,
+                                           files=gis_files(jt, located, tpl)), out)
         raise EstimateInputError(f"JUNCTIONS = {src!r}: no usable row ({len(jt)} bad, "
                                  f"listed in {out / 'junctions.csv'})")
     logged = {"backend": backend_name, "workers": n_workers, "reused": run.reused,
               "wall_s": round(time.perf_counter() - t0, 1),
               "train_wall_s": {r.spec.id: r.train_wall_s for r in results}}
-    files = {**_estimate_files(results, jt, mt, header),
+    files = {**_estimate_files(results, jt, mt, header), **gis_files(jt, located, tpl),
              RUN_LOG: run_log("estimate", **logged)}
     write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, meta,
                                        files=files), out)
