@@ -67,6 +67,10 @@ def test_passage_log_columns_and_control_delay():
     np.testing.assert_array_equal(cols["vid"], [2, 0])
     np.testing.assert_array_equal(cols["control_delay_s"], [4.25, np.nan])
     assert log.red_crossings == 1
+    # A give-way turner clearing from its waiting point is counted apart.
+    log.add(vid=1, junction=0, link=1, movement=0, t_s=12.0, state=RED, lane=3,
+            clearing=True)
+    assert log.red_crossings == 1 and log.red_clearances == 1
     empty = PassageLog(n_vehicles=0).columns()
     assert all(len(v) == 0 for v in empty.values())
     assert empty["lane"].dtype == np.int64

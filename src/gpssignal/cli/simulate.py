@@ -124,6 +124,7 @@ def _run_outputs(run: RunOutput, args: argparse.Namespace
     info.update({"scenario_file": str(args.scenario), "in_network_at_end": result.in_network,
                  "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
                  "red_crossings": result.red_crossings,
+                 "red_clearances": result.red_clearances,
                  "emergency_brakings": result.emergency_brakings, "end_s": result.end_s,
                  "program_switches": len(result.switches)})
     return tables, info
@@ -149,7 +150,8 @@ def _print_run(run: RunOutput, tables: dict[str, pd.DataFrame], args: argparse.N
                  "q_max_m"])
     print()
     print(f"signal states checked: {result.monitor_checks:,} (no violation); program switches: "
-          f"{len(result.switches)}; red crossings: {result.red_crossings}; emergency "
+          f"{len(result.switches)}; red crossings: {result.red_crossings} (and "
+          f"{result.red_clearances} turners clearing after red); emergency "
           f"brakings: {result.emergency_brakings}; simulated {result.end_s:,.0f} s in "
           f"{result.wall_s:.2f} s")
     print(f"definitions: docs/definitions.md | results ({len(files)} files, {wall_s:.1f} s): "

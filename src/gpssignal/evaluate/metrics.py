@@ -374,6 +374,9 @@ def _safety_counts(result: SimResult) -> list[tuple[str, int, str]]:
         ("red_crossings", result.red_crossings,
          "stop-line passages on red or red-amber: vehicles that could not stop even with the "
          "emergency deceleration (whole run)"),
+        ("red_clearances", result.red_clearances,
+         "give-way turners that took their gap from their waiting point and passed the stop "
+         "line after red began: clearing the junction, not crossing on red (whole run)"),
         ("emergency_brakings", result.emergency_brakings,
          "times a vehicle started braking harder than driver.emergency_braking_mps2 "
          "(whole run)"),

@@ -47,6 +47,7 @@ from gpssignal.sim.demand import Arrivals, DayFactors, draw_day, generate_arriva
 from gpssignal.sim.entry import EntryQueues
 from gpssignal.sim.incidents import IncidentGates
 from gpssignal.sim.kernel import (
+    CLEARING,
     F_ACC,
     F_AMAX,
     F_B,
@@ -214,6 +215,9 @@ class SimResult:
     distance_m: np.ndarray
     #: Per pedestrian: crossing, arrival, start and delay (empty without crossings).
     pedestrians: dict[str, np.ndarray] | None = None
+    #: Give-way turners that cleared the junction after red began, having
+    #: taken their gap from their waiting point (not red crossings).
+    red_clearances: int = 0
 
 
 def _time_at(t: float, dt: float, covered_m: float, dx_m: float) -> float:
@@ -587,7 +591,8 @@ class Simulation:
         link = int(net.lane_link[ln])
         self.passages.add(vid=vid, junction=int(net.link_junction[link]), link=link,
                           movement=int(self.arrivals.route_moves[vid, k]), t_s=tc,
-                          state=int(self.signals.lane_state[ln]), lane=ln)
+                          state=int(self.signals.lane_state[ln]), lane=ln,
+                          clearing=bool(I[I_COMMIT, j] == CLEARING))
         move = int(self.arrivals.route_moves[vid, k])
         if net.lane_yield[ln, move] >= 0:
             self.yield_last[ln] = tc
@@ -646,6 +651,7 @@ class Simulation:
             waiting=self.entry.n_waiting,
             monitor_checks=sum(rt.monitor.checks for rt in self.junction_rt),
             red_crossings=self.passages.red_crossings,
+            red_clearances=self.passages.red_clearances,
             emergency_brakings=int(self.events[0]), held_back=int(self.events[1]),
             wall_s=wall, n_steps=self.n_steps,
             emissions=self.emissions, co2_mg=out.co2_mg, fuel_mg=out.fuel_mg,

@@ -136,8 +136,12 @@ LANE_SORT_STRIDE_M = 1e5
 _FOLLOWER, _HEAD_GOES, _HEAD_STOPS = 0, 1, 2
 # Values of row I_COMMIT: it obeys its signal; it goes whatever the signal
 # shows (committed); a give-way turner waiting at its waiting point during
-# green, which may still clear during amber (a "sneaker").
-_OBEYS, _COMMITTED, _IN_JUNCTION = 0, 1, 2
+# green, which may still clear during amber (a "sneaker"); such a turner
+# that took its gap from the waiting point (committed, and on a real
+# junction already inside it: its stop-line passage is not a red crossing).
+_OBEYS, _COMMITTED, _IN_JUNCTION, _CLEARING = 0, 1, 2, 3
+#: The I_COMMIT value of a waiting turner clearing the junction (for the engine).
+CLEARING = _CLEARING
 #: Columns of the per-lane table ``lane_i`` (:func:`lane_rules`), each + the
 #: movement code (0-2) or the side (0 kerb, 1 centre).
 LC_ALLOWS, LC_TOWARD, LC_YIELD, LC_SIDE, LC_COLUMNS = 0, 3, 6, 9, 11
@@ -255,7 +259,8 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
             st = lane_state[lane]
             mv = I[I_MOVE, j]
             stop = mv >= 0 and lane_i[lane, LC_ALLOWS + mv] == 0  # must still change lanes
-            if v < stop_speed and I[I_COMMIT, j] == _COMMITTED:
+            if v < stop_speed and (I[I_COMMIT, j] == _COMMITTED
+                                   or I[I_COMMIT, j] == _CLEARING):
                 I[I_COMMIT, j] = 0  # stopped (e.g. behind a blocked exit): it obeys again
             if st <= RED_AMBER_CODE and I[I_COMMIT, j] == _IN_JUNCTION:
                 I[I_COMMIT, j] = 0  # a turner left waiting at red waits for the next green
@@ -270,7 +275,8 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
         for j in range(n):
             lane = I[I_LANE, j]
             mv = I[I_MOVE, j]
-            if (is_head[j] != _HEAD_GOES or I[I_COMMIT, j] == _COMMITTED or mv < 0
+            if (is_head[j] != _HEAD_GOES or I[I_COMMIT, j] == _COMMITTED
+                    or I[I_COMMIT, j] == _CLEARING or mv < 0
                     or lane_i[lane, LC_YIELD + mv] < 0):
                 continue
             if lane_state[lane] != GREEN_CODE and I[I_COMMIT, j] != _IN_JUNCTION:
@@ -304,7 +310,10 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                     i -= 1
             if ok:
                 if v < stop_speed or dist <= F[F_S0, j]:
-                    I[I_COMMIT, j] = _COMMITTED  # at its waiting point: it takes the gap
+                    # At its waiting point: it takes the gap (clearing, if it
+                    # had waited there: it stands inside the junction).
+                    I[I_COMMIT, j] = (_CLEARING if I[I_COMMIT, j] == _IN_JUNCTION
+                                      else _COMMITTED)
             elif v * v <= 2.0 * amber_decel * dist:
                 is_head[j] = _HEAD_STOPS
                 if v < stop_speed and dist <= F[F_S0, j] + WAITING_POINT_TOL_M:

@@ -95,14 +95,26 @@ class PassageLog:
         self.control_delay_s: list[float] = []
         self.lane: list[int] = []
         self._open = np.full(n_vehicles, _NO_PASSAGE, dtype=np.int64)
-        #: Passages on red or red-amber (never expected).
+        #: Passages on red or red-amber of vehicles that had not entered the
+        #: junction (never expected).
         self.red_crossings = 0
+        #: Passages on red of give-way turners that had taken their gap from
+        #: their waiting point (inside the junction on a real one), not red
+        #: crossings.
+        self.red_clearances = 0
 
     def add(self, *, vid: int, junction: int, link: int, movement: int, t_s: float,
-            state: int, lane: int) -> None:
-        """Record a passage; it stays open until :meth:`close`."""
+            state: int, lane: int, clearing: bool = False) -> None:
+        """Record a passage; it stays open until :meth:`close`.
+
+        ``clearing``: a give-way turner that took its gap from its waiting
+        point (the point junction puts that point just behind the stop line).
+        """
         if state <= RED_AMBER:
-            self.red_crossings += 1
+            if clearing:
+                self.red_clearances += 1
+            else:
+                self.red_crossings += 1
         self._open[vid] = len(self.vid)
         self.vid.append(vid)
         self.junction.append(junction)
