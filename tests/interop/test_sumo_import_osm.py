@@ -46,6 +46,13 @@ def test_import_osm_builds_a_valid_crossing(imported: tuple[Path, str]) -> None:
     # (1e-5 deg is about 1 m; the junction centre moves a little in netconvert).
     assert (j.lat_deg, j.lon_deg) == pytest.approx((55.65, 12.40), abs=1e-5)
     assert sorted(a.id for a in j.arms) == ["E", "N", "S", "W"]
+    # The OSM ways run along meridians and parallels: true bearings 0/90/180/270°.
+    # netconvert projects to UTM zone 33, whose grid north is ≈ 2.1° off true
+    # north at 12.4° E; the importer turns grid bearings into true ones (before,
+    # N came out at 2.15°). 0.2° allows for the arms' first shape segments.
+    bearings = {a.id: a.bearing_deg for a in j.arms}
+    for aid, true in (("N", 0.0), ("E", 90.0), ("S", 180.0), ("W", 270.0)):
+        assert abs((bearings[aid] - true + 180) % 360 - 180) < 0.2, bearings
     assert len(j.programs) == 1 and j.default_program == j.programs[0].name
     prog = j.programs[0]
     assert set(prog.greens) == set(j.groups) and len(j.groups) >= 2
