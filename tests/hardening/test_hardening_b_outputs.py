@@ -20,14 +20,10 @@ from gpssignal.estimate.run import csv_safe
 from gpssignal.model.io import parse_scenario
 from gpssignal.report.document import md_table
 from gpssignal.report.estimate import estimate_report
+from tests.estimate.lists import HEADER
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "scenarios" / "estimate_template.toml"
-HEADER = ("name,municipality,lat,lon,cycle_s,period,peak_hour,monitored_arm,note,"
-          "N_lanes,N_limit_kmh,N_left_vph,N_through_vph,N_right_vph,"
-          "E_lanes,E_limit_kmh,E_left_vph,E_through_vph,E_right_vph,"
-          "S_lanes,S_limit_kmh,S_left_vph,S_through_vph,S_right_vph,"
-          "W_lanes,W_limit_kmh,W_left_vph,W_through_vph,W_right_vph")
 VOLUMES = "1,50,20,300,20,1,50,20,150,20,2,50,40,700,40,1,50,20,150,20"
 INJECTED = '\n[[schedule]]\nat = "07:00"\nprogram = "peak"\n'
 

@@ -19,34 +19,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.hardening.processes import alive, children
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 TOTAL = 3 * 2 + 2 * 4  # GPS runs, then per day: tod, each program fixed, oracle
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """Return (state, parent pid) of a process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            st = _stat(int(d.name))
-            if st is not None and st[1] == pid:
-                out.append(int(d.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
 
 
 def _stored(path: Path) -> int:
@@ -71,16 +48,16 @@ def test_a_stopped_tune_leaves_no_worker_and_resumes(sig: signal.Signals,
     workers: list[int] = []
     for line in proc.stderr:
         if "stored run" in line:
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
             proc.send_signal(sig)
             break
     rest = proc.stderr.read()  # to the end: the command exits
     code = proc.wait(timeout=30)
     assert workers, "the pool had started no worker"
     deadline = time.monotonic() + 5
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [w for w in workers if _alive(w)], "workers outlived the stopped tune"
+    assert not [w for w in workers if alive(w)], "workers outlived the stopped tune"
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), rest
     first = _stored(out / "runs.duckdb")
     assert 1 <= first < TOTAL

@@ -33,43 +33,11 @@ from gpssignal.control.gps import model_from_scenario
 from gpssignal.control.training import load_history_speeds
 from gpssignal.experiment.parallel import sigterm_interrupts
 from gpssignal.model.scenario import Scenario
+from tests.estimate.lists import CROSS, HEADER, TEE
+from tests.hardening.processes import alive, children
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
-HEADER = ("name,municipality,lat,lon,cycle_s,period,peak_hour,monitored_arm,note,"
-          "N_lanes,N_limit_kmh,N_left_vph,N_through_vph,N_right_vph,"
-          "E_lanes,E_limit_kmh,E_left_vph,E_through_vph,E_right_vph,"
-          "S_lanes,S_limit_kmh,S_left_vph,S_through_vph,S_right_vph,"
-          "W_lanes,W_limit_kmh,W_left_vph,W_through_vph,W_right_vph")
-CROSS = ("Cross,Town A,55.60,12.40,60,07:00-08:00,07:00,S,,"
-         "1,50,20,300,20,1,50,20,150,20,2,50,40,700,40,1,50,20,150,20")
-TEE = ("Tee,Town A,55.61,12.41,60,07:00-08:00,07:00,,,"
-       "1,50,30,300,0,1,50,40,0,40,1,50,0,500,30,0,,0,0,0")
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """Return (state, parent pid) of a process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            st = _stat(int(d.name))
-            if st is not None and st[1] == pid:
-                out.append(int(d.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
 
 
 @pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, 2), (signal.SIGTERM, 2),
@@ -93,16 +61,16 @@ def test_a_stopped_estimate_leaves_no_worker(sig: signal.Signals, workers: int,
     seen: list[int] = []
     deadline = time.monotonic() + 10
     while workers > 1 and not seen and time.monotonic() < deadline:
-        seen = [c for c in _children(proc.pid) if _alive(c)]
+        seen = [c for c in children(proc.pid) if alive(c)]
         time.sleep(0.02)
     proc.send_signal(sig)
     rest = proc.stderr.read()  # to the end: the command exits
     code = proc.wait(timeout=30)
     assert bool(seen) == (workers > 1), "the pool of the second junction had no worker"
     deadline = time.monotonic() + 5
-    while any(_alive(w) for w in seen) and time.monotonic() < deadline:
+    while any(alive(w) for w in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [w for w in seen if _alive(w)], "workers outlived the stopped estimate"
+    assert not [w for w in seen if alive(w)], "workers outlived the stopped estimate"
     # Only the store (after SIGKILL with its write-ahead log, which holds the
     # committed junction until DuckDB next opens the file).
     kept = {p.name for p in out.iterdir()}

@@ -23,6 +23,7 @@ import pytest
 
 from gpssignal import cli
 from gpssignal.report.plots import FIGURES
+from tests.estimate.lists import CROSS, HEADER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -84,15 +85,8 @@ def test_report_renders_with_every_plot_and_no_console_message(tmp_path: Path,
 
 def test_estimate_report_renders_with_its_figure_and_tables(tmp_path: Path) -> None:
     """The estimate's report, from templates, renders in Chromium: its figure, no console."""
-    header = ("name,municipality,lat,lon,cycle_s,period,peak_hour,monitored_arm,note,"
-              "N_lanes,N_limit_kmh,N_left_vph,N_through_vph,N_right_vph,"
-              "E_lanes,E_limit_kmh,E_left_vph,E_through_vph,E_right_vph,"
-              "S_lanes,S_limit_kmh,S_left_vph,S_through_vph,S_right_vph,"
-              "W_lanes,W_limit_kmh,W_left_vph,W_through_vph,W_right_vph")
-    cross = ("Cross,Town A,55.60,12.40,60,07:00-08:00,07:00,S,,"
-             "1,50,20,300,20,1,50,20,150,20,2,50,40,700,40,1,50,20,150,20")
     csv = tmp_path / "j.csv"
-    csv.write_text(f"{header}\n{cross}\n", encoding="utf-8")
+    csv.write_text(f"{HEADER}\n{CROSS}\n", encoding="utf-8")
     out = tmp_path / "est"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = cli.main(["estimate", str(csv), "--replications", "2", "--train-days", "1",
