@@ -12,7 +12,7 @@ docs/references.md#platoon-dispersion).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,9 @@ _DAY_CLIP_SD = 3
 #: Speed factors are normals truncated (redrawn) beyond mean ± this many
 #: standard deviations, as SUMO's speedDev distribution [sd].
 _SPEED_FACTOR_TRUNC_SD = 2
+#: Vehicles per block when summing route lengths over the padded route matrix
+#: (bounds the temporary memory) [vehicles].
+_ROUTE_SUM_ROWS = 65_536
 #: Highest movement code a turn share can pick (``right``).
 _LAST_MOVE = len(MOVE_CODE) - 1
 
@@ -90,13 +93,21 @@ class DayFactors:
 class Arrivals:
     """The vehicles of one day, sorted by arrival time.
 
+    Routes are stored compactly (CSR): the links of vehicle ``i``'s route are
+    ``route_link[route_ptr[i]:route_ptr[i + 1]]`` and the movement code at
+    the end of each is ``route_move[...]`` (the last is -1: it leaves the
+    network), so memory grows with the links driven, not with vehicles ×
+    the longest possible route.
+
     Attributes
     ----------
     t_s : ndarray
         Arrival time at the network boundary [s after simulation start].
-    route_links : ndarray, shape (n, K)
-        Link indices of each route, padded with -1.
-    route_moves : ndarray, shape (n, K)
+    route_ptr : ndarray of int64, shape (n + 1,)
+        Start of each vehicle's route in ``route_link`` / ``route_move``.
+    route_link : ndarray of int32
+        Link indices of the routes, one after another.
+    route_move : ndarray of int32
         Movement code at the end of each route link (-1 = leaves the network).
     route_length_m : ndarray
         Route length [m].
@@ -106,19 +117,86 @@ class Arrivals:
         Index into the scenario's vehicle classes.
     speed_factor : ndarray
         Desired speed / speed limit [-].
+    max_route_links : int
+        The network's longest possible route [links]: the width of the
+        padded matrices :attr:`route_links` and :attr:`route_moves`.
     """
 
     t_s: np.ndarray
-    route_links: np.ndarray
-    route_moves: np.ndarray
+    route_ptr: np.ndarray
+    route_link: np.ndarray
+    route_move: np.ndarray
     route_length_m: np.ndarray
     free_flow_time_s: np.ndarray
     vehicle_class: np.ndarray
     speed_factor: np.ndarray
+    max_route_links: int
+    #: The padded matrices, built on first access (:attr:`route_links`).
+    _padded_cache: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False,
+                                                 compare=False)
 
     def __len__(self) -> int:
         """Return the number of arrivals."""
         return len(self.t_s)
+
+    @property
+    def first_link(self) -> np.ndarray:
+        """Entry link of each vehicle (int32)."""
+        return self.route_link[self.route_ptr[:-1]]
+
+    @property
+    def first_move(self) -> np.ndarray:
+        """Movement code at the end of each vehicle's entry link (int32)."""
+        return self.route_move[self.route_ptr[:-1]]
+
+    def route(self, i: int) -> np.ndarray:
+        """Link indices of vehicle ``i``'s route (a view)."""
+        return self.route_link[self.route_ptr[i]:self.route_ptr[i + 1]]
+
+    @property
+    def route_links(self) -> np.ndarray:
+        """Link indices of each route as a matrix (n, max_route_links), padded with -1.
+
+        Built on first access and kept (vehicles × longest route, int64; the
+        simulation never builds it): prefer :attr:`route_link` /
+        :attr:`route_ptr`, :attr:`first_link` or :meth:`route`.
+        """
+        if "links" not in self._padded_cache:
+            self._padded_cache["links"] = _padded(self.route_ptr, self.route_link,
+                                                  self.max_route_links, NO_INDEX)
+        return self._padded_cache["links"]
+
+    @property
+    def route_moves(self) -> np.ndarray:
+        """Movement codes as a matrix (n, max_route_links), padded with -1 (as :attr:`route_links`)."""  # noqa: E501
+        if "moves" not in self._padded_cache:
+            self._padded_cache["moves"] = _padded(self.route_ptr, self.route_move,
+                                                  self.max_route_links, EXIT)
+        return self._padded_cache["moves"]
+
+    def take(self, order: np.ndarray) -> Arrivals:
+        """Return the vehicles ``order`` (indices), in that order."""
+        start, length = self.route_ptr[:-1][order], np.diff(self.route_ptr)[order]
+        ptr = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(length, out=ptr[1:])
+        src = np.repeat(start - ptr[:-1], length) + np.arange(ptr[-1])
+        return Arrivals(t_s=self.t_s[order], route_ptr=ptr, route_link=self.route_link[src],
+                        route_move=self.route_move[src],
+                        route_length_m=self.route_length_m[order],
+                        free_flow_time_s=self.free_flow_time_s[order],
+                        vehicle_class=self.vehicle_class[order],
+                        speed_factor=self.speed_factor[order],
+                        max_route_links=self.max_route_links)
+
+
+def _padded(ptr: np.ndarray, values: np.ndarray, width: int, fill: int) -> np.ndarray:
+    """Return CSR rows ``values[ptr[i]:ptr[i + 1]]`` as an int64 matrix of ``width`` columns."""
+    n = len(ptr) - 1
+    out = np.full((n, width), fill, dtype=np.int64)
+    length = np.diff(ptr)
+    row = np.repeat(np.arange(n), length)
+    out[row, np.arange(len(values)) - np.repeat(ptr[:-1], length)] = values
+    return out
 
 
 def draw_day(scenario: Scenario, rng: np.random.Generator,
@@ -282,23 +360,36 @@ def _mode_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
     t, first_link, first_move = t[order], first_link[order], first_move[order]
     n = len(t)
     kmax = net.max_route_links()
-    route_links = np.full((n, kmax), NO_INDEX, dtype=np.int64)
-    route_moves = np.full((n, kmax), EXIT, dtype=np.int64)
-    route_links[:, 0] = first_link
-    route_moves[:, 0] = first_move
-    active = np.ones(n, dtype=bool)
-    for k in range(1, kmax):
-        prev = route_links[:, k - 1]
-        mv = route_moves[:, k - 1]
-        active &= mv >= 0
-        idx = np.flatnonzero(active)
-        nxt = net.link_next[prev[idx], mv[idx]]
-        route_links[idx, k] = nxt
+    # Route level k of the vehicles still driving on: their links and moves.
+    # Same draws, in the same order, as a dense (n, kmax) construction.
+    level_idx = [np.arange(n)]
+    level_link = [first_link]
+    level_move = [first_move]
+    prev, mv = first_link, first_move
+    idx = level_idx[0]
+    for _k in range(1, kmax):
+        go = mv >= 0
+        idx, prev, mv = idx[go], prev[go], mv[go]
+        nxt = net.link_next[prev, mv]
         internal = net.link_junction[nxt] >= 0
         u = rng.uniform(size=len(idx))
         cdf = net.link_turn_cdf[nxt]
         m = (u[:, None] >= cdf).sum(axis=1)
-        route_moves[idx, k] = np.where(internal, np.minimum(m, _LAST_MOVE), EXIT)
+        prev, mv = nxt, np.where(internal, np.minimum(m, _LAST_MOVE), EXIT)
+        level_idx.append(idx)
+        level_link.append(prev)
+        level_move.append(mv)
+    length_links = np.zeros(n, dtype=np.int64)
+    for idx in level_idx:
+        length_links[idx] += 1
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(length_links, out=ptr[1:])
+    route_link = np.empty(ptr[-1], dtype=np.int32)
+    route_move = np.empty(ptr[-1], dtype=np.int32)
+    for k, (idx, lk, mv) in enumerate(zip(level_idx, level_link, level_move, strict=True)):
+        route_link[ptr[idx] + k] = lk
+        route_move[ptr[idx] + k] = mv
+    del level_idx, level_link, level_move
     classes = scenario.vehicle_classes
     own = np.array([k for k, c in enumerate(classes) if link_mode(c.mode) == mode],
                    dtype=np.int64)
@@ -308,22 +399,35 @@ def _mode_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
     sd = np.array([c.speed_factor_sd for c in classes])[vclass]
     factor = _truncated_normal(rng, mean, sd)
     cap = np.array([class_speed_cap_mps(c) for c in classes])[vclass]
-    valid = route_links >= 0
-    safe = np.where(valid, route_links, 0)
-    length = np.where(valid, net.link_length_m[safe], 0.0).sum(axis=1)
-    vmax = np.minimum(net.link_vmax_mps[safe], cap[:, None]) if n else net.link_vmax_mps[safe]
-    ff = np.where(valid, net.link_length_m[safe] / vmax, 0.0).sum(axis=1)
-    return Arrivals(t_s=t, route_links=route_links, route_moves=route_moves,
+    length, ff = np.empty(n), np.empty(n)
+    for a in range(0, n, _ROUTE_SUM_ROWS):
+        b = min(a + _ROUTE_SUM_ROWS, n)
+        # Row sums over the padded (rows, kmax) block: the same pairwise
+        # summation, so the same bits, as over the whole padded matrix.
+        rl = _padded(ptr[a:b + 1] - ptr[a], route_link[ptr[a]:ptr[b]], kmax, NO_INDEX)
+        valid = rl >= 0
+        safe = np.where(valid, rl, 0)
+        length[a:b] = np.where(valid, net.link_length_m[safe], 0.0).sum(axis=1)
+        vmax = np.minimum(net.link_vmax_mps[safe], cap[a:b, None])
+        ff[a:b] = np.where(valid, net.link_length_m[safe] / vmax, 0.0).sum(axis=1)
+    return Arrivals(t_s=t, route_ptr=ptr, route_link=route_link, route_move=route_move,
                     route_length_m=length, free_flow_time_s=ff / factor,
-                    vehicle_class=vclass.astype(np.int64), speed_factor=factor)
+                    vehicle_class=vclass.astype(np.int64), speed_factor=factor,
+                    max_route_links=kmax)
 
 
 def _merge(a: Arrivals, b: Arrivals) -> Arrivals:
     """Return the vehicles of ``a`` and ``b`` sorted by arrival time (``a`` first on ties)."""
     t = np.concatenate([a.t_s, b.t_s])
     order = np.argsort(t, kind="stable")
-    return Arrivals(**{f: np.concatenate([getattr(a, f), getattr(b, f)])[order]
-                       for f in Arrivals.__dataclass_fields__})
+    both = Arrivals(
+        t_s=t, route_ptr=np.concatenate([a.route_ptr[:-1], a.route_ptr[-1] + b.route_ptr]),
+        route_link=np.concatenate([a.route_link, b.route_link]),
+        route_move=np.concatenate([a.route_move, b.route_move]),
+        **{f: np.concatenate([getattr(a, f), getattr(b, f)])
+           for f in ("route_length_m", "free_flow_time_s", "vehicle_class", "speed_factor")},
+        max_route_links=max(a.max_route_links, b.max_route_links))
+    return both.take(order)
 
 
 def _platoon_arrivals(scenario: Scenario, arr: Arrivals, fed: list[tuple[int, Link]],
@@ -334,7 +438,7 @@ def _platoon_arrivals(scenario: Scenario, arr: Arrivals, fed: list[tuple[int, Li
     by the Poisson times. See :func:`generate_arrivals` for the rules.
     """
     t = arr.t_s.copy()
-    first = arr.route_links[:, 0]
+    first = arr.first_link
     for li, lk in fed:
         sig = lk.upstream_signal
         assert sig is not None
@@ -346,11 +450,7 @@ def _platoon_arrivals(scenario: Scenario, arr: Arrivals, fed: list[tuple[int, Li
         t[idx] = np.maximum(enter, 0.0)
     keep = np.flatnonzero(t < scenario.duration_s + scenario.drain_s)
     order = keep[np.argsort(t[keep], kind="stable")]
-    return Arrivals(t_s=t[order], route_links=arr.route_links[order],
-                    route_moves=arr.route_moves[order],
-                    route_length_m=arr.route_length_m[order],
-                    free_flow_time_s=arr.free_flow_time_s[order],
-                    vehicle_class=arr.vehicle_class[order], speed_factor=arr.speed_factor[order])
+    return replace(arr.take(order), t_s=t[order])  # the entry times, not the Poisson times
 
 
 def platoon_lag(signal: UpstreamSignal, speed_mps: float) -> tuple[float, float]:

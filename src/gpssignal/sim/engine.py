@@ -1,9 +1,11 @@
 """The discrete-event simulator: SimPy owns the clock, numpy moves the vehicles.
 
-Events (SimPy processes): vehicle arrivals at the network boundary, signal
-state changes of every junction, the vehicle step every ``step_s``, and any
-process a controller or probe sampler registers. The vehicle step is a
-vectorised kernel over all vehicles (structure of arrays):
+Events (SimPy processes): signal state changes of every junction, the
+vehicle step every ``step_s``, and any process a controller or probe sampler
+registers. Vehicles reach the network boundary in bulk at each step (their
+times are known in advance), and steps with no other event between them run
+back to back, without waking the event queue. The vehicle step is a
+compiled kernel over all vehicles (structure of arrays):
 
 * each lane is a single file; a vehicle picks its lane when it enters a link,
   among the full lanes that carry its next movement (the one with fewest
@@ -27,6 +29,12 @@ The engine's state is a handful of named parts: the vehicles
 queues (:mod:`~gpssignal.sim.entry`), the signal state, the markers
 (:mod:`~gpssignal.sim.markers`) and the records of the run
 (:mod:`~gpssignal.sim.records`).
+
+What happens between two car-following steps (markers passed, stop-line
+crossings, exits, the lane a vehicle takes next) runs in compiled loops over
+the same arrays (:mod:`~gpssignal.sim.kernel`); no part of a step scans
+all vehicles for each vehicle or sorts them from scratch, so a step costs in
+proportion to the vehicles in the network.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -47,42 +56,19 @@ from gpssignal.sim.demand import Arrivals, DayFactors, draw_day, generate_arriva
 from gpssignal.sim.entry import EntryQueues
 from gpssignal.sim.incidents import IncidentGates
 from gpssignal.sim.kernel import (
-    CLEARING,
     F_ACC,
-    F_AMAX,
-    F_B,
-    F_DX,
-    F_EMERG,
-    F_FACTOR,
-    F_ISQ,
-    F_LEN,
-    F_LLEN,
-    F_MPOS,
     F_POS,
-    F_POS_OLD,
-    F_S0,
-    F_SEGTL,
-    F_T,
-    F_TL,
     F_V,
-    F_V0,
-    I_BLINK,
-    I_CLS,
-    I_COMMIT,
     I_K,
     I_LANE,
-    I_LC,
-    I_MARK,
-    I_MOVE,
-    I_MOVING,
-    I_NEXT,
     I_VID,
-    change_lanes,
+    TransferTables,
+    advance,
+    insert_waiting,
     lane_rules,
-    step_vehicles,
 )
-from gpssignal.sim.markers import CONTROL_DELAY_MARK_M, NO_MARKER, MarkerKind, Markers
-from gpssignal.sim.network import NO_INDEX, CompiledNetwork, compile_network
+from gpssignal.sim.markers import CONTROL_DELAY_MARK_M, Markers
+from gpssignal.sim.network import CompiledNetwork, compile_network
 from gpssignal.sim.pedestrians import Pedestrians
 from gpssignal.sim.records import (
     QUEUE_MAX_CLEAR_M,
@@ -95,7 +81,7 @@ from gpssignal.sim.records import (
     VehicleOutcomes,
 )
 from gpssignal.sim.signals import JunctionSignals, ProgramSwitch
-from gpssignal.sim.vehicles import VehicleArrays, VehicleClasses, WorkBuffers, lane_tails
+from gpssignal.sim.vehicles import VehicleArrays, VehicleClasses, WorkBuffers
 
 __all__ = [
     "CONTROL_DELAY_MARK_M",
@@ -117,16 +103,11 @@ STOP_SPEED_MPS = 0.1
 PROGRESS_EVERY_S = 600.0
 #: Tolerance on the end of the run, against rounding in the step clock [s].
 _END_TOL_S = 1e-9
-#: Floor on a step's travelled distance when interpolating the time a vehicle
-#: passed a point within the step (a vehicle standing on it passes at once) [m].
-_MIN_STEP_DX_M = 1e-12
-#: Weight of the lane offset against the number of vehicles when a vehicle
-#: must change to the nearest lane that carries its next movement: the offset
-#: decides, the count only breaks ties [vehicles per lane of offset].
-_LANE_OFFSET_WEIGHT = 1_000_000
-#: Marker kinds bound once: attribute lookups on an Enum class are slow in
-#: the per-marker path.
-_STRETCH_START, _STRETCH_END = MarkerKind.STRETCH_START, MarkerKind.STRETCH_END
+#: Back-to-back steps need a step of a whole number of these fractions of a
+#: second (a power of two), and a run shorter than :data:`_EXACT_CLOCK_S`, so
+#: that sums of steps are exact (:func:`_exact_clock`).
+_EXACT_DT_DENOMINATOR = 2**10
+_EXACT_CLOCK_S = 2.0**30
 #: Random streams of one day, in spawn order (see :func:`day_streams`).
 _STREAM_NAMES = ("day", "demand", "probes", "day_type", "pedestrians")
 
@@ -220,14 +201,39 @@ class SimResult:
     red_clearances: int = 0
 
 
-def _time_at(t: float, dt: float, covered_m: float, dx_m: float) -> float:
-    """Interpolate when, within a step, a vehicle had covered ``covered_m``.
+def _exact_clock(dt: float, end_s: float) -> bool:
+    """Tell whether every step time ``k dt`` up to ``end_s`` is exact in floating point.
 
-    The vehicle moved ``dx_m`` in the step ``[t, t + dt]``; the time is
-    interpolated linearly.
+    Then a run of steps can skip the event queue and one timeout brings the
+    clock exactly to the next step (``now + (t - now) == t``): ``dt`` a
+    binary fraction (0.5 s, 0.25 s, 1 s, not 0.1 s) and the times far below
+    2⁵³ of its units.
     """
-    frac = covered_m / max(dx_m, _MIN_STEP_DX_M)
-    return t + dt * min(max(frac, 0.0), 1.0)
+    frac = Fraction(dt)
+    return (frac.denominator & (frac.denominator - 1)) == 0 and \
+        frac.denominator <= _EXACT_DT_DENOMINATOR and end_s + dt < _EXACT_CLOCK_S
+
+
+def _arrival_schedule(t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return when each arrival happens on the event clock, and when its timeout was scheduled.
+
+    Arrivals are applied in bulk at each step (:meth:`Simulation._admit`),
+    at the times a process waiting ``t_s[i] - now`` from one arrival to the
+    next would have had them (the clock adds each wait to the time it was
+    scheduled at, which can round differently from ``t_s[i]``). The second
+    array is NaN where the arrival needs no wait (it comes with the one
+    before); it orders an arrival due at the very time of a step.
+    """
+    tau = np.empty(len(t_s))
+    sched = np.full(len(t_s), np.nan)
+    now = 0.0
+    for i, ti in enumerate(t_s.tolist()):
+        wait = ti - now
+        if wait > 0:
+            sched[i] = now
+            now = now + wait
+        tau[i] = now
+    return tau, sched
 
 
 class Simulation:
@@ -291,7 +297,31 @@ class Simulation:
         self.signals = SignalState(net)
         self.markers = Markers.build(sc, net)
         self.out = VehicleOutcomes(n_total, len(sc.stretches))
-        self.passages = PassageLog(n_total)
+        # Room for every passage the day's routes can make (one per junction).
+        self.passages = PassageLog(n_total, len(self.arrivals.route_link) - n_total)
+        arr = self.arrivals
+        self.tables = TransferTables.build(net, arr.route_ptr, arr.route_link, arr.route_move,
+                                           self.markers, self.classes.max_speed_list)
+        out = self.out
+        #: Per-vehicle records the compiled transfers write (see
+        #: :func:`~gpssignal.sim.kernel.cross_stop_lines`).
+        self._outcomes = (out.exit_s, out.co2_mg, out.fuel_mg, out.distance_m,
+                          out.stretch_enter_s, out.stretch_exit_s)
+        #: Per vehicle id (arrival, class, speed factor), per link (speed
+        #: limit) and the routes' entry movements, for the compiled insertion.
+        self._arrival_tables = (arr.t_s, arr.vehicle_class.astype(np.int64), arr.speed_factor,
+                                net.link_vmax_mps.astype(float), arr.route_ptr, arr.route_move)
+        cls = self.classes
+        self._class_tables = tuple(np.array(x, dtype=float) for x in (
+            cls.length_m, cls.max_accel_mps2, cls.decel_mps2, cls.headway_list,
+            cls.min_gap_list, cls.inv_two_sqrt_ab_list, cls.emergency_decel_list,
+            cls.max_speed_list))
+        drv = sc.driver
+        #: The driver parameters as the compiled step takes them (see
+        #: :func:`~gpssignal.sim.kernel.advance`).
+        self._driver = (drv.amber_max_decel_mps2, drv.idm_delta, STOP_SPEED_MPS,
+                        drv.emergency_braking_mps2, drv.lc_safe_decel_mps2,
+                        drv.lc_discretionary, drv.lc_politeness, drv.lc_threshold_mps2)
         self.queue_log = QueueSampler(net, len(self.entry.links), sc.duration_s + sc.drain_s,
                                       sc.step_s)
         self.trajectories = TrajectoryLog() if self.record_trajectories else None
@@ -306,6 +336,11 @@ class Simulation:
         #: Vehicles that have reached the network boundary so far (platoons
         #: from an upstream signal may arrive after the demand period).
         self.n_arrived = 0
+        #: When each vehicle arrives as the event clock sees it, and when the
+        #: event that brings it was scheduled (see :func:`_arrival_schedule`).
+        self._arrive_t, self._arrive_sched = _arrival_schedule(self.arrivals.t_s)
+        #: The times of the steps so far [s].
+        self._step_t: list[float] = []
         self._end_s = 0.0
         #: Kernel event counts: emergency brakings, vehicles held back (see
         #: :func:`~gpssignal.sim.kernel.step_vehicles`).
@@ -320,188 +355,108 @@ class Simulation:
         self.pedestrians = Pedestrians(
             sc, net, self.day, np.random.default_rng(self.streams["pedestrians"]),
             self.signals.group_state) if net.crossing_ids else None
+        tb = self.tables
+        #: The arguments of the compiled step after the vehicles, the time and
+        #: the work buffers (:func:`~gpssignal.sim.kernel.advance`), fixed for the run.
+        self._step_args = (self.lane_changes, self._driver, self.signals.lane_state,
+                           net.lane_link, self.out.stops, self.events, self.emissions.coef,
+                           self.emissions.coast, self.rules, tb.net, tb.routes, tb.markers,
+                           self._outcomes, self.passages.tables, self.yield_last)
+        self._work: tuple[np.ndarray, ...] = ()
         #: The give-way rules whose vehicles yield to pedestrians, and their crossings.
         self._ped_rules = np.flatnonzero(net.yield_crossing >= 0)
         self._ped_rule_crossing = net.yield_crossing[self._ped_rules]
 
     # -- processes ----------------------------------------------------------
-    def _arrival_process(self, env: simpy.Environment) -> Any:
-        t = self.arrivals.t_s
-        first = self.arrivals.route_links[:, 0]
-        for i in range(len(t)):
-            wait = t[i] - env.now
-            if wait > 0:
-                yield env.timeout(wait)
-            self.entry.arrive(i, int(first[i]))
-            self.n_arrived += 1
+    def _admit(self, now: float) -> None:
+        """Vehicles reach the network boundary: those due by the step at ``now``, in bulk.
+
+        A vehicle arrives at its arrival time, before the step at that time
+        (see :func:`_arrival_schedule` for an arrival at the very time of a step).
+        """
+        k = len(self._step_t)
+        self._step_t.append(now)
+        tau = self._arrive_t
+        i0 = self.n_arrived
+        i = int(np.searchsorted(tau, now, side="left"))
+        while i < len(tau) and tau[i] == now and self._arrives_first(i, k):
+            i += 1
+        if i > i0:
+            self.entry.arrive_many(i0, i)
+            self.n_arrived = i
+
+    def _arrives_first(self, i: int, k: int) -> bool:
+        """Whether arrival ``i``, due exactly at step ``k``'s time, comes before that step.
+
+        As the event queue orders them: the arrival is first if the timeout
+        that brings it was scheduled before the step's (at the step before);
+        scheduled at that same time, as the events that scheduled them were
+        ordered. At time 0 the arrivals come first (their process starts first).
+        """
+        while k > 0:
+            j = i
+            while np.isnan(self._arrive_sched[j]):   # arrived with the one before
+                j -= 1
+            sched, prev = self._arrive_sched[j], self._step_t[k - 1]
+            if sched != prev:
+                return bool(sched < prev)
+            i, k = j - 1, k - 1
+        return True
 
     def _step_process(self, env: simpy.Environment, end_s: float,
                       progress: Callable[[float], None] | None) -> Any:
+        """Step the vehicles every ``dt`` until the end of the run (or an empty network after it).
+
+        Steps with no other event before the next one run back to back
+        without going through the event queue (see :func:`_exact_clock`):
+        the step times, and the order of every event, are those of one
+        timeout per step.
+        """
         dt = self.dt
         every = max(1, int(PROGRESS_EVERY_S / dt))
-        while env.now < end_s - _END_TOL_S:
-            self._insert(env.now)
+        back_to_back = _exact_clock(dt, end_s)
+        t = env.now
+        while t < end_s - _END_TOL_S:
+            self._admit(t)
+            self._insert(t)
             if self.incidents is not None:
-                self.incidents.update(env.now, self.signals.lane_state)
-            self._advance(env.now)
+                self.incidents.update(t, self.signals.lane_state)
+            self._advance(t)
             self.n_steps += 1
             if progress is not None and self.n_steps % every == 0:
-                progress(min(1.0, (env.now + dt) / end_s))
-            if (env.now >= self.scenario.duration_s and self.veh.n == 0
+                progress(min(1.0, (t + dt) / end_s))
+            if (t >= self.scenario.duration_s and self.veh.n == 0
                     and self.entry.n_waiting == 0 and self.n_arrived == len(self.arrivals)
                     and (self.pedestrians is None or self.pedestrians.done())):
                 break
-            yield env.timeout(dt)
-        self._end_s = env.now
+            t_next = t + dt
+            if back_to_back and not self._step_hooks and env.peek() > t_next:
+                t = t_next   # nothing else happens before the next step
+                continue
+            yield env.timeout(dt if env.now == t else t_next - env.now)
+            t = env.now
+        self._end_s = t
 
-    # -- entering the network -------------------------------------------------
+    # -- entering the network and the vehicle step ---------------------------
     def _insert(self, t: float) -> None:
-        """Let waiting vehicles enter their entry links, first come first served."""
-        entry = self.entry
+        """Let waiting vehicles enter their entry links, first come first served.
+
+        See :func:`~gpssignal.sim.kernel.insert_waiting` (which vehicle
+        enters where and how fast, and :meth:`Simulation` for the rule).
+        """
+        entry, veh = self.entry, self.veh
         if not entry.n_waiting:
             return
-        veh, tail = self.veh, self.buf.tail
-        lane_tails(veh.F[F_POS, :veh.n], veh.I[I_LANE, :veh.n], tail)
-        counts = None
-        for link, q in entry.queues.items():
-            while q:
-                i = q[0]
-                slot = self._entry_slot(i, link, t)
-                if slot is None:
-                    break
-                lane, pos, v_ins, v0, depart = slot
-                entry.pop(link)
-                if counts is None:
-                    counts = np.bincount(veh.I[I_LANE, :veh.n], minlength=self.net.n_lanes)
-                tail[lane] = self._place(i, link, lane, pos, v_ins, v0, depart, counts)
+        while veh.capacity < veh.n + entry.n_waiting:
+            veh.grow()
+        tb, out = self.tables, self.out
+        n = insert_waiting(veh.F, veh.I, veh.n, t, STOP_SPEED_MPS, self.buf.tail,
+                           self.buf.counts, entry.tables, out.depart_s, tb.net, tb.routes,
+                           self._arrival_tables, self._class_tables, tb.markers,
+                           out.stretch_enter_s, out.stretch_exit_s, self.passages.tables)
+        entry.entered(n - veh.n)
+        veh.n = n
 
-    def _entry_slot(self, i: int, link: int, t: float
-                    ) -> tuple[int, float, float, float, float] | None:
-        """Where and how fast vehicle ``i`` can enter ``link`` now, or None (it waits).
-
-        Returns ``(lane, pos_m, speed_mps, desired_mps, depart_s)``. It takes
-        the lane with most space behind its last vehicle, and enters at the
-        desired speed or at the highest speed from which it can still stop
-        behind that vehicle with comfortable deceleration and its time headway
-        (free >= v T + (v² - v_lead²) / 2b), and only with at least the desired
-        time headway at that speed; otherwise it waits outside (the wait is
-        counted as time loss).
-        """
-        e, cls, F, tail = self.entry, self.classes, self.veh.F, self.buf.tail
-        c = e.vehicle_class[i]
-        v0 = min(e.link_vmax_mps[link], cls.max_speed_list[c]) * e.speed_factor[i]
-        best, best_space, v_lead = NO_INDEX, -1.0, 0.0
-        for ln in self.net.start_lanes[link][e.first_move[i]]:
-            k = tail[ln]
-            if k < 0:
-                space, vl = np.inf, v0
-            else:
-                space = F[F_POS, k] - F[F_LEN, k]
-                vl = F[F_V, k]
-            if space > best_space:
-                best, best_space, v_lead = ln, space, vl
-        s0, T, b = cls.min_gap_list[c], cls.headway_list[c], cls.decel_list[c]
-        free = best_space - s0
-        if free < 0:
-            return None
-        v_safe = -b * T + float(np.sqrt(b * b * T * T + 2 * b * free + v_lead * v_lead))
-        v_ins = min(v0, v_safe)
-        if free < v_ins * T:
-            return None
-        t_arr = e.arrival_t_s[i]
-        pos = min(v_ins * (t - t_arr), free - v_ins * T) if v_ins > 0 else 0.0
-        depart = t - pos / v_ins if v_ins > 0 else t
-        return best, pos, v_ins, v0, depart
-
-    def _place(self, i: int, link: int, lane: int, pos: float, v_ins: float, v0: float,
-               depart: float, counts: np.ndarray) -> int:
-        """Add vehicle ``i`` to the network on ``lane``; return its column."""
-        e, cls = self.entry, self.classes
-        c = e.vehicle_class[i]
-        self.out.depart_s[i] = depart
-        j = self.veh.add()
-        F, I = self.veh.F, self.veh.I
-        F[F_POS, j], F[F_V, j] = pos, v_ins
-        F[F_V0, j], F[F_FACTOR, j] = v0, e.speed_factor[i]
-        F[F_LEN, j], F[F_AMAX, j], F[F_B, j] = (cls.length_m[c], cls.max_accel_mps2[c],
-                                                cls.decel_mps2[c])
-        F[F_T, j], F[F_S0, j] = cls.headway_list[c], cls.min_gap_list[c]
-        F[F_ISQ, j] = cls.inv_two_sqrt_ab_list[c]
-        F[F_EMERG, j] = cls.emergency_decel_list[c]
-        F[F_LLEN, j] = self.net.lane_length_m[lane]
-        F[F_TL, j] = depart - e.arrival_t_s[i]  # entry wait counts as time loss
-        I[I_VID, j], I[I_LANE, j], I[I_K, j] = i, lane, 0
-        I[I_CLS, j] = c
-        I[I_MOVING, j] = 1 if v_ins > STOP_SPEED_MPS else 0
-        I[I_COMMIT, j] = 0
-        I[I_MOVE, j] = self.arrivals.route_moves[i, 0]
-        I[I_BLINK, j], I[I_LC, j] = 0, 0
-        counts[lane] += 1
-        I[I_NEXT, j] = self._next_lane(i, 0, lane, counts)
-        self._set_marker(j, link, pos, depart)
-        return j
-
-    def _next_lane(self, vid: int, k: int, lane: int, counts: np.ndarray) -> int:
-        """Lane the vehicle in ``lane`` (route link ``k``) takes on its next link.
-
-        The lane connection of ``lane`` for its movement, if that lane is one
-        the vehicle drives onto the next link in (a full lane carrying its
-        following movement, :attr:`CompiledNetwork.start_lanes`); otherwise
-        the nearest such lane (fewest vehicles on a tie). -1 when the vehicle
-        leaves the network.
-        """
-        arr, net = self.arrivals, self.net
-        move = int(arr.route_moves[vid, k])
-        if move < 0:
-            return NO_INDEX
-        target = int(net.lane_target[lane, move])
-        link = int(arr.route_links[vid, k + 1])
-        nxt_move = int(arr.route_moves[vid, k + 1])
-        lanes = net.start_lanes[link][nxt_move] if nxt_move >= 0 else \
-            net.link_lanes[link][net.lane_start_m[net.link_lanes[link]] == 0.0]
-        if target in lanes:
-            return target
-        dist = np.abs(lanes - target) * _LANE_OFFSET_WEIGHT + counts[lanes]
-        return int(lanes[np.argmin(dist)])
-
-    # -- markers --------------------------------------------------------------
-    def _set_marker(self, j: int, link: int, pos: float, t_at_pos: float) -> None:
-        """Record markers at or behind ``pos`` on ``link``; arm the next one."""
-        mk = self.markers
-        nxt_pos, nxt = np.inf, NO_MARKER
-        for m in mk.by_link[link]:
-            if mk.pos_m[m] <= pos:
-                self._hit_marker(j, m, t_at_pos)
-            else:
-                nxt_pos, nxt = mk.pos_m[m], m
-                break
-        self.veh.F[F_MPOS, j], self.veh.I[I_MARK, j] = nxt_pos, nxt
-
-    def _hit_marker(self, j: int, m: int, t: float) -> None:
-        """Vehicle column ``j`` passed marker ``m`` at ``t`` [s]."""
-        F, I, mk = self.veh.F, self.veh.I, self.markers
-        vid = int(I[I_VID, j])
-        kind = int(mk.kind[m])  # a numpy scalar compared to an IntEnum is slow
-        if kind == _STRETCH_START:
-            self.out.stretch_enter_s[vid, mk.ref[m]] = t
-        elif kind == _STRETCH_END:
-            self.out.stretch_exit_s[vid, mk.ref[m]] = t
-        else:  # MarkerKind.CONTROL_DELAY
-            self.passages.close(vid, F[F_TL, j] - F[F_SEGTL, j])
-            F[F_SEGTL, j] = F[F_TL, j]
-
-    def _markers(self, t: float) -> None:
-        """Record the markers vehicles passed in the step from ``t``."""
-        F, I, n, dt = self.veh.F, self.veh.I, self.veh.n, self.dt
-        pos = F[F_POS, :n]
-        for j in np.flatnonzero(pos >= F[F_MPOS, :n]):
-            while pos[j] >= F[F_MPOS, j]:
-                m = int(I[I_MARK, j])
-                self._hit_marker(int(j), m,
-                                 _time_at(t, dt, F[F_MPOS, j] - F[F_POS_OLD, j], F[F_DX, j]))
-                F[F_MPOS, j], I[I_MARK, j] = self.markers.next_after(m)
-
-    # -- the vehicle step -----------------------------------------------------
     def _advance(self, t: float) -> None:
         """Move every vehicle one step from ``t``; handle markers and lane ends."""
         veh, dt = self.veh, self.dt
@@ -515,36 +470,16 @@ class Simulation:
         if n == 0:
             self._record(t_next)
             return
-        buf, drv = self.buf, self.scenario.driver
+        buf = self.buf
         buf.fit(veh.capacity)
-        if self.lane_changes:
-            changed = change_lanes(veh.F, veh.I, n, self.signals.lane_state, *self.rules[:3],
-                                   drv.lc_safe_decel_mps2, drv.lc_discretionary,
-                                   drv.lc_politeness, drv.lc_threshold_mps2, drv.idm_delta,
-                                   buf.order, buf.f, buf.i, buf.tail)
-            if changed:
-                self._changed_lanes(changed)
-        hits, ends = step_vehicles(veh.F, veh.I, n, self.signals.lane_state, self.net.lane_link,
-                                   dt, drv.amber_max_decel_mps2, drv.idm_delta,
-                                   STOP_SPEED_MPS, self.out.stops, buf.tail,
-                                   buf.order, buf.f, buf.i, buf.is_head,
-                                   self.emissions.coef, self.emissions.coast,
-                                   drv.emergency_braking_mps2, self.events, *self.rules, t)
-        if hits:  # rare
-            self._markers(t)
-        if ends:
-            self._cross(t, np.flatnonzero(veh.F[F_POS, :n] >= veh.F[F_LLEN, :n]))
-        self._record(t_next)
-
-    def _changed_lanes(self, changed: int) -> None:
-        """Pick the next lane of the vehicles that changed lanes in this step."""
-        veh = self.veh
-        I = veh.I
+        if not self._work or self._work[2] is not buf.f:   # the buffers were reallocated
+            self._work = (buf.tail, buf.order, buf.f, buf.i, buf.is_head, buf.counts)
+        veh.n, n_exits, changed = advance(veh.F, veh.I, n, t, dt, self._work, *self._step_args)
         self.n_lane_changes += changed
-        counts = np.bincount(I[I_LANE, :veh.n], minlength=self.net.n_lanes)
-        for j in np.flatnonzero(I[I_LC, :veh.n]):
-            I[I_NEXT, j] = self._next_lane(int(I[I_VID, j]), int(I[I_K, j]), int(I[I_LANE, j]),
-                                           counts)
+        if n_exits and self.incidents is not None:
+            for q in range(n_exits):
+                self.incidents.passed(int(buf.i[q]), float(buf.f[q]))
+        self._record(t_next)
 
     def _record(self, t_next: float) -> None:
         """Sample queues (every second), keep trajectories, call step hooks."""
@@ -564,52 +499,6 @@ class Simulation:
             for fn in self._step_hooks:
                 fn(view)
 
-    def _cross(self, t: float, cross: np.ndarray) -> None:
-        """Vehicle columns ``cross`` reached the end of their lane in the step from ``t``."""
-        veh, lane_len = self.veh, self.net.lane_length_m
-        F, I = veh.F, veh.I
-        gone = []
-        counts = np.bincount(I[I_LANE, :veh.n], minlength=self.net.n_lanes)
-        for j in cross:
-            ln = int(I[I_LANE, j])
-            tc = _time_at(t, self.dt, lane_len[ln] - F[F_POS_OLD, j], F[F_DX, j])
-            if self.net.link_junction[self.net.lane_link[ln]] == NO_INDEX:  # an exit lane
-                self.out.exit_s[int(I[I_VID, j])] = tc
-                gone.append(j)
-                if self.incidents is not None:
-                    self.incidents.passed(ln, tc)
-            else:
-                self._pass_junction(int(j), ln, tc, counts)
-        if gone:
-            self.out.flush(veh, gone)
-            veh.remove(gone)
-
-    def _pass_junction(self, j: int, ln: int, tc: float, counts: np.ndarray) -> None:
-        """Column ``j`` crosses the stop line of lane ``ln`` at ``tc`` [s] into its next lane."""
-        net, F, I = self.net, self.veh.F, self.veh.I
-        vid, k = int(I[I_VID, j]), int(I[I_K, j])
-        link = int(net.lane_link[ln])
-        self.passages.add(vid=vid, junction=int(net.link_junction[link]), link=link,
-                          movement=int(self.arrivals.route_moves[vid, k]), t_s=tc,
-                          state=int(self.signals.lane_state[ln]), lane=ln,
-                          clearing=bool(I[I_COMMIT, j] == CLEARING))
-        move = int(self.arrivals.route_moves[vid, k])
-        if net.lane_yield[ln, move] >= 0:
-            self.yield_last[ln] = tc
-        new_lane = int(I[I_NEXT, j])
-        counts[ln] -= 1
-        counts[new_lane] += 1
-        F[F_POS, j] -= net.lane_length_m[ln]
-        F[F_V0, j] = min(net.lane_vmax_mps[new_lane],
-                         self.classes.max_speed_list[int(I[I_CLS, j])]) * F[F_FACTOR, j]
-        F[F_LLEN, j] = net.lane_length_m[new_lane]
-        I[I_LANE, j] = new_lane
-        I[I_K, j] = k + 1
-        I[I_COMMIT, j] = 0
-        I[I_MOVE, j] = self.arrivals.route_moves[vid, k + 1]
-        I[I_NEXT, j] = self._next_lane(vid, k + 1, new_lane, counts)
-        self._set_marker(j, int(net.lane_link[new_lane]), F[F_POS, j], tc)
-
     # -- run ------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
         """Simulate the demand period plus the drain time; return the results.
@@ -625,7 +514,6 @@ class Simulation:
         self.controller.attach(self)
         for rt in self.junction_rt:
             self.env.process(rt.process(self.env))
-        self.env.process(self._arrival_process(self.env))
         stepper = self.env.process(self._step_process(self.env, end_s, progress))
         self.env.run(until=stepper)
         wall = time.perf_counter() - wall0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from gpssignal.model.scenario import Scenario
@@ -18,15 +16,16 @@ class EntryQueues:
 
     A vehicle joins its entry link's queue when it arrives at the network
     boundary and leaves it when it fits into a lane (see
-    ``Simulation._insert``). Also holds, as Python lists, the arrival data the
-    per-vehicle entry loop reads.
+    ``Simulation._insert``). Vehicles arrive in id order, so each entry
+    link's queue is a window ``[head, tail)`` of that link's vehicle ids in
+    ascending order (``ids[ptr[s]:ptr[s + 1]]``, ``s`` the link's slot):
+    flat arrays the compiled insertion reads
+    (:func:`~gpssignal.sim.kernel.insert_waiting`).
 
     Attributes
     ----------
     links : ndarray
         Entry link indices, ascending; an entry link's *slot* is its position here.
-    queues : dict[int, deque[int]]
-        Waiting vehicle ids per entry link, in arrival order.
     waiting : ndarray
         Number waiting per slot.
     n_waiting : int
@@ -34,29 +33,53 @@ class EntryQueues:
     """
 
     def __init__(self, scenario: Scenario, net: CompiledNetwork, arrivals: Arrivals) -> None:
-        self.links = np.array(sorted({int(x) for x in arrivals.route_links[:, 0]}
+        first = arrivals.first_link
+        self.links = np.array(sorted({int(x) for x in first}
                                      | {net.link_index(f.link) for f in scenario.demand.flows}),
                               dtype=np.int64)
-        self.queues: dict[int, deque[int]] = {int(k): deque() for k in self.links}
+        slot_of_link = np.full(net.n_links, -1, dtype=np.int64)
+        slot_of_link[self.links] = np.arange(len(self.links))
+        slot = slot_of_link[first]
+        #: Entry slot per vehicle id.
+        self.vehicle_slot = slot
+        #: Vehicle ids per slot, ascending (stable sort of the ids by slot).
+        self.ids = np.argsort(slot, kind="stable").astype(np.int64)
+        self.ptr = np.zeros(len(self.links) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(slot, minlength=len(self.links)), out=self.ptr[1:])
+        #: Per slot: vehicles that entered, and vehicles that arrived.
+        self.head = np.zeros(len(self.links), dtype=np.int64)
+        self.tail = np.zeros(len(self.links), dtype=np.int64)
         self.waiting = np.zeros(len(self.links), dtype=np.int64)
         self.n_waiting = 0
         self._slot = {int(k): s for s, k in enumerate(self.links)}
-        # Per vehicle id, for the entry loop.
-        self.arrival_t_s: list[float] = arrivals.t_s.tolist()
-        self.first_move: list[int] = arrivals.route_moves[:, 0].tolist()
-        self.vehicle_class: list[int] = arrivals.vehicle_class.tolist()
-        self.speed_factor: list[float] = arrivals.speed_factor.tolist()
-        self.link_vmax_mps: list[float] = net.link_vmax_mps.tolist()
+        #: The queue state as the compiled insertion takes it.
+        self.tables = (self.links, self.ptr, self.ids, self.head, self.tail, self.waiting)
+
+    @property
+    def queues(self) -> dict[int, np.ndarray]:
+        """Waiting vehicle ids per entry link, in arrival order (a copy, for inspection)."""
+        return {int(k): self.ids[self.ptr[s] + self.head[s]:self.ptr[s] + self.tail[s]].copy()
+                for s, k in enumerate(self.links)}
 
     def arrive(self, vid: int, link: int) -> None:
-        """Vehicle ``vid`` arrives outside entry ``link``."""
-        self.queues[link].append(vid)
+        """Vehicle ``vid`` arrives outside entry ``link`` (vehicles arrive in id order)."""
+        s = self._slot[link]
+        self.tail[s] += 1
         self.n_waiting += 1
-        self.waiting[self._slot[link]] += 1
+        self.waiting[s] += 1
 
-    def pop(self, link: int) -> int:
-        """Let the first vehicle waiting at ``link`` enter; return its id."""
-        vid = self.queues[link].popleft()
-        self.n_waiting -= 1
-        self.waiting[self._slot[link]] -= 1
-        return vid
+    def entered(self, count: int) -> None:
+        """``count`` waiting vehicles entered (the compiled insertion moved the queues)."""
+        self.n_waiting -= count
+
+    def arrive_many(self, first: int, stop: int) -> None:
+        """Vehicles ``first .. stop - 1`` arrive outside their entry links."""
+        if stop - first == 1:
+            s = self.vehicle_slot[first]
+            self.tail[s] += 1
+            self.waiting[s] += 1
+        else:
+            counts = np.bincount(self.vehicle_slot[first:stop], minlength=len(self.links))
+            self.tail += counts
+            self.waiting += counts
+        self.n_waiting += stop - first

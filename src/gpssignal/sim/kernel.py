@@ -1,12 +1,22 @@
-"""Vectorised vehicle kernels: car following and time integration.
+"""Vehicle kernels: car following, time integration and lane transfers.
 
 Pure functions on numpy arrays (one element per vehicle); no Python loop
-over vehicles.
+over vehicles. The numpy reference functions come first, then the compiled
+kernels the engine runs: the fused car-following step, lane changes, and the
+lane transfers (markers passed, stop-line crossings, exits, lane choice,
+entering the network), and ``advance``, one whole vehicle step in one call.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from gpssignal.sim.markers import Markers
+    from gpssignal.sim.network import CompiledNetwork
 
 __all__ = ["ballistic_update", "idm_acceleration"]
 
@@ -130,6 +140,9 @@ RED_AMBER_CODE, GREEN_CODE = RED_AMBER, GREEN
 MIN_CLEARANCE_M = 0.01
 #: Sort key of a vehicle: lane × this + position; longer than any lane [m].
 LANE_SORT_STRIDE_M = 1e5
+#: Most columns out of (lane, position) order that the sort merges back one by
+#: one; with more it sorts them all (a merge sort) [vehicles].
+FEW_OUT_OF_PLACE = 64
 # Roles of a vehicle in a step (``is_head``): it follows the vehicle ahead in
 # its lane; it heads its lane and will cross the stop line; it heads its lane
 # and stops at the stop line.
@@ -149,8 +162,11 @@ LC_ALLOWS, LC_TOWARD, LC_YIELD, LC_SIDE, LC_COLUMNS = 0, 3, 6, 9, 11
 #: jam distance before the stop line) counts as waiting there [m].
 WAITING_POINT_TOL_M = 0.5
 
-__all__ += ["change_lanes", "empty_rules", "lane_rules", "sample_queues",
+__all__ += ["change_lanes", "empty_rules", "lane_rules", "rearmost_per_lane", "sample_queues",
             "sort_by_lane_position", "step_vehicles"]
+__all__ += ["LX_COLUMNS", "P_CLEARANCES", "P_COUNT", "P_REDS", "TransferTables", "advance",
+            "cross_stop_lines", "insert_waiting", "next_lane", "next_lanes_changed",
+            "pass_markers", "place_marker"]
 
 
 
@@ -320,6 +336,19 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                     I[I_COMMIT, j] = _IN_JUNCTION  # waiting for a gap: clears at amber
             else:
                 I[I_COMMIT, j] = _COMMITTED
+    # The lane heads that will cross, chained per link in column order
+    # (``link_go[link]`` the first, ``next_go[j]`` the next): the merge search
+    # below visits only the heads of the crossing vehicle's own link.
+    link_go = lane_w[1]               # indexed by link (a network has no more links than lanes)
+    next_go = order                   # free after the sort
+    for j in range(n):
+        if is_head[j] == _HEAD_GOES:
+            link_go[lane_link[I[I_LANE, j]]] = -1
+    for j in range(n - 1, -1, -1):
+        if is_head[j] == _HEAD_GOES:
+            link = lane_link[I[I_LANE, j]]
+            next_go[j] = link_go[link]
+            link_go[link] = j
     # Pass 2: each vehicle's gap to what it follows, IDM, ballistic step.
     marker_hits = 0
     lane_ends = 0
@@ -344,14 +373,14 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
                 if t >= 0:
                     gap = dist + F[F_POS, t] - F[F_LEN, t]
                     dv = v - F[F_V, t]
-                link = lane_link[lane]
-                for o in range(n):
-                    if (is_head[o] == _HEAD_GOES and o != j and I[I_NEXT, o] == nl
-                            and lane_link[I[I_LANE, o]] == link and F[F_POS, o] > pos):
+                o = link_go[lane_link[lane]]
+                while o >= 0:
+                    if o != j and I[I_NEXT, o] == nl and F[F_POS, o] > pos:
                         g = F[F_POS, o] - F[F_LEN, o] - pos
                         if g < gap:
                             gap = g
                             dv = v - F[F_V, o]
+                    o = next_go[o]
         mv = I[I_MOVE, j]
         if mv >= 0 and lane_i[lane, LC_ALLOWS + mv] == 0:
             # Adapt to the lane it must change into: wait behind its last vehicle.
@@ -440,6 +469,23 @@ def _lane_bounds(I, n, tail, head):
         tail[I[I_LANE, j]] = j
     for j in range(n):
         head[I[I_LANE, j]] = j
+
+
+@numba.njit(cache=True)
+def rearmost_per_lane(pos, lane, tail):
+    """Per lane, the column of its rearmost vehicle (-1 if the lane is empty), in place.
+
+    One pass over the vehicles (no sort): the smallest position ``pos`` [m]
+    per lane ``lane``; of vehicles at the same position the last column, as
+    a stable sort by (lane, position descending) would leave it.
+    """
+    for k in range(tail.shape[0]):
+        tail[k] = -1
+    for j in range(pos.shape[0]):
+        ln = lane[j]
+        k = tail[ln]
+        if k < 0 or pos[j] <= pos[k]:
+            tail[ln] = j
 
 
 @numba.njit(cache=True)
@@ -625,7 +671,8 @@ def lane_rules(net) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.
     * ``lane_f`` float (2, n_lanes): where each lane begins [m], and when the
       last yielding vehicle of each lane crossed its stop line [s] (the
       engine updates row 1);
-    * ``lane_w`` int (2, n_lanes): work rows (lane heads, lanes entered);
+    * ``lane_w`` int (2, n_lanes): work rows (lane heads; lanes entered, or
+      per link the first lane head that will cross);
     * ``rule_f`` float (3, n_rules): critical gap and follow-up time [s],
       and until when pedestrians on the rule's exit crossing block its
       vehicles [s] (the engine updates row 2; -inf: never);
@@ -655,17 +702,27 @@ def empty_rules(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 @numba.njit(cache=True)
 def sort_by_lane_position(F, I, n, order, tmp_f, tmp_i):
-    """Sort the first ``n`` columns by (lane, position), in place (stable)."""
+    """Sort the first ``n`` columns by (lane, position), in place (stable).
+
+    Between two sorts only a few vehicles change lane (stop-line crossings,
+    lane changes) and new ones are appended, so the columns are nearly
+    sorted: they are split into a sorted majority, kept in order, and the
+    few out of place (at most :data:`FEW_OUT_OF_PLACE`, else a full merge
+    sort), which are sorted by (key, column) and merged back. That is the
+    permutation a stable sort gives, found in one pass.
+    """
+    key = tmp_f
     for j in range(n):
-        tmp_f[j] = I[I_LANE, j] * LANE_SORT_STRIDE_M + F[F_POS, j]
+        key[j] = I[I_LANE, j] * LANE_SORT_STRIDE_M + F[F_POS, j]
     for j in range(1, n):
-        if tmp_f[j] < tmp_f[j - 1]:
+        if key[j] < key[j - 1]:
             break
     else:
         return
-    idx = np.argsort(tmp_f[:n], kind="mergesort")
-    for j in range(n):
-        order[j] = idx[j]
+    if not _merge_order(key, n, order, tmp_i):
+        idx = np.argsort(key[:n], kind="mergesort")
+        for j in range(n):
+            order[j] = idx[j]
     for r in range(F.shape[0]):
         for j in range(n):
             tmp_f[j] = F[r, order[j]]
@@ -676,6 +733,58 @@ def sort_by_lane_position(F, I, n, order, tmp_f, tmp_i):
             tmp_i[j] = I[r, order[j]]
         for j in range(n):
             I[r, j] = tmp_i[j]
+
+
+@numba.njit(cache=True)
+def _merge_order(key, n, order, work):
+    """Stable sorting permutation of nearly sorted ``key[:n]`` into ``order`` (False: too unsorted).
+
+    Columns are kept, in order, while their keys do not decrease; a column
+    whose key is below the last kept one is set aside, unless it is also at
+    least the one kept before that, in which case the last kept one (too
+    high: moved to a later lane) is set aside instead. The set-aside columns
+    (at the end of ``work``) are sorted by (key, column) and merged with the
+    kept ones, ties going to the lower column: the stable order.
+    """
+    ns = 0
+    nd = 0
+    for j in range(n):
+        if ns == 0 or key[j] >= key[order[ns - 1]]:
+            order[ns] = j
+            ns += 1
+        else:
+            if nd == FEW_OUT_OF_PLACE:
+                return False
+            nd += 1
+            if ns >= 2 and key[j] >= key[order[ns - 2]]:
+                work[n - nd] = order[ns - 1]
+                order[ns - 1] = j
+            else:
+                work[n - nd] = j
+    # Insertion sort of the set-aside columns work[n - nd:] by (key, column).
+    d0 = n - nd
+    for a in range(d0 + 1, n):
+        c = work[a]
+        b = a - 1
+        while b >= d0 and (key[work[b]] > key[c] or (key[work[b]] == key[c] and work[b] > c)):
+            work[b + 1] = work[b]
+            b -= 1
+        work[b + 1] = c
+    # Merge into work[0:n] (a write never passes the next set-aside column read).
+    i_s, i_d, w = 0, d0, 0
+    while i_s < ns or i_d < n:
+        if i_d >= n or (i_s < ns and (key[order[i_s]] < key[work[i_d]]
+                                      or (key[order[i_s]] == key[work[i_d]]
+                                          and order[i_s] < work[i_d]))):
+            work[w] = order[i_s]
+            i_s += 1
+        else:
+            work[w] = work[i_d]
+            i_d += 1
+        w += 1
+    for j in range(n):
+        order[j] = work[j]
+    return True
 
 
 @numba.njit(cache=True)
@@ -711,3 +820,434 @@ def sample_queues(F, I, n, lane_slot, queue_speed, max_clear_m, out_m, out_n,
                         out_n[s] += 1
                     front = back
             j -= 1
+
+
+# ---------------------------------------------------------------------------
+# Lane transfers: what happens to a vehicle between two car-following steps
+# (markers passed, stop-line crossings, exits, the lane it takes next,
+# entering the network), and the whole step in one call (``advance``), as
+# compiled loops over the same arrays. In this module, not another one:
+# numba's cache is invalidated only by changes to the file of the cached
+# function, not to the files of the compiled functions it calls.
+# ---------------------------------------------------------------------------
+
+#: Columns of the per-lane table ``lane_x``: link, junction the link leads
+#: into (-1: an exit lane), give-way rule per movement (3), lane connection
+#: per movement (3).
+LX_LINK, LX_JUNCTION, LX_YIELD, LX_TARGET, LX_COLUMNS = 0, 1, 2, 5, 8
+#: Rows of the passages' integer table.
+P_VID, P_JUNCTION, P_LINK, P_MOVE, P_STATE, P_LANE, P_INT_ROWS = 0, 1, 2, 3, 4, 5, 6
+#: Rows of the passages' float table: time [s], control delay [s].
+P_T, P_DELAY, P_FLOAT_ROWS = 0, 1, 2
+#: Slots of the passages' counters: passages, red crossings, red clearances.
+P_COUNT, P_REDS, P_CLEARANCES = 0, 1, 2
+#: Open-passage value meaning none awaits its control delay.
+NO_PASSAGE = -1
+#: Column of the start-lane table for a vehicle that leaves the network at
+#: the end of its next link (its full lanes).
+_LEAVING = 3
+#: Weight of the lane offset against the number of vehicles when a vehicle
+#: must change to the nearest lane that carries its next movement: the offset
+#: decides, the count only breaks ties [vehicles per lane of offset].
+LANE_OFFSET_WEIGHT = 1_000_000
+#: Floor on a step's travelled distance when interpolating the time a vehicle
+#: passed a point within the step (a vehicle standing on it passes at once) [m].
+MIN_STEP_DX_M = 1e-12
+# Marker kinds (:class:`~gpssignal.sim.markers.MarkerKind`) as the loops compare them.
+_STRETCH_START, _STRETCH_END = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTables:
+    """The network, route and marker tables the compiled transfers read.
+
+    ``net``: ``(lane_x, lane_length_m, lane_vmax_mps, start_ptr, start_lane,
+    class_max_speed_mps)``; ``start_lane[start_ptr[4 link + m]:start_ptr[4 link + m + 1]]``
+    are the lanes a vehicle of movement ``m`` drives onto ``link`` in
+    (``m = 3``: it leaves at the link's end: the full lanes). ``routes``:
+    ``(route_ptr, route_link, route_move)`` (:class:`~gpssignal.sim.demand.Arrivals`).
+    ``markers``: ``(link_ptr, ids, pos_m, kind, ref, following)``, the marker
+    ids of each link by position in ``ids[link_ptr[l]:link_ptr[l + 1]]``.
+    """
+
+    net: tuple[np.ndarray, ...]
+    routes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    markers: tuple[np.ndarray, ...]
+
+    @classmethod
+    def build(cls, net: CompiledNetwork, route_ptr: np.ndarray, route_link: np.ndarray,
+              route_move: np.ndarray, markers: Markers,
+              class_max_speed_mps: list[float]) -> TransferTables:
+        """Collect the tables of a compiled network, the day's routes and the markers."""
+        lane_x = np.concatenate([
+            net.lane_link[:, None], net.link_junction[net.lane_link][:, None], net.lane_yield,
+            net.lane_target], axis=1).astype(np.int64)
+        starts: list[np.ndarray] = []
+        for link in range(net.n_links):
+            ll = net.link_lanes[link]
+            starts += [*net.start_lanes[link], ll[net.lane_start_m[ll] == 0.0]]
+        start_ptr = np.zeros(len(starts) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in starts], out=start_ptr[1:])
+        start_lane = (np.concatenate(starts).astype(np.int64) if starts
+                      else np.empty(0, dtype=np.int64))
+        mk_ptr = np.zeros(net.n_links + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids in markers.by_link], out=mk_ptr[1:])
+        mk_ids = np.array([m for ids in markers.by_link for m in ids], dtype=np.int64)
+        return cls(
+            net=(lane_x, net.lane_length_m.astype(float), net.lane_vmax_mps.astype(float),
+                 start_ptr, start_lane, np.array(class_max_speed_mps, dtype=float)),
+            routes=(route_ptr, route_link, route_move),
+            markers=(mk_ptr, mk_ids, markers.pos_m.astype(float), markers.kind, markers.ref,
+                     markers.following))
+
+
+@numba.njit(cache=True)
+def _time_at(t, dt, covered_m, dx_m):
+    """When, within the step ``[t, t + dt]`` in which it moved ``dx_m``, a vehicle had covered ``covered_m`` (linear)."""  # noqa: E501
+    frac = covered_m / max(dx_m, MIN_STEP_DX_M)
+    return t + dt * min(max(frac, 0.0), 1.0)
+
+
+@numba.njit(cache=True)
+def next_lane(vid, k, lane, counts, net, routes):
+    """Lane the vehicle ``vid`` in ``lane`` (route link ``k``) takes on its next link.
+
+    The lane connection of ``lane`` for its movement, if that lane is one
+    the vehicle drives onto the next link in (a full lane carrying its
+    following movement); otherwise the nearest such lane (fewest vehicles,
+    ``counts`` per lane, on a tie). -1 when the vehicle leaves the network.
+    """
+    lane_x, start_ptr, start_lane = net[0], net[3], net[4]
+    route_ptr, route_link, route_move = routes
+    base = route_ptr[vid] + k
+    move = route_move[base]
+    if move < 0:
+        return -1
+    target = lane_x[lane, LX_TARGET + move]
+    link = route_link[base + 1]
+    nxt_move = route_move[base + 1]
+    col = link * 4 + (nxt_move if nxt_move >= 0 else _LEAVING)
+    lo, hi = start_ptr[col], start_ptr[col + 1]
+    for q in range(lo, hi):
+        if start_lane[q] == target:
+            return target
+    best, best_d = -1, 0
+    for q in range(lo, hi):
+        ln = start_lane[q]
+        d = abs(ln - target) * LANE_OFFSET_WEIGHT + counts[ln]
+        if best < 0 or d < best_d:
+            best, best_d = ln, d
+    return best
+
+
+@numba.njit(cache=True)
+def _hit_marker(F, I, j, m, t, markers, stretch_enter, stretch_exit, passages):
+    """Column ``j`` passed marker ``m`` at ``t`` [s]."""
+    kind, ref = markers[3], markers[4]
+    vid = I[I_VID, j]
+    if kind[m] == _STRETCH_START:
+        stretch_enter[vid, ref[m]] = t
+    elif kind[m] == _STRETCH_END:
+        stretch_exit[vid, ref[m]] = t
+    else:  # a control-delay mark closes the vehicle's open passage
+        p_f, p_open = passages[1], passages[2]
+        p = p_open[vid]
+        if p != NO_PASSAGE:
+            p_f[P_DELAY, p] = F[F_TL, j] - F[F_SEGTL, j]
+            p_open[vid] = NO_PASSAGE
+        F[F_SEGTL, j] = F[F_TL, j]
+
+
+@numba.njit(cache=True)
+def place_marker(F, I, j, link, pos, t_at_pos, markers, stretch_enter, stretch_exit, passages):
+    """Record the markers at or behind ``pos`` on ``link`` (at ``t_at_pos``); arm the next one."""
+    mk_ptr, mk_ids, mk_pos = markers[0], markers[1], markers[2]
+    nxt_pos, nxt = np.inf, -1
+    for q in range(mk_ptr[link], mk_ptr[link + 1]):
+        m = mk_ids[q]
+        if mk_pos[m] <= pos:
+            _hit_marker(F, I, j, m, t_at_pos, markers, stretch_enter, stretch_exit, passages)
+        else:
+            nxt_pos, nxt = mk_pos[m], m
+            break
+    F[F_MPOS, j] = nxt_pos
+    I[I_MARK, j] = nxt
+
+
+@numba.njit(cache=True)
+def pass_markers(F, I, n, t, dt, markers, stretch_enter, stretch_exit, passages):
+    """Record the markers the first ``n`` columns passed in the step from ``t`` [s]."""
+    mk_pos, following = markers[2], markers[5]
+    for j in range(n):
+        while F[F_POS, j] >= F[F_MPOS, j]:
+            m = I[I_MARK, j]
+            tm = _time_at(t, dt, F[F_MPOS, j] - F[F_POS_OLD, j], F[F_DX, j])
+            _hit_marker(F, I, j, m, tm, markers, stretch_enter, stretch_exit, passages)
+            nxt = following[m]
+            if nxt < 0:
+                F[F_MPOS, j] = np.inf
+                I[I_MARK, j] = -1
+            else:
+                F[F_MPOS, j] = mk_pos[nxt]
+                I[I_MARK, j] = nxt
+
+
+@numba.njit(cache=True)
+def next_lanes_changed(I, n, counts, net, routes):
+    """Pick the next lane of the columns that changed lanes (``I_LC``); return how many."""
+    for k in range(counts.shape[0]):
+        counts[k] = 0
+    for j in range(n):
+        counts[I[I_LANE, j]] += 1
+    changed = 0
+    for j in range(n):
+        if I[I_LC, j] != 0:
+            I[I_NEXT, j] = next_lane(I[I_VID, j], I[I_K, j], I[I_LANE, j], counts, net, routes)
+            changed += 1
+    return changed
+
+
+@numba.njit(cache=True)
+def cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, gone, exit_lane, exit_t,
+                     net, routes, markers, outcomes, passages):
+    """Handle the columns that reached the end of their lane in the step from ``t`` [s].
+
+    In column order: on an exit lane the vehicle leaves (exit time,
+    emissions and distance added to ``outcomes = (exit_s, co2_mg, fuel_mg,
+    distance_m, stretch_enter_s, stretch_exit_s)`` by vehicle id); otherwise
+    it passes the stop line into its chosen lane (a passage appended to
+    ``passages = (ints, floats, open, counters)``, which hold room for every
+    passage of the day), picks the lane after, and records the markers it
+    passed on the new link. The leavers' columns are then removed (the
+    others keep their order); their lanes and exit times go to
+    ``exit_lane`` / ``exit_t`` (for incident gates). ``counts``, ``gone``
+    are work arrays (per lane, per column).
+
+    Returns ``(n_left, n_exits)``: columns now in use and vehicles that left.
+    """
+    lane_x, lane_len, lane_vmax, max_speed = net[0], net[1], net[2], net[5]
+    route_ptr, route_move = routes[0], routes[2]
+    exit_s, co2, fuel, dist, stretch_enter, stretch_exit = outcomes
+    p_i, p_f, p_open, p_count = passages
+    for k in range(counts.shape[0]):
+        counts[k] = 0
+    for j in range(n):
+        counts[I[I_LANE, j]] += 1
+    n_exits = 0
+    for j in range(n):
+        gone[j] = 0
+        if F[F_POS, j] < F[F_LLEN, j]:
+            continue
+        ln = I[I_LANE, j]
+        tc = _time_at(t, dt, lane_len[ln] - F[F_POS_OLD, j], F[F_DX, j])
+        vid = I[I_VID, j]
+        if lane_x[ln, LX_JUNCTION] < 0:  # an exit lane: it leaves
+            exit_s[vid] = tc
+            co2[vid] += F[F_CO2, j]
+            fuel[vid] += F[F_FC, j]
+            dist[vid] += F[F_DIST, j]
+            gone[j] = 1
+            exit_lane[n_exits] = ln
+            exit_t[n_exits] = tc
+            n_exits += 1
+            continue
+        k = I[I_K, j]
+        base = route_ptr[vid] + k
+        move = route_move[base]
+        state = lane_state[ln]
+        p = p_count[P_COUNT]
+        p_i[P_VID, p] = vid
+        p_i[P_JUNCTION, p] = lane_x[ln, LX_JUNCTION]
+        p_i[P_LINK, p] = lane_x[ln, LX_LINK]
+        p_i[P_MOVE, p] = move
+        p_i[P_STATE, p] = state
+        p_i[P_LANE, p] = ln
+        p_f[P_T, p] = tc
+        p_f[P_DELAY, p] = np.nan
+        if state <= RED_AMBER:
+            if I[I_COMMIT, j] == CLEARING:
+                p_count[P_CLEARANCES] += 1
+            else:
+                p_count[P_REDS] += 1
+        p_open[vid] = p
+        p_count[P_COUNT] = p + 1
+        if lane_x[ln, LX_YIELD + move] >= 0:
+            yield_last[ln] = tc
+        new_lane = I[I_NEXT, j]
+        counts[ln] -= 1
+        counts[new_lane] += 1
+        F[F_POS, j] -= lane_len[ln]
+        F[F_V0, j] = min(lane_vmax[new_lane], max_speed[I[I_CLS, j]]) * F[F_FACTOR, j]
+        F[F_LLEN, j] = lane_len[new_lane]
+        I[I_LANE, j] = new_lane
+        I[I_K, j] = k + 1
+        I[I_COMMIT, j] = 0
+        I[I_MOVE, j] = route_move[base + 1]
+        I[I_NEXT, j] = next_lane(vid, k + 1, new_lane, counts, net, routes)
+        place_marker(F, I, j, lane_x[new_lane, LX_LINK], F[F_POS, j], tc, markers,
+                     stretch_enter, stretch_exit, passages)
+    if n_exits == 0:
+        return n, 0
+    return _remove_columns(F, I, n, gone), n_exits
+
+
+@numba.njit(cache=True)
+def _remove_columns(F, I, n, gone):
+    """Drop the columns with ``gone[j] != 0`` (at least one), keeping the others in order; return how many are left."""  # noqa: E501
+    first = 0
+    while gone[first] == 0:
+        first += 1
+    w = first
+    for r in range(F.shape[0]):   # row by row: the rows are contiguous
+        w = first
+        for j in range(first + 1, n):
+            if gone[j] == 0:
+                F[r, w] = F[r, j]
+                w += 1
+    for r in range(I.shape[0]):
+        w = first
+        for j in range(first + 1, n):
+            if gone[j] == 0:
+                I[r, w] = I[r, j]
+                w += 1
+    return w
+
+
+@numba.njit(cache=True)
+def _entry_slot(F, i, link, t, tail, net, arrivals, classes):
+    """Where and how fast vehicle ``i`` can enter ``link`` now: ``(lane, pos_m, speed_mps, desired_mps, depart_s)``; lane -1: it waits.
+
+    It takes the lane with most space behind its last vehicle, and enters at
+    the desired speed or at the highest speed from which it can still stop
+    behind that vehicle with comfortable deceleration and its time headway
+    (free >= v T + (v² - v_lead²) / 2b), and only with at least the desired
+    time headway at that speed; otherwise it waits outside (the wait is
+    counted as time loss).
+    """  # noqa: E501
+    start_ptr, start_lane = net[3], net[4]
+    arrival_t, vclass, factor, link_vmax, route_ptr, route_move = arrivals
+    _length, _amax, decel, headway, min_gap, _isq, _emerg, max_speed = classes
+    c = vclass[i]
+    v0 = min(link_vmax[link], max_speed[c]) * factor[i]
+    best, best_space, v_lead = -1, -1.0, 0.0
+    col = link * 4 + route_move[route_ptr[i]]
+    for q in range(start_ptr[col], start_ptr[col + 1]):
+        ln = start_lane[q]
+        k = tail[ln]
+        if k < 0:
+            space, vl = np.inf, v0
+        else:
+            space = F[F_POS, k] - F[F_LEN, k]
+            vl = F[F_V, k]
+        if space > best_space:
+            best, best_space, v_lead = ln, space, vl
+    s0, T, b = min_gap[c], headway[c], decel[c]
+    free = best_space - s0
+    if free < 0:
+        return -1, 0.0, 0.0, 0.0, 0.0
+    v_safe = -b * T + np.sqrt(b * b * T * T + 2 * b * free + v_lead * v_lead)
+    v_ins = min(v0, v_safe)
+    if free < v_ins * T:
+        return -1, 0.0, 0.0, 0.0, 0.0
+    if v_ins > 0:
+        pos = min(v_ins * (t - arrival_t[i]), free - v_ins * T)
+        depart = t - pos / v_ins
+    else:
+        pos, depart = 0.0, t
+    return best, pos, v_ins, v0, depart
+
+
+@numba.njit(cache=True)
+def insert_waiting(F, I, n, t, stop_speed, tail, counts, queues, depart_s, net, routes,
+                   arrivals, classes, markers, stretch_enter, stretch_exit, passages):
+    """Let waiting vehicles enter their entry links, first come first served.
+
+    Entry link by entry link (ascending), the first vehicle waiting enters
+    if it fits (:func:`_entry_slot`), then the next, until one does not.
+    ``queues`` are :attr:`~gpssignal.sim.entry.EntryQueues.tables`; ``F``,
+    ``I`` must have room for every waiting vehicle. An entering vehicle gets
+    a new column with its class parameters, its entry wait as time loss, its
+    next lane and its markers. ``tail``, ``counts`` are work arrays (per lane).
+
+    Returns the number of columns now in use.
+    """
+    slot_link, ptr, ids, head, arrived, waiting = queues
+    arrival_t, vclass, factor = arrivals[0], arrivals[1], arrivals[2]
+    length, amax, decel, headway, min_gap, isq, emerg, _max_speed = classes
+    lane_len = net[1]
+    route_ptr, route_move = routes[0], routes[2]
+    rearmost_per_lane(F[F_POS, :n], I[I_LANE, :n], tail)
+    for k in range(counts.shape[0]):
+        counts[k] = 0
+    for j in range(n):
+        counts[I[I_LANE, j]] += 1
+    for s in range(slot_link.shape[0]):
+        link = slot_link[s]
+        while head[s] < arrived[s]:
+            i = ids[ptr[s] + head[s]]
+            lane, pos, v_ins, v0, depart = _entry_slot(F, i, link, t, tail, net, arrivals,
+                                                       classes)
+            if lane < 0:
+                break
+            head[s] += 1
+            waiting[s] -= 1
+            c = vclass[i]
+            depart_s[i] = depart
+            j = n
+            n += 1
+            for r in range(F.shape[0]):
+                F[r, j] = 0.0
+            F[F_POS, j], F[F_V, j], F[F_V0, j], F[F_FACTOR, j] = pos, v_ins, v0, factor[i]
+            F[F_LEN, j], F[F_AMAX, j], F[F_B, j] = length[c], amax[c], decel[c]
+            F[F_T, j], F[F_S0, j], F[F_ISQ, j] = headway[c], min_gap[c], isq[c]
+            F[F_EMERG, j] = emerg[c]
+            F[F_LLEN, j] = lane_len[lane]
+            F[F_TL, j] = depart - arrival_t[i]  # entry wait counts as time loss
+            I[I_VID, j], I[I_LANE, j], I[I_K, j], I[I_CLS, j] = i, lane, 0, c
+            I[I_MOVING, j] = 1 if v_ins > stop_speed else 0
+            I[I_COMMIT, j] = 0
+            I[I_MOVE, j] = route_move[route_ptr[i]]
+            I[I_BLINK, j], I[I_LC, j] = 0, 0
+            counts[lane] += 1
+            I[I_NEXT, j] = next_lane(i, 0, lane, counts, net, routes)
+            place_marker(F, I, j, link, pos, depart, markers, stretch_enter, stretch_exit,
+                         passages)
+            tail[lane] = j
+    return n
+
+
+@numba.njit(cache=True)
+def advance(F, I, n, t, dt, work, lane_changes, drv, lane_state, lane_link, stops, events,
+            ecoef, ecoast, rules, net, routes, markers, outcomes, passages, yield_last):
+    """One vehicle step of the first ``n`` columns from ``t`` [s], in place.
+
+    Lane changes (when ``lane_changes``) and the next lane of those that
+    changed, car following (:func:`~gpssignal.sim.kernel.step_vehicles`),
+    markers passed, and stop-line crossings and exits
+    (:func:`cross_stop_lines`). ``drv``: the driver parameters as given
+    (amber deceleration, IDM exponent, stop speed, hard-braking threshold,
+    lane-change safe deceleration, discretionary changes (bool), politeness,
+    threshold); ``work``: ``(tail, order, tmp_f, tmp_i, is_head, counts)``;
+    ``rules``: :func:`~gpssignal.sim.kernel.lane_rules`.
+
+    Returns ``(n_left, n_exits, lane_changes)``; the exits' lanes and times
+    are in ``tmp_i`` / ``tmp_f`` (for incident gates).
+    """
+    tail, order, tmp_f, tmp_i, is_head, counts = work
+    lane_i, lane_f, lane_w, rule_f, rule_i = rules
+    changed = 0
+    if lane_changes:
+        changed = change_lanes(F, I, n, lane_state, lane_i, lane_f, lane_w, drv[4], drv[5],
+                               drv[6], drv[7], drv[1], order, tmp_f, tmp_i, tail)
+        if changed:
+            next_lanes_changed(I, n, counts, net, routes)
+    hits, ends = step_vehicles(F, I, n, lane_state, lane_link, dt, drv[0], drv[1], drv[2],
+                               stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
+                               drv[3], events, lane_i, lane_f, lane_w, rule_f, rule_i, t)
+    if hits:
+        pass_markers(F, I, n, t, dt, markers, outcomes[4], outcomes[5], passages)
+    n_exits = 0
+    if ends:
+        n, n_exits = cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, is_head,
+                                      tmp_i, tmp_f, net, routes, markers, outcomes, passages)
+    return n, n_exits, changed

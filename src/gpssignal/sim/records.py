@@ -20,6 +20,20 @@ from gpssignal.sim.kernel import (
     F_POS,
     I_LANE,
     I_VID,
+    NO_PASSAGE,
+    P_CLEARANCES,
+    P_COUNT,
+    P_DELAY,
+    P_FLOAT_ROWS,
+    P_INT_ROWS,
+    P_JUNCTION,
+    P_LANE,
+    P_LINK,
+    P_MOVE,
+    P_REDS,
+    P_STATE,
+    P_T,
+    P_VID,
     sample_queues,
 )
 from gpssignal.sim.network import NO_INDEX, CompiledNetwork
@@ -38,8 +52,6 @@ QUEUE_MAX_CLEAR_M = 20.0
 #: Queue samples allocated beyond the run's nominal length (the first sample
 #: and a rounding margin) [samples].
 _SPARE_QUEUE_SAMPLES = 2
-#: Passage id meaning "no passage awaits its control delay".
-_NO_PASSAGE = -1
 #: Trajectory rows kept: F_POS, F_V, F_ACC and I_VID, I_LANE (contiguous, see kernel.py).
 _TRAJ_F_ROWS = F_ACC - F_POS + 1
 _TRAJ_I_ROWS = I_LANE - I_VID + 1
@@ -83,25 +95,41 @@ class PassageLog:
     A passage's control delay is known only when the vehicle reaches the next
     control-delay mark (:class:`~gpssignal.sim.markers.MarkerKind`); until then
     it is NaN and the passage is *open* for that vehicle.
+
+    The columns are preallocated arrays (``capacity`` passages; a run passes
+    the most its routes can make, so the compiled crossing loop,
+    :func:`~gpssignal.sim.kernel.cross_stop_lines`, writes into them
+    directly through :attr:`tables`); :meth:`add` grows them when full.
     """
 
-    def __init__(self, n_vehicles: int) -> None:
-        self.vid: list[int] = []
-        self.junction: list[int] = []
-        self.link: list[int] = []
-        self.movement: list[int] = []
-        self.t_s: list[float] = []
-        self.state: list[int] = []
-        self.control_delay_s: list[float] = []
-        self.lane: list[int] = []
-        self._open = np.full(n_vehicles, _NO_PASSAGE, dtype=np.int64)
-        #: Passages on red or red-amber of vehicles that had not entered the
-        #: junction (never expected).
-        self.red_crossings = 0
-        #: Passages on red of give-way turners that had taken their gap from
-        #: their waiting point (inside the junction on a real one), not red
-        #: crossings.
-        self.red_clearances = 0
+    def __init__(self, n_vehicles: int, capacity: int = 0) -> None:
+        self._i = np.zeros((P_INT_ROWS, capacity), dtype=np.int64)
+        self._f = np.zeros((P_FLOAT_ROWS, capacity))
+        self._open = np.full(n_vehicles, NO_PASSAGE, dtype=np.int64)
+        #: Passages so far, red crossings, red clearances (see the properties).
+        self._count = np.zeros(3, dtype=np.int64)
+
+    @property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(ints, floats, open, counters)`` as the compiled loops take them."""
+        return self._i, self._f, self._open, self._count
+
+    def __len__(self) -> int:
+        """Return the number of passages recorded."""
+        return int(self._count[P_COUNT])
+
+    @property
+    def red_crossings(self) -> int:
+        """Passages on red or red-amber of vehicles that had not entered the junction (never expected)."""  # noqa: E501
+        return int(self._count[P_REDS])
+
+    @property
+    def red_clearances(self) -> int:
+        """Passages on red of give-way turners that took their gap from their waiting point.
+
+        Inside the junction on a real one: not red crossings.
+        """
+        return int(self._count[P_CLEARANCES])
 
     def add(self, *, vid: int, junction: int, link: int, movement: int, t_s: float,
             state: int, lane: int, clearing: bool = False) -> None:
@@ -110,40 +138,35 @@ class PassageLog:
         ``clearing``: a give-way turner that took its gap from its waiting
         point (the point junction puts that point just behind the stop line).
         """
+        p = len(self)
+        if p == self._i.shape[1]:
+            cap = max(2 * p, 16)
+            grown_i = np.zeros((P_INT_ROWS, cap), dtype=np.int64)
+            grown_f = np.zeros((P_FLOAT_ROWS, cap))
+            grown_i[:, :p], grown_f[:, :p] = self._i[:, :p], self._f[:, :p]
+            self._i, self._f = grown_i, grown_f
         if state <= RED_AMBER:
-            if clearing:
-                self.red_clearances += 1
-            else:
-                self.red_crossings += 1
-        self._open[vid] = len(self.vid)
-        self.vid.append(vid)
-        self.junction.append(junction)
-        self.link.append(link)
-        self.movement.append(movement)
-        self.t_s.append(t_s)
-        self.state.append(state)
-        self.control_delay_s.append(np.nan)
-        self.lane.append(lane)
+            self._count[P_CLEARANCES if clearing else P_REDS] += 1
+        self._i[:, p] = (vid, junction, link, movement, state, lane)
+        self._f[:, p] = (t_s, np.nan)
+        self._open[vid] = p
+        self._count[P_COUNT] = p + 1
 
     def close(self, vid: int, control_delay_s: float) -> None:
         """Set the control delay of vehicle ``vid``'s open passage, if any."""
         p = self._open[vid]
-        if p != _NO_PASSAGE:
-            self.control_delay_s[p] = control_delay_s
-            self._open[vid] = _NO_PASSAGE
+        if p != NO_PASSAGE:
+            self._f[P_DELAY, p] = control_delay_s
+            self._open[vid] = NO_PASSAGE
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Return the passages as ``SimResult.passages``."""
-        def ints(x: list[int]) -> np.ndarray:
-            return np.array(x, dtype=np.int64)
-
-        def floats(x: list[float]) -> np.ndarray:
-            return np.array(x, dtype=float)
-
-        return {"vid": ints(self.vid), "junction": ints(self.junction),
-                "link": ints(self.link), "movement": ints(self.movement),
-                "t_s": floats(self.t_s), "state": ints(self.state),
-                "control_delay_s": floats(self.control_delay_s), "lane": ints(self.lane)}
+        """Return the passages as ``SimResult.passages`` (copies, trimmed to the passages made)."""
+        n = len(self)
+        i, f = self._i, self._f
+        return {"vid": i[P_VID, :n].copy(), "junction": i[P_JUNCTION, :n].copy(),
+                "link": i[P_LINK, :n].copy(), "movement": i[P_MOVE, :n].copy(),
+                "t_s": f[P_T, :n].copy(), "state": i[P_STATE, :n].copy(),
+                "control_delay_s": f[P_DELAY, :n].copy(), "lane": i[P_LANE, :n].copy()}
 
 
 class SignalState:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpssignal.model.scenario import Scenario, VehicleClass
-from gpssignal.sim.kernel import N_F, N_I
+from gpssignal.sim.kernel import N_F, N_I, rearmost_per_lane
 
 __all__ = ["INITIAL_CAPACITY_VEH", "VehicleArrays", "VehicleClasses", "WorkBuffers",
            "lane_tails"]
@@ -118,11 +118,12 @@ class WorkBuffers:
     """Scratch arrays the kernels write into (contents are not kept between calls).
 
     ``f``, ``i``, ``order``, ``is_head`` have one element per vehicle column
-    (see :meth:`fit`); ``tail`` one per lane.
+    (see :meth:`fit`); ``tail`` and ``counts`` one per lane.
     """
 
     def __init__(self, n_lanes: int) -> None:
         self.tail = np.full(n_lanes, -1, dtype=np.int64)
+        self.counts = np.zeros(n_lanes, dtype=np.int64)
         self.f = np.empty(0)
         self.i = np.empty(0, dtype=np.int64)
         self.order = np.empty(0, dtype=np.int64)
@@ -140,10 +141,8 @@ class WorkBuffers:
 def lane_tails(pos: np.ndarray, lane: np.ndarray, tail: np.ndarray) -> None:
     """Per lane, the column of its rearmost vehicle (-1 if the lane is empty).
 
-    Called only while vehicles wait to enter; plain numpy (a compiled helper
-    would cost more to load at start-up than it saves).
+    Called only while vehicles wait to enter: one compiled pass over the
+    vehicles (:func:`~gpssignal.sim.kernel.rearmost_per_lane`), where a sort
+    of all vehicles per step grew faster than their number.
     """
-    tail[:] = -1
-    if len(pos):
-        order = np.lexsort((-pos, lane))  # by lane, then position descending
-        tail[lane[order]] = order          # the last write per lane is its rearmost
+    rearmost_per_lane(pos, lane, tail)
