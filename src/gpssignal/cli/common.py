@@ -181,11 +181,12 @@ def _scenario_path(text: str) -> Path:
     scenario shipped with the package when no such file is in the current
     folder, so an installed wheel runs without the repository.
     """
-    from gpssignal.estimate.junctions import bundled_scenario
-
     p = Path(text)
     if p.exists() or p.parent != Path("."):
         return p
+    # Imported only here: the estimate package costs a run's start-up 0.3 s.
+    from gpssignal.estimate.junctions import bundled_scenario
+
     bundled = bundled_scenario(p.name if p.suffix == ".toml" else f"{p.name}.toml")
     return bundled if bundled.is_file() else p
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_kernel
+from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_append
 from gpssignal.errors import ModelError, ScenarioError
 from gpssignal.model.geo import LocalProjection, link_geometry
 from gpssignal.model.scenario import Scenario
@@ -222,48 +222,49 @@ def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]
 
 
 @numba.njit(cache=True, nogil=True)
-def _append_matched(stretch, t_sent, t_recv, speed, buf_s, buf_t, buf_v, length,
-                    stretch_junction, last_ms, had):
-    """Append matched points to the window buffer; note each junction's latest receipt."""
-    for i in range(stretch.shape[0]):
-        s = stretch[i]
-        if s < 0:
-            continue
-        buf_s[length] = s
-        buf_t[length] = t_sent[i]
-        buf_v[length] = speed[i]
-        length += 1
-        j = stretch_junction[s]
-        had[j] = True
-        if t_recv[i] > last_ms[j]:
-            last_ms[j] = t_recv[i]
-    return length
-
-
-@numba.njit(cache=True, nogil=True)
-def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total,
-                   inv):
+def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv):
     """Drop points sent at or before ``start_ms``; sum those sent by ``now_ms``.
 
-    Returns the buffer's new length (kept points stay in order).
+    A dropped point's stretch becomes -1 in place (compacting here would
+    rewrite the whole buffer whenever its first point leaves the window);
+    returns how many of the ``length`` points are dropped, so the caller can
+    compact when they are many. Sums run in buffer order, as before.
     """
-    m = 0
+    dropped = 0
     for i in range(length):
+        s = buf_s[i]
+        if s < 0:
+            dropped += 1
+            continue
         t = buf_t[i]
         if t <= start_ms:
+            buf_s[i] = -1
+            dropped += 1
             continue
-        s = buf_s[i]
-        v = buf_v[i]
-        if m != i:
-            buf_s[m] = s
-            buf_t[m] = t
-            buf_v[m] = v
-        m += 1
         if t <= now_ms:
+            v = buf_v[i]
             count[s] += 1
             total[s] += v
             inv[s] += 1.0 / max(v, 0.1)
+    return dropped
+
+
+@numba.njit(cache=True, nogil=True)
+def _compact(buf_s, buf_t, buf_v, length):
+    """Move the kept points (stretch >= 0) to the front, in order; return how many."""
+    m = 0
+    for i in range(length):
+        if buf_s[i] >= 0:
+            if m != i:
+                buf_s[m] = buf_s[i]
+                buf_t[m] = buf_t[i]
+                buf_v[m] = buf_v[i]
+            m += 1
     return m
+
+
+def _float64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 class GpsRuntime:
@@ -288,6 +289,10 @@ class GpsRuntime:
         self.n_j = len(model.junctions)
         self.stretch_junction = np.array([jid[s.junction] for s in model.stretches],
                                          dtype=np.int64)
+        # Each junction's stretches as a CSR list (ascending within a junction).
+        self._by_junction = np.argsort(self.stretch_junction, kind="stable")
+        self._junction_start = np.searchsorted(self.stretch_junction[self._by_junction],
+                                               np.arange(self.n_j + 1))
         self.low = np.array([s.threshold_low_kmh for s in model.stretches])
         self.high = np.array([s.threshold_high_kmh for s in model.stretches])
         self.programs = [(j.default_program, j.relief_program) for j in model.junctions]
@@ -305,9 +310,12 @@ class GpsRuntime:
         self.last_point_ms = np.full(self.n_j, never, dtype=np.int64)
         self.had_points = np.zeros(self.n_j, dtype=bool)
         self.stale = np.zeros(self.n_j, dtype=bool)
-        self.buf_s = np.empty(1024, dtype=np.int64)
-        self.buf_t = np.empty(1024, dtype=np.int64)
-        self.buf_v = np.empty(1024)
+        # The window buffer keeps its capacity from day to day (no page faults
+        # while it refills).
+        if not hasattr(self, "buf_s"):
+            self.buf_s = np.empty(1024, dtype=np.int32)   # stretch; -1: dropped
+            self.buf_t = np.empty(1024, dtype=np.int64)
+            self.buf_v = np.empty(1024)
         self._len = 0
         self.points_in = 0
         self.points_matched = 0
@@ -319,31 +327,31 @@ class GpsRuntime:
                lon_deg: np.ndarray, speed_kmh: np.ndarray, heading_deg: np.ndarray) -> int:
         """Match a batch of received points and keep the matched ones; return how many.
 
-        Two compiled passes: projection and map matching, then appending the
-        matched points to the window buffer and noting each junction's latest
-        point.
+        One compiled pass (:func:`~gpssignal.control.matching.match_append`):
+        projection, map matching, appending the matched points to the window
+        buffer and noting each junction's latest point.
         """
         n = len(t_sent_ms)
         self.points_in += n
         if n == 0:
             return 0
+        if self._len + n > len(self.buf_t):   # make room: drop marked points, then grow
+            self._len = _compact(self.buf_s, self.buf_t, self.buf_v, self._len)
         if self._len + n > len(self.buf_t):
             cap = max(2 * len(self.buf_t), self._len + n)
             self.buf_s = np.resize(self.buf_s, cap)
             self.buf_t = np.resize(self.buf_t, cap)
             self.buf_v = np.resize(self.buf_v, cap)
         proj = self.projection
-        stretch = np.empty(n, dtype=np.int64)
+        f64 = _float64
         # mypy's numba stubs type a Dispatcher's call too narrowly for *args.
-        match_kernel(np.ascontiguousarray(lat_deg, dtype=np.float64),  # type: ignore[call-arg]
-                     np.ascontiguousarray(lon_deg, dtype=np.float64),
-                     np.ascontiguousarray(heading_deg, dtype=np.float64), proj.lat0_deg,
-                     proj.lon0_deg, *proj.scale_m_per_deg(), *self._index_args, stretch)
-        new_len = _append_matched(stretch, np.ascontiguousarray(t_sent_ms, dtype=np.int64),
-                                  np.ascontiguousarray(t_received_ms, dtype=np.int64),
-                                  np.ascontiguousarray(speed_kmh, dtype=np.float64),
-                                  self.buf_s, self.buf_t, self.buf_v, self._len,
-                                  self.stretch_junction, self.last_point_ms, self.had_points)
+        new_len = match_append(  # type: ignore[call-arg]
+            f64(lat_deg), f64(lon_deg), f64(heading_deg),
+            np.ascontiguousarray(t_sent_ms, dtype=np.int64),
+            np.ascontiguousarray(t_received_ms, dtype=np.int64), f64(speed_kmh),
+            proj.lat0_deg, proj.lon0_deg, *proj.scale_m_per_deg(), *self._index_args,
+            self.stretch_junction, self.buf_s, self.buf_t, self.buf_v, self._len,
+            self.last_point_ms, self.had_points)
         m = new_len - self._len
         self._len = new_len
         self.points_matched += m
@@ -360,8 +368,10 @@ class GpsRuntime:
         count = np.zeros(k, dtype=np.int64)
         total = np.zeros(k)
         inv = np.zeros(k)
-        self._len = _window_kernel(self.buf_s, self.buf_t, self.buf_v, self._len, start,
-                                   now_ms, count, total, inv)
+        dropped = _window_kernel(self.buf_s, self.buf_t, self.buf_v, self._len, start,
+                                 now_ms, count, total, inv)
+        if 2 * dropped > self._len:
+            self._len = _compact(self.buf_s, self.buf_t, self.buf_v, self._len)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
             hmean = np.where(count > 0, count / inv, np.nan)
@@ -399,7 +409,7 @@ class GpsRuntime:
         changes = []
         for k in np.flatnonzero(to_relief | to_default):
             relief = bool(to_relief[k])
-            sel = np.flatnonzero(j == k)
+            sel = self._by_junction[self._junction_start[k]:self._junction_start[k + 1]]
             worst = sel[np.nanargmin(np.where(info[sel], mean[sel], np.inf))] if info[
                 sel].any() else sel[0]
             reason = "slow" if relief else ("stale" if stale[k] else "recovered")

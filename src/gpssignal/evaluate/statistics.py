@@ -28,9 +28,9 @@ difference" / "costs" (or "gains" / "loses" for higher-is-better KPIs), and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "NO_DIFFERENCE",
@@ -50,6 +50,17 @@ __all__ = [
     "relative_change",
     "verdict",
 ]
+
+
+def _stats() -> Any:
+    """Return :mod:`scipy.stats`, imported on first use.
+
+    Importing it takes 0.2-0.4 s, which commands that never compute an
+    interval (``gpssignal run``) should not pay at start-up.
+    """
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +102,7 @@ def mean_ci(values: np.ndarray | list[float], level: float = 0.95) -> Interval:
     m = float(x.mean())
     if n < 2:
         return Interval(m, float("nan"), n, level)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    half = float(_stats().t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
     return Interval(m, half, n, level)
 
 
@@ -255,7 +266,7 @@ def ratio_of_paired_means(num: np.ndarray | list[float], den: np.ndarray | list[
         return _too_few(u, v, level, "fieller")
     mu, mv = float(u.mean()), float(v.mean())
     cov = np.cov(u, v, ddof=1) / n
-    q = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    q = float(_stats().t.ppf(0.5 + level / 2, n - 1))
     low, high, why = fieller_interval(mu, mv, float(cov[0, 0]), float(cov[1, 1]),
                                       float(cov[0, 1]), q)
     est = mu / mv if mv != 0 else float("nan")
@@ -482,8 +493,8 @@ def days_for_half_width(values_a: np.ndarray | list[float],
     if a.size < 2:
         return -1
     sd = float(np.std(a - b, ddof=1))
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(_stats().norm.ppf(0.5 + level / 2))
     n = max(2, int(np.ceil((z * sd / target_half_width) ** 2)))
-    while stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n) > target_half_width:
+    while _stats().t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n) > target_half_width:
         n += 1
     return n

@@ -348,7 +348,8 @@ def check_model(scenario: Scenario, model: GpsModel, seeds: list[int]) -> dict[s
         raise ScenarioError(f"first_seed: evaluation days {overlap} were training days of "
                             "the model; choose seeds the model has not seen")
     return {"scenario_hash": trained_for, "training_seeds": prov.get("training_seeds", []),
-            "training_days": prov.get("training_days", []), "version": prov.get("version")}
+            "training_days": prov.get("training_days", []), "version": prov.get("version"),
+            "method": (prov.get("method") or {}).get("name", "same-seed")}
 
 
 def _showcase(result: SimResult) -> Showcase:
@@ -460,6 +461,27 @@ def _arm_specs(scenario: Scenario, arms: list[str], model: GpsModel | None
     return specs
 
 
+def _selection_tasks(scenario: Scenario, seeds: list[int]) -> list[RunSpec]:
+    """Every program fixed on every selection day, program by program."""
+    return [RunSpec(scenario=scenario, controller=ControllerSpec(kind="fixed", program=p),
+                    seed=seed, probes=scenario.probes)
+            for p in scenario.program_names for seed in seeds]
+
+
+def _selection_record(scenario: Scenario, seeds: list[int], outcomes: list[Any]
+                      ) -> tuple[str, dict[str, Any]]:
+    """Pick the best fixed program from the :func:`_selection_tasks` outcomes (in order)."""
+    n = len(seeds)
+    table = {}
+    for j, p in enumerate(scenario.program_names):
+        chunk = outcomes[j * n:(j + 1) * n]
+        veh = sum(r.vehicles for r in chunk)
+        table[f"fixed:{p}"] = sum(r.time_loss_s for r in chunk) / max(veh, 1)
+    best = min(table, key=lambda k: table[k])
+    return best, {"seeds": list(seeds), "mean_time_loss_s": table, "best_fixed": best,
+                  "rule": "least mean time loss per vehicle on the selection days"}
+
+
 def select_best_fixed(scenario: Scenario, seeds: list[int],
                       backend: LocalBackend | DaskBackend | None = None,
                       progress: Callable[[int, int], None] | None = None
@@ -470,15 +492,20 @@ def select_best_fixed(scenario: Scenario, seeds: list[int],
     ``seeds`` must be days other than the evaluation's (the model's training
     days by default). Returns its label and the selection record.
     """
-    from gpssignal.experiment.training import simulate_days
+    from gpssignal.experiment.training import run_day
 
-    jobs = [ControllerSpec(kind="fixed", program=p) for p in scenario.program_names]
-    res = simulate_days(scenario, jobs, seeds, scenario.probes, backend=backend,
-                        progress=progress)
-    table = {r["controller"]: r["mean_time_loss_s"] for r in res}
-    best = min(table, key=lambda k: table[k])
-    return best, {"seeds": list(seeds), "mean_time_loss_s": table, "best_fixed": best,
-                  "rule": "least mean time loss per vehicle on the selection days"}
+    outcomes = map_runs(run_day, _selection_tasks(scenario, seeds), backend, progress)
+    return _selection_record(scenario, seeds, outcomes)
+
+
+def _task(task: tuple[str, RunSpec]) -> Any:
+    """One run of an evaluation: a selection day (``"select"``) or an arm on a day."""
+    kind, spec = task
+    if kind == "select":
+        from gpssignal.experiment.training import run_day
+
+        return run_day(spec)
+    return _replicate(spec)
 
 
 def _check_arms(scenario: Scenario, arms: list[str], seeds: list[int],
@@ -507,12 +534,26 @@ class _Days:
     backend: LocalBackend | DaskBackend | None
     progress: Callable[[int, int], None] | None
 
-    def run(self, seeds: list[int]) -> list[Replication]:
+    def tasks(self, seeds: list[int]) -> list[RunSpec]:
         """Every arm on every seed of ``seeds``, in (seed, arm) order."""
-        tasks = [RunSpec(scenario=self.scenario, controller=c, seed=s, probes=self.probes,
-                         record_trajectories=s == self.showcase_seed, day_type=self.day_type)
-                 for s in seeds for c in self.specs]
-        return map_runs(_replicate, tasks, self.backend, self.progress)
+        return [RunSpec(scenario=self.scenario, controller=c, seed=s, probes=self.probes,
+                        record_trajectories=s == self.showcase_seed, day_type=self.day_type)
+                for s in seeds for c in self.specs]
+
+    def run(self, seeds: list[int], selection: list[RunSpec] | None = None
+            ) -> tuple[list[Replication], list[Any]]:
+        """Every arm on every seed of ``seeds``, and the ``selection`` runs, in one batch.
+
+        One batch keeps one pool of workers busy to the end (two batches
+        would start the workers twice and leave one idle at the end of the
+        first). Returns the replications in (seed, arm) order and the
+        selection outcomes in task order.
+        """
+        days = self.tasks(seeds)
+        extra = selection or []
+        out = map_runs(_task, [("day", t) for t in days] + [("select", t) for t in extra],
+                       self.backend, self.progress)
+        return out[:len(days)], out[len(days):]
 
 
 def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seeds: list[int],
@@ -562,18 +603,21 @@ def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seed
     best: str | None = None
     selection: dict[str, Any] = {}
     fixed = [a for a in arms if a.startswith("fixed:")]
+    sel: list[int] | None = None  # None: no selection of the best fixed program
     if len(fixed) > 1 and set(fixed) >= {f"fixed:{p}" for p in scenario.program_names}:
         sel = selection_seeds or info.get("training_seeds") or list(
             range(max(0, seeds[0] - len(seeds)), seeds[0]))
         if set(sel) & set(seeds):
             raise ScenarioError(f"selection_seeds = {sel}: overlap the evaluation days")
-        best, selection = select_best_fixed(scenario, sel, backend)
     days = _Days(scenario, specs, probes, seeds[0], day_type, backend, progress)
-    reps = days.run(list(seeds))
+    reps, outcomes = days.run(list(seeds), _selection_tasks(scenario, sel)
+                              if sel is not None else None)
+    if sel is not None:
+        best, selection = _selection_record(scenario, sel, outcomes)
     seeds = list(seeds)
     while until_ci is not None and until_ci.wants_more(reps, seeds, baseline):
         more = list(range(seeds[-1] + 1, seeds[-1] + 1 + until_ci.batch(len(seeds))))
-        reps += days.run(more)
+        reps += days.run(more)[0]
         seeds += more
     return Evaluation(scenario=scenario, controllers=arms, seeds=seeds, baseline=baseline,
                       replications=reps, workers=backend.workers if backend else 1,

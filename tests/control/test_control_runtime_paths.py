@@ -1,0 +1,145 @@
+"""The compiled run-time path against plain computations of the same definitions.
+
+The matching kernels look candidates up through a hash table in blocks of
+points, and the window buffer marks dropped points instead of compacting at
+once (issue 18). Both are checked here, on random input, against the
+definitions they implement, computed the slow way: the nearest acceptable
+segment over *all* segments (ties to the later segment, as the kernel's scan
+in segment order), and window sums over all matched points in the order they
+were received. Equality is exact: the same arithmetic in the same order.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gpssignal.control.gps import GpsModel, GpsRuntime, JunctionModel, StretchModel
+from gpssignal.control.matching import BLOCK, build_index, match_points
+from gpssignal.model.geo import LocalProjection
+
+#: Origin of the local frame (as the other control tests).
+ORIGIN = (55.63, 12.38)
+
+
+def _brute_force(polys: list[np.ndarray], x: np.ndarray, y: np.ndarray, h: np.ndarray,
+                 max_d: float, max_h: float) -> np.ndarray:
+    """Stretch of the nearest acceptable segment of every point, over all segments."""
+    segs = [(s, a, b) for s, pl in enumerate(polys) for a, b in itertools.pairwise(pl)
+            if not np.allclose(a, b)]
+    out = np.full(len(x), -1)
+    for i in range(len(x)):
+        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            continue
+        hh = h[i] % 360.0 if np.isfinite(h[i]) and not 0.0 <= h[i] < 360.0 else h[i]
+        best = max_d * max_d
+        for s, a, b in segs:
+            dx, dy = b[0] - a[0], b[1] - a[1]
+            t = ((x[i] - a[0]) * dx + (y[i] - a[1]) * dy) / (dx * dx + dy * dy)
+            t = min(max(t, 0.0), 1.0)
+            ex, ey = a[0] + t * dx - x[i], a[1] + t * dy - y[i]
+            d2 = ex * ex + ey * ey
+            if d2 > best:
+                continue
+            if np.isfinite(hh):
+                heading = np.degrees(np.arctan2(dx, dy)) % 360.0
+                heading = 0.0 if heading >= 360.0 else heading
+                diff = abs(hh - heading)
+                diff = 360.0 - diff if diff > 180.0 else diff
+                if diff > max_h:
+                    continue
+            best, out[i] = d2, s
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matching_equals_the_nearest_segment_over_all_segments(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    polys = []
+    for _ in range(int(rng.integers(1, 12))):
+        n = int(rng.integers(2, 6))
+        start = rng.uniform(-300, 300, 2)
+        steps = rng.normal(0, 60, (n - 1, 2))
+        pl = np.vstack([start, start + np.cumsum(steps, axis=0)])
+        if rng.random() < 0.3:
+            pl = np.round(pl / 10) * 10  # on a 10 m lattice: shared vertices, exact ties
+        polys.append(pl)
+    if rng.random() < 0.5:
+        polys.append(polys[0].copy())   # a duplicate stretch: every distance ties
+    n = 3 * BLOCK + 17                  # whole blocks and a partial one
+    x = rng.uniform(-400, 400, n)
+    y = rng.uniform(-400, 400, n)
+    near = rng.random(n) < 0.7          # most points close to a vertex
+    pick = np.vstack(polys)[rng.integers(0, sum(len(p) for p in polys), n)]
+    x = np.where(near, pick[:, 0] + rng.normal(0, 8, n), x)
+    y = np.where(near, pick[:, 1] + rng.normal(0, 8, n), y)
+    h = rng.uniform(-360, 720, n)
+    h[rng.random(n) < 0.2] = np.nan
+    x[rng.random(n) < 0.02] = np.nan
+    index = build_index(polys, 20.0, 45.0)
+    got = match_points(index, x, y, h)
+    np.testing.assert_array_equal(got, _brute_force(polys, x, y, h, 20.0, 45.0))
+
+
+def _model(n_junctions: int) -> GpsModel:
+    proj = LocalProjection(*ORIGIN)
+    stretches, junctions = [], []
+    for k in range(n_junctions):
+        ids = []
+        for i in range(2):
+            y = 500.0 * k + 100.0 * i
+            lat, lon = proj.to_latlon(np.array([-300.0, 0.0]), np.array([y, y]))
+            ids.append(f"s{k}_{i}")
+            stretches.append(StretchModel(
+                id=ids[-1], junction=f"J{k}",
+                polyline_deg=[[float(a), float(b)] for a, b in zip(lat, lon, strict=True)],
+                length_m=300.0, speed_limit_kmh=50.0, free_flow_kmh=50.0,
+                threshold_low_kmh=20.0, threshold_high_kmh=30.0))
+        junctions.append(JunctionModel(id=f"J{k}", default_program="normal",
+                                       relief_program="peak", stretches=ids))
+    return GpsModel(projection_deg=ORIGIN, junctions=junctions, stretches=stretches,
+                    window_s=60.0, min_points=2, min_dwell_s=30.0, stale_after_s=50.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_window_sums_equal_a_recount_of_every_received_point(seed: int) -> None:
+    """Windows after many batches (dropped points marked, compacted now and then)
+    equal sums over all matched points sent in (start, now], in receipt order."""
+    rng = np.random.default_rng(seed)
+    model = _model(5)
+    rt = GpsRuntime(model)
+    proj = rt.projection
+    seen: list[tuple[int, int, float]] = []   # (stretch, t_sent, speed), receipt order
+    now = 1_557_118_800_000
+    for _ in range(40):
+        now += 10_000
+        n = int(rng.integers(0, 60))
+        k = rng.integers(0, 10, n)                     # stretch (junction k // 2)
+        x = rng.uniform(-320, 20, n)
+        y = 500.0 * (k // 2) + 100.0 * (k % 2) + rng.normal(0, 8, n)
+        lat, lon = proj.to_latlon(x, y)
+        sent = now - rng.integers(0, 90_000, n)        # some already out of the window
+        speed = rng.uniform(0, 60, n)
+        heading = np.where(rng.random(n) < 0.9, 90.0, 270.0)
+        stretch = match_points(rt.index, x, y, heading)
+        rt.ingest(sent, np.full(n, now), lat, lon, speed, heading)
+        seen += [(int(s), int(t), float(v)) for s, t, v in zip(stretch, sent, speed,
+                                                                 strict=True) if s >= 0]
+        count, mean, hmean = rt.window_stats(now)
+        start = now - int(model.window_s * 1000)
+        c = np.zeros(10, dtype=np.int64)
+        tot = np.zeros(10)
+        inv = np.zeros(10)
+        for s, t, v in seen:
+            if start < t <= now:
+                c[s] += 1
+                tot[s] += v
+                inv[s] += 1.0 / max(v, 0.1)
+        np.testing.assert_array_equal(count, c)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.testing.assert_array_equal(mean, np.where(c > 0, tot / np.maximum(c, 1), np.nan))
+            np.testing.assert_array_equal(hmean, np.where(c > 0, c / inv, np.nan))
+        rt.decide(now)
+    assert rt.points_matched == len(seen)
