@@ -18,7 +18,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpssignal"
 ORDER = ["model", "emissions", "sim", "probes", "control", "evaluate", "experiment",
-         "interop", "estimate", "report", "cli"]
+         "interop", "live", "estimate", "report", "cli"]
 
 
 def _layer(module: str) -> str | None:

@@ -26,6 +26,12 @@ Eclipse SUMO as a reference (:mod:`gpssignal.cli.sumo`):
 * ``export-sumo``: a runnable SUMO scenario.
 * ``cross-check``: fixed timing in gpssignal and in SUMO on the same days.
 
+Live operation over RSMP (:mod:`gpssignal.cli.live`, docs/live.md):
+
+* ``serve``: the trained controller as an RSMP supervisor on a live feed.
+* ``rsmp-site``: the simulator as RSMP traffic-light controllers.
+* ``sil``: both on localhost, compared with the simulated GPS run.
+
 Thin: a handler parses its options, calls the library, prints. Errors a user
 can cause end in one line ``gpssignal CMD: error: ...`` and exit code 2; a
 signal safety violation (a bug) in exit code 1; an interrupt (Ctrl-C or
@@ -42,7 +48,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from gpssignal.cli import experiments, probedata, simulate, sumo
+from gpssignal.cli import experiments, live, probedata, simulate, sumo
 from gpssignal.cli.common import Interrupted, Parser, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -62,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gpssignal {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (simulate, probedata, experiments, sumo):
+    for group in (simulate, probedata, experiments, sumo, live):
         group.register(sub)
     return p
 
