@@ -24,9 +24,9 @@ names, and compass directions, not arm ids):
   matrix: the importer takes the shortest clearance the programs give);
 * give-way: every movement a rule names is kept, except the pairs the
   export reports it cannot represent in SUMO (``give_way_unmapped``);
-* pedestrians: crossings are not exported to SUMO, so their groups and
-  ``[[junction.crossing]]`` are outside the round trip (the importer lists
-  SUMO crossings as not represented);
+* pedestrians: this export leaves crossings out (``pedestrians=False``), so
+  their groups and ``[[junction.crossing]]`` are outside this round trip;
+  test_sumo_import_pedestrians.py exports them and reads them back;
 * demand: per entry link, movement and 15 min the number of vehicles the
   export wrote to routes.rou.xml (counted here independently), within
   ±1 vehicle (a departure within 0.5 ms of an interval boundary is written

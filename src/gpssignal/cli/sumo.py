@@ -219,18 +219,13 @@ def _origin(text: str) -> tuple[float, float]:
 
 def _import(args: argparse.Namespace, net: Path) -> int:
     """Import ``net`` with the options of ``import-sumo`` / ``import-osm``; write, print."""
-    from gpssignal.interop.sumo_import import import_sumo, write_import
+    from gpssignal.interop.sumo_import import import_sumo, read_counts, write_import
     from gpssignal.model.io import parse_clock
 
     out = Path(args.out) if args.out else Path(f"{net.name.split('.')[0]}.toml")
     if out.exists() and not args.force:
         raise UsageError(f"--out {out}: exists (give --force to replace it)")
-    counts = None
-    if args.counts:
-        try:
-            counts = Path(args.counts).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--counts {args.counts}: cannot read ({exc})") from None
+    counts = read_counts(args.counts, "--counts") if args.counts else None
     res = import_sumo(net, args.routes or (), tls=args.tls, additional=args.additional or (),
                       counts=counts, name=args.name,
                       clock0_s=parse_clock(args.start, "--start"), end_s=args.end,

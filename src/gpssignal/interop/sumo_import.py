@@ -25,9 +25,21 @@ Cycle tracks
     ``max_speed_kmh``); SUMO's yields of turning cars to cyclists are
     gpssignal's road rule and not written as give-way rules.
 Pedestrians
-    SUMO's crossings and walking areas are listed as not represented:
-    gpssignal's crossings (``[[junction.crossing]]``) need a pedestrian
-    signal group, flows and lengths the importer does not derive.
+    A crossing (``:NODE_cK``) with a link index of the junction's traffic
+    light becomes a ``[[junction.crossing]]`` over the arm whose edges it
+    crosses (``crossingEdges``), with its lane length, a pedestrian group
+    ``ped_ARM`` of its own (green windows, conflicts and clearances from the
+    program and the request matrix as for vehicles; turning traffic yields
+    to it by gpssignal's road rule, so no give-way rule is written), no
+    island, no pushbutton, and as flow the persons whose walks cross it
+    (routed through the walking areas with the fewest edges), per interval
+    of their departure. A crossing that breaks a gpssignal rule (typically
+    the pedestrian minimum green, which SUMO does not check) is left out and
+    listed; so are unsignalised ones, a second one over an arm, and those
+    of joined nodes. Walking areas are not modelled.
+Traffic lights over several nodes
+    Nodes of one traffic light joined by edges of at most
+    :data:`JOIN_EDGE_M` are one junction (:func:`_join_nodes`).
 Arms and links
     Every road edge (a lane a passenger car may use) into or out of a
     junction is followed away from it through nodes that only continue the
@@ -59,7 +71,10 @@ Programs
     amber is the shortest amber the programs show (a longer SUMO amber
     becomes red after it), its red-amber the shortest red-amber (0 if the
     programs have none). Actuated programs are imported as fixed time with
-    their phase durations. A program is turned (cycle second 0 moved to a
+    their phase durations. States ``o`` and ``O`` (signal off) count as
+    green; ``o`` links give way like ``g`` ones. A green SUMO starts while a
+    conflicting group is still amber starts when the amber ends
+    (:func:`_clear_ambers`). A program is turned (cycle second 0 moved to a
     phase start, the offset changed to match) if amber or red-amber would
     span second 0, gpssignal's synchronisation point.
 Conflicts and give-way
@@ -67,9 +82,10 @@ Conflicts and give-way
     junction's ``request`` matrix and no program shows both green; the
     intergreen is the shortest time any program leaves between the end of
     one's green and the start of the other's. Foes that programs show green
-    together are permitted conflicts: where a link index is shown ``g`` and
-    must yield (``response``) to one shown green, its movement gets a
-    :class:`~gpssignal.model.approach.GiveWay` rule to the other movement.
+    together are permitted conflicts: where a link index is shown ``g`` (or
+    ``o``) and must yield (``response``) to one shown green, its movement
+    gets a :class:`~gpssignal.model.approach.GiveWay` rule to the other
+    movement.
 Demand
     Every vehicle (``vehicle``, ``trip``, ``flow`` with ``number``,
     ``vehsPerHour``, ``period`` or ``probability``, expected counts for the
@@ -94,18 +110,21 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+import zlib
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from gpssignal._files import FileRefusedError, read_regular_bytes
 from gpssignal.errors import ScenarioError
 from gpssignal.model.approach import GiveWay
 from gpssignal.model.geo import LocalProjection
 from gpssignal.model.io import dump_scenario, format_clock, parse_clock, parse_scenario
 from gpssignal.model.network import MAX_TURN_ERROR_DEG
+from gpssignal.model.pedestrians import Crossing
 from gpssignal.model.scenario import (
     MOVEMENTS,
     Arm,
@@ -122,9 +141,13 @@ from gpssignal.model.scenario import (
     link_mode,
 )
 
-__all__ = ["SumoImport", "SumoImportError", "import_sumo", "parse_counts", "write_import"]
+__all__ = ["SumoImport", "SumoImportError", "import_sumo", "parse_counts", "read_counts",
+           "write_import"]
 
 log = logging.getLogger(__name__)
+
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
 
 class SumoImportError(ScenarioError):
@@ -137,6 +160,20 @@ MAX_FILE_BYTES = 256 * 2**20
 ARM_PAIR_DEG = 40.0
 #: How far along an edge its direction at the junction is measured [m].
 BEARING_PROBE_M = 30.0
+#: Largest counts CSV read [characters]: a day of 15-min counts of 100 movements
+#: is about 250 kB.
+MAX_COUNTS_CHARS = 50_000_000
+#: Largest count of one movement in one interval [vehicles]: a lane discharges
+#: at most about 2,000 veh/h (HCM base saturation flow 1,900 pc/h/ln), so even
+#: a day-long interval of one movement on many lanes stays far below this.
+MAX_INTERVAL_COUNT = 1_000_000
+#: Most demand intervals of an import: four weeks of 15-min intervals (a
+#: scenario is one day; a route file's stray departure time would otherwise
+#: make a list per movement as long as its span).
+MAX_INTERVALS = 4 * 7 * 96
+#: Largest lane or link index read (SUMO's link indexes of one traffic light and
+#: lanes of one edge are a few dozen; a state string is one character per link).
+MAX_INDEX = 100_000
 #: Longest chain of edges merged into one link [m] (gpssignal's link limit is 20 km).
 MAX_CHAIN_M = 5000.0
 #: Vehicle classes a gpssignal vehicle can stand for (SUMO ``vClass``).
@@ -145,7 +182,11 @@ ROAD_CLASSES = frozenset({"passenger", "private", "taxi", "bus", "coach", "deliv
                           "custom1", "custom2"})
 _DIR_MOVEMENT = {"s": "through", "l": "left", "L": "left", "r": "right", "R": "right"}
 _TURN_DEG = {"through": 0.0, "right": 90.0, "left": -90.0}
-_GREEN = "Gg"
+#: States in which a link may drive: green (``G``), green that yields (``g``), and the
+#: signal switched off (``O``: drive with priority; ``o``: blinking, drive and yield).
+_GREEN = "GgOo"
+#: Of those, the states in which a link yields to the links its ``response`` names.
+_YIELDING = "go"
 #: SUMO's defaults per vClass (sumo.dlr.de/docs/Vehicle_Type_Parameter_Defaults.html):
 #: length, accel, decel, emergencyDecel, minGap, emission class.
 _VCLASS_DEFAULTS = {
@@ -216,6 +257,19 @@ class _Conn:
     index: int           # link index of the traffic light (-1: none)
 
 
+@dataclass(frozen=True)
+class _RawCrossing:
+    """A SUMO pedestrian crossing (an internal edge ``:NODE_cK``)."""
+
+    id: str
+    node: str
+    order: int                  # K: its place among the node's crossings
+    edges: tuple[str, ...]      # the road edges it crosses (``crossingEdges``)
+    length_m: float
+    tl: str                     # traffic light ('' if none)
+    indices: tuple[int, ...]    # its link indices (``linkIndex``, ``linkIndex2``)
+
+
 @dataclass
 class _Net:
     edges: dict[str, _Edge]
@@ -226,6 +280,12 @@ class _Net:
     net_offset: tuple[float, float]
     proj: str
     notes: list[str] = field(default_factory=list)
+    #: Edges inside a junction of several nodes (:func:`_join_nodes`); routes skip them.
+    inner: frozenset[str] = frozenset()
+    #: Pedestrian crossings per node, in SUMO's order.
+    crossings: dict[str, list[_RawCrossing]] = field(default_factory=dict)
+    #: Pairs of edges a pedestrian walks between (connections through walking areas).
+    walk_pairs: list[tuple[str, str]] = field(default_factory=list)
 
     def out_conns(self, edge: str) -> list[_Conn]:
         return self._by_src.get(edge, [])
@@ -244,15 +304,24 @@ class _Net:
 def _open_xml(path: Path, what: str) -> ET.Element:
     """Parse an XML file (``.gz`` too) within :data:`MAX_FILE_BYTES`; one-line errors."""
     try:
-        raw = path.read_bytes()
+        # A regular file within the limit: /dev/zero or a FIFO is refused unread.
+        raw = read_regular_bytes(path, MAX_FILE_BYTES)
         if raw[:2] == b"\x1f\x8b":
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
                 raw = gz.read(MAX_FILE_BYTES + 1)
-    except (OSError, EOFError) as exc:
+    except FileRefusedError as exc:
+        raise SumoImportError(f"{what} {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise SumoImportError(f"{what} {path}: cannot read ({exc.__class__.__name__}: "
                               f"{exc})") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise SumoImportError(f"{what} {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        raise SumoImportError(f"{what} {path}: more than {MAX_FILE_BYTES:,} bytes "
+                              f"uncompressed, above the limit of {MAX_FILE_BYTES:,}")
+    if _DOCTYPE.search(raw):
+        # SUMO writes no DTD; entity definitions are the "billion laughs" attack
+        # (expat's amplification guard only starts at 8 MiB of output).
+        raise SumoImportError(f"{what} {path}: has a <!DOCTYPE> (entity definitions are "
+                              "not read; SUMO files have none)")
     try:
         return ET.fromstring(raw)
     except ET.ParseError as exc:
@@ -274,6 +343,20 @@ def _num(el: ET.Element, key: str, default: float | None = None) -> float:
     if not math.isfinite(v):
         raise SumoImportError(f"<{el.tag} id={el.get('id')!r}> {key}={raw!r}: not finite")
     return v
+
+
+def _index(el: ET.Element, key: str, default: int | None = None) -> int:
+    """Return a lane or link index of ``el``: a whole number 0-:data:`MAX_INDEX`.
+
+    ``default`` (``-1``: no link index) is returned when the attribute is absent.
+    """
+    if el.get(key) is None and default is not None:
+        return default
+    v = _num(el, key)
+    if not (v == int(v) and (0 <= v <= MAX_INDEX or v == default == -1)):
+        raise SumoImportError(f"<{el.tag} id={el.get('id')!r}> {key}={el.get(key)!r}: must be "
+                              f"a whole number 0-{MAX_INDEX:,}")
+    return int(v)
 
 
 def _shape(text: str | None) -> np.ndarray:
@@ -348,20 +431,27 @@ def read_net(path: Path, additional: Sequence[Path] = ()) -> _Net:  # noqa: C901
     if kinds["internal"]:
         notes.append(f"{kinds['internal']} internal edges (the area inside junctions): a "
                      "gpssignal junction is a point, links end at its centre")
-    if kinds["crossing"] or kinds["walkingarea"]:
-        notes.append(f"{kinds['crossing']} pedestrian crossings and {kinds['walkingarea']} "
-                     "walking areas are not modelled (nor their signals)")
+    if kinds["walkingarea"]:
+        notes.append(f"{kinds['walkingarea']} walking areas (pedestrians' paths between "
+                     "sidewalks and crossings) are not modelled; signalised crossings at the "
+                     "imported junctions become [[junction.crossing]] (no islands, no "
+                     "pushbuttons, gpssignal's walking speeds)")
     for e in root.iter("edge"):
         if e.get("function") in ("internal", "crossing", "walkingarea"):
             continue
         eid = e.get("id", "")
-        lanes = [_Lane(index=int(_num(ln, "index")), speed_mps=_num(ln, "speed"),
+        lanes = [_Lane(index=_index(ln, "index"), speed_mps=_num(ln, "speed"),
                        length_m=_num(ln, "length"), shape=_shape(ln.get("shape")),
                        cars=_cars_allowed(ln), width_m=_num(ln, "width", 3.2),
                        bikes=_bikes_only(ln))
                  for ln in e.iter("lane")]
         if not lanes:
             raise SumoImportError(f"<edge id={eid!r}>: no lanes")
+        if sorted(ln.index for ln in lanes) != list(range(len(lanes))):
+            # Connections name lanes by index, taken as the position in the edge.
+            raise SumoImportError(f"<edge id={eid!r}>: lane indexes "
+                                  f"{sorted(ln.index for ln in lanes)[:10]} must be 0-"
+                                  f"{len(lanes) - 1}, each once")
         edges[eid] = _Edge(id=eid, src=e.get("from", ""), dst=e.get("to", ""),
                            name=e.get("name", ""), lanes=sorted(lanes, key=lambda x: x.index))
     nodes, requests = {}, {}
@@ -371,16 +461,22 @@ def read_net(path: Path, additional: Sequence[Path] = ()) -> _Net:  # noqa: C901
             continue
         nodes[jid] = (_num(j, "x"), _num(j, "y"), j.get("type", ""),
                       j.get("incLanes", "").split())
-        requests[jid] = {int(_num(r, "index")): (r.get("response", ""), r.get("foes", ""))
+        requests[jid] = {_index(r, "index"): (r.get("response", ""), r.get("foes", ""))
                          for r in j.iter("request")}
+    for ed in edges.values():
+        for end, node in (("from", ed.src), ("to", ed.dst)):
+            if node not in nodes:
+                raise SumoImportError(f"<edge id={ed.id!r}> {end}={node!r}: no such "
+                                      "<junction>")
+    crossings, walk_pairs = _read_crossings(root)
     conns = []
     for c in root.iter("connection"):
         src = c.get("from", "")
         if src.startswith(":") or src not in edges or c.get("to", "") not in edges:
             continue
-        conns.append(_Conn(src, int(_num(c, "fromLane")), c.get("to", ""),
-                           int(_num(c, "toLane")), c.get("dir", ""), c.get("tl", ""),
-                           int(_num(c, "linkIndex", -1.0))))
+        conns.append(_Conn(src, _index(c, "fromLane"), c.get("to", ""),
+                           _index(c, "toLane"), c.get("dir", ""), c.get("tl", ""),
+                           _index(c, "linkIndex", -1)))
     programs = _tl_logics(root)
     for p in additional:
         extra = _tl_logics(_open_xml(p, "additional file"))
@@ -391,7 +487,176 @@ def read_net(path: Path, additional: Sequence[Path] = ()) -> _Net:  # noqa: C901
                              f"({', '.join(x[0] for x in programs[tid])})")
             programs[tid] = progs
     return _Net(edges=edges, nodes=nodes, requests=requests, conns=conns,
-                programs=dict(programs), net_offset=offset, proj=proj, notes=notes)
+                programs=dict(programs), net_offset=offset, proj=proj, notes=notes,
+                crossings=crossings, walk_pairs=walk_pairs)
+
+
+_CROSSING_ID = re.compile(r":(.+)_c(\d+)")
+
+
+def _read_crossings(root: ET.Element) -> tuple[dict[str, list[_RawCrossing]],
+                                               list[tuple[str, str]]]:
+    """Return the network's crossings per node and the pedestrian links between edges."""
+    kinds = {e.get("id", ""): e.get("function", "normal") for e in root.iter("edge")}
+    signal: dict[str, tuple[str, list[int]]] = {}
+    walk_pairs = []
+    for c in root.iter("connection"):
+        a, b = c.get("from", ""), c.get("to", "")
+        if kinds.get(a) == "walkingarea" or kinds.get(b) == "walkingarea":
+            walk_pairs.append((a, b))
+        if kinds.get(b) == "crossing" and c.get("tl"):
+            idx = [_index(c, k) for k in ("linkIndex", "linkIndex2") if c.get(k)]
+            signal[b] = (c.get("tl", ""), idx)
+    out: dict[str, list[_RawCrossing]] = defaultdict(list)
+    for e in root.iter("edge"):
+        m = _CROSSING_ID.fullmatch(e.get("id", ""))
+        if e.get("function") != "crossing" or m is None:
+            continue
+        lane = e.find("lane")
+        tl, idx = signal.get(e.get("id", ""), ("", []))
+        out[m.group(1)].append(_RawCrossing(
+            id=e.get("id", ""), node=m.group(1), order=int(m.group(2)),
+            edges=tuple((e.get("crossingEdges") or "").split()),
+            length_m=_num(lane, "length") if lane is not None else 0.0, tl=tl,
+            indices=tuple(idx)))
+    return {n: sorted(v, key=lambda x: x.order) for n, v in out.items()}, walk_pairs
+
+
+# ---------------------------------------------------------------------------
+# Traffic lights over several nodes
+# ---------------------------------------------------------------------------
+
+#: Nodes of one traffic light joined by an edge of at most this length [m] are one
+#: junction (a divided road's two carriageways; netconvert's own joining distance,
+#: ``--junctions.join-dist``, is 10 m by default).
+JOIN_EDGE_M = 20.0
+
+
+def _root(parent: dict[str, str], n: str) -> str:
+    while parent[n] != n:
+        n = parent[n]
+    return n
+
+
+def _clusters(net: _Net, tls: Sequence[str]) -> list[tuple[str, list[str], list[str]]]:
+    """Return the groups of nodes to join: (traffic light, nodes, edges between them)."""
+    out = []
+    for tl in tls:
+        nodes = sorted({net.edges[c.src].dst for c in net.conns if c.tl == tl})
+        parent = {n: n for n in nodes}
+        inner = [e.id for e in net.edges.values() if e.src in parent and e.dst in parent
+                 and e.src != e.dst and e.length_m <= JOIN_EDGE_M]
+        for e in inner:
+            parent[_root(parent, net.edges[e].src)] = _root(parent, net.edges[e].dst)
+        roots = {n: _root(parent, n) for n in nodes}
+        for r in sorted(set(roots.values())):
+            members = sorted(n for n in nodes if roots[n] == r)
+            if len(members) > 1:
+                out.append((tl, members, sorted(e for e in inner
+                                                if net.edges[e].src in members)))
+    return out
+
+
+def _through(net: _Net, c: _Conn, inner: set[str], depth: int = 0) -> list[list[_Conn]]:
+    """Every path of connections from ``c`` through ``inner`` edges to an outer edge."""
+    if c.dst not in inner:
+        return [[c]]
+    if depth > len(inner):
+        return []
+    return [[c, *rest] for d in net.out_conns(c.dst) if d.src_lane == c.dst_lane
+            for rest in _through(net, d, inner, depth + 1)]
+
+
+def _joined_conns(net: _Net, members: set[str], inner: set[str]
+                  ) -> tuple[list[_Conn], list[list[str]], list[list[str]]]:
+    """Return the paths through a joined junction and their response and foes rows.
+
+    Row ``a`` has character ``n - 1 - b`` set where path ``a`` yields to
+    (is a foe of) path ``b`` at a node both pass, as SUMO writes its rows.
+    """
+    order = {m: _request_order(net, m) for m in members}
+    paths = [p for c in net.conns if net.edges[c.src].dst in members and c.src not in inner
+             for p in _through(net, c, inner)]
+    joined = []
+    for path in paths:
+        signal = next((c for c in path if c.tl), path[0])
+        dirs = [c.dir for c in path if c.dir not in ("s", "")]
+        joined.append(_Conn(path[0].src, path[0].src_lane, path[-1].dst, path[-1].dst_lane,
+                            dirs[0] if dirs else "s", signal.tl, signal.index))
+    n = len(joined)
+    resp, foes = [["0"] * n for _ in range(n)], [["0"] * n for _ in range(n)]
+    parts = [{net.edges[c.src].dst: order[net.edges[c.src].dst][c] for c in p} for p in paths]
+    for a, b in itertools.permutations(range(n), 2):
+        for m in parts[a].keys() & parts[b].keys():
+            row_resp, row_foes = net.requests[m].get(parts[a][m], ("", ""))
+            if _bit(row_resp, parts[b][m]):
+                resp[a][n - 1 - b] = "1"
+            if _bit(row_foes, parts[b][m]):
+                foes[a][n - 1 - b] = "1"
+    return joined, resp, foes
+
+
+def _join_nodes(net: _Net, tls: Sequence[str], notes: list[str]) -> _Net:
+    """Return ``net`` with the nodes of each traffic light that lie together joined.
+
+    SUMO models a junction of a divided road as several nodes under one
+    traffic light (RiLSA example 2). They become one node at their mean
+    position; the short edges between them are the junction's inside (not
+    links); a connection into the junction is followed through them to the
+    edge it leaves by, and keeps the link index of its signalised part. The
+    joined right-of-way matrix has two paths foes (or one yielding to the
+    other) where their parts are at a node they share.
+    """
+    clusters = _clusters(net, tls)
+    if not clusters:
+        return net
+    edges, nodes, requests = dict(net.edges), dict(net.nodes), dict(net.requests)
+    conns = list(net.conns)
+    all_inner: set[str] = set()
+    for tl, members, inner_edges in clusters:
+        cid = tl if tl not in nodes else "+".join(members)
+        inner, mset = set(inner_edges), set(members)
+        all_inner |= inner
+        joined, resp, foes = _joined_conns(net, mset, inner)
+        n = len(joined)
+        inc = [ln for m in members for ln in nodes[m][3] if ln.rpartition("_")[0] not in inner]
+        xs = [nodes[m][0] for m in members]
+        ys = [nodes[m][1] for m in members]
+        dropped = [x.id for m in members for x in net.crossings.get(m, [])]
+        if dropped:
+            notes.append(f"crossings {', '.join(dropped)} of the joined junction {cid} are not "
+                         "represented (crossings are read at single-node junctions only)")
+        for m in members:
+            del nodes[m], requests[m]
+        nodes[cid] = (sum(xs) / len(xs), sum(ys) / len(ys), "traffic_light", inc)
+        for eid in inner:
+            del edges[eid]
+        for eid, ed in list(edges.items()):
+            if ed.src in mset or ed.dst in mset:
+                edges[eid] = replace(ed, src=cid if ed.src in mset else ed.src,
+                                     dst=cid if ed.dst in mset else ed.dst)
+        conns = [c for c in conns if c.src not in inner and c.dst not in inner
+                 and not (c.src in edges and edges[c.src].dst == cid)] + joined
+        notes.append(f"traffic light {tl}: nodes {', '.join(members)} joined into one junction "
+                     f"{cid} at their mean position; the edges between them "
+                     f"({', '.join(f'{e} {net.edges[e].length_m:g} m' for e in inner_edges)})"
+                     " are its inside, not links")
+        tmp = _Net(edges=edges, nodes=nodes, requests=requests, conns=conns,
+                   programs=net.programs, net_offset=net.net_offset, proj=net.proj)
+        k = {c: r for c, r in _request_order(tmp, cid).items()}
+        perm = [k[c] for c in joined]      # joined position -> request index
+        requests[cid] = {}
+        for a in range(n):
+            new_resp, new_foes = ["0"] * n, ["0"] * n
+            for b in range(n):
+                new_resp[n - 1 - perm[b]] = resp[a][n - 1 - b]
+                new_foes[n - 1 - perm[b]] = foes[a][n - 1 - b]
+            requests[cid][perm[a]] = ("".join(new_resp), "".join(new_foes))
+    return _Net(edges=edges, nodes=nodes, requests=requests, conns=conns,
+                programs=net.programs, net_offset=net.net_offset, proj=net.proj,
+                notes=net.notes, inner=frozenset(all_inner),
+                crossings={n: v for n, v in net.crossings.items() if n in nodes},
+                walk_pairs=net.walk_pairs)
 
 
 # ---------------------------------------------------------------------------
@@ -742,9 +1007,9 @@ def _window(phases: list[tuple[float, str]], index: int) -> _Window | str:
     durs = [d for d, _ in phases]
     starts = np.concatenate([[0.0], np.cumsum(durs)])
     cycle = float(starts[-1])
-    bad = sorted({c for c in chars if c not in "Ggyurs"})
+    bad = sorted({c for c in chars if c not in "GgOoyurs"})
     if bad:
-        return f"states {''.join(bad)!r} (signal off / blinking) are not a fixed-time program"
+        return f"states {''.join(bad)!r} are not a fixed-time program"
     green = [c in _GREEN for c in chars]
     n = len(chars)
     if all(green):
@@ -861,25 +1126,37 @@ def _timing(windows: list[_Window], notes: list[str], tl: str) -> SignalTiming:
 
 
 def _signals(net: _Net, node: str, tl: str, indices: list[int], notes: list[str],
-             arm_of: dict[int, str]) -> _Signals:
+             arm_of: dict[int, str], peds: dict[int, tuple[str, int]] | None = None
+             ) -> _Signals:
     """Derive groups, programs, timing, conflicts and give-way of the light at ``node``.
 
-    ``arm_of``: the arm each link index enters from.
+    ``arm_of``: the arm each link index enters from. ``peds``: per crossing
+    link index, its pedestrian group and request index; a crossing whose
+    green is not one window per cycle in every program is left out (listed).
     """
     progs = _programs_of(net, tl, indices, notes)
     group_of, groups, rep = _group_links(progs, indices, arm_of)
+    vehicle_groups = list(groups)
+    local: dict[int, list[int]] = defaultdict(list)   # link index -> request indices
+    indices = [*indices, *_crossing_groups(progs, peds or {}, group_of, rep, groups, local,
+                                           notes, tl)]
     wins = {(pid, g): _window(ph, rep[g]) for pid, _, ph in progs for g in groups}
-    timing = _timing([w for w in wins.values() if isinstance(w, _Window)], notes, tl)
-    # Junction-local request index: rank of the link index among the node's links.
-    local = {i: k for k, i in enumerate(sorted({c.index for c in net.conns if c.tl == tl
-                                                and net.edges[c.src].dst == node}))}
+    timing = _timing([w for (_, g), w in wins.items() if isinstance(w, _Window)
+                      and g in vehicle_groups], notes, tl)
+    for c, k in _request_order(net, node).items():
+        if c.tl == tl:
+            local[c.index].append(k)
     req = net.requests.get(node, {})
+
+    def bits(i: int, j: int, what: int) -> bool:   # what: 0 response, 1 foes
+        return any(_bit(req.get(a, ("", ""))[what], b) for a in local[i] for b in local[j])
+
     intergreen: dict[tuple[str, str], float] = {}
     yields: dict[int, set[int]] = defaultdict(set)
+    _note_off_states(progs, indices, tl, notes)
     for i in indices:
-        resp_i, foes_i = req.get(local[i], ("", ""))
         for j in indices:
-            if i == j or not _bit(foes_i, local[j]):
+            if i == j or not bits(i, j, 1):
                 continue
             gi, gj = group_of[i], group_of[j]
             together = [ph for _, _, ph in progs if _green_together(ph, i, j)]
@@ -893,12 +1170,15 @@ def _signals(net: _Net, node: str, tl: str, indices: list[int], notes: list[str]
                     gaps.append(round((wi.start - wj.end) % cycle, 6))
                 intergreen[(gi, gj)] = min([*gaps[0::2], intergreen.get((gi, gj), math.inf)])
                 intergreen[(gj, gi)] = min([*gaps[1::2], intergreen.get((gj, gi), math.inf)])
-            elif _bit(resp_i, local[j]) and any(
-                    st[i] == "g" and st[j] in _GREEN for ph in together for _, st in ph):
+            elif i in (peds or {}) or j in (peds or {}):
+                continue    # turning traffic yields to pedestrians by gpssignal's road rule
+            elif bits(i, j, 0) and any(
+                    st[i] in _YIELDING and st[j] in _GREEN for ph in together for _, st in ph):
                 yields[i].add(j)
-            elif not _bit(req.get(local[j], ("", ""))[0], local[i]):
+            elif not bits(j, i, 0):
                 notes.append(f"tlLogic {tl}: link indices {i} and {j} are foes, shown green "
                              "together, and neither yields; gpssignal lets both go")
+    _clear_ambers(progs, wins, intergreen, timing.amber_s, notes, tl)
     # SUMO has no intergreen matrix: each group gets the shortest clearance the
     # programs give it before any conflicting green (module docstring).
     clearance: dict[str, float] = {}
@@ -911,6 +1191,95 @@ def _signals(net: _Net, node: str, tl: str, indices: list[int], notes: list[str]
         default = programs[0].name
     return _Signals(group_of=group_of, groups=groups, programs=programs, default=default,
                     timing=timing, intergreen=intergreen, yields=dict(yields))
+
+
+def _crossing_groups(progs: list[tuple[str, float, list[tuple[float, str]]]],
+                     peds: dict[int, tuple[str, int]], group_of: dict[int, str],
+                     rep: dict[str, int], groups: list[str], local: dict[int, list[int]],
+                     notes: list[str], tl: str) -> list[int]:
+    """Add each crossing's group (in place); return the crossings' link indices kept.
+
+    A crossing needs one green window per cycle in every program (and not
+    green all cycle: a pedestrian group conflicts with the traffic crossing
+    it); otherwise it is left out and listed.
+    """
+    kept = []
+    for i, (g, k) in sorted(peds.items()):
+        bad = [(pid, w) for pid, _, ph in progs if isinstance(w := _window(ph, i), str)
+               or w.permanent]
+        if bad:
+            why = bad[0][1] if isinstance(bad[0][1], str) else "green all cycle"
+            notes.append(f"tlLogic {tl} program {bad[0][0]}: crossing link index {i} is {why};"
+                         " the crossing is left out")
+            continue
+        group_of[i], rep[g] = g, i
+        groups.append(g)
+        local[i].append(k)
+        kept.append(i)
+    return kept
+
+
+def _clear_ambers(progs: list[tuple[str, float, list[tuple[float, str]]]],
+                  wins: dict[tuple[str, str], _Window | str],
+                  intergreen: dict[tuple[str, str], float], amber_s: float, notes: list[str],
+                  tl: str) -> None:
+    """Start a green no earlier than a conflicting group's amber ends (in place).
+
+    SUMO lets a program show a green while a conflicting link is still amber
+    (RiLSA example 3 does); gpssignal's intergreen must cover the amber, so
+    the later green starts when the amber ends and is that much shorter.
+    """
+    for (gi, gj), gap in sorted(intergreen.items()):
+        if gap >= amber_s - 1e-9:
+            continue
+        for pid, _, ph in progs:
+            wi, wj = wins[(pid, gi)], wins[(pid, gj)]
+            assert isinstance(wi, _Window) and isinstance(wj, _Window)
+            cycle = sum(d for d, _ in ph)
+            late = amber_s - round((wj.start - wi.end) % cycle, 6)
+            if late <= 1e-9:
+                continue
+            if late >= wj.green_s:
+                raise SumoImportError(f"<tlLogic id={tl!r} programID={pid!r}>: a green starts "
+                                      f"during a conflicting amber and ends before it does")
+            wins[(pid, gj)] = replace(wj, start=round((wj.start + late) % cycle, 6),
+                                      green_s=round(wj.green_s - late, 6))
+            notes.append(f"tlLogic {tl} program {pid}: {gj}'s green starts {late:g} s later "
+                         f"(at {(wj.start + late) % cycle:g} s): SUMO shows it while the "
+                         f"conflicting {gi} is still amber; gpssignal's intergreen covers the "
+                         "amber")
+        intergreen[(gi, gj)] = amber_s
+
+
+def _request_order(net: _Net, node: str) -> dict[_Conn, int]:
+    """Return the request index of each connection into ``node``.
+
+    SUMO numbers a junction's requests (rows of its right-of-way matrix) by
+    its incoming lanes in ``incLanes`` order and, per lane, its connections in
+    file order (turnarounds included); pedestrian crossings come after them.
+    """
+    inc = {lane: k for k, lane in enumerate(net.nodes[node][3])}
+    conns = [c for c in net.conns if net.edges[c.src].dst == node]
+    ranked = sorted(range(len(conns)), key=lambda k: (
+        inc.get(f"{conns[k].src}_{conns[k].src_lane}", len(inc)), k))
+    return {conns[k]: r for r, k in enumerate(ranked)}
+
+
+def _note_off_states(progs: list[tuple[str, float, list[tuple[float, str]]]],
+                     indices: list[int], tl: str, notes: list[str]) -> None:
+    """List the link indices whose signal is switched off (``o``/``O``) some of the time."""
+    for pid, _, ph in progs:
+        cycle = sum(d for d, _ in ph)
+        for state, how in (("o", "blinking: drive and yield"), ("O", "off: drive with "
+                                                                   "priority")):
+            off = {i: sum(d for d, st in ph if st[i] == state) for i in indices}
+            for i, t in off.items():
+                if t > 0:
+                    notes.append(
+                        f"tlLogic {tl} program {pid}: link index {i} is {state!r} (signal "
+                        f"{how}) for {t:g} of {cycle:g} s; imported as green"
+                        + (" that gives way to the links its response names"
+                           if state == "o" else ""))
 
 
 def _program(pid: str, offset: float, cycle: float, greens: dict[str, tuple[float, float]],
@@ -984,6 +1353,8 @@ class _Network:
     link_of_edge: dict[str, str]
     movement_of: dict[tuple[str, str], str]     # (link in, link out) -> movement
     drafts: dict[str, _LinkDraft]
+    #: SUMO crossing edge -> (junction id, arm) of the imported crossings.
+    crossing_of: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _approach_lanes(net: _Net, d: _LinkDraft, arms: list[Arm], arm_in: dict[str, str],
@@ -1040,6 +1411,7 @@ def _network(net: _Net, tls: list[str], origin: tuple[float, float], notes: list
     pos = _to_latlon(net, [net.nodes[n][:2] for n in sorted(nodes)], origin)
     junctions, links = [], {}
     movement_of: dict[tuple[str, str], str] = {}
+    crossing_of: dict[str, tuple[str, str]] = {}
     for (n, (lat, lon)) in zip(sorted(nodes), pos, strict=True):
         arms, arm_in, arm_out = _arms(net, n, drafts, _grid_north_deg(net, n, origin))
         out_by_edge = {d.edges[0]: d for d in drafts if d.src == n}
@@ -1054,12 +1426,20 @@ def _network(net: _Net, tls: list[str], origin: tuple[float, float], notes: list
         if not indices:
             raise SumoImportError(f"<junction id={n!r}>: no signal-controlled connection a "
                                   "car may use")
+        peds = _node_crossings(net, n, node_tl[n], drafts, arm_in, arm_out, notes)
         sig = _signals(net, n, node_tl[n], indices, notes,
-                       {i: arm_in[lid] for i, (lid, _) in index_move.items()})
+                       {i: arm_in[lid] for i, (lid, _) in index_move.items()},
+                       {x.indices[0]: (f"ped_{arm}", len(_request_order(net, n)) + x.order)
+                        for x, arm in peds})
+        crossing_of.update({x.id: (jid[n], arm) for x, arm in peds
+                            if f"ped_{arm}" in sig.groups})
         junctions.append(Junction(
             id=jid[n], name=n, lat_deg=round(lat, 7), lon_deg=round(lon, 7), arms=tuple(arms),
             groups=tuple(sig.groups), intergreen_s=sig.intergreen,
-            programs=tuple(sig.programs), default_program=sig.default, timing=sig.timing))
+            programs=tuple(sig.programs), default_program=sig.default, timing=sig.timing,
+            crossings=tuple(Crossing(arm=arm, group=f"ped_{arm}", length_m=round(x.length_m, 2),
+                                     flow_pph=(0.0,))
+                            for x, arm in peds if f"ped_{arm}" in sig.groups)))
         for d in (x for x in drafts if x.dst == n):
             links[d.id] = _approach_link(net, d, lane_info[d.id], sig, index_move,
                                          f"{jid[n]}.{arm_in[d.id]}", notes,
@@ -1075,7 +1455,45 @@ def _network(net: _Net, tls: list[str], origin: tuple[float, float], notes: list
             links[d.id] = replace(lk, from_arm=f"{jid[d.src]}.{arm_out[d.id]}")
     link_of_edge = {e: d.id for d in drafts for e in d.edges}
     return _Network(junctions=junctions, links=links, link_of_edge=link_of_edge,
-                    movement_of=movement_of, drafts=by_id)
+                    movement_of=movement_of, drafts=by_id, crossing_of=crossing_of)
+
+
+def _node_crossings(net: _Net, node: str, tl: str, drafts: list[_LinkDraft],
+                    arm_in: dict[str, str], arm_out: dict[str, str], notes: list[str]
+                    ) -> list[tuple[_RawCrossing, str]]:
+    """Return the signalised crossings of ``node`` with the arm each crosses.
+
+    The arm is the one whose links' edges at the junction the crossing
+    crosses (``crossingEdges``); a crossing without a link index of ``tl``,
+    or a second one over the same arm, is listed and left out.
+    """
+    arm_of_edge = {}
+    for d in drafts:
+        if d.dst == node:
+            arm_of_edge[d.edges[-1]] = arm_in.get(d.id)
+        if d.src == node:
+            arm_of_edge[d.edges[0]] = arm_out.get(d.id)
+    out, used = [], set()
+    for x in net.crossings.get(node, []):
+        arms = Counter(a for e in x.edges if (a := arm_of_edge.get(e)) is not None)
+        if not arms:
+            notes.append(f"crossing {x.id}: crosses no imported link ({' '.join(x.edges)}); "
+                         "left out")
+            continue
+        arm = arms.most_common(1)[0][0]
+        if x.tl != tl or not x.indices:
+            notes.append(f"crossing {x.id}: not controlled by traffic light {tl}; left out "
+                         "(gpssignal's crossings are signalised)")
+        elif arm in used:
+            notes.append(f"crossing {x.id}: a second crossing over arm {arm}; left out "
+                         "(gpssignal has one crossing per arm)")
+        else:
+            used.add(arm)
+            out.append((x, arm))
+            if len(x.indices) > 1:
+                notes.append(f"crossing {x.id}: link indices {', '.join(map(str, x.indices))} "
+                             f"(one per direction); the timing of {x.indices[0]} is used")
+    return out
 
 
 def _width(net: _Net, d: _LinkDraft) -> float:
@@ -1151,6 +1569,9 @@ class _Demand:
     speed: dict[str, list[tuple[float, float, float]]] = field(
         default_factory=lambda: defaultdict(list))      # type -> (weight, factor, dev)
     skipped: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    #: Pedestrians: (departure times, random flow (begin, end, rate), walks as edge lists).
+    persons: list[tuple[list[float], tuple[float, float, float], list[list[str]]]] = field(
+        default_factory=list)
 
 
 def _route_edges(net: _Net, src: str, dst: str, via: list[str], where: str) -> list[str]:
@@ -1179,6 +1600,9 @@ def _flow_times(el: ET.Element, end_cap: float) -> tuple[list[float], float, flo
     """Departures of a ``flow``: explicit times, or (begin, end, rate [1/s]) if random."""
     begin = _num(el, "begin", 0.0)
     end = min(_num(el, "end", end_cap), end_cap)
+    if begin < 0:
+        raise SumoImportError(f"<{el.tag} id={el.get('id')!r}> begin={el.get('begin')!r}: must "
+                              "be >= 0 (SUMO time)")
     if "number" in el.attrib and "vehsPerHour" not in el.attrib and "period" not in el.attrib:
         n = int(_num(el, "number"))
         period = (end - begin) / max(n, 1)
@@ -1225,9 +1649,10 @@ class _Routes:
                 self.routes[el.get("id", "")] = self._route_choices(el)
             elif tag in ("vehicle", "trip", "flow"):
                 self._vehicle(el, counter)
-            elif tag in ("person", "personFlow", "container", "containerFlow"):
-                counter.skip(f"{tag} elements (pedestrians and freight have no road users "
-                             "in gpssignal)")
+            elif tag in ("person", "personFlow"):
+                self._person(el, counter)
+            elif tag in ("container", "containerFlow"):
+                counter.skip(f"{tag} elements (freight has no road users in gpssignal)")
             elif tag not in ("interval", "include"):
                 counter.skip(f"<{tag}> elements")
 
@@ -1273,6 +1698,31 @@ class _Routes:
         raise SumoImportError(f"{where}: no route, and no from/to edges (TAZ trips need "
                               "duarouter first)")
 
+    def _person(self, el: ET.Element, counter: _Counter) -> None:
+        """Keep a person's (or person flow's) walks for the crossings' flows."""
+        if el.tag == "personFlow":
+            attrib = dict(el.attrib)
+            if "perHour" in attrib:
+                attrib["vehsPerHour"] = attrib.pop("perHour")
+            times, begin, end, rate = _flow_times(ET.Element("flow", attrib), self.end_cap)
+        else:
+            try:
+                times, begin, end, rate = [float(el.get("depart", "0"))], 0.0, 0.0, 0.0
+            except ValueError:
+                times = [math.nan]
+            if not (math.isfinite(times[0]) and times[0] >= 0):
+                counter.skip(f"persons departing {_brief(el.get('depart'))} (not a time)")
+                return
+        walks = []
+        for w in el:
+            if w.tag in ("walk", "personTrip"):
+                edges = (w.get("edges") or "").split() or [
+                    e for e in (w.get("from"), w.get("to")) if e]
+                walks.append(edges)
+            else:
+                counter.skip(f"<{w.tag}> stages of persons (only walks cross a crossing)")
+        counter.d.persons.append((times, (begin, end, rate), walks))
+
     def _types(self, name: str) -> list[tuple[str, float]]:
         return self.dists.get(name, [(name, 1.0)])
 
@@ -1284,7 +1734,9 @@ class _Routes:
             try:
                 times, begin, end, rate = [float(raw)], 0.0, 0.0, 0.0
             except ValueError:
-                counter.skip(f"vehicles departing {raw!r} (not a time)")
+                times = [math.nan]
+            if not (math.isfinite(times[0]) and times[0] >= 0):  # also -1e308, inf, nan
+                counter.skip(f"vehicles departing {_brief(raw)} (not a time)")
                 return
             if times[0] >= self.end_cap:
                 return
@@ -1319,6 +1771,7 @@ class _Counter:
             weight: float, vtype: str, speed_factor: float | None) -> None:
         """Count vehicles on route ``edges`` at ``times`` (or a random flow ``rnd``)."""
         lof = self.nw.link_of_edge
+        edges = [e for e in edges if e not in self.net.inner]
         walk: list[str] = []
         first = next((k for k, e in enumerate(edges) if e in lof), None)
         n = len(times) * weight + (rnd[2] * (rnd[1] - rnd[0]) * weight if rnd[2] else 0.0)
@@ -1354,6 +1807,70 @@ class _Counter:
         dev = float(vt.get("speedDev", 0.1 if speed_factor is None else 0.0))
         self.d.speed[vtype].append((n, speed_factor if speed_factor is not None
                                     else float(vt.get("speedFactor", 1.0)), dev))
+
+
+def _walk_crossings(net: _Net, walk: list[str], wanted: set[str]) -> list[str]:
+    """Return the crossings in ``wanted`` a walk along ``walk`` (edges to pass) uses.
+
+    The path between consecutive edges is the one with the fewest edges
+    through the walking areas and crossings (SUMO routes pedestrians by
+    length; at one junction the two agree but for ties).
+    """
+    adj: dict[str, set[str]] = defaultdict(set)
+    for a, b in net.walk_pairs:
+        adj[a].add(b)
+        adj[b].add(a)
+    out: list[str] = []
+    for start, goal in itertools.pairwise(walk):
+        prev: dict[str, str] = {start: ""}
+        queue = deque([start])
+        while queue and goal not in prev:
+            e = queue.popleft()
+            for f in sorted(adj[e]):
+                if f not in prev:
+                    prev[f] = e
+                    queue.append(f)
+        node = goal if goal in prev else ""
+        while node:
+            if node in wanted:
+                out.append(node)
+            node = prev[node]
+    return out
+
+
+def _crossing_flows(net: _Net, nw: _Network, d: _Demand, begin: float, n: int,
+                    interval_s: float, notes: list[str]) -> dict[str, list[float]]:
+    """Pedestrians per imported crossing and interval [ped/h], from the persons' walks.
+
+    A pedestrian counts on each crossing of its walks in the interval of its
+    departure (the walk to the kerb is not timed).
+    """
+    flows = {x: [0.0] * n for x in nw.crossing_of}
+    outside = missed = 0.0
+    for times, (t0, t1, rate), walks in d.persons:
+        used = [x for w in walks for x in _walk_crossings(net, w, set(nw.crossing_of))]
+        if not used:
+            missed += len(times) + rate * (t1 - t0)
+            continue
+        for x in used:
+            for t in times:
+                k = math.floor((t - begin) / interval_s)
+                if 0 <= k < n:
+                    flows[x][k] += 3600.0 / interval_s
+                else:
+                    outside += 1
+            for k in range(n if rate else 0):
+                a, b = begin + k * interval_s, begin + (k + 1) * interval_s
+                flows[x][k] += rate * max(0.0, min(b, t1) - max(a, t0)) * 3600.0 / interval_s
+    if missed:
+        notes.append(f"pedestrians: {missed:.0f} persons whose walks cross no imported "
+                     "crossing not counted")
+    if outside:
+        notes.append(f"pedestrians: {outside:.0f} crossings outside the demand period not "
+                     "counted")
+    if nw.crossing_of and not d.persons:
+        notes.append("pedestrians: the route files have no persons; the crossings' flows are 0")
+    return flows
 
 
 def _class_mode(vt: dict[str, str]) -> str:
@@ -1446,6 +1963,11 @@ def _binned(d: _Demand, interval_s: float, end_cap: float
     n = max(1, math.ceil((max(times) - begin) / interval_s - 1e-9))
     if max(times) >= begin + n * interval_s:
         n += 1
+    if n > MAX_INTERVALS:  # each (link, movement) gets a list of n counts
+        raise SumoImportError(f"routes: departures from {min(times):g} s to {max(times):g} s "
+                              f"span {n:,} intervals of {interval_s:g} s, above the limit of "
+                              f"{MAX_INTERVALS:,} (give --end, or check the depart/begin "
+                              "times)")
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * n)
     for lk, m, t, w in d.events:
         if t < end_cap:
@@ -1457,36 +1979,120 @@ def _binned(d: _Demand, interval_s: float, end_cap: float
     return begin, n, dict(out)
 
 
+def _brief(value: object, limit: int = 60) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters (a message stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def read_counts(path: str | Path, field: str = "counts CSV") -> str:
+    """Return the text of a counts CSV file (:func:`parse_counts` reads it).
+
+    ``field`` names the file in messages (the command line: ``--counts``).
+
+    Raises
+    ------
+    SumoImportError
+        If it is not a regular file within :data:`MAX_COUNTS_CHARS` bytes of
+        UTF-8 text (``/dev/zero`` and FIFOs are refused unread).
+    """
+    try:
+        return read_regular_bytes(path, MAX_COUNTS_CHARS).decode("utf-8")
+    except FileRefusedError as exc:
+        raise SumoImportError(f"{field} {str(path)!r}: {exc}") from None
+    except OSError as exc:
+        raise SumoImportError(f"{field} {str(path)!r}: cannot read "
+                              f"({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SumoImportError(f"{field} {str(path)!r}: not UTF-8 text (byte "
+                              f"{exc.object[exc.start]:#04x} at offset {exc.start:,})") from None
+
+
 def parse_counts(text: str, interval_s: float) -> tuple[float, int, dict[tuple[str, str],
                                                                          list[float]]]:
     """Parse a counts CSV ``link,movement,start,count`` (start ``HH:MM`` clock).
 
-    Returns the first interval's clock time [s after midnight], the number of
-    intervals and per (link, movement) the vehicles of each interval.
+    One row per entry link, movement and interval: ``link`` an imported link
+    id (the SUMO edge at the stop line), ``movement`` ``left``, ``through`` or
+    ``right``, ``start`` the clock time the interval begins (a multiple of
+    ``interval_s``), ``count`` the vehicles counted in it. Comma- or
+    semicolon-separated (as spreadsheets export it, a byte-order mark is
+    ignored); lines starting with ``#`` are comments; an interval without a
+    row counts 0.
+
+    Parameters
+    ----------
+    text : str
+        The file's text.
+    interval_s : float
+        Length of one interval [s].
+
+    Returns
+    -------
+    begin_s, n, counts
+        The first interval's clock time [s after midnight], the number of
+        intervals, and per (link, movement) the vehicles of each interval.
+
+    Raises
+    ------
+    SumoImportError
+        Naming the row (1-based, header = row 1), the column and the value.
     """
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and not r[0].startswith("#")]
-    if not rows or [c.strip() for c in rows[0]] != ["link", "movement", "start", "count"]:
-        raise SumoImportError("counts CSV: first row must be 'link,movement,start,count'")
+    text = text.removeprefix("\ufeff")
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delim = ";" if ";" in first and "," not in first else ","
+    if len(text) > MAX_COUNTS_CHARS:
+        raise SumoImportError(f"counts CSV: {len(text):,} characters, above the limit of "
+                              f"{MAX_COUNTS_CHARS:,}")
+    try:
+        rows = [(k, r) for k, r in enumerate(csv.reader(io.StringIO(text), delimiter=delim), 1)
+                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except csv.Error as exc:  # a field above csv's size limit, a NUL byte
+        raise SumoImportError(f"counts CSV: not a readable CSV ({exc})") from None
+    header = ["link", "movement", "start", "count"]
+    if not rows or [c.strip().lower() for c in rows[0][1]] != header:
+        got = ",".join(rows[0][1]) if rows else ""
+        raise SumoImportError(f"counts CSV header = {_brief(got)}: must be "
+                              "'link,movement,start,count'")
     recs = []
-    for k, r in enumerate(rows[1:], start=2):
+    seen: dict[tuple[str, str, float], int] = {}
+    for k, r in rows[1:]:
         if len(r) != 4:
             raise SumoImportError(f"counts CSV row {k}: needs 4 columns, has {len(r)}")
+        link, move = r[0].strip(), r[1].strip()
+        if move not in MOVEMENTS:
+            raise SumoImportError(f"counts CSV row {k} movement = {_brief(move)}: must be one of "
+                                  f"{', '.join(MOVEMENTS)}")
+        if len(r[2]) > 20:  # parse_clock names the value, in full
+            raise SumoImportError(f"counts CSV row {k} start = {_brief(r[2])}: must be a clock "
+                                  "time 'HH:MM'")
         start = parse_clock(r[2].strip(), f"counts CSV row {k} start")
+        if abs(start / interval_s - round(start / interval_s)) > 1e-9:
+            raise SumoImportError(f"counts CSV row {k} start = {_brief(r[2].strip())}: must "
+                                  f"begin a {interval_s / 60:g}-min interval")
         try:
             count = float(r[3])
         except ValueError:
-            raise SumoImportError(f"counts CSV row {k} count = {r[3]!r}: not a number") from None
-        if not (math.isfinite(count) and count >= 0) or start % interval_s:
-            raise SumoImportError(f"counts CSV row {k}: count must be >= 0 and start a "
-                                  f"multiple of {interval_s:g} s")
-        recs.append((r[0].strip(), r[1].strip(), start, count))
+            raise SumoImportError(f"counts CSV row {k} count = {_brief(r[3])}: not a "
+                                  "number") from None
+        if not (math.isfinite(count) and 0 <= count <= MAX_INTERVAL_COUNT):
+            raise SumoImportError(f"counts CSV row {k} count = {_brief(r[3])}: must be >= 0 "
+                                  f"and at most {MAX_INTERVAL_COUNT:,} (more is beyond any "
+                                  "lane's capacity in one interval)")
+        key = (link, move, start)
+        if key in seen:
+            shown = link if link.isprintable() and len(link) <= 60 else _brief(link)
+            raise SumoImportError(f"counts CSV row {k}: link {shown} {move} at "
+                                  f"{r[2].strip()} repeats row {seen[key]}")
+        seen[key] = k
+        recs.append((link, move, start, count))
     if not recs:
-        raise SumoImportError("counts CSV: no rows")
+        raise SumoImportError("counts CSV: no rows below the header")
     begin = min(x[2] for x in recs)
-    n = int((max(x[2] for x in recs) - begin) // interval_s) + 1
+    n = round((max(x[2] for x in recs) - begin) / interval_s) + 1
     out: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * n)
     for lk, m, t, c in recs:
-        out[(lk, m)][int((t - begin) // interval_s)] += c
+        out[(lk, m)][round((t - begin) / interval_s)] += c
     return begin, n, dict(out)
 
 
@@ -1537,6 +2143,9 @@ def _demand_of(net: _Net, nw: _Network, routes: Sequence[Path], counts: str | No
                default_vph: float | None, interval_s: float, clock0_s: float, end_s: float,
                notes: list[str]) -> tuple[float, int, dict[tuple[str, str], list[float]], _Demand,
                           dict[str, dict[str, str]]]:
+    if counts is not None and default_vph is not None:
+        raise SumoImportError("demand: give a counts CSV or default_vph (--default-vph), "
+                              "not both")
     reader = _Routes(net, end_s)
     counter = _Counter(net, nw, reader.vtypes)
     for r in routes:
@@ -1625,6 +2234,7 @@ def import_sumo(net_path: str | Path, routes: Sequence[str | Path] = (), *,
         notes.append(f"network without projection (projParameter '!'): network point (0, 0) "
                      f"placed at lat/lon {origin[0]:g}, {origin[1]:g} (--origin)")
     _note_network(net, notes)
+    net = _join_nodes(net, chosen, notes)
     nw = _network(net, chosen, origin, notes)
     cap = 86_400.0 - clock0_s if end_s is None else end_s
     begin, n, binned, d, vtypes = _demand_of(net, nw, [Path(r) for r in routes], counts,
@@ -1645,19 +2255,75 @@ def import_sumo(net_path: str | Path, routes: Sequence[str | Path] = (), *,
         raise SumoImportError(f"demand from SUMO time {begin:g} s for {n * interval_s:g} s "
                               "does not fit in one day at --start; give --end or --start")
     sc_name = name or re.sub(r"\.net\.xml(\.gz)?$", "", path.name) or "imported"
-    try:
-        sc = Scenario(
+    peds = _crossing_flows(net, nw, d, begin, n, interval_s, notes)
+    junctions = [_with_flows(j, nw, peds) for j in nw.junctions]
+
+    def build(js: list[Junction]) -> Scenario:
+        return Scenario(
             name=sc_name, description=f"Imported from the SUMO network {path.name} by "
             "gpssignal import-sumo.", start_clock_s=float(start), duration_s=n * interval_s,
-            drain_s=600.0, step_s=0.5, junctions=tuple(nw.junctions),
+            drain_s=600.0, step_s=0.5, junctions=tuple(js),
             links=tuple(nw.links.values()), vehicle_classes=tuple(classes),
             demand=Demand(interval_s=interval_s, flows=tuple(flows)), driver=driver)
+
+    try:
+        try:
+            sc = build(junctions)
+        except ScenarioError:
+            if not any(j.crossings for j in junctions):
+                raise
+            sc = build(_valid_crossings(junctions, build, notes))
     except ScenarioError as exc:
         raise SumoImportError(f"network {path.name}: the imported scenario is not valid: "
                               f"{exc}") from None
     # What is written must read back unchanged (the file passes `validate`).
     parse_scenario(dump_scenario(sc))
     return SumoImport(scenario=sc, unrepresented=tuple(dict.fromkeys(notes)))
+
+
+def _with_flows(j: Junction, nw: _Network, peds: dict[str, list[float]]) -> Junction:
+    """Return ``j`` with its crossings' pedestrian flows [ped/h, rounded to 1e-6]."""
+    by_arm = {arm: peds[x] for x, (jid, arm) in nw.crossing_of.items() if jid == j.id}
+    return replace(j, crossings=tuple(
+        replace(c, flow_pph=tuple(round(q, 6) for q in by_arm[c.arm])) for c in j.crossings))
+
+
+def _valid_crossings(junctions: list[Junction], build: Callable[[list[Junction]], Scenario],
+                     notes: list[str]) -> list[Junction]:
+    """Keep, crossing by crossing, those with which the scenario stays valid.
+
+    SUMO's programs need not meet gpssignal's pedestrian minimum green (green
+    plus clearance covers a slow walker's crossing, docs/references.md
+    #pedestrian-timing); a crossing that breaks it (or another rule) is left
+    out and listed with the rule.
+    """
+    kept = [_without_crossings(j) for j in junctions]
+    for k, j in enumerate(junctions):
+        for c in j.crossings:
+            trial = _only_crossings(j, {*(x.group for x in kept[k].crossings), c.group})
+            try:
+                build([*kept[:k], trial, *kept[k + 1:]])
+            except ScenarioError as exc:
+                notes.append(f"crossing {j.id}.{c.arm}: left out: {exc}")
+                continue
+            kept[k] = trial
+    return kept
+
+
+def _only_crossings(j: Junction, groups: set[str]) -> Junction:
+    """Return ``j`` with only the crossings of ``groups`` (and their groups)."""
+    drop = j.crossing_groups() - groups
+    return replace(
+        j, crossings=tuple(c for c in j.crossings if c.group in groups),
+        groups=tuple(g for g in j.groups if g not in drop),
+        intergreen_s={k: v for k, v in j.intergreen_s.items() if not set(k) & drop},
+        programs=tuple(replace(p, greens={g: w for g, w in p.greens.items() if g not in drop})
+                       for p in j.programs))
+
+
+def _without_crossings(j: Junction) -> Junction:
+    """Return ``j`` without its crossings and their groups."""
+    return _only_crossings(j, set())
 
 
 def _note_network(net: _Net, notes: list[str]) -> None:
