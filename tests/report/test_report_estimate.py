@@ -81,3 +81,24 @@ def test_the_caveats_name_the_assumed_plan_and_the_missing_road_users(
     (-500.0, -100.0, "costs"), (math.nan, math.nan, "no detectable difference")])
 def test_municipality_verdict(low: float, high: float, verdict: str) -> None:
     assert municipality_verdict(low, high) == verdict
+
+
+def test_the_movement_table_shows_v_c_delay_los_and_queue_when_given() -> None:
+    jt = pd.DataFrame([_junction(1, "Saver", 1366.66, 1056.0, 1677.3, "saves")],
+                      columns=JUNCTION_COLUMNS)
+    mt = pd.DataFrame([{"municipality": "Town", "junctions": 1,
+                        "time_loss_saved_veh_h_per_year": 1366.66, "time_loss_ci95_low": 1056.0,
+                        "time_loss_ci95_high": 1677.3, "co2_saved_t_per_year": 13.7,
+                        "co2_ci95_low": 10.6, "co2_ci95_high": 16.8}])
+    mv = pd.DataFrame([{"row": 1, "name": "Saver", "junction_id": "saver", "approach": "S_in",
+                        "movement": "through", "group": "S", "lanes": 2, "flow_vph": 735.0,
+                        "vc_existing": 0.9149, "vc_relief": 0.8012,
+                        "existing_delay_s": 41.6, "existing_los": "D",
+                        "existing_queue_p95_m": 88.2, "gps_delay_s": 33.9, "gps_los": "C",
+                        "gps_queue_p95_m": 61.0}])
+    with_mv = estimate_report(jt, mt, "header", mv)
+    page, md = with_mv["estimate.html"].decode(), with_mv["estimate.md"].decode()
+    assert "<h2>Per junction and movement</h2>" in page
+    assert "| Saver | S_in | through | 735 | 0.91 | 0.80 | 42 (D) | 88 | 34 (C) | 61 |" in md
+    without = estimate_report(jt, mt, "header")["estimate.html"].decode()
+    assert "Per junction and movement" not in without

@@ -21,10 +21,16 @@ capacity = saturation flow × lanes × green / cycle (HCM; docs/references.md
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gpssignal.model.scenario import Scenario
 
-__all__ = ["CapacityCheck", "capacity_check"]
+__all__ = ["SATURATION_FLOW_VPHPL", "CapacityCheck", "capacity_check", "movement_capacity"]
+
+#: Saturation flow per lane for the v/c of a scenario that names none [veh/h/lane]:
+#: the estimator template's value (docs/references.md#saturation-flow: practical
+#: 1,700-1,900 veh/h/lane; the simulator's default car discharges at ≈ 1,850).
+SATURATION_FLOW_VPHPL = 1850.0
 
 UNDERSATURATED = "under-saturated"
 OVERSATURATED = "over capacity under every program"
@@ -120,3 +126,66 @@ def capacity_check(sc: Scenario, saturation_flow_vphpl: float, busy_day_factor: 
     return CapacityCheck(verdict=verdict, max_x=max_x, critical=critical,
                          busy_day_factor=busy_day_factor, threshold=undersaturated_x,
                          existing_x=max_x[j.default_program])
+
+
+def movement_capacity(sc: Scenario, saturation_flow_vphpl: float = SATURATION_FLOW_VPHPL
+                      ) -> list[dict[str, Any]]:
+    """Return each movement's flow and degree of saturation (v/c) under every program.
+
+    One row per junction approach fed by the scenario's demand (an entry link
+    into a junction; an approach fed by an upstream junction has no demand of
+    its own in the scenario and is left out) and movement with demand:
+    ``junction``, ``approach`` (link id), ``movement``, ``group`` (the signal
+    group of its lanes), ``lanes`` (lanes carrying it), ``flow_vph`` (its
+    flow in the approach's busiest demand interval of an average day) and
+    ``x`` by program name.
+
+    ``x`` is HCM's v/c of the movement's lane group (docs/references.md
+    #saturation-flow): lanes of one signal group carrying the same movements
+    form a lane group; a movement's flow is shared among the lane groups
+    carrying it in proportion to their lanes; a lane group's v/c is its flow
+    ÷ (saturation flow × lanes × green ÷ cycle); a movement in several lane
+    groups gets the highest. A short lane (turn pocket) counts as a full lane
+    (its storage may run out first), and a turn that gives way has less
+    capacity than its green: both make ``x`` a lower bound there.
+    """
+    rows: list[dict[str, Any]] = []
+    by_link: dict[str, list[Any]] = {}
+    for f in sc.demand.flows:
+        by_link.setdefault(f.link, []).append(f)
+    order = {"left": 0, "through": 1, "right": 2}
+    for lk in sc.links:
+        if lk.to_arm is None or lk.mode != "motor" or lk.id not in by_link:
+            continue
+        jid = lk.to_arm.split(".")[0]
+        j = next((x for x in sc.junctions if x.id == jid), None)
+        if j is None:
+            continue
+        flows = by_link[lk.id]
+        busiest = max(range(len(flows[0].flow_vph)),
+                      key=lambda k: sum(f.flow_vph[k] for f in flows))
+        q = {f.movement: float(f.flow_vph[busiest]) for f in flows}
+        # Lane groups: (signal group, movements) -> lanes.
+        groups: dict[tuple[str, tuple[str, ...]], int] = {}
+        for ln in lk.lanes:
+            if ln.group:
+                key = (ln.group, tuple(sorted(ln.movements)))
+                groups[key] = groups.get(key, 0) + 1
+        carrying = {m: sum(n for (_, ms), n in groups.items() if m in ms) for m in q}
+        load = {key: sum(q[m] * n / carrying[m] for m in key[1] if carrying.get(m))
+                for key, n in groups.items()}
+        for m in sorted(q, key=lambda m: order.get(m, 9)):
+            mine = [key for key in groups if m in key[1]]
+            if not mine or q[m] <= 0:
+                continue
+            xs: dict[str, float] = {}
+            for pr in j.programs:
+                vals = [load[key] / (saturation_flow_vphpl * groups[key]
+                                     * pr.green_duration_s(key[0]) / pr.cycle_s)
+                        for key in mine if key[0] in pr.greens]
+                if vals:
+                    xs[pr.name] = max(vals)
+            rows.append({"junction": jid, "approach": lk.id, "movement": m,
+                         "group": "/".join(sorted({key[0] for key in mine})),
+                         "lanes": carrying[m], "flow_vph": q[m], "x": xs})
+    return rows

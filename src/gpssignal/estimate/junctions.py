@@ -35,6 +35,7 @@ from typing import Any
 import tomli_w
 
 from gpssignal.errors import EstimateInputError, ScenarioError
+from gpssignal.estimate.plans import FilePlan, plan_programs, read_program_file
 from gpssignal.model.io import (
     format_clock,
     parse_clock,
@@ -61,7 +62,7 @@ __all__ = [
 
 ARMS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
 REQUIRED = ["name", "municipality", "lat", "lon", "cycle_s", "period", "peak_hour"]
-OPTIONAL = ["monitored_arm", "note", "green_ns_s", "green_ew_s"]
+OPTIONAL = ["monitored_arm", "note", "green_ns_s", "green_ew_s", "program_file"]
 ARM_COLUMNS = [f"{a}_{c}" for a in ARMS for c in ("lanes", "limit_kmh", "left_vph",
                                                     "through_vph", "right_vph")]
 #: Longest junction id [characters]: it names files, and file systems allow
@@ -116,6 +117,18 @@ class JunctionSpec:
     #: The junction's current plan from the list: green of the N-S and the E-W
     #: phase [s]; ``None``: not given (a Webster split is assumed and said).
     plan_green_s: tuple[float, float] | None = None
+    #: The current plan from a program file (column ``program_file``): the
+    #: file as the list names it, and its cycle [s] and green window per arm
+    #: (:mod:`gpssignal.estimate.plans`); ``None``: no program file.
+    plan_file: str = ""
+    plan_windows: FilePlan | None = None
+
+    @property
+    def plan_label(self) -> str:
+        """Say where the existing plan comes from (``junctions.csv``'s ``plan``)."""
+        if self.plan_windows is not None:
+            return f"program file {one_line(self.plan_file, MAX_ID_CHARS)}"
+        return "from the list" if self.plan_green_s else "Webster split (assumed)"
 
     @property
     def id(self) -> str:
@@ -356,15 +369,27 @@ def _row_position(row: _Row, region: tuple[float, float] | None) -> tuple[float,
     return math.nan, math.nan
 
 
-def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = None
-              ) -> JunctionSpec | RowError:
-    """Check one row of the junction list; return it as a spec, or its error."""
+def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = None,
+              folder: Path | None = None) -> JunctionSpec | RowError:
+    """Check one row of the junction list; return it as a spec, or its error.
+
+    ``folder``: where a ``program_file`` named in the row is looked for
+    (the list's folder; default: the working directory).
+    """
     row = _Row(k, r)
     for col in ("name", "municipality", "period", "peak_hour"):
         if not (r.get(col) or "").strip():
             row.fail(col, r.get(col, ""), "required")
     lat, lon = _row_position(row, region)
-    cycle = row.num("cycle_s", lo=30, hi=200)
+    file_text = (r.get("program_file") or "").strip()
+    file_plan = _row_program_file(row, file_text, folder) if file_text else None
+    if file_plan is not None and not (r.get("cycle_s") or "").strip():
+        cycle = file_plan[0]    # the file gives the cycle
+    else:
+        cycle = row.num("cycle_s", lo=30, hi=200)
+    if file_plan is not None and math.isfinite(cycle) and cycle != file_plan[0]:
+        row.fail("cycle_s", r.get("cycle_s", ""), f"the program file {file_text!r} has "
+                 f"cycle_s = {file_plan[0]:g}; leave cycle_s empty or give the same")
     a, b, peak = _row_period(row)
     lanes, limits, vols = _row_arms(row)
     present = {a for a in ARMS if lanes[a]}
@@ -372,6 +397,9 @@ def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = No
         row.fail("N_lanes/E_lanes", "", "needs approaches on both axes (N-S and E-W) "
                  "for a two-phase plan")
     plan = _row_plan(row, cycle)
+    if file_text and plan is not None:
+        row.fail("program_file", file_text, "give the current plan either as green_ns_s/"
+                 "green_ew_s or as a program file, not both")
     mon = (r.get("monitored_arm") or "").strip().upper()
     if mon and mon not in present:
         row.fail("monitored_arm", mon, f"must be an arm with an approach: "
@@ -383,7 +411,31 @@ def _row_spec(k: int, r: dict[str, str], region: tuple[float, float] | None = No
     return JunctionSpec(row=k, name=row.name, municipality=r["municipality"].strip(), lat=lat,
                         lon=lon, cycle_s=cycle, period=(a, b), peak_start=peak,
                         monitored_arm=mon, note=(r.get("note") or "").strip(), lanes=lanes,
-                        limit_kmh=limits, volumes=vols, plan_green_s=plan)
+                        limit_kmh=limits, volumes=vols, plan_green_s=plan,
+                        plan_file=file_text if file_plan else "", plan_windows=file_plan)
+
+
+def _row_program_file(row: _Row, text: str, folder: Path | None) -> FilePlan | None:
+    """Return the plan of the row's program file (relative to ``folder``), or note why not."""
+    base = (folder or Path.cwd()).resolve()
+    path = base / text
+    try:
+        # Only files the list comes with: a row (perhaps from a third party) must
+        # not make the estimate read elsewhere (/etc/..., ../../secret.toml).
+        inside = "\0" not in text and path.resolve().is_relative_to(base)
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop
+        inside = False
+    if Path(text).is_absolute() or not inside:
+        row.fail("program_file", text, "must be a path inside the junction list's folder "
+                 f"({base}); copy the file there")
+        return None
+    try:
+        return read_program_file(path)
+    except ScenarioError as exc:
+        row.fail("program_file", text, str(exc))
+    except OSError as exc:
+        row.fail("program_file", text, f"cannot be read ({exc.strerror or exc})")
+    return None
 
 
 def _row_plan(row: _Row, cycle: float) -> tuple[float, float] | None:
@@ -488,7 +540,9 @@ def read_junctions(path: str | Path, template: Template | None = None
     Windows-1252; numbers with a decimal point or a decimal comma. ``.xlsx``:
     the first sheet. Each bad row's error lists every problem of the row.
     With ``template``, positions further than :data:`REGION_RADIUS_KM` from
-    its base scenario are refused (swapped latitude and longitude too).
+    its base scenario are refused (swapped latitude and longitude too), and
+    each row's scenario is built, so a plan that does not fit is a bad row. A
+    ``program_file`` is looked for relative to the list's folder.
 
     Raises
     ------
@@ -531,7 +585,7 @@ def read_junctions(path: str | Path, template: Template | None = None
             errors.append(RowError(k, rec.get("name", ""), "(row)", values[len(cols):],
                                    f"{len(values)} cells for {len(cols)} columns"))
             continue
-        spec = _row_spec(k, rec, region)
+        spec = _row_spec(k, rec, region, p.parent)
         if isinstance(spec, RowError):
             errors.append(spec)
         elif spec.id in seen:
@@ -539,6 +593,15 @@ def read_junctions(path: str | Path, template: Template | None = None
                                    f"same junction id as row {seen[spec.id]}"))
         else:
             seen[spec.id] = k
+            if template is not None:
+                # Build it now, so that a plan that does not fit the junction (a
+                # program file's, a cycle too short) is reported with the other
+                # bad rows before any simulation.
+                try:
+                    build_scenario(spec, template)
+                except RowError as exc:
+                    errors.append(exc)
+                    continue
             specs.append(spec)
     return specs, errors
 
@@ -559,6 +622,41 @@ def _lanes_for(arm: str, n: int, vols: dict[str, float]) -> list[list[str]]:
         else:
             lanes[-1] = lanes[-1] + ["left"]
     return lanes
+
+
+def _two_phase(spec: JunctionSpec, phase_a: list[str], phase_b: list[str],
+               axis: tuple[str, str], y_a: float, y_b: float, cyc: float, ig: float,
+               gmin: float, shift: float
+               ) -> tuple[dict[str, list[float]], dict[str, list[float]],
+                          dict[str, dict[str, float]], float]:
+    """Return the two-phase ``normal`` and ``peak`` greens, intergreens and relief shift.
+
+    ``normal`` is the list's ``green_ns_s``/``green_ew_s`` if given, else
+    Webster's split of the critical flow ratios ``y_a``, ``y_b`` of the phases.
+    """
+    if spec.plan_green_s is not None:   # the current plan, from the list
+        ns, ew = spec.plan_green_s
+        ig = (cyc - ns - ew) / 2
+        ga = ns if axis == ("N", "S") else ew
+    total = cyc - 2 * ig
+    if total < 2 * gmin:
+        raise RowError(spec.row, spec.name, "cycle_s", spec.cycle_s,
+                       f"too short for two phases (2 × {ig:g} s intergreen + 2 × {gmin:g} s "
+                       "min green)")
+    if spec.plan_green_s is None:       # assumed: Webster's split of the critical flow ratios
+        ga = min(max(round(total * y_a / (y_a + y_b)), gmin), total - gmin)
+    ga_r = (min(ga + shift, total - gmin) if spec.monitored_arm in phase_a
+            else max(ga - shift, gmin))
+
+    def greens(g_a: float) -> dict[str, list[float]]:
+        o = min(3.0, g_a / 2)          # cycle second 0 lies 3 s into phase A's green
+        out: dict[str, list[float]] = {a: [(cyc - o) % cyc, g_a - o] for a in phase_a}
+        out.update({b: [g_a - o + ig, cyc - o - ig] for b in phase_b})
+        return out
+
+    intergreen = {g: {h: ig for h in (phase_b if g in phase_a else phase_a)}
+                  for g in sorted(phase_a + phase_b, key=list(ARMS).index)}
+    return greens(ga), greens(ga_r), intergreen, abs(ga_r - ga)
 
 
 def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
@@ -586,27 +684,18 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
         return max(sum(spec.volumes[a].values()) / (spec.lanes[a] * s) for a in arms)
 
     cyc, ig, gmin = spec.cycle_s, float(t["intergreen_s"]), float(t["min_green_s"])
-    if spec.plan_green_s is not None:   # the current plan, from the list
-        ns, ew = spec.plan_green_s
-        ig = (cyc - ns - ew) / 2
-        ga = ns if axis == ("N", "S") else ew
-    total = cyc - 2 * ig
-    if total < 2 * gmin:
-        raise RowError(spec.row, spec.name, "cycle_s", spec.cycle_s,
-                       f"too short for two phases (2 × {ig:g} s intergreen + 2 × {gmin:g} s "
-                       "min green)")
-    if spec.plan_green_s is None:       # assumed: Webster's split of the critical flow ratios
-        ga = min(max(round(total * y(phase_a) / (y(phase_a) + y(phase_b))), gmin),
-                 total - gmin)
     shift = float(t["relief_shift_s"])
-    ga_r = (min(ga + shift, total - gmin) if spec.monitored_arm in phase_a
-            else max(ga - shift, gmin))
-
-    def greens(g_a: float) -> dict[str, list[float]]:
-        o = min(3.0, g_a / 2)          # cycle second 0 lies 3 s into phase A's green
-        out: dict[str, list[float]] = {a: [(cyc - o) % cyc, g_a - o] for a in phase_a}
-        out.update({b: [g_a - o + ig, cyc - o - ig] for b in phase_b})
-        return out
+    if spec.plan_windows is not None:   # the current plan, from a program file
+        try:
+            normal, peak, intergreen, relief_s = plan_programs(
+                spec.plan_windows, present, spec.monitored_arm, shift, gmin,
+                float(t["amber_s"]), float(t["red_amber_s"]), PLAN_INTERGREEN_S)
+        except ScenarioError as exc:
+            raise RowError(spec.row, spec.name, "program_file", spec.plan_file,
+                           str(exc)) from None
+    else:
+        normal, peak, intergreen, relief_s = _two_phase(spec, phase_a, phase_b, axis, y(phase_a),
+                                                        y(phase_b), cyc, ig, gmin, shift)
 
     base = scenario_to_dict(tpl.base)
     a0, a1 = spec.period
@@ -641,7 +730,6 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
                       "length_m": float(t["exit_length_m"]),
                       "speed_limit_kmh": spec.limit_kmh[a] if spec.lanes[a] else 50.0,
                       "lane": [{"movements": []} for _ in range(nl)]})
-    intergreen = {g: {h: ig for h in (phase_b if g in phase_a else phase_a)} for g in present}
     doc = {
         "scenario": {
             "name": jid,
@@ -665,8 +753,8 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
                        "min_green_s": t["min_green_s"]},
             "intergreen_s": intergreen,
             "program": [
-                {"name": "normal", "cycle_s": cyc, "offset_s": 0, "greens": greens(ga)},
-                {"name": "peak", "cycle_s": cyc, "offset_s": 0, "greens": greens(ga_r)},
+                {"name": "normal", "cycle_s": cyc, "offset_s": 0, "greens": normal},
+                {"name": "peak", "cycle_s": cyc, "offset_s": 0, "greens": peak},
             ],
         }],
         "link": links,
@@ -678,13 +766,14 @@ def build_scenario(spec: JunctionSpec, tpl: Template) -> tuple[Scenario, str]:
     }
     name, mun, note = one_line(spec.name), one_line(spec.municipality), one_line(spec.note)
     plan_source = ("the current plan from the list" if spec.plan_green_s
-                   else "two-phase Webster split")
+                   else f"the current plan from {one_line(spec.plan_file)}"
+                   if spec.plan_windows is not None else "two-phase Webster split")
     header = (f"# Generated by `gpssignal estimate` from {name!r} (row {spec.row}, "
               f"{mun}).\n# Lanes, limits, peak-hour volumes, cycle, period and "
               f"position: the junction list{'; ' + note if note else ''}.\n"
               f"# Everything else is assumed: see {tpl.path.name} ({plan_source} "
               f"'normal' with phase A = {'+'.join(phase_a)}, relief 'peak' = "
-              f"{abs(ga_r - ga):g} s more for arm {spec.monitored_arm}'s phase;\n# 15-min "
+              f"{relief_s:g} s more for arm {spec.monitored_arm}'s phase;\n# 15-min "
               f"profile factors {[round(f, 3) for f in prof]} of the peak-hour volumes) and "
               f"{tpl.base.name} (fleet, drivers, variability, probes).\n")
     text = header + tomli_w.dumps(doc)

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from gpssignal.control.io import write_model
-from gpssignal.estimate.capacity import CapacityCheck
+from gpssignal.estimate.capacity import SATURATION_FLOW_VPHPL, CapacityCheck, movement_capacity
 from gpssignal.estimate.junctions import JunctionSpec, RowError, Template, build_scenario
+from gpssignal.evaluate.definitions import level_of_service
 from gpssignal.evaluate.statistics import mean_ci
 from gpssignal.experiment.evaluation import (
     Evaluation,
@@ -40,6 +41,7 @@ from gpssignal.experiment.parallel import DaskBackend, LocalBackend
 __all__ = [
     "FORMULA_STARTS",
     "JUNCTION_COLUMNS",
+    "MOVEMENT_COLUMNS",
     "EstimateRun",
     "JunctionResult",
     "JunctionSummary",
@@ -47,6 +49,8 @@ __all__ = [
     "estimate_all",
     "estimate_junction",
     "junction_table",
+    "movement_rows",
+    "movement_table",
     "municipality_table",
 ]
 
@@ -61,6 +65,8 @@ class JunctionResult:
     evaluation: Evaluation
     #: Wall time of the model's training [s] (for the run log: not in the model file).
     train_wall_s: float | None = None
+    #: Saturation flow of the v/c per movement [veh/h/lane] (the template's).
+    saturation_flow_vphpl: float = SATURATION_FLOW_VPHPL
 
     def daily_savings(self) -> pd.DataFrame:
         """Per day: existing plan − GPS total time loss [veh·h] and CO₂ [kg]."""
@@ -82,7 +88,8 @@ class JunctionResult:
             time_loss_saved_veh_h=tuple(float(x) for x in d["time_loss_veh_h"]),
             co2_saved_kg=tuple(float(x) for x in d["co2_kg"]),
             working_days_per_year=self.evaluation.scenario.working_days_per_year,
-            columns=_summary_columns(self.evaluation), train_wall_s=self.train_wall_s)
+            columns=_summary_columns(self.evaluation), train_wall_s=self.train_wall_s,
+            movements=tuple(movement_rows(self.evaluation, self.saturation_flow_vphpl)))
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class JunctionSummary:
     columns: dict[str, Any]
     #: Wall time of the model's training [s] (for the run log: not in the model file).
     train_wall_s: float | None = None
+    #: Per approach and movement: v/c and simulated delay, LOS and 95 % queue
+    #: (:func:`movement_rows`).
+    movements: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> JunctionSummary:
         """Return itself (a summary and a result can be tabulated alike)."""
@@ -132,6 +142,41 @@ def _summary_columns(ev: Evaluation) -> dict[str, Any]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
 
 
+def movement_rows(ev: Evaluation, saturation_flow_vphpl: float = SATURATION_FLOW_VPHPL
+                  ) -> list[dict[str, Any]]:
+    """Per approach and movement: v/c, and the simulated delay, LOS and queue.
+
+    ``vc_existing`` and ``vc_relief``: the movement's lane-group v/c in the
+    busiest 15 min under the default and the relief program
+    (:func:`gpssignal.estimate.capacity.movement_capacity`);
+    ``existing_*`` and ``gps_*``: the approach's HCM control delay [s/veh],
+    its LOS and the 95th-percentile queue [m], means over the evaluation
+    days, under the existing plan and the GPS controller (per approach: the
+    evaluation keeps them per approach and day).
+    """
+    sc = ev.scenario
+    j = sc.junctions[0]
+    am = ev.approach_means()
+
+    def sim(controller: str, approach: str) -> dict[str, Any]:
+        r = am[(am["controller"] == controller) & (am["approach_link"] == approach)]
+        d = float(r["control_delay_s"].iloc[0]) if len(r) else float("nan")
+        q = float(r["queue_p95_m"].iloc[0]) if len(r) else float("nan")
+        return {"delay_s": d, "los": str(level_of_service(d)[0]), "queue_p95_m": q}
+
+    out = []
+    for m in movement_capacity(sc, saturation_flow_vphpl):
+        row: dict[str, Any] = {"approach": m["approach"], "movement": m["movement"],
+                               "group": m["group"], "lanes": m["lanes"],
+                               "flow_vph": m["flow_vph"],
+                               "vc_existing": m["x"].get(j.default_program, float("nan")),
+                               "vc_relief": m["x"].get(j.relief_program or "", float("nan"))}
+        for label, c in (("existing", ev.baseline), ("gps", "gps")):
+            row.update({f"{label}_{k}": v for k, v in sim(c, m["approach"]).items()})
+        out.append(row)
+    return out
+
+
 def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train_days: int,
                       candidates: int, backend: LocalBackend | DaskBackend | None = None,
                       progress: Callable[[str, int, int], None] | None = None,
@@ -150,7 +195,9 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
         # Neither the temporary folder's name nor the timing belongs in the model
         # file: the same list and seeds give the same bytes (the timing goes to
         # the run log).
-        model.provenance["history"] = "(simulated by this command; not kept)"
+        for key in ("history", "history_source"):   # temporary paths, not kept
+            if key in model.provenance or key == "history":
+                model.provenance[key] = "(simulated by this command; not kept)"
         train_wall_s = model.provenance.pop("train_wall_s", None)
         write_model(model, Path(work) / "model.json")
         blob = (Path(work) / "model.json").read_bytes()
@@ -159,7 +206,8 @@ def estimate_junction(spec: JunctionSpec, tpl: Template, seeds: list[int], train
                               progress=(lambda d, n: progress("evaluation", d, n))
                               if progress else None)
     return JunctionResult(spec=spec, scenario_toml=text, model_json=blob, evaluation=ev,
-                          train_wall_s=train_wall_s)
+                          train_wall_s=train_wall_s,
+                          saturation_flow_vphpl=float(tpl["saturation_flow_vphpl"]))
 
 
 class JunctionStore(Protocol):
@@ -268,7 +316,7 @@ def junction_table(results: Sequence[JunctionResult | JunctionSummary],
         rows.append({"row": s.row, "name": csv_safe(s.name),
                      "municipality": csv_safe(s.municipality), "status": "skipped",
                      "junction_id": s.id, **check_cols(s.id),
-                     "plan": "from the list" if s.plan_green_s else "Webster split (assumed)",
+                     "plan": s.plan_label,
                      "scenario_file": "", "model_file": "", "error": ""})
     for r in (x.summary() for x in results):
         days = r.working_days_per_year
@@ -282,7 +330,7 @@ def junction_table(results: Sequence[JunctionResult | JunctionSummary],
             "co2_saved_t_per_year": co2.mean * days / 1000,
             "co2_ci95_low": co2.low * days / 1000, "co2_ci95_high": co2.high * days / 1000,
             **r.columns, **check_cols(r.spec.id),
-            "plan": "from the list" if r.spec.plan_green_s else "Webster split (assumed)",
+            "plan": r.spec.plan_label,
             "working_days_per_year": days, "days_simulated": len(r.seeds),
             "scenario_file": f"scenarios/{r.spec.id}.toml",
             "model_file": f"models/{r.spec.id}.json", "error": "",
@@ -338,6 +386,20 @@ def _alternatives(ev: Evaluation) -> dict[str, Any]:
                     "capture_ci95_low": cap["ci95_low"].iloc[0],
                     "capture_ci95_high": cap["ci95_high"].iloc[0]})
     return out
+
+
+#: The columns of ``movements.csv``, in order.
+MOVEMENT_COLUMNS = ["row", "name", "junction_id", "approach", "movement", "group", "lanes",
+                    "flow_vph", "vc_existing", "vc_relief", "existing_delay_s", "existing_los",
+                    "existing_queue_p95_m", "gps_delay_s", "gps_los", "gps_queue_p95_m"]
+
+
+def movement_table(results: Sequence[JunctionResult | JunctionSummary]) -> pd.DataFrame:
+    """Per estimated junction, approach and movement: v/c, delay, LOS, 95 % queue."""
+    rows = [{"row": r.spec.row, "name": csv_safe(r.spec.name), "junction_id": r.spec.id, **m}
+            for r in sorted((x.summary() for x in results), key=lambda x: x.spec.row)
+            for m in r.movements]
+    return pd.DataFrame(rows, columns=MOVEMENT_COLUMNS)
 
 
 def municipality_table(results: Sequence[JunctionResult | JunctionSummary]) -> pd.DataFrame:

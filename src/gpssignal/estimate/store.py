@@ -38,7 +38,7 @@ __all__ = ["STORE_FORMAT", "STORE_NAME", "EstimateStore", "store_identity"]
 #: The store's file name in the output folder.
 STORE_NAME = "estimate.duckdb"
 #: Version of the stored layout: a store of another layout is refused, not misread.
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 
 
 def store_identity(seeds: list[int], train_days: int, candidates: int, oracle: bool
@@ -124,7 +124,8 @@ class EstimateStore:
                                time_loss_saved_veh_h=tuple(s["time_loss_saved_veh_h"]),
                                co2_saved_kg=tuple(s["co2_saved_kg"]),
                                working_days_per_year=s["working_days_per_year"],
-                               columns=s["columns"], train_wall_s=row[2])
+                               columns=s["columns"], train_wall_s=row[2],
+                               movements=tuple(s["movements"]))
 
     def add(self, summary: JunctionSummary) -> None:
         """Store one finished junction (committed at once; replaces one of the same id)."""
@@ -135,6 +136,7 @@ class EstimateStore:
             "co2_saved_kg": list(summary.co2_saved_kg),
             "working_days_per_year": summary.working_days_per_year,
             "columns": summary.columns,  # NaN is written as NaN and read back
+            "movements": list(summary.movements),
         })
         try:
             con.execute("BEGIN TRANSACTION")

@@ -1,9 +1,13 @@
 """The evaluation report: ``report.html`` (self-contained), ``report.md`` and PNGs.
 
-The HTML page embeds every figure as a base64 data URI and has no external
-reference (no scripts, fonts or styles fetched), so it opens offline and can
-be mailed as one file. Every table names the definition of its numbers
-(docs/definitions.md).
+Rendered from Jinja2 templates (``report/templates/report.*.j2``, the table
+style shared with the estimate's report). The HTML page embeds every figure
+as a base64 data URI and has no external reference (no scripts, fonts or
+styles fetched), so it opens offline and can be mailed as one file. Tables
+use human labels with units (:data:`KPI_LABELS`; the CSV files keep the KPI
+keys), every mean and difference is rounded to the precision its interval
+allows (:func:`gpssignal.report.numbers.format_estimate`), and every table
+names the definition of its numbers (docs/definitions.md).
 """
 
 from __future__ import annotations
@@ -11,17 +15,56 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from gpssignal.estimate.capacity import SATURATION_FLOW_VPHPL, movement_capacity
+from gpssignal.evaluate.definitions import level_of_service
 from gpssignal.evaluate.metrics import EVAL_KPIS
 from gpssignal.experiment.evaluation import Evaluation
 from gpssignal.model.io import format_clock
+from gpssignal.report.numbers import format_estimate, round_to_uncertainty
+from gpssignal.report.pages import ENV, page_table, timing_diagrams
 from gpssignal.report.plots import FIGURES, arm_label
 
-__all__ = ["HEADLINE_KPIS", "build_report", "comparison_table", "headline_table", "md_table",
-           "md_text", "verdict_sentences"]
+__all__ = ["HEADLINE_KPIS", "KPI_LABELS", "approach_table", "build_report", "comparison_table",
+           "headline_table", "kpi_label", "md_table", "md_text", "movement_table",
+           "verdict_sentences"]
+
+#: Short human names of the KPIs (the unit is shown beside them); the CSV files
+#: and docs/definitions.md use the keys.
+KPI_LABELS = {
+    "vehicles_arrived": "vehicles arriving",
+    "total_time_loss_veh_h": "total time loss",
+    "mean_time_loss_s": "time loss per vehicle",
+    "mean_time_loss_peak_s": "time loss per vehicle, peak hour",
+    "mean_travel_time_s": "travel time per vehicle",
+    "stretch_speed_peak_kmh": "speed on the stretch, peak hour",
+    "stretch_speed_period_kmh": "speed on the stretch, period",
+    "stops_per_veh": "stops per vehicle",
+    "queue_mean_m": "mean queue, monitored approach",
+    "queue_p95_m": "95 % queue, monitored approach",
+    "throughput_vph": "throughput",
+    "co2_kg": "CO₂",
+    "co2_g_per_veh_km": "CO₂ per vehicle-km",
+    "fuel_l": "fuel",
+    "switches": "program switches",
+    "total_time_loss_person_h": "time loss of all persons",
+    "mean_time_loss_per_person_s": "time loss per person",
+    "bus_passenger_time_loss_person_h": "bus passengers' time loss",
+    "cyclist_mean_time_loss_s": "time loss per cyclist",
+    "cyclist_time_loss_person_h": "cyclists' time loss",
+    "pedestrian_mean_delay_s": "delay per pedestrian",
+    "pedestrian_delay_person_h": "pedestrians' delay",
+}
+
+
+def kpi_label(key: str) -> str:
+    """Return the human name of a KPI key (the key itself if it has none)."""
+    return KPI_LABELS.get(key, key)
 
 #: The KPIs of the headline table, in order.
 HEADLINE_KPIS = ["mean_time_loss_s", "total_time_loss_veh_h", "stretch_speed_peak_kmh",
@@ -47,31 +90,41 @@ def _num(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
-def _ci(mean: float, low: float, high: float, digits: int = 1) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return _num(mean, digits)
-    return f"{_num(mean, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
+def _ci(mean: float, low: float, high: float) -> str:
+    """``mean [low, high]``, rounded to what the interval allows (format_estimate)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    v, ci = format_estimate(float(mean), float(low), float(high))
+    return f"{v} {ci}".strip()
 
 
-def _digits(unit: str) -> int:
-    return 2 if unit in ("1/veh",) else 1
+def _pm(mean: float, low: float, high: float) -> str:
+    """``mean ±half-width``, rounded to what the interval allows (for the terminal)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    v, ci = format_estimate(float(mean), float(low), float(high))
+    if not ci:
+        return v
+    half, decimals = round_to_uncertainty((float(high) - float(low)) / 2,
+                                          (float(high) - float(low)) / 2)
+    return f"{v} ±{half:,.{decimals}f}"
 
 
-def headline_table(ev: Evaluation) -> pd.DataFrame:
-    """KPIs per arm: mean [95 % CI] over the days."""
+def headline_table(ev: Evaluation, compact: bool = False) -> pd.DataFrame:
+    """KPIs per arm: mean [95 % CI] over the days (``compact``: mean ±half-width)."""
     kt = ev.kpi_table().set_index(["kpi", "controller"])
     units = {k: u for k, u, _, _ in EVAL_KPIS}
+    fmt = _pm if compact else _ci
     rows = []
     for key in HEADLINE_KPIS:
         if key in _OPTIONAL_KPIS and all(math.isnan(kt.loc[(key, c)]["mean"])
                                          for c in ev.controllers):
             continue
-        d = _digits(units[key])
-        row: dict[str, Any] = {"KPI": key, "unit": units[key]}
+        row: dict[str, Any] = {"KPI": kpi_label(key), "unit": units[key]}
         for c in ev.controllers:
             r = kt.loc[(key, c)]
             name = arm_label(c) + (" (existing)" if c == ev.baseline else "")
-            row[name] = _ci(r["mean"], r["ci95_low"], r["ci95_high"], d)
+            row[name] = fmt(r["mean"], r["ci95_low"], r["ci95_high"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,10 +155,10 @@ def comparison_table(ev: Evaluation, controller: str = SUBJECT,
         for key in COMPARED_KPIS:
             r = dt[(dt["kpi"] == key) & (dt["controller"] == controller)
                    & (dt["baseline"] == base)].iloc[0]
-            d = _digits(units[key])
-            rows.append({"against": _base_name(ev, base), "KPI": key, "unit": units[key],
+            rows.append({"against": _base_name(ev, base), "KPI": kpi_label(key),
+                         "unit": units[key],
                          "difference [95 % CI]": _ci(r["difference"], r["ci95_low"],
-                                                     r["ci95_high"], d),
+                                                     r["ci95_high"]),
                          "relative [95 % CI]": _pct(r["relative_pct"], r["rel_ci95_low"],
                                                     r["rel_ci95_high"]),
                          "verdict": r["verdict"]})
@@ -173,24 +226,16 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                   for r in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _annual_rows(ev: Evaluation) -> pd.DataFrame:
     an = ev.annual_table()
     an = an[an["baseline"] == ev.baseline]
     rows = []
     for _, r in an.iterrows():
         rows.append({"arm": arm_label(r["controller"]),
-                     "saving vs " + _base_name(ev, ev.baseline): r["quantity"],
+                     "saving vs " + _base_name(ev, ev.baseline): kpi_label(r["quantity"]),
                      "per year [95 % CI]": _ci(r["saving_per_year"], r["ci95_low"],
-                                               r["ci95_high"], 1 if "t CO2" in r["unit"]
-                                               else 0),
-                     "unit": r["unit"], "verdict": r["verdict"]})
+                                               r["ci95_high"]),
+                     "unit": r["unit"].replace("CO2", "CO₂"), "verdict": r["verdict"]})
     return pd.DataFrame(rows)
 
 
@@ -200,7 +245,7 @@ def _capture_rows(ev: Evaluation) -> pd.DataFrame:
     for _, c in cap.iterrows():
         span = (f"[{c['ci95_low']:.2f}, {c['ci95_high']:.2f}]" if c["bounded"]
                 else "unbounded")
-        rows.append({"arm": arm_label(c["controller"]), "KPI": c["kpi"],
+        rows.append({"arm": arm_label(c["controller"]), "KPI": kpi_label(c["kpi"]),
                      "capture ratio [95 % CI]": f"{c['capture_ratio']:.2f} {span}",
                      "days": c["n"]})
     return pd.DataFrame(rows)
@@ -228,7 +273,8 @@ def _day_type_rows(ev: Evaluation) -> pd.DataFrame:
 
 
 def _definitions() -> pd.DataFrame:
-    return pd.DataFrame([{"KPI": k, "unit": u, "definition": d} for k, u, d, _ in EVAL_KPIS])
+    return pd.DataFrame([{"KPI": kpi_label(k), "key (CSV)": k, "unit": u, "definition": d}
+                         for k, u, d, _ in EVAL_KPIS])
 
 
 def _context(ev: Evaluation) -> dict[str, str]:
@@ -240,8 +286,13 @@ def _context(ev: Evaluation) -> dict[str, str]:
     model = ev.model_info
     trained = ""
     if model:
-        trained = (f"GPS model trained for this scenario on days with seeds "
-                   f"{model.get('training_seeds')} ({', '.join(model.get('training_days', []))})"
+        days = ", ".join(model.get("training_days", []))
+        # Only a same-seed model records seeds; the others learn from the days'
+        # probe points alone.
+        on = (f"days with seeds {model['training_seeds']} ({days})"
+              if model.get("training_seeds") else f"the recorded days {days}")
+        trained = (f"GPS model trained for this scenario on {on} "
+                   f"(method {model.get('method', 'same-seed')}, docs/controller.md)"
                    f"; {model.get('how', 'given with --model')}.")
     return {
         "title": f"gpssignal evaluation — {sc.name}",
@@ -317,10 +368,110 @@ def _sections(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame]]:
                          if types else "The scenario has no day-type mix: every day is "
                          "ordinary."], _day_type_rows(ev)),
         ("Annualised savings against the existing plan", counted, _annual_rows(ev)),
+        *_movement_section(ev),
     ]
     if len(published):
         out.append(("Published results of this junction", discussion, published))
     return out
+
+
+def _program_of(ev: Evaluation, controller: str) -> str | None:
+    """Return the program a ``fixed:P`` arm runs, else None."""
+    kind, _, program = controller.partition(":")
+    return program if kind == "fixed" and program else None
+
+
+def movement_table(sc: Any, saturation_flow_vphpl: float = SATURATION_FLOW_VPHPL
+                   ) -> pd.DataFrame:
+    """Per junction approach and movement: flow and v/c under each program.
+
+    From the scenario's demand and programs
+    (:func:`gpssignal.estimate.capacity.movement_capacity`), not from a
+    simulation: the v/c a controller meets is that of the program it runs.
+    """
+    rows = movement_capacity(sc, saturation_flow_vphpl)
+    programs = [p.name for j in sc.junctions for p in j.programs]
+    programs = list(dict.fromkeys(programs))
+    out = []
+    for r in rows:
+        row: dict[str, Any] = {"junction": r["junction"], "approach": r["approach"],
+                               "movement": r["movement"], "signal group": r["group"],
+                               "lanes": r["lanes"],
+                               "flow [veh/h, busiest 15 min]": f"{r['flow_vph']:,.0f}"}
+        for p in programs:
+            x = r["x"].get(p)
+            row[f"v/c, {p}"] = "–" if x is None else f"{x:.2f}"
+        out.append(row)
+    df = pd.DataFrame(out)
+    if len(df) and df["junction"].nunique() == 1:
+        df = df.drop(columns="junction")
+    return df
+
+
+def approach_table(ev: Evaluation, controllers: list[str] | None = None) -> pd.DataFrame:
+    """Per approach and controller: control delay, LOS and 95 % queue, means over the days.
+
+    Control delay (HCM) and its LOS letter, and the 95th percentile of the
+    approach's queue (longest lane, 1-s samples), each the mean over the
+    evaluation days of the per-day value (docs/definitions.md).
+    """
+    am = ev.approach_means()
+    controllers = controllers or ev.controllers
+    rows = []
+    for (junction, approach), g in am.groupby(["junction", "approach_link"], sort=False):
+        row: dict[str, Any] = {"junction": junction, "approach": approach}
+        for c in controllers:
+            r = g[g["controller"] == c]
+            if not len(r):
+                continue
+            d = float(r["control_delay_s"].iloc[0])
+            los = str(level_of_service(d)[0]) if np.isfinite(d) else ""
+            name = arm_label(c) + (" (existing)" if c == ev.baseline else "")
+            row[f"{name}: delay [s/veh] (LOS)"] = f"{d:.0f} ({los})" if los else "–"
+            q = float(r["queue_p95_m"].iloc[0])
+            row[f"{name}: 95 % queue [m]"] = f"{q:.0f}" if np.isfinite(q) else "–"
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df) and df["junction"].nunique() == 1:
+        df = df.drop(columns="junction")
+    return df
+
+
+def _movement_section(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame]]:
+    """Return the sections of per-movement v/c and per-approach delay, LOS and queue."""
+    mv = movement_table(ev.scenario)
+    fixed = ", ".join(f"{arm_label(c)} runs {p}" for c in ev.controllers
+                      if (p := _program_of(ev, c)))
+    return [
+        ("Per movement: demand and v/c",
+         [f"Degree of saturation (v/c) of each movement's lane group in the busiest 15 min "
+          f"of an average day, under each program: flow ÷ ({SATURATION_FLOW_VPHPL:,.0f} "
+          "veh/h per lane × lanes × green ÷ cycle) (HCM; docs/references.md"
+          "#saturation-flow). A short lane counts as a full lane and a turn that gives way "
+          "has less capacity than its green: v/c is a lower bound there. Approaches fed by "
+          "an upstream junction are not listed (their flow is not scenario demand)."
+          + (f" Fixed arms: {fixed}." if fixed else "")], mv),
+        ("Per approach: control delay, level of service and 95 % queue",
+         ["Simulated, for each controller: HCM control delay per vehicle and its LOS "
+          "(A ≤ 10, B ≤ 20, C ≤ 35, D ≤ 55, E ≤ 80 s, else F) and the 95th percentile of the "
+          "approach's queue (longest lane, 1-s samples), each the mean over the days. "
+          "Delay and LOS are per approach, all its movements together, as the evaluation "
+          "keeps them for every day (approaches.csv); v/c above is per movement."],
+         approach_table(ev)),
+    ]
+
+
+#: A cell that reads as a number (or the missing-value dash): right-aligned.
+_NUMBER = re.compile(r"^([+\-−]?\d|–$)")
+
+
+def _page_table(df: pd.DataFrame) -> dict[str, Any]:
+    """Return a DataFrame as the templates' table: numbers right-aligned, verdicts coloured."""
+    cols = [str(c) for c in df.columns]
+    rows = df.astype(object).where(df.notna(), "–").values.tolist()
+    numeric = [c for k, c in enumerate(cols)
+               if rows and all(_NUMBER.match(str(r[k])) for r in rows)]
+    return page_table(cols, rows, numeric=numeric, verdicts=[c for c in cols if "verdict" in c])
 
 
 def build_report(ev: Evaluation) -> dict[str, bytes]:
@@ -330,53 +481,32 @@ def build_report(ev: Evaluation) -> dict[str, bytes]:
         files[name] = fn(ev)
     ctx = _context(ev)
     intro = (f"Period {ctx['period']} (peak hour {ctx['peak']}), {ctx['days']}. Values are "
-             f"means with 95 % confidence intervals over the days (Student t); differences "
-             f"are paired day by day. Savings are reported against the "
-             f"{ctx['baseline']}, declared in the scenario. Monitored stretch: "
-             f"{ctx['stretch']}. {ctx['model']}")
+             f"means with 95 % confidence intervals over the days (Student t), each rounded "
+             f"to the precision its interval allows; differences are paired day by day. "
+             f"Savings are reported against the {ctx['baseline']}, declared in the scenario. "
+             f"Monitored stretch: {ctx['stretch']}. {ctx['model']}")
     sections = _sections(ev)
     tables = ("kpis.csv, differences.csv, capture.csv, day_types.csv, annual.csv, runs.csv, "
               "intervals.csv, approaches.csv, switches.csv")
-    md = [f"# {ctx['title']}", "", intro, ""]
-    for title, paras, table in sections:
-        md += [f"## {title}", ""] + [p + "\n" for p in paras]
-        md += [md_table(table), ""] if len(table) else []
-    md += ["## Figures", ""] + [f"![{title}]({name})\n" for name, title, _ in FIGURES]
-    md += ["## Definitions", "", md_table(_definitions()), "",
-           f"Full tables: {tables}. Definitions in long form: docs/definitions.md.", "",
-           f"_{ctx['ident']}_", ""]
-    files["report.md"] = "\n".join(md).encode("utf-8")
-    files["report.html"] = _html_page(ctx, intro, sections, files, tables).encode("utf-8")
+    timings = timing_diagrams(ev.scenario)
+    figures = [{"name": name, "title": title,
+                "data": base64.b64encode(files[name]).decode()} for name, title, _ in FIGURES]
+    md = ENV.get_template("report.md.j2").render(
+        title=md_text(ctx["title"]), intro=md_text(intro), tables=tables,
+        ident=md_text(ctx["ident"]),
+        sections=[{"title": md_text(t), "paragraphs": [md_text(p) for p in paras],
+                   "table": md_table(table) if len(table) else ""}
+                  for t, paras, table in sections],
+        figures=[{"name": f["name"], "title": md_text(f["title"])} for f in figures],
+        definitions=md_table(_definitions()),
+        timings=[{"title": md_text(d["title"]),
+                  "rows": [{"group": md_text(r["group"]), "green": r["green"]}
+                           for r in d["rows"]]} for d in timings])
+    files["report.md"] = md.encode("utf-8")
+    page = ENV.get_template("report.html.j2").render(
+        title=ctx["title"], intro=intro, ident=ctx["ident"], tables=tables, figures=figures,
+        sections=[{"title": t, "paragraphs": paras, "table": _page_table(table)}
+                  for t, paras, table in sections],
+        definitions=_page_table(_definitions()), timings=timings)
+    files["report.html"] = page.encode("utf-8")
     return files
-
-
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;"
-          "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
-          "font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-          "th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}"
-          "figcaption{color:#555;font-size:0.9em}.meta{color:#777;font-size:0.85em}")
-
-
-def _html_page(ctx: dict[str, str], intro: str,
-               sections: list[tuple[str, list[str], pd.DataFrame]],
-               files: dict[str, bytes], tables: str) -> str:
-    figs = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
-        f'{base64.b64encode(files[name]).decode()}"><figcaption>{html.escape(title)}'
-        f"</figcaption></figure>" for name, title, _ in FIGURES)
-    body = "".join(
-        f"<h2>{html.escape(title)}</h2>" + "".join(f"<p>{html.escape(p)}</p>" for p in paras)
-        + (_html_table(table) if len(table) else "") for title, paras, table in sections)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(ctx['title'])}</title><style>{_STYLE}</style></head>
-<body>
-<h1>{html.escape(ctx['title'])}</h1>
-<p>{html.escape(intro)}</p>
-{body}
-<h2>Figures</h2>{figs}
-<h2>Definitions</h2>{_html_table(_definitions())}
-<p class="meta">{html.escape(ctx['ident'])}. Tables: {html.escape(tables)}.</p>
-</body></html>
-"""

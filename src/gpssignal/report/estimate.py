@@ -13,26 +13,25 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import jinja2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from gpssignal.model.scenario import Scenario
 from gpssignal.report.document import md_table, md_text
 from gpssignal.report.numbers import format_estimate
+from gpssignal.report.pages import ENV, timing_diagrams
 
 __all__ = ["estimate_report", "municipality_verdict"]
 
 #: Bar colours: a saving whose interval lies above 0, a cost below 0, and
 #: no detectable difference (the interval includes 0).
 _COLOURS = {"saves": "#1a7f37", "costs": "#b42318", "no detectable difference": "#9e9e9e"}
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("gpssignal.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html.j2"]),
-                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
 def municipality_verdict(low: float, high: float) -> str:
@@ -176,7 +175,8 @@ def _caveats(junctions: pd.DataFrame) -> list[str]:
     if assumed:
         out.append(f"The existing plan of {assumed} junction(s) was not given and is assumed to "
                    "be a Webster split of the volumes: a real plan that is less well balanced "
-                   "leaves more for plan selection to gain (give green_ns_s and green_ew_s).")
+                   "leaves more for plan selection to gain (give green_ns_s and green_ew_s, or a "
+                   "program_file).")
     out += [
         "Each junction is simulated alone, as a two-phase point junction with one signal "
         "group per arm, the template's approach lengths, fleet and day-to-day variation; "
@@ -186,16 +186,66 @@ def _caveats(junctions: pd.DataFrame) -> list[str]:
         "is not in these figures, and a relief program may cost them time "
         "(docs/definitions.md).",
         "CO₂ is HBEFA4's tailpipe CO₂ as in Eclipse SUMO; idling while waiting to enter is "
-        "counted at the class's idle rate.",
+        "counted at the class's idle rate. HBEFA4's idle rate is about 3.5 × a measured idle "
+        "(docs/references.md#measured-idle), so savings that come from less idling are "
+        "model-sensitive.",
         "Annual figures are one simulated period per working day; other times of day are "
         "not counted.",
     ]
     return out
 
 
-def estimate_report(junctions: pd.DataFrame, municipalities: pd.DataFrame, header: str
-                    ) -> dict[str, bytes]:
-    """``estimate.html`` (self-contained), ``estimate.md`` and ``estimate.png``."""
+#: The per-movement table's columns (``movements``: one row per junction, approach and
+#: movement, see :func:`gpssignal.estimate.run.movement_rows`).
+_MOVEMENT_COLUMNS = {
+    "name": "junction", "approach": "approach", "movement": "movement",
+    "flow_vph": "flow [veh/h, busiest 15 min]", "vc_existing": "v/c, existing plan",
+    "vc_relief": "v/c, relief program", "existing_delay_s": "existing: delay [s/veh] (LOS)",
+    "existing_queue_p95_m": "existing: 95 % queue [m]",
+    "gps_delay_s": "GPS: delay [s/veh] (LOS)", "gps_queue_p95_m": "GPS: 95 % queue [m]"}
+_MOVEMENTS_NOTE = (
+    "v/c: the degree of saturation of the movement's lane group in the busiest 15 min of an "
+    "average day, under the existing plan and the relief program (flow ÷ saturation flow × "
+    "lanes × green ÷ cycle; HCM). Delay (HCM control delay, LOS A ≤ 10, B ≤ 20, C ≤ 35, "
+    "D ≤ 55, E ≤ 80 s, else F) and the 95th-percentile queue are simulated, per approach "
+    "(all its movements together), means over the days, under the existing plan and the "
+    "GPS controller. Also in movements.csv.")
+
+
+def _delay_text(r: pd.Series, col: str) -> str:
+    d = r[col]
+    return "–" if pd.isna(d) else f"{float(d):.0f} ({r[col.replace('delay_s', 'los')]})"
+
+
+def _num_text(r: pd.Series, col: str, fmt: str) -> str:
+    return "–" if pd.isna(r[col]) else format(float(r[col]), fmt)
+
+
+def _movement_rows(movements: pd.DataFrame | None) -> list[list[str]]:
+    if movements is None or not len(movements):
+        return []
+    return [[str(r["name"]), str(r["approach"]), str(r["movement"]),
+             _num_text(r, "flow_vph", ",.0f"), _num_text(r, "vc_existing", ".2f"),
+             _num_text(r, "vc_relief", ".2f"), _delay_text(r, "existing_delay_s"),
+             _num_text(r, "existing_queue_p95_m", ".0f"), _delay_text(r, "gps_delay_s"),
+             _num_text(r, "gps_queue_p95_m", ".0f")] for _, r in movements.iterrows()]
+
+
+def _table(columns: list[str], rows: list[list[dict[str, str]]]) -> dict[str, object]:
+    return {"columns": columns, "rows": rows}
+
+
+def estimate_report(junctions: pd.DataFrame, municipalities: pd.DataFrame, header: str,
+                    movements: pd.DataFrame | None = None,
+                    scenarios: Sequence[Scenario] = ()) -> dict[str, bytes]:
+    """``estimate.html`` (self-contained), ``estimate.md`` and ``estimate.png``.
+
+    ``movements``: per junction, approach and movement, the v/c and the
+    simulated delay, LOS and 95 % queue (``movements.csv``), if given;
+    ``scenarios``: the generated scenarios, whose programs are drawn as
+    signal timing diagrams.
+    """
+    timings = [d for sc in scenarios for d in timing_diagrams(sc)]
     png = _figure(junctions)
     defs = ("Savings are existing plan − GPS controller, paired day by day over the simulated "
             "days, × working days per year; 95 % t intervals over the days, and each figure "
@@ -204,17 +254,28 @@ def estimate_report(junctions: pd.DataFrame, municipalities: pd.DataFrame, heade
             "person-hours as in docs/definitions.md; every junction's scenario is in "
             "scenarios/ and its model in models/, so each number can be reproduced.")
     jrows, mrows = _junction_rows(junctions), _municipality_rows(municipalities)
+    vrows = _movement_rows(movements)
+    mcols = list(_MOVEMENT_COLUMNS.values())
     context = {"header": header, "answer": _answer(junctions), "definitions": defs,
                "caveats": _caveats(junctions)}
-    page = _ENV.get_template("estimate.html.j2").render(
-        **context, junction_columns=_JUNCTION_COLUMNS, junctions=jrows,
-        municipality_columns=_MUNICIPALITY_COLUMNS, municipalities=mrows,
-        png_base64=base64.b64encode(png).decode())
-    md = _ENV.get_template("estimate.md.j2").render(
+    page = ENV.get_template("estimate.html.j2").render(
+        **context, title="gpssignal CO₂ estimate",
+        junctions=_table(_JUNCTION_COLUMNS, jrows),
+        municipalities=_table(_MUNICIPALITY_COLUMNS, mrows),
+        movements=_table(mcols, [[_cell(v, "num" if k >= 3 else "") for k, v in enumerate(r)]
+                                 for r in vrows]),
+        movements_note=_MOVEMENTS_NOTE, png_base64=base64.b64encode(png).decode(),
+        timings=timings)
+    md = ENV.get_template("estimate.md.j2").render(
         header=md_text(header), answer=[md_text(x) for x in context["answer"]],
         definitions=md_text(defs), caveats=[md_text(c) for c in context["caveats"]],
         junction_table=md_table(pd.DataFrame([[c["text"] for c in r] for r in jrows],
                                              columns=_JUNCTION_COLUMNS)),
         municipality_table=md_table(pd.DataFrame([[c["text"] for c in r] for r in mrows],
-                                                 columns=_MUNICIPALITY_COLUMNS)))
+                                                 columns=_MUNICIPALITY_COLUMNS)),
+        movement_table=md_table(pd.DataFrame(vrows, columns=mcols)) if vrows else "",
+        movements_note=md_text(_MOVEMENTS_NOTE),
+        timings=[{"title": md_text(d["title"]),
+                  "rows": [{"group": md_text(r["group"]), "green": r["green"]}
+                           for r in d["rows"]]} for d in timings])
     return {"estimate.png": png, "estimate.md": md.encode(), "estimate.html": page.encode()}

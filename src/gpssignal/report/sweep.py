@@ -20,6 +20,7 @@ import pandas as pd
 
 from gpssignal.report.document import md_table as _md_table
 from gpssignal.report.document import md_text
+from gpssignal.report.numbers import format_estimate
 
 __all__ = ["best_setting_text", "sensitivity_text", "sweep_figures", "sweep_report"]
 
@@ -96,8 +97,9 @@ def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
     unit = best.get("time_loss_unit", "s/veh")
     setting = ", ".join(f"{p} = {best[p]:g}" for p in params)
     base = best.get("existing_plan", "the existing plan")
-    span = (f"{best['time_loss_saving']:.2f} {unit} [{best['time_loss_saving_ci_low']:.2f}, "
-            f"{best['time_loss_saving_ci_high']:.2f}]")
+    v, ci = format_estimate(best["time_loss_saving"], best["time_loss_saving_ci_low"],
+                            best["time_loss_saving_ci_high"])
+    span = f"{v} {unit} {ci}".strip()
     if best["time_loss_saving_ci_low"] > 0:
         lines = [f"best setting: {setting} saves {span} against {base} (95 % CI above 0)"]
     else:
@@ -106,13 +108,13 @@ def best_setting_text(summary: pd.DataFrame, params: list[str]) -> list[str]:
                  "below it"]
     if "best_fixed" in best and isinstance(best["best_fixed"], str):
         lines.append(f"beside it: {best['best_fixed']} all period (best fixed program on "
-                     f"these days) gives {best['best_fixed_time_loss_s']:.2f} {unit}; GPS − "
-                     f"best fixed {best['gps_vs_best_fixed_s']:+.2f} {unit} "
-                     f"[{best['gps_vs_best_fixed_ci_low']:+.2f}, "
-                     f"{best['gps_vs_best_fixed_ci_high']:+.2f}] "
-                     f"({best['gps_vs_best_fixed_verdict']})")
+                     f"these days) gives {best['best_fixed_time_loss_s']:.1f} {unit}; GPS − "
+                     f"best fixed " + " ".join(format_estimate(
+                         best["gps_vs_best_fixed_s"], best["gps_vs_best_fixed_ci_low"],
+                         best["gps_vs_best_fixed_ci_high"])).strip()
+                     + f" {unit} ({best['gps_vs_best_fixed_verdict']})")
     if "capture_ratio" in best and np.isfinite(best["capture_ratio"]):
-        lines.append(f"hindsight bound: {best['oracle_time_loss_s']:.2f} {unit}; capture "
+        lines.append(f"hindsight bound: {best['oracle_time_loss_s']:.1f} {unit}; capture "
                      f"ratio {best['capture_ratio']:.2f}")
     return lines
 
