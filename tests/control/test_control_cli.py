@@ -24,7 +24,8 @@ def trained_cli(cli, tiny_relief_toml, history_dir, tmp_path_factory):
     """``gpssignal train`` once: the model path and what it printed."""
     out = tmp_path_factory.mktemp("train") / "model.json"
     code, printed, _ = cli("train", tiny_relief_toml, "--history", history_dir, "--out", out,
-                           "--candidates", 2, "--workers", 1, "--search-seed", 9)
+                           "--candidates", 2, "--workers", 1, "--search-seed", 9,
+                           "--grid", "3x3")
     return code, out, printed
 
 
@@ -151,6 +152,10 @@ def test_train_on_a_folder_that_is_not_a_history(cli, tiny_relief_toml, tmp_path
     (folder / "notes.txt").write_text("not a history", encoding="utf-8")
     out = tmp_path / "m.json"
     assert cli("train", tiny_relief_toml, "--history", folder, "--out", out)[0] == 2
+    assert "not readable Parquet" in one_line_error(capsys, "train")
+    assert not out.exists()
+    assert cli("train", tiny_relief_toml, "--history", folder, "--out", out,
+               "--method", "same-seed")[0] == 2
     assert "not a gpssignal history" in one_line_error(capsys, "train")
     assert not out.exists()
 

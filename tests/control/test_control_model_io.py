@@ -55,6 +55,19 @@ def test_missing_file(tmp_path) -> None:
     assert "cannot read" in str(exc.value)
 
 
+def test_device_folder_and_oversized_file_are_refused_unread(tmp_path, monkeypatch) -> None:
+    """``--model /dev/zero`` used to be read until the memory ran out."""
+    with pytest.raises(ModelError, match=r"/dev/zero.*not a regular file"):
+        read_model("/dev/zero")
+    with pytest.raises(ModelError, match="is a folder"):
+        read_model(tmp_path)
+    big = tmp_path / "big.json"
+    big.write_text("{}" + " " * 2000, encoding="utf-8")
+    monkeypatch.setattr("gpssignal.control.io.MAX_MODEL_BYTES", 1000)
+    with pytest.raises(ModelError, match=r"big\.json.*2,002 bytes, above the limit of 1,000"):
+        read_model(big)
+
+
 def test_not_json(tmp_path) -> None:
     p = tmp_path / "bad.json"
     p.write_text("{kind: oops", encoding="utf-8")

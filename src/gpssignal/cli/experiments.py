@@ -65,6 +65,8 @@ __all__ = ["register"]
 _WIDTH = 100
 #: Rows of the training search table printed (the best ones).
 _SEARCH_ROWS_SHOWN = 8
+#: Most simulated days of a reconstruction library (``train --grid``).
+_MAX_GRID_POINTS = 400
 #: Sweep points printed (the best ones).
 _SWEEP_POINTS_SHOWN = 5
 
@@ -75,10 +77,13 @@ _SWEEP_POINTS_SHOWN = 5
 
 def _print_model(model: GpsModel) -> None:
     prov = model.provenance
-    print(f"trained on {len(prov['training_days'])} days ({prov['training_days'][0]} .. "
-          f"{prov['training_days'][-1]}, seeds {prov['training_seeds'][0]}.."
-          f"{prov['training_seeds'][-1]}); {prov['points_matched']:,} of "
-          f"{prov['points_read']:,} probe points on monitored stretches")
+    days = prov["training_days"]
+    seeds = prov.get("training_seeds")
+    which = f", seeds {seeds[0]}..{seeds[-1]}" if seeds else ""
+    print(f"method: {prov['method']['name']} ({prov['method']['what']})")
+    print(f"trained on {len(days)} days ({days[0]} .. {days[-1]}{which}); "
+          f"{prov['points_matched']:,} of {prov['points_read']:,} probe points on monitored "
+          "stretches")
     for st in model.stretches:
         print(f"  stretch {st.id}: free-flow {st.free_flow_kmh:.1f} km/h (limit "
               f"{st.speed_limit_kmh:g}); switch below {st.threshold_low_kmh:.1f}, back above "
@@ -87,11 +92,26 @@ def _print_model(model: GpsModel) -> None:
           f"{model.min_points}; stale fall-back after {model.stale_after_s:g} s")
 
 
+def _print_fits(model: GpsModel) -> None:
+    rec = model.provenance.get("reconstruction")
+    if not rec:
+        return
+    print()
+    print("day reconstruction (fitted to the probe speeds per stretch and 15-min slot):")
+    print_table([[f["date"], f["demand_level"], f["peak_shift_s"], f["rmse_kmh"],
+                  f["rmse_mean_day_kmh"], f["cells"]] for f in rec["fits"]],
+                ["date", "level", "shift_s", "rmse_kmh", "rmse_mean_day", "slots"])
+
+
 def _print_search(model: GpsModel, table: pd.DataFrame) -> None:
     prov = model.provenance
+    if "search" not in prov:
+        for note in prov.get("notes", []):
+            print(f"note: {note}")
+        return
     best = prov["search"]["best"]
     print()
-    print("search (mean time loss per vehicle over the training days, simulated):")
+    print(f"search ({prov['search']['objective']}):")
     shown = table.sort_values("mean_time_loss_s").head(_SEARCH_ROWS_SHOWN)
     print_table([[("* " if i == best else "  ") + str(i), r["low_fraction"],
                   r["hysteresis_kmh"], r["window_s"], r["min_dwell_s"], r["mean_time_loss_s"],
@@ -99,8 +119,8 @@ def _print_search(model: GpsModel, table: pd.DataFrame) -> None:
                 ["#", "low_frac", "hyst_kmh", "window_s", "dwell_s", "time_loss_s",
                  "switch/day"])
     ex = prov["existing_plan"]
-    print(f"existing plan ({ex['controller']}) on the same days (history ground truth): "
-          f"{ex['mean_time_loss_s']:.1f} s/veh")
+    print(f"existing plan ({ex['controller']}) on {ex['on']}: {ex['mean_time_loss_s']:.1f} "
+          "s/veh")
     for note in prov["search"].get("notes", []):
         print(f"note: {note}")
     if "held_out" in prov:
@@ -114,6 +134,16 @@ def _print_search(model: GpsModel, table: pd.DataFrame) -> None:
                     ["controller", "time_loss_s/veh", "stretch_kmh_peak", "switches/day"])
 
 
+def _grid(text: str) -> tuple[int, int]:
+    """``--grid LEVELSxSHIFTS`` of the reconstruction library."""
+    lv, x, sh = text.lower().partition("x")
+    if not (x and lv.isdigit() and sh.isdigit() and int(lv) >= 2 and int(sh) >= 2
+            and int(lv) * int(sh) <= _MAX_GRID_POINTS):
+        raise UsageError(f"--grid = {text!r}: must be LEVELSxSHIFTS, each >= 2, at most "
+                         f"{_MAX_GRID_POINTS} points (e.g. 6x5)")
+    return int(lv), int(sh)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -123,6 +153,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     at_least_one(args, "--candidates")
     if args.test_days < 0:
         raise UsageError(f"--test-days = {args.test_days}: must be >= 0")
+    grid = _grid(args.grid)
     workers(args)
     out = Path(args.out)
     check_out_dir(out.parent, "--out")
@@ -131,21 +162,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          "(e.g. model.json)")
     sc = load_scenario(args)
     with parallel_backend(args) as backend:
-        model = train(sc, args.history, candidates=args.candidates,
+        model = train(sc, args.history, method=args.method, candidates=args.candidates,
                       search_seed=args.search_seed, backend=backend, test_days=args.test_days,
-                      progress=StageBars(sc.name, args.quiet))
+                      progress=StageBars(sc.name, args.quiet), program_log=args.program_log,
+                      timezone=args.timezone, grid=grid)
         n_workers = backend.workers
     train_wall_s = model.provenance.pop("train_wall_s", None)  # the log only
-    table = pd.DataFrame(model.provenance["search"]["candidates"])
+    search = model.provenance.get("search")
+    table = pd.DataFrame(search["candidates"] if search else [])
     search_csv = out.with_name(out.stem + ".search.csv")
     write_or_fail(lambda: write_model(model, out), out)
-    write_or_fail(lambda: table.to_csv(search_csv, index=False), out)
+    written = [str(out)]
+    if search:
+        write_or_fail(lambda: table.to_csv(search_csv, index=False), out)
+        written.append(str(search_csv))
     log = log_name(out)
     write_log(log, run_log("train", train_wall_s=train_wall_s, workers=n_workers))
     if not args.quiet:
         _print_model(model)
+        _print_fits(model)
         _print_search(model, table)
-        print(f"written: {out}, {search_csv}, {log} ({train_wall_s or 0:.0f} s)")
+        print(f"written: {', '.join(written)}, {log} ({train_wall_s or 0:.0f} s)")
     return 0
 
 
@@ -200,60 +237,74 @@ def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
         return (check_model_scenario(read_model(args.model), sc, args),
                 f"given with --model {args.model}", None)
     if not args.quiet:
-        print(f"No --model given: training a GPS model first on {args.train_days} "
-              f"separate history days (seeds {sc.seed}..{sc.seed + args.train_days - 1},"
-              f" not evaluation days), {args.candidates} candidates.")
+        print(textwrap.fill(f"No --model given: training a GPS model first on "
+                            f"{args.train_days} separate history days (seeds {sc.seed}.."
+                            f"{sc.seed + args.train_days - 1}, not evaluation days), "
+                            f"{args.candidates} candidates.", width=_WIDTH))
     with tempfile.TemporaryDirectory(prefix="gpssignal-train-") as work:
         model, _ = train_for_evaluation(sc, work, args.train_days, days,
                                         candidates=args.candidates, backend=backend,
                                         progress=progress)
         # Neither the temporary folder's name nor the timing belongs in an output.
-        model.provenance["history"] = "(simulated by this command; not kept)"
+        for key in ("history", "history_source"):   # temporary paths, not kept
+            if key in model.provenance or key == "history":
+                model.provenance[key] = "(simulated by this command; not kept)"
         model.provenance.pop("train_wall_s", None)
         blob = write_model(model, Path(work) / "model.json").read_bytes()
     return model, (f"trained by this command on {args.train_days} history days, "
                    f"{args.candidates} candidates (written to model.json)"), blob
 
 
+def _arm_heading(name: str) -> str:
+    """Return the table heading of an arm, wrapped to a narrow column."""
+    return "\n".join(textwrap.wrap(name, width=11))
+
+
 def _print_evaluation(ev: Evaluation, meta: dict[str, Any], out: Path, wall_s: float) -> None:
     import pandas as pd
 
     from gpssignal.report import comparison_table, headline_table, verdict_sentences
+    from gpssignal.report.document import kpi_label
+    from gpssignal.report.plots import arm_label
 
     days = ev.seeds
     types = ", ".join(f"{t} {n}" for t, n in
                       pd.Series(list(ev.day_types().values())).value_counts().items())
-    print(f"gpssignal {meta['version']} | scenario {ev.scenario.name} "
-          f"({meta['scenario_hash']}) | {len(days)} days (seeds {days[0]}..{days[-1]}: "
-          f"{types}) | {ev.workers} worker(s)")
+    print(textwrap.fill(f"gpssignal {meta['version']} | scenario {ev.scenario.name} "
+                        f"({meta['scenario_hash']}) | {len(days)} days (seeds {days[0]}.."
+                        f"{days[-1]}: {types}) | {ev.workers} worker(s)", width=_WIDTH))
     print()
     for line in verdict_sentences(ev):
         print(textwrap.fill(line, width=_WIDTH))
     print()
-    print("mean [95 % CI] over the days")
-    head = headline_table(ev)
-    print_table(head.values.tolist(), list(head.columns))
+    head = headline_table(ev, compact=True)
+    rich_table([[f"{r[0]} [{r[1]}]", *(str(v) for v in r[2:])] for r in head.values.tolist()],
+               ["KPI [unit]", *(_arm_heading(str(c)) for c in head.columns[2:])],
+               title="Every plan: mean ±95 % CI half-width over the days")
     comp = comparison_table(ev)
-    if len(comp):
-        print()
-        print("GPS controller against the alternatives, paired by day")
-        print_table(comp.drop(columns="unit").values.tolist(),
-                    [c for c in comp.columns if c != "unit"])
+    for against, g in (comp.groupby("against", sort=False) if len(comp) else []):
+        rich_table([[f"{r['KPI']} [{r['unit']}]", r["difference [95 % CI]"],
+                     r["relative [95 % CI]"].split(" [")[0], r["verdict"]]
+                    for _, r in g.iterrows()],
+                   ["KPI [unit]", "difference [95 % CI]", "relative", "verdict"],
+                   title=f"GPS controller − {against}, paired by day")
     an = ev.annual_table()
     an = an[(an["baseline"] == ev.baseline) & (an["controller"].isin(
         [c for c in ("gps", ev.best_fixed, "oracle") if c]))]
+    for c, g in an.groupby("controller", sort=False):
+        rich_table([[f"{kpi_label(r['quantity'])} [{r['unit'].replace(' CO2', '')}]",
+                     *format_estimate(r["saving_per_year"], r["ci95_low"], r["ci95_high"]),
+                     r["verdict"]] for _, r in g.iterrows()],
+                   ["saved per year", "mean", "95 % CI", "verdict"],
+                   title=f"{arm_label(str(c))} against the existing plan "
+                         f"({arm_label(ev.baseline)}), annualised")
     if len(an):
-        print()
-        for _, r in an.iterrows():
-            digits = 1 if "t CO2" in r["unit"] else 0
-            print(f"  {r['controller']} vs {r['baseline']}: {r['quantity']} saved "
-                  f"{r['saving_per_year']:,.{digits}f} {r['unit']} [{r['ci95_low']:,.{digits}f}"
-                  f", {r['ci95_high']:,.{digits}f}] ({r['verdict']})")
-        print(textwrap.fill(f"  counted: {an['counted'].iloc[0]}", width=_WIDTH,
-                            subsequent_indent="  "))
+        print(textwrap.fill(f"counted: {an['counted'].iloc[0]}", width=_WIDTH))
     print()
-    print(f"definitions: docs/definitions.md, docs/evaluation.md | report: "
-          f"{out / 'report.html'} ({wall_s:.0f} s)")
+    print(textwrap.fill(f"definitions: docs/definitions.md, docs/evaluation.md (the CSV files "
+                        f"use the KPI keys, e.g. mean_time_loss_s = "
+                        f"{kpi_label('mean_time_loss_s')}) | report: {out / 'report.html'} "
+                        f"({wall_s:.0f} s)", width=_WIDTH))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -368,17 +419,22 @@ def _print_sweep(summary: pd.DataFrame, params: list[str], meta: dict[str, Any],
     print(f"{meta['total']} runs: {meta['skipped']} already stored, {meta['run']} run "
           f"now in {meta['wall_s']:.1f} s ({meta['backend']}, {meta['workers']} worker(s))")
     best = summary.sort_values("time_loss_saving", ascending=False).head(_SWEEP_POINTS_SHOWN)
-    print_table([[*(f"{r[p]:g}" for p in params), r["time_loss_saving"],
-                  f"[{r['time_loss_saving_ci_low']:.2f}, {r['time_loss_saving_ci_high']:.2f}]",
-                  r["time_loss_verdict"], r["co2_saving"], r["gps_speed_peak_kmh"]]
-                 for _, r in best.iterrows()],
-                [*params, f"TL_saved_{summary['time_loss_unit'].iloc[0]}"
-                 if len(summary) else "TL_saved", "95% CI", "verdict", "CO2_saved_kg",
-                 "gps_v_peak_kmh"])
+    unit = summary["time_loss_unit"].iloc[0] if len(summary) else ""
+    rich_table([[", ".join(f"{p} {r[p]:g}" for p in params),
+                 *format_estimate(r["time_loss_saving"], r["time_loss_saving_ci_low"],
+                                  r["time_loss_saving_ci_high"]),
+                 str(r["time_loss_verdict"]),
+                 format_estimate(r["co2_saving"], r["co2_saving_ci_low"],
+                                 r["co2_saving_ci_high"])[0],
+                 f"{r['gps_speed_peak_kmh']:.1f}"] for _, r in best.iterrows()],
+               ["setting", f"time loss\nsaved\n[{unit}]", "95 % CI", "verdict",
+                "CO₂ saved\n[kg/day]", "GPS speed\npeak\n[km/h]"],
+               title=f"Best {min(len(summary), _SWEEP_POINTS_SHOWN)} of {len(summary)} points "
+                     "(GPS controller against the existing plan, paired by day)")
     for line in best_setting_text(summary, params):
-        print("  " + line)
+        print(textwrap.fill(line, width=_WIDTH, initial_indent="  ", subsequent_indent="  "))
     for line in sensitivity_text(summary, params):
-        print("  " + line)
+        print(textwrap.fill(line, width=_WIDTH, initial_indent="  ", subsequent_indent="  "))
     print(f"results: {out / 'runs.duckdb'} (resumable), {out / 'points.csv'}, "
           f"{out / 'sweep.html'}")
 
@@ -497,9 +553,12 @@ def _print_estimate(jt: pd.DataFrame, mt: pd.DataFrame, out: Path) -> None:
 def _estimate_files(results: list[JunctionSummary], jt: pd.DataFrame, mt: pd.DataFrame,
                     header: str) -> dict[str, bytes]:
     """Return the estimator's report, and each junction's generated scenario and model."""
+    from gpssignal.estimate.run import movement_table
+    from gpssignal.model.io import parse_scenario
     from gpssignal.report.estimate import estimate_report
 
-    files = estimate_report(jt, mt, header)
+    files = estimate_report(jt, mt, header, movement_table(results),
+                            [parse_scenario(r.scenario_toml) for r in results])
     for r in results:
         files[f"scenarios/{r.spec.id}.toml"] = r.scenario_toml.encode()
         files[f"models/{r.spec.id}.json"] = r.model_json
@@ -636,7 +695,10 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
               "train_wall_s": {r.spec.id: r.train_wall_s for r in results}}
     files = {**_estimate_files(results, jt, mt, header), **gis_files(jt, located, tpl),
              RUN_LOG: run_log("estimate", **logged)}
-    write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt}, out, meta,
+    from gpssignal.estimate.run import movement_table
+
+    write_or_fail(lambda: write_tables({"junctions": jt, "municipalities": mt,
+                                        "movements": movement_table(results)}, out, meta,
                                        files=files), out)
     if not args.quiet:
         _print_estimate(jt, mt, out)
@@ -661,13 +723,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     tr = sub.add_parser("train", parents=[quiet_options(), limit_options(), parallel_options()],
                         help="train the GPS controller on a probe history",
                         description="Measure free-flow speeds and speed profiles of the "
-                        "monitored stretches from a probe history (read with DuckDB), then "
-                        "choose thresholds, hysteresis, window and dwell by simulating the "
-                        "history's days with candidate settings (seeded random search) and "
-                        "keeping the lowest mean time loss. Writes the model (JSON, with its "
-                        "provenance) and MODEL.search.csv.")
-    tr.add_argument("scenario", help="scenario TOML file the history was simulated from")
-    tr.add_argument("--history", required=True, help="folder written by `gpssignal history`")
+                        "monitored stretches from a probe history (a recorded CSV/Parquet file "
+                        "or folder of probe points, or a `gpssignal history` folder), then "
+                        "choose thresholds, hysteresis, window and dwell. --method reconstruct "
+                        "(default) fits each history day's demand level and peak shift to its "
+                        "probe speeds and searches candidate settings (seeded random search, "
+                        "lowest mean time loss) on days simulated with those factors and fresh "
+                        "seeds; data-driven sets thresholds from the speed distribution without "
+                        "simulating; same-seed re-simulates a gpssignal history's own seeds (an "
+                        "upper bound no operator can reproduce). Writes the model (JSON, with "
+                        "its method and data in the provenance) and MODEL.search.csv.")
+    tr.add_argument("scenario", help="scenario TOML file: geometry, programs, base demand")
+    tr.add_argument("--history", required=True,
+                    help="probe points: .csv, .parquet, a folder of Parquet files, or a "
+                    "folder written by `gpssignal history`")
+    tr.add_argument("--method", choices=["reconstruct", "data-driven", "same-seed"],
+                    default="reconstruct",
+                    help="how settings are chosen (default: reconstruct); same-seed needs a "
+                    "`gpssignal history` of this scenario and is an upper bound")
+    tr.add_argument("--program-log", default=None, metavar="CSV",
+                    help="which program ran when: columns time (HH:MM), program, optionally "
+                    "date (default: the scenario's existing plan every day)")
+    tr.add_argument("--timezone", default="UTC",
+                    help="time zone of CSV timestamps without an offset (default: UTC)")
+    tr.add_argument("--grid", default="6x5", metavar="LEVELSxSHIFTS",
+                    help="reconstruct: demand levels x peak shifts simulated for the fit "
+                    "(default: %(default)s)")
     tr.add_argument("--out", required=True, help="model file to write (.json)")
     tr.add_argument("--candidates", type=int, default=16,
                     help="candidate settings to simulate (default: 16)")
@@ -779,7 +860,8 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
                         "resumes where it stopped when run again with the same --out.")
     es.add_argument("junctions", help="junction list: CSV (, or ; separated, UTF-8 or "
                     "Windows-1252, decimal point or comma) or .xlsx, e.g. "
-                    "data/junctions_example.csv")
+                    "data/junctions_example.csv; a row's program_file is read relative to "
+                    "its folder")
     es.add_argument("--template", default=None,
                     help="estimator assumptions (default: the bundled "
                     "scenarios/estimate_template.toml)")

@@ -16,9 +16,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gpssignal._files import ordinary_permissions
+from gpssignal._files import FileRefusedError, ordinary_permissions, read_regular_bytes
 from gpssignal.control.gps import GpsModel, JunctionModel, StretchModel
 from gpssignal.errors import ModelError
+
+#: Largest model file read [bytes]. A model is a few kB per junction (the
+#: search table goes to a separate CSV), so 64 MiB is thousands of junctions;
+#: a device or a wrong file is refused before it can exhaust the memory.
+MAX_MODEL_BYTES = 64 * 2**20
 
 __all__ = [
     "MODEL_KIND",
@@ -149,7 +154,9 @@ def read_model(path: str | Path) -> GpsModel:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_regular_bytes(p, MAX_MODEL_BYTES).decode("utf-8")
+    except FileRefusedError as exc:
+        raise ModelError(f"model file {str(p)!r}: {exc}") from None
     except OSError as exc:
         raise ModelError(f"model file {str(p)!r}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
