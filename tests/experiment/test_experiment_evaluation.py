@@ -140,7 +140,8 @@ def test_evaluate_command_writes_report_and_tables(cli, tmp_path: Path, tiny_rel
     assert code == 0, err
     for name in ("report.html", "report.md", "speed.png", "time_loss.png", "queues.png",
                  "time_space.png", "co2.png", "purdue.png", "kpis.csv", "differences.csv",
-                 "annual.csv", "runs.csv", "intervals.csv", "approaches.csv", "switches.csv",
+                 "annual.csv", "runs.csv", "intervals.csv", "approaches.csv", "movements.csv",
+                 "switches.csv",
                  "capture.csv", "day_types.csv", "meta.json"):
         assert (out / name).is_file(), name
     runs = pd.read_csv(out / "runs.csv")

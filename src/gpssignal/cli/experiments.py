@@ -340,7 +340,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tables = {"kpis": ev.kpi_table(), "differences": ev.difference_table(),
               "capture": ev.capture_table(), "day_types": ev.day_type_table(),
               "annual": ev.annual_table(), "runs": ev.runs(), "intervals": ev.interval_means(),
-              "approaches": ev.approach_means(), "switches": ev.switches()}
+              "approaches": ev.approach_means(), "movements": ev.movement_means(),
+              "switches": ev.switches()}
     write_or_fail(lambda: write_tables(tables, out, meta, files=files), out)
     if not args.quiet:
         _print_evaluation(ev, meta, out, time.perf_counter() - t0)

@@ -149,20 +149,23 @@ def movement_rows(ev: Evaluation, saturation_flow_vphpl: float = SATURATION_FLOW
     ``vc_existing`` and ``vc_relief``: the movement's lane-group v/c in the
     busiest 15 min under the default and the relief program
     (:func:`gpssignal.estimate.capacity.movement_capacity`);
-    ``existing_*`` and ``gps_*``: the approach's HCM control delay [s/veh],
-    its LOS and the 95th-percentile queue [m], means over the evaluation
-    days, under the existing plan and the GPS controller (per approach: the
-    evaluation keeps them per approach and day).
+    ``existing_*`` and ``gps_*``: the movement's HCM control delay [s/veh]
+    and its LOS, and its approach's 95th-percentile queue [m] (the longest
+    lane's: lanes are shared by movements), means over the evaluation days,
+    under the existing plan and the GPS controller.
     """
     sc = ev.scenario
     j = sc.junctions[0]
-    am = ev.approach_means()
+    am, mm = ev.approach_means(), ev.movement_means()
 
-    def sim(controller: str, approach: str) -> dict[str, Any]:
+    def sim(controller: str, approach: str, movement: str) -> dict[str, Any]:
         r = am[(am["controller"] == controller) & (am["approach_link"] == approach)]
-        d = float(r["control_delay_s"].iloc[0]) if len(r) else float("nan")
         q = float(r["queue_p95_m"].iloc[0]) if len(r) else float("nan")
-        return {"delay_s": d, "los": str(level_of_service(d)[0]), "queue_p95_m": q}
+        m = mm[(mm["controller"] == controller) & (mm["approach_link"] == approach)
+               & (mm["movement"] == movement)]
+        d = float(m["control_delay_s"].iloc[0]) if len(m) else float("nan")
+        los = str(level_of_service(d)[0]) if np.isfinite(d) else ""
+        return {"delay_s": d, "los": los, "queue_p95_m": q}
 
     out = []
     for m in movement_capacity(sc, saturation_flow_vphpl):
@@ -172,7 +175,8 @@ def movement_rows(ev: Evaluation, saturation_flow_vphpl: float = SATURATION_FLOW
                                "vc_existing": m["x"].get(j.default_program, float("nan")),
                                "vc_relief": m["x"].get(j.relief_program or "", float("nan"))}
         for label, c in (("existing", ev.baseline), ("gps", "gps")):
-            row.update({f"{label}_{k}": v for k, v in sim(c, m["approach"]).items()})
+            row.update({f"{label}_{k}": v
+                        for k, v in sim(c, m["approach"], m["movement"]).items()})
         out.append(row)
     return out
 

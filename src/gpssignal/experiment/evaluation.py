@@ -120,6 +120,9 @@ class Replication:
     day_type: str = ORDINARY
     plan: tuple[str, ...] = ()
     showcase: Showcase | None = None
+    #: Per approach and movement: vehicles, HCM control delay and LOS (run's
+    #: ``movements`` table); None for replications made before it was kept.
+    movements: pd.DataFrame | None = None
 
 
 @dataclass
@@ -301,6 +304,22 @@ class Evaluation:
         return allr.groupby(["controller", "junction", "approach_link"],
                             sort=False)[num].mean().reset_index()
 
+    def movement_means(self) -> pd.DataFrame:
+        """Per controller, approach and movement: vehicles and control delay, means over days.
+
+        The delay is the mean of the per-day control delays of the days on
+        which the movement had vehicles (a day without any has no delay).
+        """
+        frames = [r.movements.assign(controller=r.controller) for r in self.replications
+                  if r.movements is not None and len(r.movements)]
+        cols = ["controller", "junction", "approach_link", "movement", "vehicles",
+                "control_delay_s"]
+        if not frames:
+            return pd.DataFrame(columns=cols)
+        allr = pd.concat(frames, ignore_index=True)
+        return allr.groupby(["controller", "junction", "approach_link", "movement"],
+                            sort=False)[["vehicles", "control_delay_s"]].mean().reset_index()
+
     def switches(self) -> pd.DataFrame:
         """Every program switch of every replication."""
         frames = [r.switches.assign(controller=r.controller, seed=r.seed)
@@ -405,7 +424,9 @@ def _replication(spec_label: str, seed: int, result: SimResult, t0: float, showc
                        intervals=tables["intervals"], approaches=tables["approaches"],
                        switches=tables["switches"], wall_s=time.perf_counter() - t0,
                        day_type=result.day.day_type, plan=plan,
-                       showcase=_showcase(result) if showcase else None)
+                       showcase=_showcase(result) if showcase else None,
+                       movements=tables["movements"][["junction", "approach_link", "movement",
+                                                      "vehicles", "control_delay_s"]])
 
 
 def _replicate(spec: RunSpec) -> Replication:

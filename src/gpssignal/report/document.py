@@ -31,7 +31,8 @@ from gpssignal.report.pages import ENV, page_table, timing_diagrams
 from gpssignal.report.plots import FIGURES, arm_label
 
 __all__ = ["HEADLINE_KPIS", "KPI_LABELS", "approach_table", "build_report", "comparison_table",
-           "headline_table", "kpi_label", "md_table", "md_text", "movement_table",
+           "headline_table", "kpi_label", "md_table", "md_text", "movement_delay_table",
+           "movement_table",
            "verdict_sentences"]
 
 #: Short human names of the KPIs (the unit is shown beside them); the CSV files
@@ -437,6 +438,35 @@ def approach_table(ev: Evaluation, controllers: list[str] | None = None) -> pd.D
     return df
 
 
+def movement_delay_table(ev: Evaluation, controllers: list[str] | None = None
+                         ) -> pd.DataFrame:
+    """Per approach, movement and controller: HCM control delay and LOS, means over the days.
+
+    Each movement's delay is the mean over the evaluation days of its
+    per-day control delay (days on which it had vehicles; docs/definitions.md).
+    """
+    mm = ev.movement_means()
+    controllers = controllers or ev.controllers
+    rows = []
+    for (junction, approach, movement), g in mm.groupby(
+            ["junction", "approach_link", "movement"], sort=False):
+        row: dict[str, Any] = {"junction": junction, "approach": approach,
+                               "movement": movement}
+        for c in controllers:
+            r = g[g["controller"] == c]
+            if not len(r):
+                continue
+            d = float(r["control_delay_s"].iloc[0])
+            name = arm_label(c) + (" (existing)" if c == ev.baseline else "")
+            row[f"{name}: delay [s/veh] (LOS)"] = (
+                f"{d:.0f} ({level_of_service(d)[0]})" if np.isfinite(d) else "–")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df) and df["junction"].nunique() == 1:
+        df = df.drop(columns="junction")
+    return df
+
+
 def _movement_section(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame]]:
     """Return the sections of per-movement v/c and per-approach delay, LOS and queue."""
     mv = movement_table(ev.scenario)
@@ -451,12 +481,16 @@ def _movement_section(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame
           "has less capacity than its green: v/c is a lower bound there. Approaches fed by "
           "an upstream junction are not listed (their flow is not scenario demand)."
           + (f" Fixed arms: {fixed}." if fixed else "")], mv),
+        ("Per movement: control delay and level of service",
+         ["Simulated, for each controller: HCM control delay per vehicle of each movement "
+          "and its LOS (A ≤ 10, B ≤ 20, C ≤ 35, D ≤ 55, E ≤ 80 s, else F), the mean over "
+          "the days on which the movement had vehicles."],
+         movement_delay_table(ev)),
         ("Per approach: control delay, level of service and 95 % queue",
-         ["Simulated, for each controller: HCM control delay per vehicle and its LOS "
-          "(A ≤ 10, B ≤ 20, C ≤ 35, D ≤ 55, E ≤ 80 s, else F) and the 95th percentile of the "
-          "approach's queue (longest lane, 1-s samples), each the mean over the days. "
-          "Delay and LOS are per approach, all its movements together, as the evaluation "
-          "keeps them for every day (approaches.csv); v/c above is per movement."],
+         ["Simulated, for each controller: the approach's control delay (all its movements "
+          "together) with its LOS, and the 95th percentile of its queue (longest lane, 1-s "
+          "samples: lanes are shared by movements, so the queue is per approach), each the "
+          "mean over the days (approaches.csv)."],
          approach_table(ev)),
     ]
 

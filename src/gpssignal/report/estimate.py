@@ -207,9 +207,9 @@ _MOVEMENTS_NOTE = (
     "v/c: the degree of saturation of the movement's lane group in the busiest 15 min of an "
     "average day, under the existing plan and the relief program (flow ÷ saturation flow × "
     "lanes × green ÷ cycle; HCM). Delay (HCM control delay, LOS A ≤ 10, B ≤ 20, C ≤ 35, "
-    "D ≤ 55, E ≤ 80 s, else F) and the 95th-percentile queue are simulated, per approach "
-    "(all its movements together), means over the days, under the existing plan and the "
-    "GPS controller. Also in movements.csv.")
+    "D ≤ 55, E ≤ 80 s, else F) per movement and the 95th-percentile queue of its approach "
+    "(longest lane: lanes are shared by movements) are simulated, means over the days, under "
+    "the existing plan and the GPS controller. Also in movements.csv.")
 
 
 def _delay_text(r: pd.Series, col: str) -> str:
