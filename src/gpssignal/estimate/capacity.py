@@ -20,12 +20,14 @@ capacity = saturation flow × lanes × green / cycle (HCM; docs/references.md
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from gpssignal.model.scenario import Scenario
 
-__all__ = ["SATURATION_FLOW_VPHPL", "CapacityCheck", "capacity_check", "movement_capacity"]
+__all__ = ["SATURATION_FLOW_VPHPL", "CapacityCheck", "capacity_check", "movement_capacity",
+           "permitted_capacity_vph"]
 
 #: Saturation flow per lane for the v/c of a scenario that names none [veh/h/lane]:
 #: the estimator template's value (docs/references.md#saturation-flow: practical
@@ -115,6 +117,18 @@ def capacity_check(sc: Scenario, saturation_flow_vphpl: float, busy_day_factor: 
         max_x[pr.name] = worst[0]
         if pr.name == j.default_program:
             critical = worst[1]
+    # A turn that gives way has less capacity than its group's green: its own v/c
+    # (movement_capacity's, in the busiest interval, scaled to the busy day; the
+    # opposing flow is not scaled, so this stays a lower bound) counts too.
+    yielding = {(lk.id, gw.movement) for lk in sc.links for gw in lk.give_way}
+    for m in movement_capacity(sc, saturation_flow_vphpl):
+        if m["junction"] != j.id or (m["approach"], m["movement"]) not in yielding:
+            continue
+        for name, xm in m["x"].items():
+            if xm * busy_day_factor > max_x.get(name, 0.0):
+                max_x[name] = xm * busy_day_factor
+                if name == j.default_program:
+                    critical = f"{m['approach']} {m['movement']} (busiest 15 min)"
     over = sorted(g for g, q in flows.items()
                   if all(x(g, pr.name, max(q)) > 1.0 for pr in j.programs))
     if max_x[j.default_program] < undersaturated_x:
@@ -126,6 +140,22 @@ def capacity_check(sc: Scenario, saturation_flow_vphpl: float, busy_day_factor: 
     return CapacityCheck(verdict=verdict, max_x=max_x, critical=critical,
                          busy_day_factor=busy_day_factor, threshold=undersaturated_x,
                          existing_x=max_x[j.default_program])
+
+
+def permitted_capacity_vph(opposing_vph: float, critical_gap_s: float,
+                           follow_up_s: float) -> float:
+    """Return the flow a yielding stream can take from gaps in ``opposing_vph`` [veh/h].
+
+    The gap-acceptance capacity of an uninterrupted opposing stream with
+    random (exponential) headways, q e^{-q tc} / (1 - e^{-q tf}) with q in
+    veh/s (HCM's permitted left-turn model; docs/references.md
+    #permitted-left-turn); with no opposing flow, one vehicle per follow-up
+    time.
+    """
+    q = opposing_vph / 3600.0
+    if q <= 0:
+        return 3600.0 / follow_up_s
+    return 3600.0 * q * math.exp(-q * critical_gap_s) / (1.0 - math.exp(-q * follow_up_s))
 
 
 def movement_capacity(sc: Scenario, saturation_flow_vphpl: float = SATURATION_FLOW_VPHPL
@@ -146,13 +176,23 @@ def movement_capacity(sc: Scenario, saturation_flow_vphpl: float = SATURATION_FL
     carrying it in proportion to their lanes; a lane group's v/c is its flow
     ÷ (saturation flow × lanes × green ÷ cycle); a movement in several lane
     groups gets the highest. A short lane (turn pocket) counts as a full lane
-    (its storage may run out first), and a turn that gives way has less
-    capacity than its green: both make ``x`` a lower bound there.
+    (its storage may run out first), which makes ``x`` a lower bound there.
+
+    A turn that gives way (``give_way``) can use only gaps in the traffic it
+    yields to: its capacity is the gap-acceptance formula's
+    (:func:`permitted_capacity_vph`, with the opposing movements' flow in the
+    same interval, concentrated into their green) plus one vehicle per cycle
+    that clears at amber, and its ``x`` is the higher of that and its lane
+    group's. The opposing queue's discharge at the start of green, which
+    blocks turners longer still, is not counted: ``x`` stays a lower bound.
     """
     rows: list[dict[str, Any]] = []
     by_link: dict[str, list[Any]] = {}
     for f in sc.demand.flows:
         by_link.setdefault(f.link, []).append(f)
+    movement_flow = {(f.link, f.movement): f.flow_vph for f in sc.demand.flows}
+    group_of = {(lk.id, m): ln.group for lk in sc.links for ln in lk.lanes
+                for m in ln.movements if ln.group}
     order = {"left": 0, "through": 1, "right": 2}
     for lk in sc.links:
         if lk.to_arm is None or lk.mode != "motor" or lk.id not in by_link:
@@ -178,11 +218,29 @@ def movement_capacity(sc: Scenario, saturation_flow_vphpl: float = SATURATION_FL
             mine = [key for key in groups if m in key[1]]
             if not mine or q[m] <= 0:
                 continue
+            gw = next((g for g in lk.give_way if g.movement == m), None)
             xs: dict[str, float] = {}
             for pr in j.programs:
                 vals = [load[key] / (saturation_flow_vphpl * groups[key]
                                      * pr.green_duration_s(key[0]) / pr.cycle_s)
                         for key in mine if key[0] in pr.greens]
+                if gw is not None and vals:
+                    g_s = max(pr.green_duration_s(key[0]) for key in mine)
+                    opposing = 0.0
+                    for ref in gw.to:
+                        link_id, mv = ref.split(".")
+                        flow = movement_flow.get((link_id, mv))
+                        og = group_of.get((link_id, mv))
+                        if flow is None or og is None or og not in pr.greens:
+                            continue
+                        # Its hourly flow arrives in its green: the rate the turner faces.
+                        opposing += flow[busiest] * pr.cycle_s / max(
+                            pr.green_duration_s(og), 1.0)
+                    tc = gw.critical_gap_s or sc.driver.critical_gap_s
+                    tf = gw.follow_up_s or sc.driver.follow_up_s
+                    cap = (permitted_capacity_vph(opposing, tc, tf) * g_s / pr.cycle_s
+                           + 3600.0 / pr.cycle_s)
+                    vals.append(q[m] / cap)
                 if vals:
                     xs[pr.name] = max(vals)
             rows.append({"junction": jid, "approach": lk.id, "movement": m,

@@ -477,8 +477,10 @@ def _movement_section(ev: Evaluation) -> list[tuple[str, list[str], pd.DataFrame
          [f"Degree of saturation (v/c) of each movement's lane group in the busiest 15 min "
           f"of an average day, under each program: flow ÷ ({SATURATION_FLOW_VPHPL:,.0f} "
           "veh/h per lane × lanes × green ÷ cycle) (HCM; docs/references.md"
-          "#saturation-flow). A short lane counts as a full lane and a turn that gives way "
-          "has less capacity than its green: v/c is a lower bound there. Approaches fed by "
+          "#saturation-flow). A turn that gives way gets the gap-acceptance capacity of the "
+          "opposing flow during green plus one vehicle per cycle at amber (HCM's permitted "
+          "turn). A short lane counts as a full lane and the opposing queue's discharge is "
+          "not counted: v/c is a lower bound there. Approaches fed by "
           "an upstream junction are not listed (their flow is not scenario demand)."
           + (f" Fixed arms: {fixed}." if fixed else "")], mv),
         ("Per movement: control delay and level of service",
