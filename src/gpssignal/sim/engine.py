@@ -450,7 +450,7 @@ class Simulation:
         while veh.capacity < veh.n + entry.n_waiting:
             veh.grow()
         tb, out = self.tables, self.out
-        n = insert_waiting(veh.F, veh.I, veh.n, t, STOP_SPEED_MPS, self.buf.tail,
+        n = insert_waiting(veh.F, veh.I, veh.n, t, self.dt, STOP_SPEED_MPS, self.buf.tail,
                            self.buf.counts, entry.tables, out.depart_s, tb.net, tb.routes,
                            self._arrival_tables, self._class_tables, tb.markers,
                            out.stretch_enter_s, out.stretch_exit_s, self.passages.tables)

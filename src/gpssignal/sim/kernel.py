@@ -1114,7 +1114,7 @@ def _remove_columns(F, I, n, gone):
 
 
 @numba.njit(cache=True)
-def _entry_slot(F, i, link, t, tail, net, arrivals, classes):
+def _entry_slot(F, i, link, t, dt, tail, net, arrivals, classes):
     """Where and how fast vehicle ``i`` can enter ``link`` now: ``(lane, pos_m, speed_mps, desired_mps, depart_s)``; lane -1: it waits.
 
     It takes the lane with most space behind its last vehicle, and enters at
@@ -1150,7 +1150,11 @@ def _entry_slot(F, i, link, t, tail, net, arrivals, classes):
     if free < v_ins * T:
         return -1, 0.0, 0.0, 0.0, 0.0
     if v_ins > 0:
-        pos = min(v_ins * (t - arrival_t[i]), free - v_ins * T)
+        # It drives in from the network edge since it arrived, but not for
+        # longer than one step: a vehicle that waited outside could not move
+        # before this step found it room (it would otherwise be placed far
+        # into an empty lane, even past the stop line).
+        pos = min(v_ins * min(t - arrival_t[i], dt), free - v_ins * T)
         depart = t - pos / v_ins
     else:
         pos, depart = 0.0, t
@@ -1158,7 +1162,7 @@ def _entry_slot(F, i, link, t, tail, net, arrivals, classes):
 
 
 @numba.njit(cache=True)
-def insert_waiting(F, I, n, t, stop_speed, tail, counts, queues, depart_s, net, routes,
+def insert_waiting(F, I, n, t, dt, stop_speed, tail, counts, queues, depart_s, net, routes,
                    arrivals, classes, markers, stretch_enter, stretch_exit, passages):
     """Let waiting vehicles enter their entry links, first come first served.
 
@@ -1185,7 +1189,7 @@ def insert_waiting(F, I, n, t, stop_speed, tail, counts, queues, depart_s, net, 
         link = slot_link[s]
         while head[s] < arrived[s]:
             i = ids[ptr[s] + head[s]]
-            lane, pos, v_ins, v0, depart = _entry_slot(F, i, link, t, tail, net, arrivals,
+            lane, pos, v_ins, v0, depart = _entry_slot(F, i, link, t, dt, tail, net, arrivals,
                                                        classes)
             if lane < 0:
                 break
