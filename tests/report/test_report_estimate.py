@@ -74,6 +74,8 @@ def test_the_caveats_name_the_assumed_plan_and_the_missing_road_users(
     md = report["estimate.md"]
     assert "The existing plan of 2 junction(s) was not given" in md
     assert "no cyclists and no pedestrian crossings" in md
+    # The models' training is labelled for what it is: an upper bound.
+    assert "(the same-seed search): an upper bound" in md
 
 
 @pytest.mark.parametrize("low, high, verdict", [

@@ -251,8 +251,10 @@ def _evaluation_model(args: argparse.Namespace, sc: Scenario, days: list[int],
                 model.provenance[key] = "(simulated by this command; not kept)"
         model.provenance.pop("train_wall_s", None)
         blob = write_model(model, Path(work) / "model.json").read_bytes()
-    return model, (f"trained by this command on {args.train_days} history days, "
-                   f"{args.candidates} candidates (written to model.json)"), blob
+    how = (f"trained by this command on {args.train_days} simulated history days, "
+           f"{args.candidates} candidates, by re-simulating those days (same-seed: an upper "
+           "bound of training on recorded probe data; written to model.json)")
+    return model, how, blob
 
 
 def _arm_heading(name: str) -> str:

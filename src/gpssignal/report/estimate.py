@@ -191,6 +191,10 @@ def _caveats(junctions: pd.DataFrame) -> list[str]:
         "model-sensitive.",
         "Annual figures are one simulated period per working day; other times of day are "
         "not counted.",
+        "Each junction's GPS model is trained on simulated history days by re-simulating "
+        "those very days (the same-seed search): an upper bound of what training on recorded "
+        "probe data finds. On the pilot scenario the search an operator can run on recorded "
+        "data (reconstructed days, fresh seeds) chose the same setting (docs/controller.md).",
     ]
     return out
 
