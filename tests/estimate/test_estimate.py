@@ -176,7 +176,7 @@ def test_the_capacity_check_answers_before_any_simulation(tmp_path: Path) -> Non
 
     sc, light = check(CROSS)
     assert light.verdict == "under-saturated" and light.skip
-    assert "plan selection cannot help here" in light.text()
+    assert "no queue for plan selection to relieve" in light.text()
     # X by hand: S carries 780 veh/h at the peak quarter (x 1.05) on a busy day (x 1.12)
     # over 2 lanes x 1,850 x green / 60.
     g = sc.junctions[0].program("normal").green_duration_s("S")

@@ -53,7 +53,7 @@ def test_the_verdict_is_worded_plainly_for_a_saving_an_unclear_and_a_costing_jun
     assert '<td class="saves">saves</td>' in page
     assert '<td class="none">no detectable difference</td>' in page
     assert '<td class="costs">costs</td>' in page
-    assert "not simulated: plan selection cannot help (under-saturated)" in page
+    assert "not simulated: under-saturated, no queue for plan selection to relieve" in page
     assert ("3 junction(s) simulated: 1 save time with GPS plan selection, 1 show no "
             "detectable difference and 1 cost time") in md
     assert "1 junction(s) not simulated: under-saturated" in md

@@ -8,8 +8,9 @@ capacity = saturation flow × lanes × green / cycle (HCM; docs/references.md
 
 * **under-saturated**: X stays below the template's ``undersaturated_x`` in
   every slot under the default program, even on a busy day. Queues clear
-  every cycle, so a relief program can only trade uniform delay between the
-  phases: plan selection cannot help here. ``gpssignal estimate`` flags the
+  every cycle, so a relief program has no queue to relieve and can only
+  move delay between the phases (which may still save a little when the
+  default split is poor: the simulation says). ``gpssignal estimate`` flags the
   junction (and skips it with ``--skip-undersaturated``);
 * **over capacity under every program**: some group's X exceeds 1 in some
   slot whichever program runs: no program switch relieves it (the junction
@@ -66,7 +67,8 @@ class CapacityCheck:
         xs = ", ".join(f"{p} {x:.2f}" for p, x in self.max_x.items())
         if self.verdict == UNDERSATURATED:
             why = (f"highest X {xs} on a busy day (x{self.busy_day_factor:g}), below "
-                   f"{self.threshold:g} in every slot: plan selection cannot help here")
+                   f"{self.threshold:g} in every slot: no queue for plan selection to "
+                   "relieve, it can only move delay between the phases")
         elif self.verdict == OVERSATURATED:
             why = (f"highest X {xs} (busy day x{self.busy_day_factor:g}); {self.critical} is "
                    "over capacity whichever program runs: a program switch cannot relieve it")

@@ -116,7 +116,7 @@ def _junction_rows(junctions: pd.DataFrame) -> list[list[dict[str, str]]]:
                      _cell(_num(r.get("gps_switches_per_day"), 1), "num"),
                      _cell(check), _cell(plan), _cell("")]
         elif status == "skipped":
-            cells = [_cell("not simulated: plan selection cannot help (under-saturated)",
+            cells = [_cell("not simulated: under-saturated, no queue for plan selection to relieve",
                            "none"), _cell(""), _cell(""), _cell(""), _cell(""), _cell(check),
                      _cell(plan), _cell("")]
         else:
@@ -156,7 +156,7 @@ def _answer(junctions: pd.DataFrame) -> list[str]:
     skipped = int((junctions["status"] == "skipped").sum())
     if skipped:
         lines.append(f"{skipped} junction(s) not simulated: under-saturated in every 15 min "
-                     "even on a busy day, where plan selection cannot help.")
+                     "even on a busy day: no queue for plan selection to relieve.")
     errors = int((junctions["status"] == "error").sum())
     if errors:
         lines.append(f"{errors} row(s) of the list could not be used (see the table).")
