@@ -7,6 +7,9 @@ definitions they implement, computed the slow way: the nearest acceptable
 segment over *all* segments (ties to the later segment, as the kernel's scan
 in segment order), and window sums over all matched points in the order they
 were received. Equality is exact: the same arithmetic in the same order.
+The cell table is a direct array over the grid's bounding box or a hash
+table, and the cell size may grow; both are checked to leave every match
+unchanged.
 """
 
 from __future__ import annotations
@@ -112,6 +115,8 @@ def test_window_sums_equal_a_recount_of_every_received_point(seed: int) -> None:
     rt = GpsRuntime(model)
     proj = rt.projection
     seen: list[tuple[int, int, float]] = []   # (stretch, t_sent, speed), receipt order
+    last_recv = np.full(5, np.iinfo(np.int64).min // 2)   # per junction
+    had = np.zeros(5, dtype=bool)
     now = 1_557_118_800_000
     for _ in range(40):
         now += 10_000
@@ -127,6 +132,11 @@ def test_window_sums_equal_a_recount_of_every_received_point(seed: int) -> None:
         rt.ingest(sent, np.full(n, now), lat, lon, speed, heading)
         seen += [(int(s), int(t), float(v)) for s, t, v in zip(stretch, sent, speed,
                                                                  strict=True) if s >= 0]
+        for s in stretch[stretch >= 0]:   # every point of the batch is received at `now`
+            last_recv[s // 2] = now
+            had[s // 2] = True
+        np.testing.assert_array_equal(rt.last_point_ms, last_recv)
+        np.testing.assert_array_equal(rt.had_points, had)
         count, mean, hmean = rt.window_stats(now)
         start = now - int(model.window_s * 1000)
         c = np.zeros(10, dtype=np.int64)
@@ -143,3 +153,75 @@ def test_window_sums_equal_a_recount_of_every_received_point(seed: int) -> None:
             np.testing.assert_array_equal(hmean, np.where(c > 0, c / inv, np.nan))
         rt.decide(now)
     assert rt.points_matched == len(seen)
+
+
+def _random_polylines(rng: np.random.Generator, spread_m: float) -> list[np.ndarray]:
+    polys = []
+    for _ in range(int(rng.integers(2, 10))):
+        n = int(rng.integers(2, 5))
+        start = rng.uniform(-spread_m, spread_m, 2)
+        pl = np.vstack([start, start + np.cumsum(rng.normal(0, 60, (n - 1, 2)), axis=0)])
+        polys.append(pl)
+    polys.append(polys[0] + 5.0)   # an overlapping one: cells with several candidates
+    return polys
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("spread_m", "hashed"), [(100.0, False), (20_000.0, True)])
+def test_both_table_kinds_and_any_cell_size_give_the_nearest_segment(
+        seed: int, spread_m: float, hashed: bool) -> None:
+    """A compact network gets a direct array over its cells, a spread-out one a
+    hash table (the test checks it got the kind it is meant to exercise); cell
+    sizes from 25 m to 1.6 km. All match as the scan over all segments."""
+    rng = np.random.default_rng(seed)
+    polys = _random_polylines(rng, spread_m)
+    n = 2 * BLOCK + 5
+    pick = np.vstack(polys)[rng.integers(0, sum(len(p) for p in polys), n)]
+    x = pick[:, 0] + rng.normal(0, 15, n)
+    y = pick[:, 1] + rng.normal(0, 15, n)
+    h = rng.uniform(0, 360, n)
+    h[rng.random(n) < 0.5] = np.nan
+    want = _brute_force(polys, x, y, h, 20.0, 45.0)
+    assert (want >= 0).sum() > n // 4           # many points do match
+    default = build_index(polys, 20.0, 45.0)
+    assert (default.hash_mult != 1) == hashed
+    np.testing.assert_array_equal(match_points(default, x, y, h), want)
+    for cell in (25.0, 400.0, 1600.0):
+        np.testing.assert_array_equal(match_points(build_index(polys, 20.0, 45.0, cell),
+                                                   x, y, h), want)
+
+
+def test_a_grid_too_large_for_the_slots_gets_larger_cells() -> None:
+    """Two stretches 3,000 km apart: 50 m cells would number 2³¹ or more."""
+    polys = [np.array([[0.0, 0.0], [300.0, 0.0]]),
+             np.array([[3.0e6, 3.0e6], [3.0e6, 3.0e6 + 300.0]])]
+    index = build_index(polys, 20.0, 45.0)
+    assert index.cell_m > 50.0 and index.grid_nx * index.grid_ny < 2**31
+    x = np.array([150.0, 3.0e6 + 3.0, 1.0e6])
+    y = np.array([4.0, 3.0e6 + 100.0, 0.0])
+    h = np.array([90.0, 0.0, 0.0])
+    np.testing.assert_array_equal(match_points(index, x, y, h), [0, 1, -1])
+
+
+def test_many_stretches_get_larger_cells_with_the_same_matches() -> None:
+    """2,500 stretches on a 1 km lattice: the 50 m table exceeds the cache
+    budget, so the default index takes larger cells (one candidate per cell
+    still); its matches equal the 50 m index's, which the tests above tie to
+    the scan over all segments."""
+    from gpssignal.control.matching import TABLE_BUDGET_BYTES
+
+    rng = np.random.default_rng(7)
+    polys = [np.array([[1000.0 * i, 1000.0 * j - 400.0], [1000.0 * i, 1000.0 * j]])
+             for i in range(50) for j in range(50)]
+    small = build_index(polys, 20.0, 45.0, 50.0)
+    default = build_index(polys, 20.0, 45.0)
+    assert small.table.nbytes > TABLE_BUDGET_BYTES
+    assert default.cell_m > 50.0
+    n = 20_000
+    k = rng.integers(0, len(polys), n)
+    x = 1000.0 * (k // 50) + rng.normal(0, 12, n)
+    y = 1000.0 * (k % 50) - rng.uniform(-30, 430, n)
+    h = rng.normal(0, 40, n)
+    got = match_points(default, x, y, h)
+    assert (got >= 0).sum() > n // 2
+    np.testing.assert_array_equal(got, match_points(small, x, y, h))

@@ -307,8 +307,11 @@ class GpsRuntime:
         never = np.iinfo(np.int64).min // 2
         self.mode = np.zeros(self.n_j, dtype=np.int64)        # 0 default, 1 relief
         self.last_change_ms = np.full(self.n_j, never, dtype=np.int64)
-        self.last_point_ms = np.full(self.n_j, never, dtype=np.int64)
-        self.had_points = np.zeros(self.n_j, dtype=bool)
+        # Latest receipt per stretch: the matching pass updates it for the
+        # stretch it has just found (one access per point, where a junction's
+        # receipt and flag took three); junctions' figures derive from it.
+        self.stretch_last_ms = np.full(len(self.stretch_junction), np.iinfo(np.int64).min,
+                                       dtype=np.int64)
         self.stale = np.zeros(self.n_j, dtype=bool)
         # The window buffer keeps its capacity from day to day (no page faults
         # while it refills).
@@ -329,7 +332,7 @@ class GpsRuntime:
 
         One compiled pass (:func:`~gpssignal.control.matching.match_append`):
         projection, map matching, appending the matched points to the window
-        buffer and noting each junction's latest point.
+        buffer and noting each stretch's latest receipt.
         """
         n = len(t_sent_ms)
         self.points_in += n
@@ -350,12 +353,25 @@ class GpsRuntime:
             np.ascontiguousarray(t_sent_ms, dtype=np.int64),
             np.ascontiguousarray(t_received_ms, dtype=np.int64), f64(speed_kmh),
             proj.lat0_deg, proj.lon0_deg, *proj.scale_m_per_deg(), *self._index_args,
-            self.stretch_junction, self.buf_s, self.buf_t, self.buf_v, self._len,
-            self.last_point_ms, self.had_points)
+            self.buf_s, self.buf_t, self.buf_v, self._len, self.stretch_last_ms)
         m = new_len - self._len
         self._len = new_len
         self.points_matched += m
         return m
+
+    @property
+    def last_point_ms(self) -> np.ndarray:
+        """Per junction: latest receipt of a matched point [ms UTC] (very negative: none)."""
+        out = np.full(self.n_j, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        np.maximum.at(out, self.stretch_junction, self.stretch_last_ms)
+        return out
+
+    @property
+    def had_points(self) -> np.ndarray:
+        """Per junction: whether any point has matched one of its stretches."""
+        out = np.zeros(self.n_j, dtype=bool)
+        out[self.stretch_junction[self.stretch_last_ms > np.iinfo(np.int64).min]] = True
+        return out
 
     def window_stats(self, now_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per stretch: points in the window, mean and harmonic-mean speed [km/h].
