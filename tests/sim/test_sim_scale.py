@@ -192,8 +192,10 @@ def test_bulk_arrivals_match_an_arrival_process(grid: list[int], dt: float) -> N
 
 
 def test_back_to_back_steps_change_nothing() -> None:
-    """Steps run without the event queue between events give the same run as
-    one timeout per step (a step hook forces the latter)."""
+    """A step hook that watches every step changes nothing: hooks only read,
+    whether they see each step as it ends or the steps since the clock's
+    last event in a batch (tests/sim/test_sim_compiled_steps.py compares the
+    compiled steps with one timeout per step)."""
     from gpssignal.control import FixedTimeController
 
     sc = read_scenario(TINY_PATH)

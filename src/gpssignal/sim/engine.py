@@ -1,11 +1,17 @@
 """The discrete-event simulator: SimPy owns the clock, numpy moves the vehicles.
 
 Events (SimPy processes): signal state changes of every junction, the
-vehicle step every ``step_s``, and any process a controller or probe sampler
-registers. Vehicles reach the network boundary in bulk at each step (their
-times are known in advance), and steps with no other event between them run
-back to back, without waking the event queue. The vehicle step is a
-compiled kernel over all vehicles (structure of arrays):
+vehicle step every ``step_s``, and any process a controller registers.
+Steps with no other event between them run back to back, without waking the
+event queue, in one compiled call (:func:`~gpssignal.sim.kernel.run_steps`):
+vehicles reach the network boundary in bulk (their times are known in
+advance), enter, pedestrians and incident gates step, the vehicles step,
+queues are sampled and the vehicles' states buffered for the trajectories
+and the step hooks (such as the probe sampler), which Python calls on those
+steps, in order, before the clock's next event. With a step clock that is
+not a binary fraction the same steps run one per iteration in Python, with
+the same results. The vehicle step is a compiled kernel over all vehicles
+(structure of arrays):
 
 * each lane is a single file; a vehicle picks its lane when it enters a link,
   among the full lanes that carry its next movement (the one with fewest
@@ -62,14 +68,27 @@ from gpssignal.sim.kernel import (
     I_K,
     I_LANE,
     I_VID,
+    RS_ARRIVED,
+    RS_FIELDS,
+    RS_FINISHED,
+    RS_LANE_CHANGES,
+    RS_N,
+    RS_NEED_ROOM,
+    RS_QUEUE_K,
+    RS_STATUS,
+    RS_STEPS,
+    RS_TRAJ_COLS,
+    RS_TRAJ_STEPS,
+    RS_WAITING,
     TransferTables,
     advance,
     insert_waiting,
     lane_rules,
+    run_steps,
 )
 from gpssignal.sim.markers import CONTROL_DELAY_MARK_M, Markers
 from gpssignal.sim.network import CompiledNetwork, compile_network
-from gpssignal.sim.pedestrians import Pedestrians
+from gpssignal.sim.pedestrians import Pedestrians, empty_state
 from gpssignal.sim.records import (
     QUEUE_MAX_CLEAR_M,
     QUEUE_SAMPLE_S,
@@ -108,6 +127,13 @@ _END_TOL_S = 1e-9
 #: that sums of steps are exact (:func:`_exact_clock`).
 _EXACT_DT_DENOMINATOR = 2**10
 _EXACT_CLOCK_S = 2.0**30
+#: Columns of the trajectory buffer the compiled steps fill before the
+#: engine hands it to the trajectory log: at least this many, and at least
+#: a few times the vehicle arrays' capacity [vehicle-steps].
+_TRAJ_BUFFER_COLUMNS = 1 << 16
+_TRAJ_BUFFER_CAPACITIES = 4
+#: No limit on the steps of one compiled call (they stop at the next event).
+_UNLIMITED_STEPS = 1 << 62
 #: Random streams of one day, in spawn order (see :func:`day_streams`).
 _STREAM_NAMES = ("day", "demand", "probes", "day_type", "pedestrians")
 
@@ -253,6 +279,10 @@ class Simulation:
         the seed draws.
     """
 
+    #: Run the steps compiled where the clock allows (tests turn it off to
+    #: compare the two step loops).
+    use_compiled_steps = True
+
     def __init__(self, scenario: Scenario, controller: Controller, seed: int,
                  record_trajectories: bool = True, day_type: str | None = None) -> None:
         self.scenario = scenario
@@ -366,6 +396,11 @@ class Simulation:
         #: The give-way rules whose vehicles yield to pedestrians, and their crossings.
         self._ped_rules = np.flatnonzero(net.yield_crossing >= 0)
         self._ped_rule_crossing = net.yield_crossing[self._ped_rules]
+        #: Whether the steps run compiled, many per call (:meth:`_compiled_steps`):
+        #: with an exact step clock (:func:`_exact_clock`). Otherwise one step
+        #: at a time in Python (:meth:`_python_steps`), with the same results.
+        self.compiled_steps = self.use_compiled_steps and \
+            _exact_clock(self.dt, sc.duration_s + sc.drain_s)
 
     # -- processes ----------------------------------------------------------
     def _admit(self, now: float) -> None:
@@ -385,7 +420,7 @@ class Simulation:
             self.entry.arrive_many(i0, i)
             self.n_arrived = i
 
-    def _arrives_first(self, i: int, k: int) -> bool:
+    def _arrives_first(self, i: int, k: int, step_t: Any = None) -> bool:
         """Whether arrival ``i``, due exactly at step ``k``'s time, comes before that step.
 
         As the event queue orders them: the arrival is first if the timeout
@@ -397,7 +432,8 @@ class Simulation:
             j = i
             while np.isnan(self._arrive_sched[j]):   # arrived with the one before
                 j -= 1
-            sched, prev = self._arrive_sched[j], self._step_t[k - 1]
+            sched = self._arrive_sched[j]
+            prev = self._step_t[k - 1] if step_t is None else step_t[k - 1]
             if sched != prev:
                 return bool(sched < prev)
             i, k = j - 1, k - 1
@@ -412,6 +448,13 @@ class Simulation:
         the step times, and the order of every event, are those of one
         timeout per step.
         """
+        if self.compiled_steps:
+            return self._compiled_steps(env, end_s, progress)
+        return self._python_steps(env, end_s, progress)
+
+    def _python_steps(self, env: simpy.Environment, end_s: float,
+                      progress: Callable[[float], None] | None) -> Any:
+        """Run the step loop in Python, one step per iteration (any step clock)."""
         dt = self.dt
         every = max(1, int(PROGRESS_EVERY_S / dt))
         back_to_back = _exact_clock(dt, end_s)
@@ -436,6 +479,177 @@ class Simulation:
             yield env.timeout(dt if env.now == t else t_next - env.now)
             t = env.now
         self._end_s = t
+
+    def _compiled_steps(self, env: simpy.Environment, end_s: float,
+                        progress: Callable[[float], None] | None) -> Any:
+        """Run the steps compiled, as many per call as come before the clock's next event.
+
+        The same steps, in the same order with the events, as
+        :meth:`_python_steps`; Python wakes for the progress callback and the
+        clock's other events, and calls the step hooks on the steps since the
+        last wake, in order, before the next event.
+        """
+        dt = self.dt
+        every = max(1, int(PROGRESS_EVERY_S / dt))
+        self._prepare_compiled(end_s)
+        st = self._st
+        hooks = bool(self._step_hooks)
+        t = env.now
+        while t < end_s - _END_TOL_S:
+            max_steps = _UNLIMITED_STEPS
+            if progress is not None:
+                max_steps = min(max_steps, every - self.n_steps % every)
+            t = self._run_compiled(t, max_steps, env.peek())
+            if hooks:
+                # The hooks see every step before the clock's next event: they
+                # only read (StepView), so they can follow the steps in a batch.
+                self._drain_buffer()
+            if progress is not None and self.n_steps % every == 0:
+                progress(min(1.0, (t + dt) / end_s))
+            if st[RS_STATUS] == RS_FINISHED:
+                break
+            t_next = t + dt
+            if env.peek() > t_next:
+                t = t_next   # nothing else happens before the next step
+                continue
+            yield env.timeout(dt if env.now == t else t_next - env.now)
+            t = env.now
+        self._end_s = t
+        self._sync_counters()
+        self._drain_buffer()
+
+    def _prepare_compiled(self, end_s: float) -> None:
+        """Set up what the compiled steps read and write (:func:`.kernel.run_steps`)."""
+        dt = self.dt
+        n_max_steps = int(np.ceil(end_s / dt)) + 2
+        # Vehicles arrived by each step: at step k (at k dt, exactly) those due
+        # before it, and those due at its very time that come first.
+        step_t = np.arange(n_max_steps) * dt
+        tau = self._arrive_t
+        upto = np.searchsorted(tau, step_t, side="left")
+        for k in np.flatnonzero((upto < len(tau)) & (tau[np.minimum(upto, len(tau) - 1)]
+                                                     == step_t)).tolist() if len(tau) else []:
+            i = int(upto[k])
+            while i < len(tau) and tau[i] == step_t[k] and self._arrives_first(i, k, step_t):
+                i += 1
+            upto[k] = i
+        self._admit_upto = upto.astype(np.int64)
+        st = np.zeros(RS_FIELDS, dtype=np.int64)
+        st[RS_N], st[RS_ARRIVED], st[RS_WAITING] = self.veh.n, self.n_arrived, \
+            self.entry.n_waiting
+        st[RS_STEPS], st[RS_QUEUE_K] = self.n_steps, self.queue_log.k
+        self._st = st
+        out, q = self.out, self.queue_log
+        self._insert_args = (STOP_SPEED_MPS, self.entry.tables, out.depart_s,
+                             self._arrival_tables, self._class_tables, out.stretch_enter_s,
+                             out.stretch_exit_s)
+        self._queue_args = (q.lane_slot, q.every, QUEUE_SPEED_MPS, QUEUE_MAX_CLEAR_M,
+                            q.t_buffer, q.m_buffer, q.veh_buffer, q.waiting_buffer)
+        self._traj_buffers(self.veh.capacity)
+        buf = self.buf
+        buf.fit(self.veh.capacity)
+        self._work = (buf.tail, buf.order, buf.f, buf.i, buf.is_head, buf.counts)
+        if self.incidents is not None:
+            self._gates = self.incidents.tables
+        else:
+            i0, f0 = np.zeros(0, dtype=np.int64), np.zeros(0)
+            self._gates = (i0, f0, f0, f0, f0, np.full(self.net.n_lanes, -1, dtype=np.int64))
+        self._end_run_s = end_s - _END_TOL_S
+        self._ped_args: tuple[Any, ...]
+        if self.pedestrians is not None:
+            self._ped_args = (self.pedestrians.state, self.signals.group_state)
+        else:
+            self._ped_args = (empty_state(), self.signals.group_state)
+        self._fixed_args()
+
+    def _fixed_args(self) -> None:
+        """Collect the arguments of the compiled steps that stay the same from call to call."""
+        self._rs_fixed = (self._st, self.dt, self.scenario.duration_s, self._end_run_s,
+                          self._admit_upto, self.entry.vehicle_slot, len(self.arrivals),
+                          self._step_args, self._insert_args, *self._ped_args, self._ped_rules,
+                          self._ped_rule_crossing, self._gates, self._queue_args,
+                          self._traj_args)
+
+    def _traj_buffers(self, capacity: int) -> None:
+        """(Re)allocate the buffer of the vehicles' states after each step.
+
+        Filled when trajectories are recorded or step hooks watch the run
+        (:meth:`_drain_buffer` empties it), for vehicle arrays of ``capacity``.
+        """
+        if self.trajectories is None and not self._step_hooks:
+            self._traj_args = (False, np.empty((3, 0)), np.empty((3, 0), dtype=np.int64),
+                               np.empty(0, dtype=np.int64), np.empty(0))
+            return
+        cols = max(_TRAJ_BUFFER_COLUMNS, _TRAJ_BUFFER_CAPACITIES * capacity)
+        steps = max(1, cols // _TRAJ_BUFFER_CAPACITIES)
+        self._traj_args = (True, np.empty((3, cols)), np.empty((3, cols), dtype=np.int64),
+                           np.empty(steps, dtype=np.int64), np.empty(steps))
+
+    def _drain_buffer(self) -> None:
+        """Call the step hooks on the buffered steps, in order, and keep their trajectories."""
+        st = self._st
+        steps = int(st[RS_TRAJ_STEPS])
+        if steps == 0:
+            return
+        _, f, i, counts, times = self._traj_args
+        cols = int(st[RS_TRAJ_COLS])
+        if self._step_hooks:
+            lane_link = self.net.lane_link
+            c0 = 0
+            for n, t_s in zip(counts[:steps].tolist(), times[:steps].tolist(), strict=True):
+                c1 = c0 + n
+                lane = i[1, c0:c1]
+                # Views of the buffer, valid during the call (documented on StepView).
+                view = StepView(t_s=t_s, vid=i[0, c0:c1], link=lane_link[lane], lane=lane,
+                                route_pos=i[2, c0:c1], pos_m=f[0, c0:c1],
+                                speed_mps=f[1, c0:c1], accel_mps2=f[2, c0:c1])
+                for fn in self._step_hooks:
+                    fn(view)
+                c0 = c1
+        if self.trajectories is not None:
+            self.trajectories.record_block(f[:, :cols], i[:2, :cols], counts[:steps])
+        st[RS_TRAJ_COLS] = st[RS_TRAJ_STEPS] = 0
+
+    def _run_compiled(self, t: float, max_steps: int, stop_before: float) -> float:
+        """Run steps from ``t`` (:func:`.kernel.run_steps`); return the last one's time.
+
+        Updates the vehicle count and the step count; the other counters are
+        copied back from the compiled steps' at the end (:meth:`_sync_counters`).
+        """
+        st, veh = self._st, self.veh
+        last = run_steps(t, max_steps, stop_before, veh.F, veh.I, self._work, *self._rs_fixed)
+        while st[RS_STATUS] >= RS_NEED_ROOM:   # make room, then go on from the step it stopped at
+            done = int(st[RS_STEPS]) - self.n_steps
+            if st[RS_STATUS] == RS_NEED_ROOM:
+                veh.n = int(st[RS_N])   # grow() keeps the first n columns
+                while veh.capacity < st[RS_N] + st[RS_WAITING]:
+                    veh.grow()
+                buf = self.buf
+                buf.fit(veh.capacity)
+                self._work = (buf.tail, buf.order, buf.f, buf.i, buf.is_head, buf.counts)
+            else:
+                self._drain_buffer()
+                if self._traj_args[1].shape[1] < 2 * veh.capacity:
+                    self._traj_buffers(veh.capacity)
+                    self._fixed_args()
+            t_from = t if done == 0 else last + self.dt
+            last_run = run_steps(t_from, max_steps - done, stop_before, veh.F, veh.I, self._work,
+                                 *self._rs_fixed)
+            if int(st[RS_STEPS]) - self.n_steps > done:
+                last = last_run
+        veh.n = int(st[RS_N])
+        self.n_steps = int(st[RS_STEPS])
+        return last
+
+    def _sync_counters(self) -> None:
+        """Copy the compiled steps' counters to the parts of the engine."""
+        st = self._st
+        self.veh.n = int(st[RS_N])
+        self.n_steps = int(st[RS_STEPS])
+        self.n_arrived = int(st[RS_ARRIVED])
+        self.entry.n_waiting = int(st[RS_WAITING])
+        self.queue_log.k = int(st[RS_QUEUE_K])
+        self.n_lane_changes = int(st[RS_LANE_CHANGES])
 
     # -- entering the network and the vehicle step ---------------------------
     def _insert(self, t: float) -> None:
@@ -489,15 +703,19 @@ class Simulation:
         if self.trajectories is not None:
             self.trajectories.record(veh)
         if self._step_hooks:
-            # Views, not copies: hooks read them before the next step and must
-            # not modify them (documented on StepView).
-            n, F, I = veh.n, veh.F, veh.I
-            lane = I[I_LANE, :n]
-            view = StepView(t_s=t_next, vid=I[I_VID, :n], link=self.net.lane_link[lane],
-                            lane=lane, route_pos=I[I_K, :n], pos_m=F[F_POS, :n],
-                            speed_mps=F[F_V, :n], accel_mps2=F[F_ACC, :n])
-            for fn in self._step_hooks:
-                fn(view)
+            self._call_hooks(t_next)
+
+    def _call_hooks(self, t_next: float) -> None:
+        """Call the step hooks with the vehicles after the step that ends at ``t_next``."""
+        # Views, not copies: hooks read them before the next step and must
+        # not modify them (documented on StepView).
+        n, F, I = self.veh.n, self.veh.F, self.veh.I
+        lane = I[I_LANE, :n]
+        view = StepView(t_s=t_next, vid=I[I_VID, :n], link=self.net.lane_link[lane],
+                        lane=lane, route_pos=I[I_K, :n], pos_m=F[F_POS, :n],
+                        speed_mps=F[F_V, :n], accel_mps2=F[F_ACC, :n])
+        for fn in self._step_hooks:
+            fn(view)
 
     # -- run ------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:

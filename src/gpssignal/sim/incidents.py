@@ -57,6 +57,12 @@ class IncidentGates:
         self.headway_s = np.array(headway, dtype=float)
         self.next_open_s = np.full(len(lanes), -np.inf)
         self._row = {ln: k for k, ln in enumerate(lanes)}
+        row_of_lane = np.full(net.n_lanes, -1, dtype=np.int64)
+        row_of_lane[self.lane] = np.arange(len(lanes))
+        #: The gates as the compiled steps take them
+        #: (:func:`~gpssignal.sim.kernel.run_steps`).
+        self.tables = (self.lane, self.t0_s, self.t1_s, self.headway_s, self.next_open_s,
+                       row_of_lane)
 
     def update(self, t: float, lane_state: np.ndarray) -> None:
         """Set each gated lane's end to AMBER (closed) or GREEN at time ``t`` [s]."""

@@ -9,6 +9,7 @@ entering the network), and ``advance``, one whole vehicle step in one call.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,7 @@ def ballistic_update(v: np.ndarray, acc: np.ndarray, dt: float) -> tuple[np.ndar
 import numba  # noqa: E402
 
 from gpssignal.emissions.hbefa4 import co2_and_fuel_mg_s  # noqa: E402
-from gpssignal.model.signals import GREEN, RED_AMBER  # noqa: E402
+from gpssignal.model.signals import AMBER, GREEN, RED_AMBER  # noqa: E402
 
 # Float rows: position [m], speed [m/s], acceleration [m/s²], desired speed
 # [m/s], speed factor [-], length [m], IDM a_max, b [m/s²], T [s], s0 [m],
@@ -134,7 +135,7 @@ F_POS, F_V, F_ACC, F_V0, F_FACTOR, F_LEN, F_AMAX, F_B, F_T, F_S0, F_MPOS, F_TL, 
 I_VID, I_LANE, I_K, I_NEXT, I_MARK, I_MOVING, I_CLS, I_COMMIT, I_MOVE, I_BLINK, I_LC = range(11)
 N_F, N_I = F_EMERG + 1, I_LC + 1
 #: Signal state codes (:mod:`gpssignal.model.signals`) as the kernel compares them.
-RED_AMBER_CODE, GREEN_CODE = RED_AMBER, GREEN
+RED_AMBER_CODE, GREEN_CODE, AMBER_CODE = RED_AMBER, GREEN, AMBER
 #: A vehicle never closes up to its leader (or the stop line) nearer than this
 #: within a step, so that the next step's gap stays positive [m].
 MIN_CLEARANCE_M = 0.01
@@ -1255,3 +1256,301 @@ def advance(F, I, n, t, dt, work, lane_changes, drv, lane_state, lane_link, stop
         n, n_exits = cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, is_head,
                                       tmp_i, tmp_f, net, routes, markers, outcomes, passages)
     return n, n_exits, changed
+
+
+# ---------------------------------------------------------------------------
+# Pedestrians at crossings (the state of :class:`~gpssignal.sim.pedestrians.
+# Pedestrians` as flat arrays) and many steps in one call (``run_steps``).
+# ---------------------------------------------------------------------------
+
+#: Fields of the pedestrians' state tuple (:attr:`~gpssignal.sim.pedestrians.Pedestrians.state`).
+(PD_PTR, PD_ARRIVAL, PD_SIDE, PD_START, PD_ISLAND_WAIT, PD_GROUP, PD_LENGTH, PD_ZONE,
+ PD_ISLAND, PD_PUSHBUTTON, PD_NEXT, PD_SHOWN, PD_WAS_GREEN, PD_TI_K, PD_TI_T, PD_TI_N,
+ PD_OI_K, PD_OI_N, PD_BUSY_A, PD_BUSY_B, PD_BUSY_N, PD_BLOCK, PD_PARAMS, PD_FIRST) = range(24)
+
+
+@numba.njit(cache=True)
+def _ped_occupy(ped, x, t0, from_m):
+    """Mark the strip taken by a pedestrian ``from_m`` from the outgoing kerb at ``t0``."""
+    z, walk = ped[PD_ZONE][x], ped[PD_PARAMS][0]
+    a = abs(from_m - (z if from_m > 0 else 0.0)) / walk
+    b = ped[PD_PTR][x] + ped[PD_BUSY_N][x]
+    ped[PD_BUSY_A][b] = t0 + a
+    ped[PD_BUSY_B][b] = t0 + a + z / walk
+    ped[PD_BUSY_N][x] += 1
+
+
+@numba.njit(cache=True)
+def _ped_second_half(ped, x, k, t0):
+    """Pedestrian ``k`` walks the island's second half from ``t0``."""
+    if ped[PD_SIDE][k] == 1:             # the conflict strip is on its second half
+        _ped_occupy(ped, x, t0, ped[PD_LENGTH][x] / 2.0)
+
+
+@numba.njit(cache=True)
+def _ped_island_step(ped, x, t, dt, go):
+    """Pedestrians reaching the island go on if green is shown, else wait there."""
+    p0 = ped[PD_PTR][x]
+    ti_k, ti_t, oi_k = ped[PD_TI_K], ped[PD_TI_T], ped[PD_OI_K]
+    n_still = 0
+    n_waiting = ped[PD_OI_N][x]   # waiting before this step
+    for q in range(ped[PD_TI_N][x]):
+        k, t_isl = ti_k[p0 + q], ti_t[p0 + q]
+        if t_isl >= t + dt:
+            ti_k[p0 + n_still] = k
+            ti_t[p0 + n_still] = t_isl
+            n_still += 1
+        elif go:
+            _ped_second_half(ped, x, k, max(t_isl, t))
+        else:
+            oi_k[p0 + ped[PD_OI_N][x]] = k
+            ped[PD_OI_N][x] += 1
+            ped[PD_ISLAND_WAIT][k] = -t_isl  # completed when it goes on
+    ped[PD_TI_N][x] = n_still
+    if go and n_waiting > 0:
+        # (a pedestrian reaching the island in this step with green shown went
+        # on above, so only those waiting from earlier steps are here)
+        for q in range(ped[PD_OI_N][x]):
+            k = oi_k[p0 + q]
+            ped[PD_ISLAND_WAIT][k] += t
+            _ped_second_half(ped, x, k, t)
+        ped[PD_OI_N][x] = 0
+
+
+@numba.njit(cache=True)
+def pedestrians_step(ped, group_state, t, dt):
+    """Advance every crossing over the step ``[t, t + dt)`` with the signals at ``t``.
+
+    See :class:`~gpssignal.sim.pedestrians.Pedestrians` for the rules; this is
+    its step over the flat state ``ped``. Sets ``ped[PD_BLOCK]``: per
+    crossing, until when its conflict strip is taken (−inf: free).
+    """
+    ptr, arrival, side = ped[PD_PTR], ped[PD_ARRIVAL], ped[PD_SIDE]
+    walk, look_ahead = ped[PD_PARAMS][0], ped[PD_PARAMS][1]
+    first = ped[PD_FIRST][0] != 0
+    busy_a, busy_b = ped[PD_BUSY_A], ped[PD_BUSY_B]
+    for x in range(ped[PD_GROUP].shape[0]):
+        end = ptr[x + 1]
+        green = group_state[ped[PD_GROUP][x]] == GREEN_CODE
+        if green and ped[PD_WAS_GREEN][x] == 0:   # green begins: shown?
+            nxt = ped[PD_NEXT][x]
+            waiting = nxt < end and arrival[nxt] <= t
+            # A green already on when the run starts counts as called (the
+            # calls before the run are unknown).
+            ped[PD_SHOWN][x] = 1 if (ped[PD_PUSHBUTTON][x] == 0 or waiting or first) else 0
+        ped[PD_WAS_GREEN][x] = 1 if green else 0
+        go = green and ped[PD_SHOWN][x] != 0
+        island = ped[PD_ISLAND][x] != 0
+        if go:
+            k = ped[PD_NEXT][x]
+            while k < end and arrival[k] < t + dt:
+                t0 = max(arrival[k], t)
+                ped[PD_START][k] = t0
+                if island:
+                    half = ped[PD_LENGTH][x] / 2.0 / walk
+                    if side[k] == 0:         # the conflict strip is on its first half
+                        _ped_occupy(ped, x, t0, 0.0)
+                    q = ptr[x] + ped[PD_TI_N][x]
+                    ped[PD_TI_K][q] = k
+                    ped[PD_TI_T][q] = t0 + half
+                    ped[PD_TI_N][x] += 1
+                else:
+                    _ped_occupy(ped, x, t0, 0.0 if side[k] == 0 else ped[PD_LENGTH][x])
+                k += 1
+            ped[PD_NEXT][x] = k
+        if island:
+            _ped_island_step(ped, x, t, dt, go)
+        nb = ped[PD_BUSY_N][x]
+        block = -np.inf
+        if nb > 0:
+            p0 = ptr[x]
+            horizon = t + look_ahead
+            kept = 0
+            for q in range(nb):
+                if busy_b[p0 + q] > t:
+                    busy_a[p0 + kept] = busy_a[p0 + q]
+                    busy_b[p0 + kept] = busy_b[p0 + q]
+                    kept += 1
+            ped[PD_BUSY_N][x] = kept
+            for q in range(kept):
+                if busy_a[p0 + q] <= horizon and busy_b[p0 + q] > block:
+                    block = busy_b[p0 + q]
+        ped[PD_BLOCK][x] = block
+    ped[PD_FIRST][0] = 0
+
+
+@numba.njit(cache=True)
+def pedestrians_done(ped):
+    """Whether every pedestrian has stepped off the kerb and left the island."""
+    ptr = ped[PD_PTR]
+    for x in range(ped[PD_GROUP].shape[0]):
+        if ped[PD_NEXT][x] != ptr[x + 1] or ped[PD_TI_N][x] > 0 or ped[PD_OI_N][x] > 0:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _gates_update(gates, lane_state, t):
+    """Set each gated lane's end to amber (closed) or green at ``t``.
+
+    As :meth:`~gpssignal.sim.incidents.IncidentGates.update`.
+    """
+    lane, t0, t1, next_open = gates[0], gates[1], gates[2], gates[4]
+    for k in range(lane.shape[0]):
+        closed = t0[k] <= t < t1[k] and t < next_open[k]
+        lane_state[lane[k]] = AMBER_CODE if closed else GREEN_CODE
+
+
+@numba.njit(cache=True)
+def _gates_passed(gates, lane, t):
+    """Close the gate of ``lane``, which a vehicle left at ``t``, until the next grid point."""
+    k = gates[5][lane]
+    t0, t1, headway, next_open = gates[1], gates[2], gates[3], gates[4]
+    if k >= 0 and t0[k] <= t < t1[k]:
+        h = headway[k]
+        next_open[k] = t0[k] + (math.floor((t - t0[k]) / h) + 1) * h
+
+
+#: Fields of ``run_steps``' counters (an int64 array the engine keeps):
+#: vehicles in the network, arrived at the boundary, waiting outside, steps
+#: taken, queue samples taken, trajectory columns and steps buffered, lane
+#: changes, and why the call returned.
+(RS_N, RS_ARRIVED, RS_WAITING, RS_STEPS, RS_QUEUE_K, RS_TRAJ_COLS, RS_TRAJ_STEPS,
+ RS_LANE_CHANGES, RS_STATUS, RS_FIELDS) = range(10)
+#: ``RS_STATUS`` values: stopped as asked (step limit, next event, end of the
+#: period), the network emptied after the demand period, the vehicle arrays
+#: need room for the waiting vehicles, the trajectory buffer is full.
+RS_STOPPED, RS_FINISHED, RS_NEED_ROOM, RS_NEED_FLUSH = 0, 1, 2, 3
+
+
+@numba.njit(cache=True)
+def _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, rule_f):
+    """Step the pedestrians; the turns that yield to them wait until their strips are free."""
+    pedestrians_step(ped, group_state, t, dt)
+    for r in range(ped_rules.shape[0]):
+        rule_f[2, ped_rules[r]] = ped[PD_BLOCK][ped_rule_crossing[r]]
+
+
+@numba.njit(cache=True)
+def _admit(st, upto, vehicle_slot, q_tail, q_waiting):
+    """Vehicles up to ``upto`` (exclusive) reach the boundary and join their entry queues."""
+    for v in range(st[RS_ARRIVED], upto):
+        s = vehicle_slot[v]
+        q_tail[s] += 1
+        q_waiting[s] += 1
+    if upto > st[RS_ARRIVED]:
+        st[RS_WAITING] += upto - st[RS_ARRIVED]
+        st[RS_ARRIVED] = upto
+
+
+@numba.njit(cache=True)
+def _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t):
+    """Append the vehicles' states after the step that ends at ``t_next`` to the buffer."""
+    c0 = st[RS_TRAJ_COLS]
+    for j in range(n):
+        traj_f[0, c0 + j] = F[F_POS, j]
+        traj_f[1, c0 + j] = F[F_V, j]
+        traj_f[2, c0 + j] = F[F_ACC, j]
+        traj_i[0, c0 + j] = I[I_VID, j]
+        traj_i[1, c0 + j] = I[I_LANE, j]
+        traj_i[2, c0 + j] = I[I_K, j]
+    st[RS_TRAJ_COLS] = c0 + n
+    traj_counts[st[RS_TRAJ_STEPS]] = n
+    traj_t[st[RS_TRAJ_STEPS]] = t_next
+    st[RS_TRAJ_STEPS] += 1
+
+
+@numba.njit(cache=True)
+def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, admit_upto,
+              vehicle_slot, n_total, step_args, insert_args, ped, group_state, ped_rules,
+              ped_rule_crossing, gates, queues, trajectories):
+    """Run the steps at ``t``, ``t + dt``, ... in one call: the engine's step loop, compiled.
+
+    Each step: vehicles reach the boundary (``admit_upto[k]`` arrived by
+    step ``k``), the waiting ones enter (:func:`insert_waiting`),
+    incident gates open or close (``gates``: :attr:`~gpssignal.sim.incidents.
+    IncidentGates.tables`), pedestrians step (:func:`pedestrians_step`) and
+    block the turns that yield to them, the vehicles step (:func:`advance`), queues are sampled
+    every ``queues[1]`` steps and the vehicles' states buffered (when
+    ``trajectories[0]``: position, speed, acceleration; id, lane, route
+    index; per step their number and its end time). Another step
+    follows while it comes before ``stop_before`` (the next event of the
+    clock), before ``end_s`` (the end of the run less its rounding
+    tolerance), and within ``max_steps``; ``group_state`` is the signal
+    state per group, which the pedestrians see. The counters in
+    ``st`` (``RS_*``) carry the state from call to call.
+
+    Returns the time of the last step taken (``t`` if none); ``st[RS_STATUS]``
+    tells why it returned. It returns before a step's insertion when the
+    vehicle arrays or the trajectory buffer lack room for every vehicle that
+    could be in the network after it (the engine makes room and calls again;
+    the arrivals of that step, already applied, are not applied twice).
+    """
+    tail, order, tmp_f, tmp_i, _is_head, counts = work
+    (lane_changes, drv, lane_state, lane_link, stops, events, ecoef, ecoast, rules, net, routes,
+     markers, outcomes, passages, yield_last) = step_args
+    (stop_speed, queue_tables, depart_s, arrivals, classes, stretch_enter, stretch_exit) = \
+        insert_args
+    q_tail, q_waiting = queue_tables[4], queue_tables[5]
+    lane_slot, every, q_speed, q_clear, q_t, q_m, q_veh, q_wait = queues
+    record, traj_f, traj_i, traj_counts, traj_t = trajectories
+    rule_f = rules[3]
+    n = st[RS_N]
+    steps = 0
+    last_t = t
+    st[RS_STATUS] = RS_STOPPED
+    while True:
+        k = st[RS_STEPS]
+        # Vehicles reach the network boundary (idempotent: a second call for
+        # the same step applies nothing).
+        _admit(st, admit_upto[k], vehicle_slot, q_tail, q_waiting)
+        room = n + st[RS_WAITING]
+        if room > F.shape[1] or room > tmp_f.shape[0]:
+            st[RS_STATUS] = RS_NEED_ROOM
+            break
+        if record and (st[RS_TRAJ_COLS] + room > traj_f.shape[1]
+                       or st[RS_TRAJ_STEPS] >= traj_counts.shape[0]):
+            st[RS_STATUS] = RS_NEED_FLUSH
+            break
+        if st[RS_WAITING] > 0:
+            n2 = insert_waiting(F, I, n, t, dt, stop_speed, tail, counts, queue_tables, depart_s,
+                                net, routes, arrivals, classes, markers, stretch_enter,
+                                stretch_exit, passages)
+            st[RS_WAITING] -= n2 - n
+            n = n2
+        if gates[0].shape[0] > 0:
+            _gates_update(gates, lane_state, t)
+        if ped[PD_GROUP].shape[0] > 0:
+            _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, rule_f)
+        if n > 0:
+            n, n_exits, changed = advance(F, I, n, t, dt, work, lane_changes, drv, lane_state,
+                                          lane_link, stops, events, ecoef, ecoast, rules, net,
+                                          routes, markers, outcomes, passages, yield_last)
+            st[RS_LANE_CHANGES] += changed
+            if gates[0].shape[0] > 0:
+                for q in range(n_exits):
+                    _gates_passed(gates, tmp_i[q], tmp_f[q])
+        t_next = t + dt
+        if k % every == 0:
+            qk = st[RS_QUEUE_K]
+            sample_queues(F, I, n, lane_slot, q_speed, q_clear, q_m[qk], q_veh[qk], order,
+                          tmp_f, tmp_i)
+            q_t[qk] = t_next
+            for s in range(q_waiting.shape[0]):
+                q_wait[qk, s] = q_waiting[s]
+            st[RS_QUEUE_K] = qk + 1
+        if record:
+            _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t)
+        st[RS_STEPS] = k + 1
+        st[RS_N] = n
+        steps += 1
+        last_t = t
+        if (t >= duration_s and n == 0 and st[RS_WAITING] == 0 and st[RS_ARRIVED] == n_total
+                and (ped[PD_GROUP].shape[0] == 0 or pedestrians_done(ped))):
+            st[RS_STATUS] = RS_FINISHED
+            break
+        if steps >= max_steps or not (t_next < stop_before) or not (t_next < end_s):
+            break
+        t = t_next
+    st[RS_N] = n
+    return last_t

@@ -35,12 +35,19 @@ import numpy as np
 from gpssignal.model.pedestrians import Crossing
 from gpssignal.model.scenario import Scenario
 from gpssignal.sim.demand import DayFactors, _segments
+from gpssignal.sim.kernel import pedestrians_done, pedestrians_step
 from gpssignal.sim.network import CompiledNetwork
 
-__all__ = ["Pedestrians"]
+__all__ = ["Pedestrians", "empty_state"]
 
-_GREEN = 2
 _S_PER_H = 3600.0
+
+
+def empty_state() -> tuple[np.ndarray, ...]:
+    """Return the state of a network without crossings, as :attr:`Pedestrians.state` has it."""
+    i0, f0 = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return (np.zeros(1, dtype=np.int64), f0, i0, f0, f0, i0, f0, f0, i0, i0, i0, i0, i0, i0, f0,
+            i0, i0, i0, f0, f0, i0, f0, np.ones(2), np.zeros(1, dtype=np.int64))
 
 
 def _zone_m(scenario: Scenario, junction: str, crossing: Crossing) -> float:
@@ -92,96 +99,50 @@ class Pedestrians:
             self.arrival.append(t)
             self.side.append(rng.integers(0, 2, len(t)))
         n = len(crossings)
-        self.start = [np.full(len(t), np.nan) for t in self.arrival]
-        self.island_wait = [np.zeros(len(t)) for t in self.arrival]
-        self._next = [0] * n
-        self._shown = [False] * n
-        self._was_green = [False] * n
-        self._first = True
-        #: Pedestrians walking the first half of an island crossing: (index, time at island).
-        self._to_island: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-        #: Pedestrians waiting on the island: indices.
-        self._on_island: list[list[int]] = [[] for _ in range(n)]
-        #: Occupancy of the outgoing half: (from, until) [s].
-        self._busy: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+        counts = np.array([len(t) for t in self.arrival], dtype=np.int64)
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        total = int(ptr[-1])
+        arrival = np.concatenate(self.arrival) if n else np.empty(0)
+        side = np.concatenate(self.side).astype(np.int64) if n else np.empty(0, np.int64)
+        start = np.full(total, np.nan)
+        island_wait = np.zeros(total)
+        #: Per crossing, views of the flat arrays (arrival, start, wait on the island).
+        self.arrival = [arrival[ptr[x]:ptr[x + 1]] for x in range(n)]
+        self.start = [start[ptr[x]:ptr[x + 1]] for x in range(n)]
+        self.island_wait = [island_wait[ptr[x]:ptr[x + 1]] for x in range(n)]
         self.block_until = np.full(n, -np.inf)
+        # Per crossing, regions [ptr[x], ptr[x + 1]) of the flat arrays hold its
+        # pedestrians walking to the island (index, time there), those waiting
+        # on it, and the occupancies of its strip (from, until) [s]: each
+        # pedestrian is in each at most once.
+        #: The state as :func:`~gpssignal.sim.kernel.pedestrians_step` takes it
+        #: (fields ``PD_*`` of :mod:`~gpssignal.sim.kernel`).
+        self.state = (
+            ptr, arrival, side, start, island_wait,
+            np.asarray(net.crossing_group, dtype=np.int64),
+            np.array(self.length, dtype=float).reshape(n),
+            np.array(self.zone, dtype=float).reshape(n),
+            np.array(self.island, dtype=np.int64).reshape(n),
+            np.array(self.pushbutton, dtype=np.int64).reshape(n),
+            ptr[:-1].copy(),                          # next to step off, per crossing
+            np.zeros(n, dtype=np.int64),              # green shown
+            np.zeros(n, dtype=np.int64),              # was green at the last step
+            np.zeros(total, dtype=np.int64), np.zeros(total),   # walking to the island
+            np.zeros(n, dtype=np.int64),
+            np.zeros(total, dtype=np.int64), np.zeros(n, dtype=np.int64),  # on the island
+            np.zeros(total), np.zeros(total), np.zeros(n, dtype=np.int64),  # strip taken
+            self.block_until,
+            np.array([self.walk, self.look_ahead_s]),
+            np.ones(1, dtype=np.int64))              # the first step of the run
 
     def step(self, t: float, dt: float) -> None:
         """Advance every crossing over the step ``[t, t + dt)`` with the signals at ``t``."""
-        self._step_all(t, dt)
-        self._first = False
-
-    def _step_all(self, t: float, dt: float) -> None:
-        for x in range(len(self.arrival)):
-            green = self.group_state[self.group[x]] == _GREEN
-            arr = self.arrival[x]
-            if green and not self._was_green[x]:  # green begins: shown?
-                waiting = self._next[x] < len(arr) and arr[self._next[x]] <= t
-                # A green already on when the run starts counts as called (the
-                # calls before the run are unknown).
-                self._shown[x] = not self.pushbutton[x] or waiting or self._first
-            self._was_green[x] = green
-            go = green and self._shown[x]
-            if go:
-                k = self._next[x]
-                while k < len(arr) and arr[k] < t + dt:
-                    self._depart(x, k, max(arr[k], t))
-                    k += 1
-                self._next[x] = k
-            if self.island[x]:
-                self._island_step(x, t, dt, go)
-            busy = self._busy[x]
-            if busy:
-                busy[:] = [(a, b) for a, b in busy if b > t]
-                horizon = t + self.look_ahead_s
-                self.block_until[x] = max((b for a, b in busy if a <= horizon), default=-np.inf)
-            else:
-                self.block_until[x] = -np.inf
-
-    def _depart(self, x: int, k: int, t0: float) -> None:
-        """Pedestrian ``k`` of crossing ``x`` steps off the kerb at ``t0``."""
-        self.start[x][k] = t0
-        if self.island[x]:
-            half = self.length[x] / 2.0 / self.walk
-            if self.side[x][k] == 0:         # the conflict strip is on its first half
-                self._occupy(x, t0, 0.0)
-            self._to_island[x].append((k, t0 + half))
-        else:
-            self._occupy(x, t0, 0.0 if self.side[x][k] == 0 else self.length[x])
-
-    def _occupy(self, x: int, t0: float, from_m: float) -> None:
-        """Add when a pedestrian ``from_m`` from the outgoing kerb at ``t0`` is on the strip."""
-        z = self.zone[x]
-        a = abs(from_m - (z if from_m > 0 else 0.0)) / self.walk
-        self._busy[x].append((t0 + a, t0 + a + z / self.walk))
-
-    def _island_step(self, x: int, t: float, dt: float, go: bool) -> None:
-        """Pedestrians reaching the island go on if green is shown, else wait there."""
-        still = []
-        for k, t_isl in self._to_island[x]:
-            if t_isl >= t + dt:
-                still.append((k, t_isl))
-            elif go:
-                self._second_half(x, k, max(t_isl, t))
-            else:
-                self._on_island[x].append(k)
-                self.island_wait[x][k] = -t_isl  # completed when it goes on
-        self._to_island[x] = still
-        if go and self._on_island[x]:
-            for k in self._on_island[x]:
-                self.island_wait[x][k] += t
-                self._second_half(x, k, t)
-            self._on_island[x] = []
-
-    def _second_half(self, x: int, k: int, t0: float) -> None:
-        """Pedestrian ``k`` walks the island's second half from ``t0``."""
-        if self.side[x][k] == 1:             # the conflict strip is on its second half
-            self._occupy(x, t0, self.length[x] / 2.0)
+        pedestrians_step(self.state, self.group_state, t, dt)
 
     def done(self) -> bool:
         """Tell whether every pedestrian of the day has stepped off the kerb and the island."""
-        return all(k == len(a) for k, a in zip(self._next, self.arrival, strict=True)) and \
-            not any(self._to_island) and not any(self._on_island)
+        return bool(pedestrians_done(self.state))
 
     def columns(self, crossing_ids: list[str]) -> dict[str, np.ndarray]:
         """Per pedestrian: crossing, arrival, start [s], delay at the kerb and island [s].

@@ -218,13 +218,13 @@ class QueueSampler:
                  step_s: float) -> None:
         self.lanes = np.flatnonzero(net.lane_group >= 0)
         self.every = max(1, int(round(QUEUE_SAMPLE_S / step_s)))  # [steps]
-        self._lane_slot = np.full(net.n_lanes, NO_INDEX, dtype=np.int64)  # not sampled
-        self._lane_slot[self.lanes] = np.arange(len(self.lanes))
+        self.lane_slot = np.full(net.n_lanes, NO_INDEX, dtype=np.int64)  # not sampled
+        self.lane_slot[self.lanes] = np.arange(len(self.lanes))
         n = int(np.ceil(horizon_s / QUEUE_SAMPLE_S)) + _SPARE_QUEUE_SAMPLES
-        self._t_s = np.full(n, np.nan)
-        self._m = np.zeros((n, len(self.lanes)))
-        self._veh = np.zeros((n, len(self.lanes)), dtype=np.int64)
-        self._waiting = np.zeros((n, n_entry), dtype=np.int64)
+        self.t_buffer = np.full(n, np.nan)
+        self.m_buffer = np.zeros((n, len(self.lanes)))
+        self.veh_buffer = np.zeros((n, len(self.lanes)), dtype=np.int64)
+        self.waiting_buffer = np.zeros((n, n_entry), dtype=np.int64)
         self.k = 0  # samples taken
 
     def due(self, step: int) -> bool:
@@ -236,31 +236,31 @@ class QueueSampler:
         """Take one sample at ``t_s`` [s]; ``waiting`` per entry link. Sorts ``veh``."""
         k = self.k
         buf.fit(veh.capacity)
-        sample_queues(veh.F, veh.I, veh.n, self._lane_slot, QUEUE_SPEED_MPS, QUEUE_MAX_CLEAR_M,
-                      self._m[k], self._veh[k], buf.order, buf.f, buf.i)
-        self._t_s[k] = t_s
-        self._waiting[k] = waiting
+        sample_queues(veh.F, veh.I, veh.n, self.lane_slot, QUEUE_SPEED_MPS, QUEUE_MAX_CLEAR_M,
+                      self.m_buffer[k], self.veh_buffer[k], buf.order, buf.f, buf.i)
+        self.t_buffer[k] = t_s
+        self.waiting_buffer[k] = waiting
         self.k += 1
 
     @property
     def t_s(self) -> np.ndarray:
         """Sample times [s]."""
-        return self._t_s[:self.k]
+        return self.t_buffer[:self.k]
 
     @property
     def queue_m(self) -> np.ndarray:
         """Queue length per sample and lane [m]."""
-        return self._m[:self.k]
+        return self.m_buffer[:self.k]
 
     @property
     def queue_veh(self) -> np.ndarray:
         """Queued vehicles per sample and lane."""
-        return self._veh[:self.k]
+        return self.veh_buffer[:self.k]
 
     @property
     def waiting_outside(self) -> np.ndarray:
         """Vehicles waiting to enter per sample and entry link."""
-        return self._waiting[:self.k]
+        return self.waiting_buffer[:self.k]
 
 
 class TrajectoryLog:
@@ -278,6 +278,17 @@ class TrajectoryLog:
         self._f.append(veh.F[F_POS:F_ACC + 1, :n].copy())
         self._i.append(veh.I[I_VID:I_LANE + 1, :n].copy())
         self._n.append(n)
+
+    def record_block(self, f: np.ndarray, i: np.ndarray, counts: np.ndarray) -> None:
+        """Keep the states after several steps at once.
+
+        ``f`` rows position, speed, acceleration and ``i`` rows vehicle id,
+        lane, one column per vehicle and step, steps in order; ``counts[s]``
+        the vehicles after step ``s`` (``counts.sum()`` columns in all).
+        """
+        self._f.append(f.copy())
+        self._i.append(i.copy())
+        self._n.extend(counts.tolist())
 
     def columns(self, step_s: float, lane_link: np.ndarray) -> dict[str, np.ndarray]:
         """Return the trajectories as ``SimResult.trajectories``."""

@@ -66,19 +66,30 @@ class ConflictMonitor:
             self._fail(0.0, f"intergreen {i}->{j} {self.intergreen[short[0][0], short[0][1]]:g}"
                             f" s < amber {self.timing.amber_s:g} s: {j} could turn green "
                             f"while {i} is amber")
-        self.state = np.full(n, RED, dtype=np.int64)
-        self.since = np.full(n, -math.inf)
-        self.last_green_end = np.full(n, -math.inf)
+        # Python lists, not arrays: one change reads a few elements, where
+        # numpy's per-element access costs more than the check itself.
+        self.state: list[int] = [RED] * n
+        self.since: list[float] = [-math.inf] * n
+        self.last_green_end: list[float] = [-math.inf] * n
         self.checks = 0
+        self._conflicts = self._conflict_lists()
+
+    def _conflict_lists(self) -> list[list[tuple[int, float]]]:
+        """Per group, the groups it conflicts with and the intergreen from each, ascending."""
+        n = len(self.groups)
+        return [[(k, float(self.intergreen[k, g])) for k in range(n)
+                 if not math.isnan(self.intergreen[k, g])] for g in range(n)]
 
     def _fail(self, t: float, msg: str) -> None:
         raise SafetyViolation(f"junction {self.junction_id} at t={t:.2f} s: {msg}")
 
     def start(self, t: float, states: np.ndarray) -> None:
         """Accept the initial states (history before ``t`` is unknown)."""
-        self.state[:] = states
-        self.since[:] = -math.inf
-        green = np.flatnonzero(states == GREEN)
+        n = len(self.groups)
+        self.state = [int(x) for x in states]
+        self.since = [-math.inf] * n
+        self._conflicts = self._conflict_lists()
+        green = [a for a in range(n) if self.state[a] == GREEN]
         for a in green:
             for b in green:
                 if not math.isnan(self.intergreen[a, b]):
@@ -88,12 +99,13 @@ class ConflictMonitor:
     def observe(self, t: float, g: int, new: int) -> None:
         """Check that group index ``g`` may change to state ``new`` at time ``t`` [s]."""
         self.checks += 1
-        old = int(self.state[g])
-        name = self.groups[g]
+        state = self.state
+        old = state[g]
         tm = self.timing
         expected = _NEXT[old]
         if old == RED and tm.red_amber_s <= 0:
             expected = GREEN
+        name = self.groups[g]
         if new != expected:
             self._fail(t, f"group {name} {STATE_NAMES[old]} -> {STATE_NAMES[new]} is not a "
                           "valid sequence")
@@ -107,20 +119,19 @@ class ConflictMonitor:
             self._fail(t, f"group {name} red-amber lasted {dur:.2f} s, not "
                           f"{tm.red_amber_s:g} s")
         if new == GREEN:
-            row = self.intergreen[:, g]
-            for k in np.flatnonzero(~np.isnan(row)):
-                if self.state[k] in (GREEN, AMBER):
+            for k, intergreen in self._conflicts[g]:
+                if state[k] == GREEN or state[k] == AMBER:
                     # An intergreen covers the conflicting group's amber
                     # (gpssignal.model.signals.check_intergreen_covers_amber).
                     self._fail(t, f"group {name} green while conflicting {self.groups[k]} "
-                                  f"is {STATE_NAMES[int(self.state[k])]}")
+                                  f"is {STATE_NAMES[state[k]]}")
                 gap = t - self.last_green_end[k]
-                if gap < row[k] - _TOL_S:
+                if gap < intergreen - _TOL_S:
                     self._fail(t, f"intergreen {self.groups[k]}->{name} {gap:.2f} s < "
-                                  f"{row[k]:g} s")
+                                  f"{intergreen:g} s")
         if old == GREEN:
             self.last_green_end[g] = t
-        self.state[g] = new
+        state[g] = new
         self.since[g] = t
 
 
@@ -171,8 +182,8 @@ class JunctionSignals:
         tm = self.junction.timing
         self._events = {p.name: program_events(p, self.junction.groups, tm.amber_s,
                                                tm.red_amber_s) for p in self.junction.programs}
-        self._zero = {p.name: np.array([state_at(p, g, 0.0, tm.amber_s, tm.red_amber_s)
-                                        for g in self.junction.groups])
+        self._zero = {p.name: [int(state_at(p, g, 0.0, tm.amber_s, tm.red_amber_s))
+                               for g in self.junction.groups]
                       for p in self.junction.programs}
 
     def _set(self, t: float, g: int, state: int) -> None:
@@ -196,12 +207,18 @@ class JunctionSignals:
             self.on_change(env.now, self.group_base + g, int(init[g]))
         cycle_start = env.now - cs
         events = [e for e in self._events[prog.name] if e[0] > cs + _TOL_S]
+        # The body of _set, inlined: this loop runs at every signal change.
+        observe, group_state, base, on_change = (self.monitor.observe, self.group_state,
+                                                 self.group_base, self.on_change)
         while True:
             for tc, g, s in events:
                 wait = cycle_start + tc - env.now
                 if wait > 0:
                     yield env.timeout(wait)
-                self._set(env.now, g, s)
+                now = env.now
+                observe(now, g, s)
+                group_state[base + g] = s
+                on_change(now, base + g, s)
             wait = cycle_start + prog.cycle_s - env.now
             if wait > 0:
                 yield env.timeout(wait)
@@ -228,8 +245,8 @@ class JunctionSignals:
         """Set the states of cycle second 0 of ``program``."""
         n = len(self.junction.groups)
         zero = self._zero[program]
-        state = self.group_state[self.group_base:self.group_base + n]
-        changed = np.flatnonzero(state != zero)
+        state = self.group_state[self.group_base:self.group_base + n].tolist()
+        changed = [g for g in range(n) if state[g] != zero[g]]
         # Leaving green first, then the rest, as at any instant.
         for g in sorted(changed, key=lambda k: (zero[k] == GREEN, k)):
-            self._set(t, int(g), int(zero[g]))
+            self._set(t, g, zero[g])
