@@ -284,6 +284,45 @@ def test_trajectories_option_writes_trajectories(cli, default_run, tmp_path):
     assert not (default_out / "trajectories.parquet").exists()
 
 
+def test_trajectories_are_streamed_and_equal_the_runs(cli, tmp_path, monkeypatch):
+    """--trajectories writes block by block (issue 18): the same rows as the run keeps in
+    memory, the CSV byte for byte the whole table's, and no temporary file left."""
+    from gpssignal.evaluate import io as evaluate_io
+    from gpssignal.experiment.run import run_scenario
+    from gpssignal.sim.records import TrajectoryLog
+
+    # Small blocks and row groups, so that tiny's run streams many of each.
+    monkeypatch.setattr(TrajectoryLog, "STREAM_ROWS", 1000)
+    monkeypatch.setattr(evaluate_io, "STREAM_ROW_GROUP_ROWS", 3000)
+    out = tmp_path / "traj"
+    assert cli("run", TINY, "--trajectories", "--out", out, "-q")[0] == 0
+    sc = read_scenario(TINY)
+    result, _ = run_scenario(sc, "fixed", record_trajectories=True)
+    want = pd.DataFrame(result.trajectories)
+    want["link"] = pd.Categorical.from_codes(want["link"], result.network.link_ids)
+    assert len(want) > 4 * 3000
+    assert_frame_equal(pd.read_parquet(out / "trajectories.parquet"), want)
+    assert (out / "trajectories.csv").read_bytes() == want.to_csv(index=False).encode()
+    meta = pq.ParquetFile(out / "trajectories.parquet").metadata
+    sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
+    assert sizes[:-1] == [3000] * (len(sizes) - 1) and 0 < sizes[-1] <= 3000
+    assert json.loads(pq.read_schema(out / "trajectories.parquet").metadata[b"gpssignal"]) \
+        == read_meta(out)
+    assert {p.name for p in tmp_path.iterdir()} == {"traj"}
+
+
+def test_a_failed_run_leaves_no_streamed_trajectories(cli, tmp_path, monkeypatch):
+    from gpssignal.cli import simulate
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("tables failed")
+
+    monkeypatch.setattr(simulate, "_run_outputs", fail)
+    with pytest.raises(RuntimeError, match="tables failed"):
+        cli("run", TINY, "--trajectories", "--out", tmp_path / "out", "-q")
+    assert listing(tmp_path) == set()
+
+
 def test_no_csv_option_writes_parquet_only(cli, tmp_path):
     out = tmp_path / "nocsv"
     assert cli("run", TINY, "--no-csv", "--out", out, "-q")[0] == 0

@@ -49,7 +49,7 @@ import sys
 from collections.abc import Sequence
 
 from gpssignal.cli import experiments, live, probedata, simulate, sumo
-from gpssignal.cli.common import Interrupted, Parser, UsageError
+from gpssignal.cli.common import Interrupted, Parser, UsageError, lean_arrow_pool
 
 __all__ = ["build_parser", "main"]
 
@@ -98,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "lean_arrow_pool", False):
+        lean_arrow_pool()   # before anything below imports pyarrow
     from gpssignal.errors import GpssignalError
     from gpssignal.experiment.parallel import sigterm_interrupts
     from gpssignal.sim.signals import SafetyViolation

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from gpssignal.cli.common import (
     check_model_scenario,
     check_out_dir,
     decision_frame,
+    lean_numba_start,
     limit_options,
     load_scenario,
     other_scenario_option,
@@ -32,6 +34,7 @@ from gpssignal.cli.common import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from gpssignal.experiment.run import ControllerSpec, RunOutput
@@ -95,12 +98,12 @@ def _controller_spec(args: argparse.Namespace, scenario: Scenario) -> Controller
     return ControllerSpec(kind=args.controller, program=args.program, model=model)
 
 
-def _trajectory_frame(result: SimResult) -> pd.DataFrame:
-    """Return the recorded trajectories with link ids instead of link indices."""
+def _trajectory_frame(columns: dict[str, np.ndarray], link_ids: list[str]) -> pd.DataFrame:
+    """Return trajectory columns with link ids (``link_ids[link]``) instead of link indices."""
     import pandas as pd
 
-    tr = pd.DataFrame(result.trajectories)
-    tr["link"] = pd.Categorical.from_codes(tr["link"], result.network.link_ids)
+    tr = pd.DataFrame(columns)
+    tr["link"] = pd.Categorical.from_codes(tr["link"], link_ids)
     return tr
 
 
@@ -119,8 +122,6 @@ def _run_outputs(run: RunOutput, args: argparse.Namespace
         info.update({"model_file": str(args.model), "probe_points": rt.points_in,
                      "probe_points_matched": rt.points_matched,
                      "stale_fallbacks": rt.stale_events})
-    if args.trajectories and result.trajectories is not None:
-        tables["trajectories"] = _trajectory_frame(result)
     info.update({"scenario_file": str(args.scenario), "in_network_at_end": result.in_network,
                  "waiting_at_end": result.waiting, "signal_checks": result.monitor_checks,
                  "red_crossings": result.red_crossings,
@@ -159,7 +160,7 @@ def _print_run(run: RunOutput, tables: dict[str, pd.DataFrame], args: argparse.N
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gpssignal.evaluate.io import write_tables
+    from gpssignal.evaluate.io import TableStream, write_tables
     from gpssignal.experiment.run import RunSpec, run_one
 
     sc = load_scenario(args)
@@ -169,17 +170,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_out_dir(out, "--out")
     spec = RunSpec(scenario=sc, controller=_controller_spec(args, sc), seed=day,
                    record_trajectories=args.trajectories)
+    lean_numba_start()
     bar = Progress(f"{sc.name} {args.controller}", enabled=not args.quiet)
     t0 = time.perf_counter()
-    try:
-        run = run_one(spec, progress=bar)
-    finally:
-        bar.close()
-    tables, info = _run_outputs(run, args)
-    info, volatile = split_volatile(info)
-    log = {RUN_LOG: run_log("run", **volatile, command_wall_s=time.perf_counter() - t0)}
-    files = write_or_fail(lambda: write_tables(tables, out, info, csv=not args.no_csv,
-                                               files=log), out)
+    with ExitStack() as stack:
+        # --trajectories: written block by block during the run (issue 18), not held.
+        streams: tuple[TableStream, ...] = ()
+        sink = None
+        if args.trajectories:
+            stream = stack.enter_context(write_or_fail(
+                lambda: TableStream("trajectories", out, csv=not args.no_csv), out))
+            link_ids = [lk.id for lk in sc.links]   # link index k is sc.links[k]
+            streams = (stream,)
+
+            def sink(columns: dict[str, np.ndarray]) -> None:
+                stream.write(_trajectory_frame(columns, link_ids))
+        try:
+            run = run_one(spec, progress=bar, trajectory_sink=sink)
+        finally:
+            bar.close()
+        tables, info = _run_outputs(run, args)
+        info, volatile = split_volatile(info)
+        log = {RUN_LOG: run_log("run", **volatile, command_wall_s=time.perf_counter() - t0)}
+        files = write_or_fail(lambda: write_tables(tables, out, info, csv=not args.no_csv,
+                                                   files=log, streams=streams), out)
     if not args.quiet:
         _print_run(run, tables, args, files, out, time.perf_counter() - t0)
     _warn_unfinished(run.result, sc.drain_s)
@@ -218,6 +232,7 @@ def _cmd_probes(args: argparse.Namespace) -> int:
                    sample_probes=True)
     date = args.date or sc.date
     check_date(date)
+    lean_numba_start()
     bar = Progress(f"{sc.name} probes", enabled=not args.quiet)
     try:
         run = run_one(spec, progress=bar)
@@ -342,7 +357,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--trajectories", action="store_true",
                      help="also write every vehicle's state at every step (large)")
     run.add_argument("--no-csv", action="store_true", help="write Parquet only")
-    run.set_defaults(func=_cmd_run)
+    # lean_arrow_pool: main() lets pyarrow use malloc before it is imported (20 MB less).
+    run.set_defaults(func=_cmd_run, lean_arrow_pool=True)
 
 
 def _add_probes(sub: argparse._SubParsersAction) -> None:
@@ -359,7 +375,7 @@ def _add_probes(sub: argparse._SubParsersAction) -> None:
                     help="signal control during the day (default: fixed)")
     pr.add_argument("--date", default=None, help="calendar date of the day (default: the "
                     "scenario's date)")
-    pr.set_defaults(func=_cmd_probes)
+    pr.set_defaults(func=_cmd_probes, lean_arrow_pool=True)   # see _add_run
 
 
 def _add_history(sub: argparse._SubParsersAction) -> None:

@@ -193,7 +193,9 @@ def make_controller(spec: ControllerSpec | str, scenario: Scenario,
     return GpsController(spec.model, scenario, feed)
 
 
-def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> RunOutput:
+def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None,
+            trajectory_sink: Callable[[dict[str, np.ndarray]], None] | None = None
+            ) -> RunOutput:
     """Simulate the day a :class:`RunSpec` describes.
 
     The probe vehicles and their noise come from the seed's ``probes``
@@ -205,6 +207,12 @@ def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> R
     spec : RunSpec
     progress : callable, optional
         Called with the fraction of the period simulated [-].
+    trajectory_sink : callable, optional
+        With ``spec.record_trajectories``: called during the run with the
+        trajectories block by block, in step order (the columns of
+        ``SimResult.trajectories``, ``link`` indexing ``scenario.links``),
+        which are then not kept: the result's trajectories have no rows.
+        A run that writes them to a file thus holds one block at a time.
     """
     sc = spec.scenario
     needs_feed = spec.controller.kind == "gps"
@@ -213,6 +221,10 @@ def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> R
     ctrl = make_controller(spec.controller, sc, feed)
     sim = Simulation(sc, ctrl, seed=spec.seed, record_trajectories=spec.record_trajectories,
                      day_type=spec.day_type)
+    if trajectory_sink is not None:
+        if sim.trajectories is None:
+            raise ValueError("run_one: a trajectory_sink needs spec.record_trajectories")
+        sim.trajectories.stream(trajectory_sink, sim.dt, sim.net.lane_link)
     sampler = None
     if needs_feed or spec.sample_probes:
         sampler = ProbeSampler(sc, settings, sim.arrivals, link_geometry(sc),

@@ -9,6 +9,9 @@ Each part grows or fills its own columns and hands them to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import numpy as np
 
 from gpssignal.model.signals import GREEN, RED_AMBER
@@ -52,9 +55,6 @@ QUEUE_MAX_CLEAR_M = 20.0
 #: Queue samples allocated beyond the run's nominal length (the first sample
 #: and a rounding margin) [samples].
 _SPARE_QUEUE_SAMPLES = 2
-#: Trajectory rows kept: F_POS, F_V, F_ACC and I_VID, I_LANE (contiguous, see kernel.py).
-_TRAJ_F_ROWS = F_ACC - F_POS + 1
-_TRAJ_I_ROWS = I_LANE - I_VID + 1
 
 
 class VehicleOutcomes:
@@ -264,20 +264,76 @@ class QueueSampler:
 
 
 class TrajectoryLog:
-    """Every vehicle's position, speed and acceleration at every step (ground truth)."""
+    """Every vehicle's position, speed and acceleration at every step (ground truth).
+
+    The states are kept in memory, one array per column and block of steps
+    (vehicle ids and lane indices as int32 when they fit; single steps are
+    gathered in a buffer of ``BUFFER_ROWS`` first), until :meth:`columns`
+    joins them column by column, releasing each column's blocks as it goes.
+    After :meth:`stream`, they are instead handed to a sink every
+    ``STREAM_ROWS`` vehicle-steps or so and not kept: a run that writes its
+    trajectories to a file holds one block at a time.
+    """
+
+    #: Vehicle-steps handed to a sink at a time after :meth:`stream` (a few MB).
+    STREAM_ROWS: ClassVar[int] = 1 << 16
+    #: Vehicle-steps :meth:`record` gathers before they become a block.
+    BUFFER_ROWS: ClassVar[int] = 1 << 14
+    #: Columns held per block (``t_s`` and ``link`` follow from the steps and lanes).
+    _KEPT: ClassVar[tuple[str, ...]] = ("vid", "lane", "pos_m", "speed_mps", "accel_mps2")
+    _INT32: ClassVar[np.iinfo] = np.iinfo(np.int32)
 
     def __init__(self) -> None:
-        self._f: list[np.ndarray] = []
-        self._i: list[np.ndarray] = []
-        self._n: list[int] = []
+        self._blocks: dict[str, list[np.ndarray]] = {k: [] for k in self._KEPT}
+        self._counts: list[int] = []   # vehicles after each step held in _blocks
+        self._rows = 0                 # vehicle-steps held in _blocks
+        self._steps = 0                # steps recorded (held, streamed or joined)
+        self._sink: Callable[[dict[str, np.ndarray]], None] | None = None
+        self._step_s = 0.0
+        self._lane_link = np.empty(0, dtype=np.int64)
+        self._joined: dict[str, np.ndarray] | None = None
+        # record()'s buffer: columns used, and the vehicles after each of its steps.
+        self._buf_f = np.empty((3, 0))
+        self._buf_i = np.empty((2, 0), dtype=np.int64)
+        self._buf_rows = 0
+        self._buf_counts: list[int] = []
+
+    def stream(self, sink: Callable[[dict[str, np.ndarray]], None], step_s: float,
+               lane_link: np.ndarray) -> None:
+        """Hand the states to ``sink`` from now on instead of keeping them.
+
+        ``sink`` is called with blocks of consecutive steps, in order, as
+        columns like those of :meth:`columns` (arrays the sink may keep);
+        :meth:`columns` hands over the last block and returns no rows.
+
+        Parameters
+        ----------
+        sink : callable
+            Called with each block's columns.
+        step_s : float
+            The step [s] (the time of step ``k`` from 1 is ``k * step_s``).
+        lane_link : numpy.ndarray
+            The link of each lane index.
+        """
+        if self._steps or self._buf_counts:
+            raise RuntimeError("TrajectoryLog.stream: call it before the first step is recorded")
+        self._sink, self._step_s, self._lane_link = sink, step_s, lane_link
 
     def record(self, veh: VehicleArrays) -> None:
         """Keep the state after a step."""
         n = veh.n
+        k = self._buf_rows
+        if k + n > self._buf_f.shape[1]:
+            self._flush_buffer()
+            k = 0
+            if n > self._buf_f.shape[1]:
+                self._buf_f = np.empty((3, max(n, self.BUFFER_ROWS)))
+                self._buf_i = np.empty((2, max(n, self.BUFFER_ROWS)), dtype=np.int64)
         # Rows F_POS, F_V, F_ACC and I_VID, I_LANE are contiguous (see kernel.py).
-        self._f.append(veh.F[F_POS:F_ACC + 1, :n].copy())
-        self._i.append(veh.I[I_VID:I_LANE + 1, :n].copy())
-        self._n.append(n)
+        self._buf_f[:, k:k + n] = veh.F[F_POS:F_ACC + 1, :n]
+        self._buf_i[:, k:k + n] = veh.I[I_VID:I_LANE + 1, :n]
+        self._buf_rows = k + n
+        self._buf_counts.append(n)
 
     def record_block(self, f: np.ndarray, i: np.ndarray, counts: np.ndarray) -> None:
         """Keep the states after several steps at once.
@@ -286,15 +342,66 @@ class TrajectoryLog:
         lane, one column per vehicle and step, steps in order; ``counts[s]``
         the vehicles after step ``s`` (``counts.sum()`` columns in all).
         """
-        self._f.append(f.copy())
-        self._i.append(i.copy())
-        self._n.extend(counts.tolist())
+        self._flush_buffer()
+        self._add(f, i, counts.tolist())
+
+    def _flush_buffer(self) -> None:
+        """Turn the steps gathered by :meth:`record` into a block."""
+        if self._buf_counts:
+            counts, self._buf_counts = self._buf_counts, []
+            k, self._buf_rows = self._buf_rows, 0
+            self._add(self._buf_f[:, :k], self._buf_i[:, :k], counts)
+
+    def _add(self, f: np.ndarray, i: np.ndarray, counts: list[int]) -> None:
+        """Copy a block (the caller reuses ``f`` and ``i``) into the held blocks."""
+        b = self._blocks
+        for k, name in enumerate(("pos_m", "speed_mps", "accel_mps2")):
+            b[name].append(f[k].copy())
+        for k, name in enumerate(("vid", "lane")):
+            b[name].append(self._compact(i[k]))
+        self._counts.extend(counts)
+        self._rows += f.shape[1]
+        self._steps += len(counts)
+        if self._sink is not None and self._rows >= self.STREAM_ROWS:
+            self._sink(self._join(self._step_s, self._lane_link))
+
+    @classmethod
+    def _compact(cls, a: np.ndarray) -> np.ndarray:
+        """Return a copy of ``a`` (integers) as int32 if every value fits, else as it is."""
+        if a.size and (a.min() < cls._INT32.min or a.max() > cls._INT32.max):
+            return a.copy()
+        return a.astype(np.int32)
+
+    def _join(self, step_s: float, lane_link: np.ndarray) -> dict[str, np.ndarray]:
+        """Return the held blocks as columns and release them."""
+        first = self._steps - len(self._counts)   # steps before the held ones
+        steps_t = np.arange(first + 1, self._steps + 1) * step_s
+        cols = {"t_s": np.repeat(steps_t, self._counts)}
+        self._counts, self._rows = [], 0
+        for name in self._KEPT:
+            # One column at a time, its blocks released as soon as it is joined.
+            parts = self._blocks[name]
+            self._blocks[name] = []
+            dtype = np.int64 if name in ("vid", "lane") else float
+            cols[name] = (parts[0].astype(dtype, copy=False) if len(parts) == 1
+                          else np.concatenate(parts, dtype=dtype) if parts
+                          else np.empty(0, dtype=dtype))
+            del parts
+        cols["link"] = lane_link[cols["lane"]]
+        return {k: cols[k] for k in ("t_s", "vid", "link", "lane", "pos_m", "speed_mps",
+                                     "accel_mps2")}
 
     def columns(self, step_s: float, lane_link: np.ndarray) -> dict[str, np.ndarray]:
-        """Return the trajectories as ``SimResult.trajectories``."""
-        f = np.concatenate(self._f, axis=1) if self._f else np.empty((_TRAJ_F_ROWS, 0))
-        i = (np.concatenate(self._i, axis=1) if self._i
-             else np.empty((_TRAJ_I_ROWS, 0), dtype=np.int64))
-        steps_t = (np.arange(1, len(self._n) + 1) * step_s)
-        return {"t_s": np.repeat(steps_t, self._n), "vid": i[0], "link": lane_link[i[1]],
-                "lane": i[1], "pos_m": f[0], "speed_mps": f[1], "accel_mps2": f[2]}
+        """Return the trajectories as ``SimResult.trajectories``.
+
+        After :meth:`stream`, the last block goes to the sink and the
+        columns returned have no rows.
+        """
+        self._flush_buffer()
+        if self._sink is not None:
+            if self._rows:
+                self._sink(self._join(step_s, lane_link))
+            return self._join(step_s, lane_link)
+        if self._joined is None:
+            self._joined = self._join(step_s, lane_link)
+        return self._joined
