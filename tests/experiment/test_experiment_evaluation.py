@@ -49,6 +49,38 @@ def test_results_do_not_depend_on_the_number_of_workers(evaluations) -> None:
     assert_frame_equal(one.switches(), two.switches())
 
 
+def test_tables_over_days_stack_the_labelled_per_day_tables(evaluations) -> None:
+    # The per-day tables are stacked once, labels added after: the same frame,
+    # dtypes included, as labelling a copy of each day's table first.
+    ev = evaluations[0]
+    reps = ev.replications
+
+    def labelled(name: str, **labels) -> pd.DataFrame:
+        frames = []
+        for r in reps:
+            if not len(getattr(r, name)):   # days without a switch add no rows
+                continue
+            df = getattr(r, name).copy()
+            for k, (col, attr) in enumerate(labels.items()):
+                df.insert(k, col, getattr(r, attr))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    allr = labelled("intervals", controller="controller", seed="seed")
+    num = [c for c in allr.columns if c not in ("controller", "seed", "interval_start")
+           and pd.api.types.is_numeric_dtype(allr[c])]
+    want = allr.groupby(["controller", "t0_s", "interval_start"], sort=False)[num].mean() \
+        .drop(columns=["t0_s"]).reset_index()
+    assert_frame_equal(ev.interval_means(), want)
+    allr = labelled("approaches", controller="controller")
+    num = [c for c in allr.columns if pd.api.types.is_numeric_dtype(allr[c])]
+    assert_frame_equal(ev.approach_means(), allr.groupby(
+        ["controller", "junction", "approach_link"], sort=False)[num].mean().reset_index())
+    sw = labelled("switches", controller="controller", seed="seed")
+    assert len(sw) > 0
+    assert_frame_equal(ev.switches(), sw[ev.switches().columns].reset_index(drop=True))
+
+
 def test_every_controller_sees_the_same_demand_each_day(evaluations) -> None:
     runs = evaluations[0].runs()
     per_day = runs.pivot(index="seed", columns="controller", values="vehicles_arrived")

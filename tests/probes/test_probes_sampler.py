@@ -349,6 +349,77 @@ def test_feed_delivers_each_point_once_in_order_of_receipt(tiny):
     assert len(sampler.feed.deliver(np.inf).get("time_sent_s", [])) == 0
 
 
+def test_points_do_not_depend_on_when_the_feed_is_read(tiny):
+    # The sampler keeps each step's reports raw and makes the points in one
+    # batch when the feed is read: reading it after every step (one batch
+    # per step) or never until the end (one batch) must give the same points,
+    # bit for bit, with every random effect on (the draws are per step).
+    settings = dataclasses.replace(tiny.probes, penetration=0.5, period_s=2.0,
+                                   dropout=0.3, latency_jitter_s=20.0, trim_m=30.0,
+                                   anonymisation="rotating", rotation_s=60.0)
+    streams = []
+    for every_step in (True, False):
+        ctrl = make_controller("fixed", tiny)
+        sim = Simulation(tiny, ctrl, seed=tiny.seed, record_trajectories=False)
+        sampler = ProbeSampler(tiny, settings, sim.arrivals, link_geometry(tiny),
+                               np.random.default_rng(sim.streams["probes"]))
+        sampler.attach(sim)
+        if every_step:
+            sim.add_step_hook(lambda view, s=sampler: s.feed.deliver(view.t_s))
+        sim.run()
+        streams.append((sampler.stream(), len(sampler._cols)))
+    (per_step, batches), (at_end, one) = streams
+    assert one == 1 and batches > 100   # the two really batch differently
+    assert len(per_step) > 100
+    for part in ("columns", "truth"):
+        a, b = getattr(per_step, part), getattr(at_end, part)
+        assert list(a) == list(b)
+        for k in a:
+            assert a[k].dtype == b[k].dtype, k
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_blocks_of_steps_give_the_points_of_single_steps(tiny):
+    # ``on_steps`` (an engine that hands its hooks blocks of steps) picks the
+    # due vehicles of a whole block at once: the draws and the points must be
+    # those of ``on_step`` called on each step, bit for bit, however the steps
+    # are cut into blocks.
+    settings = dataclasses.replace(tiny.probes, penetration=0.5, period_s=2.0,
+                                   dropout=0.3, latency_jitter_s=20.0, trim_m=30.0,
+                                   anonymisation="rotating", rotation_s=60.0)
+    ctrl = make_controller("fixed", tiny)
+    sim = Simulation(tiny, ctrl, seed=tiny.seed, record_trajectories=False)
+
+    def sampler():
+        return ProbeSampler(tiny, settings, sim.arrivals, link_geometry(tiny),
+                            np.random.default_rng(sim.streams["probes"]))
+
+    single = sampler()
+    steps = []
+    sim.add_step_hook(single.on_step)
+    sim.add_step_hook(lambda v: steps.append((v.t_s, v.vid.copy(), v.link.copy(),
+                                              v.lane.copy(), v.route_pos.copy(),
+                                              v.pos_m.copy(), v.speed_mps.copy())))
+    sim.run()
+    blocks = sampler()
+    cuts = np.cumsum(np.random.default_rng(0).integers(1, 40, len(steps)))
+    for a, b in zip([0, *cuts.tolist()], cuts.tolist(), strict=False):
+        part = steps[a:b]
+        if not part:
+            break
+        blocks.on_steps(np.array([p[0] for p in part]),
+                        np.array([len(p[1]) for p in part], dtype=np.int64),
+                        *(np.concatenate([p[k] for p in part]) for k in range(1, 7)))
+    one, many = single.stream(), blocks.stream()
+    assert len(one) > 100
+    for part in ("columns", "truth"):
+        a, b = getattr(one, part), getattr(many, part)
+        assert list(a) == list(b)
+        for k in a:
+            assert a[k].dtype == b[k].dtype, k
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_feed_unit_carry_and_repeated_calls():
     feed = ProbeFeed(["time_sent_s", "time_received_s"])
     empty = feed.deliver(10.0)

@@ -313,6 +313,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gpssignal.evaluate.io import write_tables
     from gpssignal.experiment.evaluation import evaluate_controllers
     from gpssignal.report import build_report
+    from gpssignal.report.document import EarlyFigures
 
     at_least_one(args, "--train-days", "--candidates")
     days = seeds(args)
@@ -325,25 +326,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     progress = StageBars(sc.name, args.quiet)
     model, how, blob = None, "", None
     rule = _stop_rule(args)
+    # With workers, this process only waits while they simulate: it draws the
+    # showcase figures meanwhile, and the others in a forked process once
+    # every day is in (while the selection runs go on, and it makes the
+    # tables). Not with --until-ci: its later batches add days.
+    early = EarlyFigures() if rule is None else None
     with parallel_backend(args) as backend:
         if controllers is None or "gps" in controllers:
             model, how, blob = _evaluation_model(args, sc, days, backend, progress)
+        if backend.workers <= 1:
+            early = None
         ev = evaluate_controllers(sc, controllers, days, model=model, backend=backend,
                                   progress=progress.stage("evaluation"), until_ci=rule,
-                                  day_type=args.day_type)
+                                  day_type=args.day_type,
+                                  on_showcase=early.start_showcase if early is not None
+                                  else None,
+                                  on_days=early.start_rest if early is not None else None)
     if how:
         ev.model_info["how"] = how
     meta, volatile = split_volatile({**ev.meta(), "scenario_file": str(args.scenario),
                                      "first_seed": args.first_seed})
-    files = build_report(ev) | ({"model.json": blob} if blob is not None else {})
-    files[RUN_LOG] = run_log("evaluate", **volatile, workers=ev.workers,
-                             wall_s=round(ev.wall_s, 1),
-                             command_wall_s=time.perf_counter() - t0)
     tables = {"kpis": ev.kpi_table(), "differences": ev.difference_table(),
               "capture": ev.capture_table(), "day_types": ev.day_type_table(),
               "annual": ev.annual_table(), "runs": ev.runs(), "intervals": ev.interval_means(),
               "approaches": ev.approach_means(), "movements": ev.movement_means(),
               "switches": ev.switches()}
+    files = build_report(ev, early.result if early is not None else None) | (
+        {"model.json": blob} if blob is not None else {})
+    files[RUN_LOG] = run_log("evaluate", **volatile, workers=ev.workers,
+                             wall_s=round(ev.wall_s, 1),
+                             command_wall_s=time.perf_counter() - t0)
     write_or_fail(lambda: write_tables(tables, out, meta, files=files), out)
     if not args.quiet:
         _print_evaluation(ev, meta, out, time.perf_counter() - t0)

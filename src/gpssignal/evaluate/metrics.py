@@ -64,14 +64,18 @@ def stretch_length_m(result: SimResult, index: int) -> float:
     return float(sum(lengths[:-1]) - st.start_m + end)
 
 
-def vehicle_table(result: SimResult) -> pd.DataFrame:
-    """Per-vehicle results (see docs/definitions.md for every column)."""
+def vehicle_table(result: SimResult, routes: bool = True) -> pd.DataFrame:
+    """Per-vehicle results (see docs/definitions.md for every column).
+
+    ``routes=False`` leaves the ``route`` column empty (the links as text
+    take a third of the time, and no KPI uses them).
+    """
     arr, net, sc = result.arrivals, result.network, result.scenario
     wait = entry_wait_s(arr.t_s, result.depart_s)
     travel = travel_time_s(result.depart_s, result.exit_s)
     loss = time_loss_s(travel, arr.free_flow_time_s, wait)
     ids = np.array([*net.link_ids, ""], dtype=object)
-    route = ["→".join(ids[r[r >= 0]]) for r in arr.route_links]
+    route = ["→".join(ids[r[r >= 0]]) for r in arr.route_links] if routes else ""
     df = pd.DataFrame({
         "vehicle": np.arange(len(arr)),
         "vehicle_class": np.array([c.name for c in sc.vehicle_classes],
@@ -383,9 +387,9 @@ def _safety_counts(result: SimResult) -> list[tuple[str, int, str]]:
     ]
 
 
-def run_tables(result: SimResult) -> dict[str, pd.DataFrame]:
-    """All tables of one run, keyed by name."""
-    veh = vehicle_table(result)
+def run_tables(result: SimResult, routes: bool = True) -> dict[str, pd.DataFrame]:
+    """All tables of one run, keyed by name (``routes``: see :func:`vehicle_table`)."""
+    veh = vehicle_table(result, routes)
     peds = {}
     if result.pedestrians is not None:
         peds["pedestrians"] = pd.DataFrame(result.pedestrians)

@@ -28,6 +28,7 @@ report plots: trajectories on the monitored stretch, signal states, queues.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
 
 __all__ = ["Evaluation", "Replication", "Showcase", "StopRule", "check_model", "default_arms",
-           "evaluate_controllers", "select_best_fixed", "train_for_evaluation"]
+           "evaluate_controllers", "select_best_fixed", "showcase_window",
+           "train_for_evaluation"]
 
 #: The day type of a scenario without a mix.
 ORDINARY = "ordinary"
@@ -85,15 +87,32 @@ ANNUAL = {
 }
 
 
+#: Length of the showcase window: the minutes of the showcase day that the
+#: time–space diagram shows, centred on the peak hour [min].
+SHOWCASE_WINDOW_MIN = 15.0
+
+
+def showcase_window(scenario: Scenario, minutes: float = SHOWCASE_WINDOW_MIN
+                    ) -> tuple[float, float]:
+    """Return a window of ``minutes`` at the middle of the peak hour [simulation s]."""
+    if scenario.peak_clock_s is not None:
+        mid = (scenario.peak_clock_s[0] + scenario.peak_clock_s[1]) / 2 - scenario.start_clock_s
+    else:
+        mid = scenario.duration_s / 2
+    return mid - minutes * 30, mid + minutes * 30
+
+
 @dataclass
 class Showcase:
     """Detail of one day under one controller, for the report's plots.
 
-    ``trajectories``: t_s, vid, link, pos_m, speed_mps of vehicles on the
-    monitored stretch's links; ``signals``: t_s, junction, group, state
-    (0 red, 1 red-amber, 2 green, 3 amber) of every signal group;
-    ``queue``: t_s and queue_m of the monitored approach (1 s samples);
-    ``desired_speed_mps`` per vehicle id on the monitored approach.
+    ``trajectories``: t_s, vid, link, pos_m, speed_mps of the trajectory
+    rows the report draws, in recorded order: on the monitored stretch's
+    links within :func:`showcase_window`, and each vehicle's first row on
+    the stretch's last link (the monitored approach); ``signals``: t_s,
+    junction, group, state (0 red, 1 red-amber, 2 green, 3 amber) of every
+    signal group; ``queue``: t_s and queue_m of the monitored approach (1 s
+    samples); ``desired_speed_mps`` per vehicle id on the monitored approach.
     """
 
     trajectories: pd.DataFrame
@@ -279,13 +298,9 @@ class Evaluation:
 
     def interval_means(self) -> pd.DataFrame:
         """Per controller and 15-min interval: the mean over replications of each column."""
-        frames = []
-        for r in self.replications:
-            df = r.intervals.copy()
-            df.insert(0, "controller", r.controller)
-            df.insert(1, "seed", r.seed)
-            frames.append(df)
-        allr = pd.concat(frames, ignore_index=True)
+        reps = self.replications
+        allr = _stacked([r.intervals for r in reps], {"controller": [r.controller for r in reps],
+                                                      "seed": [r.seed for r in reps]})
         num = [c for c in allr.columns if c not in ("controller", "seed", "interval_start")
                and pd.api.types.is_numeric_dtype(allr[c])]
         g = allr.groupby(["controller", "t0_s", "interval_start"], sort=False)[num]
@@ -294,12 +309,8 @@ class Evaluation:
 
     def approach_means(self) -> pd.DataFrame:
         """Per controller and approach: the mean over replications."""
-        frames = []
-        for r in self.replications:
-            df = r.approaches.copy()
-            df.insert(0, "controller", r.controller)
-            frames.append(df)
-        allr = pd.concat(frames, ignore_index=True)
+        reps = self.replications
+        allr = _stacked([r.approaches for r in reps], {"controller": [r.controller for r in reps]})
         num = [c for c in allr.columns if pd.api.types.is_numeric_dtype(allr[c])]
         return allr.groupby(["controller", "junction", "approach_link"],
                             sort=False)[num].mean().reset_index()
@@ -310,25 +321,26 @@ class Evaluation:
         The delay is the mean of the per-day control delays of the days on
         which the movement had vehicles (a day without any has no delay).
         """
-        frames = [r.movements.assign(controller=r.controller) for r in self.replications
-                  if r.movements is not None and len(r.movements)]
+        reps = [r for r in self.replications if r.movements is not None and len(r.movements)]
         cols = ["controller", "junction", "approach_link", "movement", "vehicles",
                 "control_delay_s"]
-        if not frames:
+        if not reps:
             return pd.DataFrame(columns=cols)
-        allr = pd.concat(frames, ignore_index=True)
+        allr = _stacked([r.movements for r in reps if r.movements is not None],
+                        {"controller": [r.controller for r in reps]}, first=False)
         return allr.groupby(["controller", "junction", "approach_link", "movement"],
                             sort=False)[["vehicles", "control_delay_s"]].mean().reset_index()
 
     def switches(self) -> pd.DataFrame:
         """Every program switch of every replication."""
-        frames = [r.switches.assign(controller=r.controller, seed=r.seed)
-                  for r in self.replications if len(r.switches)]
+        reps = [r for r in self.replications if len(r.switches)]
         cols = ["controller", "seed", "t_s", "clock", "junction", "from_program",
                 "to_program", "hold_s"]
-        if not frames:
+        if not reps:
             return pd.DataFrame(columns=cols)
-        return pd.concat(frames, ignore_index=True)[cols]
+        return _stacked([r.switches for r in reps], {"controller": [r.controller for r in reps],
+                                                     "seed": [r.seed for r in reps]},
+                        first=False)[cols]
 
     def showcase(self, controller: str) -> Showcase | None:
         """Return the showcase run of ``controller``, if one was recorded."""
@@ -381,7 +393,16 @@ def _showcase(result: SimResult) -> Showcase:
     app = monitored_approach(result)
     if app is not None:
         links.add(app)
-    keep = np.isin(tr["link"], sorted(links))
+    # Only the rows the figures draw (a day's rows are some 0.5 M per arm):
+    # the window of the time–space diagram, and the first row of each
+    # vehicle on the approach (its projected arrival in the Purdue diagram).
+    t0, t1 = showcase_window(sc)
+    t = tr["t_s"]
+    keep = np.isin(tr["link"], sorted(links)) & (t >= t0) & (t <= t1)
+    if sc.stretches:
+        on_last = np.flatnonzero(tr["link"] == net.link_index(sc.stretches[0].links[-1]))
+        _, first = np.unique(tr["vid"][on_last], return_index=True)
+        keep[on_last[first]] = True
     traj = pd.DataFrame({k: tr[k][keep] for k in ("t_s", "vid", "link", "pos_m", "speed_mps")})
     traj["link"] = np.array(net.link_ids, dtype=object)[traj["link"].to_numpy()]
     groups = [f"{j.id}.{g}" for j in sc.junctions for g in j.groups]
@@ -404,6 +425,27 @@ def _showcase(result: SimResult) -> Showcase:
     return Showcase(trajectories=traj, signals=signals, queue=queue, desired_speed_mps=desired)
 
 
+def _stacked(frames: list[pd.DataFrame], labels: dict[str, list[Any]],
+             first: bool = True) -> pd.DataFrame:
+    """Concatenate per-replication frames with each one's labels as columns.
+
+    ``labels`` holds one value per frame for each new column, put first
+    (in order) or, with ``first=False``, last. The same frame as inserting
+    the labels into a copy of each frame before concatenating, without the
+    copies (an evaluation stacks hundreds of small frames, several times).
+    """
+    allr = pd.concat(frames, ignore_index=True)
+    counts = [len(f) for f in frames]
+    for k, (name, values) in enumerate(labels.items()):
+        strings = all(isinstance(v, str) for v in values)
+        column = np.repeat(np.array(values, dtype=object if strings else None), counts)
+        if first:
+            allr.insert(k, name, column)
+        else:
+            allr[name] = column
+    return allr
+
+
 def _difference_row(values: np.ndarray, base: np.ndarray, key: str, unit: str, c: str,
                     b: str, better: str, definition: str) -> dict[str, Any]:
     iv, _ = paired_difference(values, base)
@@ -418,7 +460,7 @@ def _difference_row(values: np.ndarray, base: np.ndarray, key: str, unit: str, c
 
 def _replication(spec_label: str, seed: int, result: SimResult, t0: float, showcase: bool,
                  plan: tuple[str, ...] = ()) -> Replication:
-    tables = run_tables(result)
+    tables = run_tables(result, routes=False)
     kpis = replication_kpis(result, tables)
     return Replication(controller=spec_label, seed=seed, kpis=kpis,
                        intervals=tables["intervals"], approaches=tables["approaches"],
@@ -554,6 +596,12 @@ class _Days:
     day_type: str | None
     backend: LocalBackend | DaskBackend | None
     progress: Callable[[int, int], None] | None
+    #: Called with the showcase day's replications (arm order) as soon as
+    #: they are all in, while the other runs go on.
+    on_showcase: Callable[[list[Replication]], None] | None = None
+    #: Called with every day's replications ((seed, arm) order) as soon as
+    #: they are all in, while the selection runs go on.
+    on_days: Callable[[list[Replication]], None] | None = None
 
     def tasks(self, seeds: list[int]) -> list[RunSpec]:
         """Every arm on every seed of ``seeds``, in (seed, arm) order."""
@@ -572,8 +620,22 @@ class _Days:
         """
         days = self.tasks(seeds)
         extra = selection or []
+        shown = {k for k, t in enumerate(days) if t.record_trajectories}
+        got: dict[int, Replication] = {}
+        day_results: dict[int, Replication] = {}
+
+        def arrived(index: int, result: Any) -> None:
+            if index in shown and self.on_showcase is not None:
+                got[index] = result
+                if len(got) == len(shown):
+                    self.on_showcase([got[k] for k in sorted(got)])
+            if index < len(days) and self.on_days is not None:
+                day_results[index] = result
+                if len(day_results) == len(days):
+                    self.on_days([day_results[k] for k in range(len(days))])
+
         out = map_runs(_task, [("day", t) for t in days] + [("select", t) for t in extra],
-                       self.backend, self.progress)
+                       self.backend, self.progress, on_result=arrived)
         return out[:len(days)], out[len(days):]
 
 
@@ -583,7 +645,10 @@ def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seed
                          progress: Callable[[int, int], None] | None = None,
                          selection_seeds: list[int] | None = None,
                          until_ci: StopRule | None = None,
-                         day_type: str | None = None) -> Evaluation:
+                         day_type: str | None = None,
+                         on_showcase: Callable[[Evaluation], None] | None = None,
+                         on_days: Callable[[Evaluation], None] | None = None
+                         ) -> Evaluation:
     """Run every arm on every seed (day) and collect the replications.
 
     Parameters
@@ -612,6 +677,16 @@ def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seed
     day_type : str, optional
         Run every day as this type of the scenario's mix (default: each day
         draws its type).
+    on_showcase : callable, optional
+        Called once, as soon as every arm's showcase day is in and while the
+        other runs go on, with an :class:`Evaluation` of those runs only
+        (``replications``: the showcase day of each arm; ``seeds``: the
+        evaluation days asked for), e.g. to draw the showcase figures early.
+    on_days : callable, optional
+        Called once, as soon as every arm has run on every day of ``seeds``
+        and while the selection runs of the best fixed program go on, with
+        an :class:`Evaluation` of those runs (no ``best_fixed`` yet; the days
+        ``until_ci`` adds come later).
     """
     arms = _check_arms(scenario, controllers if controllers is not None
                        else default_arms(scenario, model), seeds, model)
@@ -630,12 +705,26 @@ def evaluate_controllers(scenario: Scenario, controllers: list[str] | None, seed
             range(max(0, seeds[0] - len(seeds)), seeds[0]))
         if set(sel) & set(seeds):
             raise ScenarioError(f"selection_seeds = {sel}: overlap the evaluation days")
-    days = _Days(scenario, specs, probes, seeds[0], day_type, backend, progress)
+    asked = list(seeds)
+
+    def so_far(callback: Callable[[Evaluation], None] | None
+               ) -> Callable[[list[Replication]], None] | None:
+        """Hand ``callback`` an Evaluation of the replications in so far."""
+        if callback is None:
+            return None
+        return lambda reps: callback(Evaluation(
+            scenario=scenario, controllers=arms, seeds=list(asked), baseline=baseline,
+            replications=reps, workers=backend.workers if backend else 1, wall_s=0.0,
+            model_info=info))
+
+    days = _Days(scenario, specs, probes, seeds[0], day_type, backend, progress,
+                 so_far(on_showcase), so_far(on_days))
     reps, outcomes = days.run(list(seeds), _selection_tasks(scenario, sel)
                               if sel is not None else None)
     if sel is not None:
         best, selection = _selection_record(scenario, sel, outcomes)
     seeds = list(seeds)
+    days = dataclasses.replace(days, on_showcase=None, on_days=None)  # once: the first batch
     while until_ci is not None and until_ci.wants_more(reps, seeds, baseline):
         more = list(range(seeds[-1] + 1, seeds[-1] + 1 + until_ci.batch(len(seeds))))
         reps += days.run(more)[0]

@@ -133,7 +133,8 @@ def search_plan(scenario: Scenario, seed: int, slot_s: float | None = None,
                                   name=ORACLE)
             result = run_one(RunSpec(scenario=scenario, controller=spec, seed=seed,
                                      day_type=day_type)).result
-            cache[slots] = (replication_kpis(result, run_tables(result))[OBJECTIVE], result)
+            cache[slots] = (replication_kpis(result, run_tables(result, routes=False))[OBJECTIVE],
+                            result)
         return cache[slots][0]
 
     initial = [tuple([p] * n) for p in programs]

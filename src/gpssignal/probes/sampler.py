@@ -34,6 +34,7 @@ UTC timestamps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -116,6 +117,11 @@ class ProbeFeed:
         self._columns = list(columns)
         self._pending: list[dict[str, np.ndarray]] = []
         self._carry: dict[str, np.ndarray] | None = None
+        self._sources: list[Callable[[], None]] = []
+
+    def add_source(self, flush: Callable[[], None]) -> None:
+        """Call ``flush()`` before each delivery (a sampler that pushes its points lazily)."""
+        self._sources.append(flush)
 
     def push(self, points: dict[str, np.ndarray]) -> None:
         """Queue points the sampler produced (columns of equal length)."""
@@ -123,6 +129,8 @@ class ProbeFeed:
 
     def deliver(self, t_s: float) -> dict[str, np.ndarray]:
         """Return the points received in ``(previous t, t_s]``, in order of receipt."""
+        for flush in self._sources:
+            flush()
         parts = ([self._carry] if self._carry is not None else []) + self._pending
         self._pending = []
         if not parts:
@@ -136,10 +144,13 @@ class ProbeFeed:
 
 
 @numba.njit(cache=True)
-def _due_rows(vid, equipped, phase, last_period, t, period, out):
+def _due_rows(vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
+              route_length, trim_m, t, period, out, inside):
     """Rows of equipped vehicles whose next reporting period has begun.
 
-    Marks their period as reported; returns how many rows were written to ``out``.
+    Marks their period as reported; writes the rows to ``out`` and whether
+    each is farther than ``trim_m`` from both ends of its trip to
+    ``inside``; returns how many rows were written.
     """
     n = 0
     for r in range(vid.shape[0]):
@@ -150,8 +161,64 @@ def _due_rows(vid, equipped, phase, last_period, t, period, out):
         if k > last_period[v]:
             last_period[v] = k
             out[n] = r
+            dist = route_offset[v, route_pos[r]] + pos_m[r]
+            inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
             n += 1
     return n
+
+
+@numba.njit(cache=True)
+def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_period,
+                    route_offset, route_length, trim_m, period, out, inside, per_step):
+    """:func:`_due_rows` over several steps (rows one step after the other).
+
+    Writes each step's number of due rows to ``per_step``; returns the total.
+    """
+    n = 0
+    r = 0
+    for k in range(counts.shape[0]):
+        t = t_s[k]
+        start = n
+        for _ in range(counts[k]):
+            v = vid[r]
+            if equipped[v]:
+                p = np.int64(np.floor((t - phase[v]) / period))
+                if p > last_period[v]:
+                    last_period[v] = p
+                    out[n] = r
+                    dist = route_offset[v, route_pos[r]] + pos_m[r]
+                    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
+                    n += 1
+            r += 1
+        per_step[k] = n - start
+    return n
+
+
+@numba.njit(cache=True)
+def _append(raw_f, raw_i, start, rows, keep, n, vid, link, lane, pos_m, speed_mps, t,
+            noise):
+    """Append the kept rows' state and their draws to the raw buffers; return the new count.
+
+    ``raw_f`` rows: time, position, speed, then ``noise``'s rows (one column
+    per kept row, in order); ``raw_i`` rows: vehicle, link, lane.
+    """
+    j = start
+    m = 0
+    for q in range(n):
+        if not keep[q]:
+            continue
+        r = rows[q]
+        raw_i[0, j] = vid[r]
+        raw_i[1, j] = link[r]
+        raw_i[2, j] = lane[r]
+        raw_f[0, j] = t
+        raw_f[1, j] = pos_m[r]
+        raw_f[2, j] = speed_mps[r]
+        for d in range(noise.shape[0]):
+            raw_f[3 + d, j] = noise[d, m]
+        j += 1
+        m += 1
+    return j
 
 
 class ProbeSampler:
@@ -170,6 +237,15 @@ class ProbeSampler:
     feed : ProbeFeed, optional
         Where points are delivered (a controller may hold it before the
         sampler exists); a new one by default.
+
+    Notes
+    -----
+    Each step only picks the reporting vehicles, draws their dropouts and
+    noise (in the order of :meth:`on_step`'s description) and keeps their
+    state in raw buffers; the points themselves (positions, WGS84, rounded
+    times, pseudonyms) are made in batches when the feed delivers or the
+    stream is read. Every operation of a batch is element by element, so the
+    points are those of one batch per step.
     """
 
     def __init__(self, scenario: Scenario, settings: ProbeSettings, arrivals: Arrivals,
@@ -196,58 +272,145 @@ class ProbeSampler:
         self.route_offset = np.cumsum(lengths, axis=1) - lengths
         self.route_length = arrivals.route_length_m
         self.feed = feed if feed is not None else ProbeFeed(self.column_names())
+        self.feed.add_source(self.flush)
         self._rows = np.empty(256, dtype=np.int64)
-        self._cols: list[dict[str, np.ndarray]] = []
+        self._inside = np.empty(256, dtype=np.bool_)
+        self._due_per_step = np.empty(64, dtype=np.int64)
+        # The noise drawn per point, in draw order (a sigma of 0 draws nothing).
+        s = settings
+        self._noise = [k for k, sigma in (("x", s.position_sigma_m), ("y", s.position_sigma_m),
+                                          ("speed", s.speed_sigma_kmh),
+                                          ("heading", s.heading_sigma_deg)) if sigma]
+        self._raw_f = np.empty((4 + len(self._noise), 1024))
+        self._raw_i = np.empty((3, 1024), dtype=np.int64)
+        self._n_raw = 0       # raw points kept
+        self._n_flushed = 0   # of those, made into points
+        self._flushed: list[dict[str, np.ndarray]] = []
         self._truth: list[dict[str, np.ndarray]] = []
 
+    @property
+    def _cols(self) -> list[dict[str, np.ndarray]]:
+        """The points made so far, in batches (every raw point made first)."""
+        self.flush()
+        return self._flushed
+
     def attach(self, sim: Simulation) -> None:
-        """Watch every step of ``sim``."""
-        sim.add_step_hook(self.on_step)
+        """Watch every step of ``sim`` (in blocks of steps where the engine offers them)."""
+        add_block_hook = getattr(sim, "add_block_hook", None)
+        if add_block_hook is not None:
+            add_block_hook(self.on_steps)
+        else:
+            sim.add_step_hook(self.on_step)
+
+    def _fit(self, rows: int) -> None:
+        """Make the due-row buffers hold ``rows`` rows."""
+        if len(self._rows) < rows:
+            self._rows = np.empty(2 * rows, dtype=np.int64)
+            self._inside = np.empty(2 * rows, dtype=np.bool_)
 
     def on_step(self, view: StepView) -> None:
-        """Sample the probe vehicles due to report at this step."""
+        """Pick the probe vehicles due to report at this step and draw their fate.
+
+        Draws, in this order: one dropout draw per due vehicle, then per kept
+        report the x and y position noise, the speed noise, the heading noise
+        (each only when its sigma is not 0) and the latency.
+        """
         s = self.settings
-        if len(self._rows) < len(view.vid):
-            self._rows = np.empty(2 * len(view.vid), dtype=np.int64)
-        n_due = _due_rows(view.vid, self.equipped, self.phase, self.last_period, view.t_s,
-                          s.period_s, self._rows)
-        if n_due == 0:
+        self._fit(len(view.vid))
+        n_due = _due_rows(view.vid, view.route_pos, view.pos_m, self.equipped, self.phase,
+                          self.last_period, self.route_offset, self.route_length, s.trim_m,
+                          view.t_s, s.period_s, self._rows, self._inside)
+        if n_due:
+            self._report(0, n_due, float(view.t_s), view.vid, view.link, view.lane,
+                         view.pos_m, view.speed_mps)
+
+    def on_steps(self, t_s: np.ndarray, counts: np.ndarray, vid: np.ndarray,
+                 link: np.ndarray, lane: np.ndarray, route_pos: np.ndarray,
+                 pos_m: np.ndarray, speed_mps: np.ndarray) -> None:
+        """:meth:`on_step` for several steps at once, with the same draws and points.
+
+        ``t_s`` and ``counts``: each step's time [s] and number of vehicles;
+        the other arrays hold the steps' vehicles one step after the other
+        (``counts.sum()`` rows, as :class:`~gpssignal.sim.engine.StepView`'s
+        arrays). The due vehicles of every step are picked in one compiled
+        pass; only steps with a due vehicle draw.
+        """
+        s = self.settings
+        self._fit(len(vid))
+        if len(self._due_per_step) < len(counts):
+            self._due_per_step = np.empty(2 * len(counts), dtype=np.int64)
+        n = _due_rows_steps(t_s, counts, vid, route_pos, pos_m, self.equipped, self.phase,
+                            self.last_period, self.route_offset, self.route_length,
+                            s.trim_m, s.period_s, self._rows, self._inside,
+                            self._due_per_step)
+        if n == 0:
             return
-        rows = self._rows[:n_due].copy()
-        vid = view.vid[rows]
-        dist = self.route_offset[vid, view.route_pos[rows]] + view.pos_m[rows]
-        keep = (dist >= s.trim_m) & (dist <= self.route_length[vid] - s.trim_m)
-        keep &= self.rng.random(len(rows)) >= s.dropout
-        if not keep.any():
+        first = 0
+        per_step = self._due_per_step[:len(counts)]
+        for k in np.flatnonzero(per_step).tolist():
+            n_due = int(per_step[k])
+            self._report(first, n_due, float(t_s[k]), vid, link, lane, pos_m, speed_mps)
+            first += n_due
+
+    def _report(self, first: int, n_due: int, t_s: float, vid: np.ndarray, link: np.ndarray,
+                lane: np.ndarray, pos_m: np.ndarray, speed_mps: np.ndarray) -> None:
+        """Draw the fate of due rows ``first:first + n_due`` of one step; keep the reports."""
+        s = self.settings
+        keep = self._inside[first:first + n_due] & (self.rng.random(n_due) >= s.dropout)
+        m = int(np.count_nonzero(keep))
+        if m == 0:
             return
-        rows, vid = rows[keep], vid[keep]
-        m = len(rows)
-        link, lane, pos = view.link[rows], view.lane[rows], view.pos_m[rows]
+        noise = np.empty((len(self._noise) + 1, m))
+        for d, k in enumerate(self._noise):
+            noise[d] = self.rng.normal(0.0, s.position_sigma_m if k in ("x", "y") else
+                                       s.speed_sigma_kmh if k == "speed" else
+                                       s.heading_sigma_deg, m)
+        noise[-1] = self.rng.uniform(0.0, s.latency_jitter_s, m)
+        if self._n_raw + m > self._raw_f.shape[1]:
+            grow = max(2 * self._raw_f.shape[1], self._n_raw + m)
+            self._raw_f = np.concatenate([self._raw_f, np.empty((self._raw_f.shape[0], grow
+                                                                 - self._raw_f.shape[1]))], 1)
+            self._raw_i = np.concatenate([self._raw_i, np.empty((3, grow - self._raw_i.shape[1]),
+                                                                dtype=np.int64)], 1)
+        self._n_raw = _append(self._raw_f, self._raw_i, self._n_raw,
+                              self._rows[first:first + n_due], keep, n_due, vid, link, lane,
+                              pos_m, speed_mps, t_s, noise)
+
+    def flush(self) -> None:
+        """Make the raw reports kept since the last flush into points; push them to the feed."""
+        a, b = self._n_flushed, self._n_raw
+        if a == b:
+            return
+        self._n_flushed = b
+        s = self.settings
+        f, i = self._raw_f[:, a:b], self._raw_i[:, a:b]
+        t, pos, speed_mps = f[0], f[1].copy(), f[2].copy()
+        vid, link, lane = i[0].copy(), i[1].copy(), i[2].copy()
+        noise = dict(zip([*self._noise, "latency"], f[3:], strict=True))
         x, y = self.geometry.positions_xy(link, lane, pos)
-        nx = x + self.rng.normal(0.0, s.position_sigma_m, m) if s.position_sigma_m else x
-        ny = y + self.rng.normal(0.0, s.position_sigma_m, m) if s.position_sigma_m else y
+        nx = x + noise["x"] if "x" in noise else x
+        ny = y + noise["y"] if "y" in noise else y
         lat, lon = self.geometry.projection.to_latlon(nx, ny)
-        speed = view.speed_mps[rows] * 3.6
-        if s.speed_sigma_kmh:
-            speed = np.maximum(speed + self.rng.normal(0.0, s.speed_sigma_kmh, m), 0.0)
+        speed = speed_mps * 3.6
+        if "speed" in noise:
+            speed = np.maximum(speed + noise["speed"], 0.0)
         heading = self.geometry.heading_deg[link]
-        if s.heading_sigma_deg:
-            heading = heading + self.rng.normal(0.0, s.heading_sigma_deg, m)
+        if "heading" in noise:
+            heading = heading + noise["heading"]
         # Whole milliseconds, as in a probe file, so that a replay of the file
         # sees exactly what the simulation's controller saw.
-        sent = np.full(m, np.round(view.t_s * 1000.0) / 1000.0)
-        received = np.round((sent + s.latency_fixed_s + self.rng.uniform(
-            0.0, s.latency_jitter_s, m)) * 1000.0) / 1000.0
+        sent = np.round(t * 1000.0) / 1000.0
+        received = np.round((sent + s.latency_fixed_s + noise["latency"]) * 1000.0) / 1000.0
         cols = {"time_sent_s": sent, "time_received_s": received, "lat_deg": lat,
                 "lon_deg": lon, "speed_kmh": speed, "heading_deg": heading % 360.0}
         if s.anonymisation == "rotating":
-            epoch = np.floor((view.t_s + self.rotation_phase[vid]) / s.rotation_s)
+            epoch = np.floor((t + self.rotation_phase[vid]) / s.rotation_s)
             cols["pseudonym"] = pseudonyms(self.salt, vid, epoch.astype(np.int64))
         elif s.anonymisation == "raw":
             cols["pseudonym"] = np.array([f"veh{v}" for v in vid.tolist()], dtype=object)
-        self._cols.append(cols)
+        self._flushed.append(cols)
         self._truth.append({"vid": vid, "link": link, "lane": lane, "pos_m": pos,
-                            "speed_mps": view.speed_mps[rows].copy(), "x_m": x, "y_m": y})
+                            "speed_mps": speed_mps, "x_m": x, "y_m": y})
         self.feed.push(cols)
 
     def column_names(self) -> list[str]:
@@ -258,8 +421,9 @@ class ProbeSampler:
         """All points sampled so far."""
         names = self.column_names()
         tnames = ["vid", "link", "lane", "pos_m", "speed_mps", "x_m", "y_m"]
-        if self._cols:
-            cols = {k: np.concatenate([c[k] for c in self._cols]) for k in names}
+        self.flush()
+        if self._flushed:
+            cols = {k: np.concatenate([c[k] for c in self._flushed]) for k in names}
             truth = {k: np.concatenate([c[k] for c in self._truth]) for k in tnames}
         else:
             cols = {k: np.empty(0, dtype=object if k == "pseudonym" else float) for k in names}

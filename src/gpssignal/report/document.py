@@ -13,9 +13,19 @@ names the definition of its numbers (docs/definitions.md).
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
+import gc
 import html
+import logging
 import math
+import multiprocessing as mp
+import os
 import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -25,15 +35,19 @@ from gpssignal.estimate.capacity import SATURATION_FLOW_VPHPL, movement_capacity
 from gpssignal.evaluate.definitions import level_of_service
 from gpssignal.evaluate.metrics import EVAL_KPIS
 from gpssignal.experiment.evaluation import Evaluation
+from gpssignal.experiment.parallel import _worker_init
 from gpssignal.model.io import format_clock
 from gpssignal.report.numbers import format_estimate, round_to_uncertainty
 from gpssignal.report.pages import ENV, page_table, timing_diagrams
-from gpssignal.report.plots import FIGURES, arm_label
+from gpssignal.report.plots import FIGURES, SHOWCASE_FIGURES, arm_label
 
-__all__ = ["HEADLINE_KPIS", "KPI_LABELS", "approach_table", "build_report", "comparison_table",
+__all__ = ["HEADLINE_KPIS", "KPI_LABELS", "EarlyFigures", "approach_table", "build_report",
+           "comparison_table",
            "headline_table", "kpi_label", "md_table", "md_text", "movement_delay_table",
            "movement_table",
            "verdict_sentences"]
+
+logger = logging.getLogger(__name__)
 
 #: Short human names of the KPIs (the unit is shown beside them); the CSV files
 #: and docs/definitions.md use the keys.
@@ -510,11 +524,114 @@ def _page_table(df: pd.DataFrame) -> dict[str, Any]:
     return page_table(cols, rows, numeric=numeric, verdicts=[c for c in cols if "verdict" in c])
 
 
-def build_report(ev: Evaluation) -> dict[str, bytes]:
-    """All report files: PNGs, ``report.html`` and ``report.md``, keyed by file name."""
-    files: dict[str, bytes] = {}
-    for name, _, fn in FIGURES:
-        files[name] = fn(ev)
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while figures are drawn.
+
+    Matplotlib makes thousands of objects per figure (a line per vehicle in
+    the time–space diagram), and with an evaluation's large heap the
+    collector's passes took 15-20 % of the drawing time. The figures are
+    closed; what they leave is collected once the collector runs again.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _draw(ev: Evaluation, names: tuple[str, ...]) -> dict[str, bytes]:
+    with _collector_paused():
+        return {name: fn(ev) for name, _, fn in FIGURES if name in names}
+
+
+def _can_fork() -> bool:
+    """Whether a process can be forked cheaply and safely here (Linux)."""
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+
+
+class EarlyFigures:
+    """The report's figures, drawn while this process has other work to do.
+
+    With workers, the process that runs an evaluation mostly waits:
+
+    * :meth:`start_showcase` (``on_showcase`` of
+      :func:`~gpssignal.experiment.evaluation.evaluate_controllers`) draws
+      the showcase figures (:data:`~gpssignal.report.plots.SHOWCASE_FIGURES`),
+      which need only the showcase day, whose runs come first, in a thread
+      while the workers simulate the other days;
+    * :meth:`start_rest` (``on_days``) draws the other figures in a forked
+      process (Linux) once every day is in, while the selection runs go on
+      and this process makes the tables and the report's text.
+
+    :meth:`result` waits for them; pass it to :func:`build_report`. Nothing
+    else may draw with matplotlib in this process until it has returned.
+    """
+
+    def __init__(self) -> None:
+        self._showcase: Future[dict[str, bytes]] | None = None
+        self._rest: Future[dict[str, bytes]] | None = None
+
+    def start_showcase(self, ev: Evaluation) -> None:
+        """Begin drawing the showcase figures of ``ev`` (its showcase runs suffice)."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpssignal-figures")
+        self._showcase = pool.submit(_draw, ev, SHOWCASE_FIGURES)
+        pool.shutdown(wait=False)
+
+    def start_rest(self, ev: Evaluation) -> None:
+        """Begin drawing the figures not yet started, in a forked process (Linux only)."""
+        if not _can_fork():
+            return
+        if self._showcase is not None:
+            self._showcase.exception()   # no thread may be drawing when the process forks
+        # The intervals of the figures and of the tables need scipy.stats: import
+        # it once, here, while the workers still run, for both processes.
+        import scipy.stats  # noqa: F401
+        names = tuple(n for n, _, _ in FIGURES if self._showcase is None
+                      or n not in SHOWCASE_FIGURES)
+        if not set(names) & set(SHOWCASE_FIGURES):
+            # The other figures need no showcase: leave the trajectories behind.
+            ev = dataclasses.replace(ev, replications=[
+                dataclasses.replace(r, showcase=None) for r in ev.replications])
+        for stream in (sys.stdout, sys.stderr):   # the child flushes its copy on exit
+            if stream is not None:
+                stream.flush()
+        try:
+            # Like a pool worker: it dies with this process, and leaves Ctrl-C to it.
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"),
+                                       initializer=_worker_init, initargs=(os.getpid(),))
+            self._rest = pool.submit(_draw, ev, names)
+            pool.shutdown(wait=False)
+        except OSError as err:   # no process to be had: build_report draws them
+            logger.warning("figures drawn at the end: %s", err)
+
+    def result(self) -> dict[str, bytes]:
+        """Wait for the figures started; return them by file name (empty if none).
+
+        A forked process that died (killed, out of memory) gives none:
+        :func:`build_report` draws its figures.
+        """
+        out: dict[str, bytes] = {}
+        for f in (self._showcase, self._rest):
+            if f is None:
+                continue
+            try:
+                out.update(f.result())
+            except BrokenProcessPool as err:
+                logger.warning("figures drawn at the end: %s", err)
+        return out
+
+
+def build_report(ev: Evaluation, drawn: Mapping[str, bytes] | Callable[[], Mapping[str, bytes]]
+                 | None = None) -> dict[str, bytes]:
+    """All report files: PNGs, ``report.html`` and ``report.md``, keyed by file name.
+
+    ``drawn``: figures already drawn, by file name, or a function that returns
+    them (e.g. :meth:`EarlyFigures.result`), called once the report's tables
+    are made; the others are drawn here.
+    """
     ctx = _context(ev)
     intro = (f"Period {ctx['period']} (peak hour {ctx['peak']}), {ctx['days']}. Values are "
              f"means with 95 % confidence intervals over the days (Student t), each rounded "
@@ -525,6 +642,9 @@ def build_report(ev: Evaluation) -> dict[str, bytes]:
     tables = ("kpis.csv, differences.csv, capture.csv, day_types.csv, annual.csv, runs.csv, "
               "intervals.csv, approaches.csv, switches.csv")
     timings = timing_diagrams(ev.scenario)
+    got = drawn() if callable(drawn) else (drawn or {})
+    got = {**got, **_draw(ev, tuple(name for name, _, _ in FIGURES if name not in got))}
+    files = {name: got[name] for name, _, _ in FIGURES}
     figures = [{"name": name, "title": title,
                 "data": base64.b64encode(files[name]).decode()} for name, title, _ in FIGURES]
     md = ENV.get_template("report.md.j2").render(

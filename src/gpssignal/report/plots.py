@@ -18,11 +18,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gpssignal.evaluate.statistics import mean_ci
-from gpssignal.experiment.evaluation import Evaluation, Showcase
+from gpssignal.experiment.evaluation import Evaluation, Showcase, showcase_window
 from gpssignal.model.io import format_clock
 
 __all__ = [
     "FIGURES",
+    "SHOWCASE_FIGURES",
     "arm_label",
     "arrivals_on_green",
     "co2_per_controller",
@@ -160,14 +161,9 @@ def queues_per_approach(ev: Evaluation) -> bytes:
     return _png(fig)
 
 
-def _window(ev: Evaluation, minutes: float = 15.0) -> tuple[float, float]:
-    """Return a window of ``minutes`` at the middle of the peak hour (simulation s)."""
-    sc = ev.scenario
-    if sc.peak_clock_s is not None:
-        mid = (sc.peak_clock_s[0] + sc.peak_clock_s[1]) / 2 - sc.start_clock_s
-    else:
-        mid = sc.duration_s / 2
-    return mid - minutes * 30, mid + minutes * 30
+def _window(ev: Evaluation) -> tuple[float, float]:
+    """Return the showcase window (simulation s): the showcase keeps its rows."""
+    return showcase_window(ev.scenario)
 
 
 def _stretch_positions(ev: Evaluation) -> tuple[dict[str, float], str, float]:
@@ -358,6 +354,9 @@ def purdue(ev: Evaluation) -> bytes:
     return _png(fig)
 
 
+#: The figures drawn from the showcase day alone (:attr:`Evaluation.showcase`),
+#: which can be drawn as soon as that day's runs are in.
+SHOWCASE_FIGURES = ("time_space.png", "purdue.png")
 #: The report's figures: file name, title, drawing function.
 FIGURES = [
     ("speed.png", "Speed on the monitored stretch", speed_over_time),

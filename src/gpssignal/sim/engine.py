@@ -298,12 +298,35 @@ class Simulation:
         self.env = simpy.Environment()
         self.dt = scenario.step_s
         self._step_hooks: list[Callable[[StepView], None]] = []
+        self._block_hooks: list[Callable[..., None]] = []
+        #: Every hook in the order added: (True, step hook) or (False, block hook).
+        self._hooks: list[tuple[bool, Callable[..., None]]] = []
         self._build()
 
     # -- public hooks -----------------------------------------------------
     def add_step_hook(self, fn: Callable[[StepView], None]) -> None:
         """Call ``fn(view)`` after every vehicle step."""
         self._step_hooks.append(fn)
+        self._hooks.append((True, fn))
+
+    def add_block_hook(self, fn: Callable[..., None]) -> None:
+        """Call ``fn`` on blocks of steps, in order, each before the clock's next event.
+
+        ``fn(t_s, counts, vid, link, lane, route_pos, pos_m, speed_mps)``:
+        each step's end time [s] and number of vehicles, then the steps'
+        vehicles one step after the other (``counts.sum()`` rows, as
+        :class:`StepView`'s arrays; views valid during the call, read only).
+        What a step hook sees, without a Python call per step. With step
+        hooks too, every hook sees each step in the order the hooks were
+        added (the blocks are then single steps).
+        """
+        self._block_hooks.append(fn)
+        self._hooks.append((False, fn))
+
+    @property
+    def _hooked(self) -> bool:
+        """Whether any step or block hook watches the steps."""
+        return bool(self._step_hooks or self._block_hooks)
 
     def add_process(self, factory: Callable[[simpy.Environment], Any]) -> None:
         """Register a SimPy process ``factory(env)`` (a generator)."""
@@ -473,7 +496,7 @@ class Simulation:
                     and (self.pedestrians is None or self.pedestrians.done())):
                 break
             t_next = t + dt
-            if back_to_back and not self._step_hooks and env.peek() > t_next:
+            if back_to_back and not self._hooked and env.peek() > t_next:
                 t = t_next   # nothing else happens before the next step
                 continue
             yield env.timeout(dt if env.now == t else t_next - env.now)
@@ -493,7 +516,7 @@ class Simulation:
         every = max(1, int(PROGRESS_EVERY_S / dt))
         self._prepare_compiled(end_s)
         st = self._st
-        hooks = bool(self._step_hooks)
+        hooks = self._hooked
         t = env.now
         while t < end_s - _END_TOL_S:
             max_steps = _UNLIMITED_STEPS
@@ -576,7 +599,7 @@ class Simulation:
         Filled when trajectories are recorded or step hooks watch the run
         (:meth:`_drain_buffer` empties it), for vehicle arrays of ``capacity``.
         """
-        if self.trajectories is None and not self._step_hooks:
+        if self.trajectories is None and not self._hooked:
             self._traj_args = (False, np.empty((3, 0)), np.empty((3, 0), dtype=np.int64),
                                np.empty(0, dtype=np.int64), np.empty(0))
             return
@@ -603,9 +626,14 @@ class Simulation:
                 view = StepView(t_s=t_s, vid=i[0, c0:c1], link=lane_link[lane], lane=lane,
                                 route_pos=i[2, c0:c1], pos_m=f[0, c0:c1],
                                 speed_mps=f[1, c0:c1], accel_mps2=f[2, c0:c1])
-                for fn in self._step_hooks:
-                    fn(view)
+                self._call_in_order(view)
                 c0 = c1
+        elif self._block_hooks:
+            lane = i[1, :cols]
+            block = (times[:steps], counts[:steps], i[0, :cols], self.net.lane_link[lane], lane,
+                     i[2, :cols], f[0, :cols], f[1, :cols])
+            for fb in self._block_hooks:
+                fb(*block)
         if self.trajectories is not None:
             self.trajectories.record_block(f[:, :cols], i[:2, :cols], counts[:steps])
         st[RS_TRAJ_COLS] = st[RS_TRAJ_STEPS] = 0
@@ -702,11 +730,11 @@ class Simulation:
             self.queue_log.sample(veh, self.buf, t_next, self.entry.waiting)
         if self.trajectories is not None:
             self.trajectories.record(veh)
-        if self._step_hooks:
+        if self._hooked:
             self._call_hooks(t_next)
 
     def _call_hooks(self, t_next: float) -> None:
-        """Call the step hooks with the vehicles after the step that ends at ``t_next``."""
+        """Call the hooks with the vehicles after the step that ends at ``t_next``."""
         # Views, not copies: hooks read them before the next step and must
         # not modify them (documented on StepView).
         n, F, I = self.veh.n, self.veh.F, self.veh.I
@@ -714,8 +742,20 @@ class Simulation:
         view = StepView(t_s=t_next, vid=I[I_VID, :n], link=self.net.lane_link[lane],
                         lane=lane, route_pos=I[I_K, :n], pos_m=F[F_POS, :n],
                         speed_mps=F[F_V, :n], accel_mps2=F[F_ACC, :n])
-        for fn in self._step_hooks:
-            fn(view)
+        self._call_in_order(view)
+
+    def _call_in_order(self, view: StepView) -> None:
+        """Call every hook on one step, in the order the hooks were added."""
+        block = None
+        for is_step, fn in self._hooks:
+            if is_step:
+                fn(view)
+                continue
+            if block is None:
+                block = (np.array([view.t_s]), np.array([len(view.vid)], dtype=np.int64),
+                         view.vid, view.link, view.lane, view.route_pos, view.pos_m,
+                         view.speed_mps)
+            fn(*block)
 
     # -- run ------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
