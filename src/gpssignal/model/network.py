@@ -279,14 +279,17 @@ def implicit_yields(scenario: Scenario) -> dict[tuple[str, str], tuple[str | Non
     """
     targets = movement_targets(scenario)
     by_id = {lk.id: lk for lk in scenario.links}
+    # The cycle links with straight-on riders into each junction, in link order.
+    bikes_into: dict[str, list[Link]] = {}
+    for b in scenario.links:
+        if b.mode == "bicycle" and b.to_arm is not None and "through" in b.lane_movements():
+            bikes_into.setdefault(b.to_arm.split(".")[0], []).append(b)
     out: dict[tuple[str, str], tuple[str | None, list[str]]] = {}
     for lk in scenario.links:
         if lk.to_arm is None:
             continue
         j, arm_in = split_arm_ref(lk.to_arm, f"link[{lk.id}].to", scenario)
-        bikes_in = [b for b in scenario.links
-                    if b.mode == "bicycle" and b.to_arm is not None
-                    and b.to_arm.split(".")[0] == j.id and "through" in b.lane_movements()]
+        bikes_in = bikes_into.get(j.id, [])
         for m in sorted(lk.lane_movements()):
             groups = {ln.group for ln in lk.lanes if m in ln.movements and ln.group}
             exit_link = by_id[targets[(lk.id, m)]]

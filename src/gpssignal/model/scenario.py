@@ -920,6 +920,12 @@ class Scenario:
     existing_plan: str = ""
     published: tuple[PublishedResult, ...] = ()
     pedestrians: PedestrianSettings = field(default_factory=PedestrianSettings)
+    #: Junctions and links by id, filled on first lookup (not part of the
+    #: scenario: excluded from equality, hashing and ``repr``).
+    _junction_by_id: dict[str, Junction] = field(default_factory=dict, init=False, repr=False,
+                                                 compare=False, hash=False)
+    _link_by_id: dict[str, Link] = field(default_factory=dict, init=False, repr=False,
+                                         compare=False, hash=False)
 
     def __post_init__(self) -> None:
         """Check the fields; raise :class:`ScenarioError` naming the first bad one."""
@@ -1129,18 +1135,20 @@ class Scenario:
         return self.start_clock_s + self.duration_s
 
     def junction(self, jid: str) -> Junction:
-        """Return the junction with id ``jid``."""
-        for j in self.junctions:
-            if j.id == jid:
-                return j
-        raise KeyError(jid)
+        """Return the junction with id ``jid`` (the first one, were two to share it)."""
+        index = self._junction_by_id
+        if not index:   # built once: a scan per call made large networks quadratic
+            for j in self.junctions:
+                index.setdefault(j.id, j)
+        return index[jid]
 
     def link(self, lid: str) -> Link:
-        """Return the link with id ``lid``."""
-        for lk in self.links:
-            if lk.id == lid:
-                return lk
-        raise KeyError(lid)
+        """Return the link with id ``lid`` (the first one, were two to share it)."""
+        index = self._link_by_id
+        if not index:
+            for lk in self.links:
+                index.setdefault(lk.id, lk)
+        return index[lid]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
