@@ -371,8 +371,13 @@ def test_points_do_not_depend_on_when_the_feed_is_read(tiny):
     (per_step, batches), (at_end, one) = streams
     assert one == 1 and batches > 100   # the two really batch differently
     assert len(per_step) > 100
+    _assert_same_stream(per_step, at_end)
+
+
+def _assert_same_stream(one, other) -> None:
+    """The two probe streams hold the same points and truth, bit for bit."""
     for part in ("columns", "truth"):
-        a, b = getattr(per_step, part), getattr(at_end, part)
+        a, b = getattr(one, part), getattr(other, part)
         assert list(a) == list(b)
         for k in a:
             assert a[k].dtype == b[k].dtype, k
@@ -412,12 +417,7 @@ def test_blocks_of_steps_give_the_points_of_single_steps(tiny):
                         *(np.concatenate([p[k] for p in part]) for k in range(1, 7)))
     one, many = single.stream(), blocks.stream()
     assert len(one) > 100
-    for part in ("columns", "truth"):
-        a, b = getattr(one, part), getattr(many, part)
-        assert list(a) == list(b)
-        for k in a:
-            assert a[k].dtype == b[k].dtype, k
-            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    _assert_same_stream(one, many)
 
 
 def test_feed_unit_carry_and_repeated_calls():

@@ -144,26 +144,37 @@ class ProbeFeed:
 
 
 @numba.njit(cache=True)
+def _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
+             route_length, trim_m, period, out, inside, n):
+    """Write row ``r`` to ``out[n]`` if its vehicle is equipped and due at ``t``; return the count.
+
+    Marks the vehicle's period as reported and writes to ``inside[n]``
+    whether it is farther than ``trim_m`` from both ends of its trip.
+    """
+    v = vid[r]
+    if not equipped[v]:
+        return n
+    k = np.int64(np.floor((t - phase[v]) / period))
+    if k <= last_period[v]:
+        return n
+    last_period[v] = k
+    out[n] = r
+    dist = route_offset[v, route_pos[r]] + pos_m[r]
+    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
+    return n + 1
+
+
+@numba.njit(cache=True)
 def _due_rows(vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
               route_length, trim_m, t, period, out, inside):
-    """Rows of equipped vehicles whose next reporting period has begun.
+    """Rows of equipped vehicles whose next reporting period has begun (:func:`_due_row`).
 
-    Marks their period as reported; writes the rows to ``out`` and whether
-    each is farther than ``trim_m`` from both ends of its trip to
-    ``inside``; returns how many rows were written.
+    Returns how many rows were written to ``out`` and ``inside``.
     """
     n = 0
     for r in range(vid.shape[0]):
-        v = vid[r]
-        if not equipped[v]:
-            continue
-        k = np.int64(np.floor((t - phase[v]) / period))
-        if k > last_period[v]:
-            last_period[v] = k
-            out[n] = r
-            dist = route_offset[v, route_pos[r]] + pos_m[r]
-            inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
-            n += 1
+        n = _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
+                     route_length, trim_m, period, out, inside, n)
     return n
 
 
@@ -180,15 +191,8 @@ def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_pe
         t = t_s[k]
         start = n
         for _ in range(counts[k]):
-            v = vid[r]
-            if equipped[v]:
-                p = np.int64(np.floor((t - phase[v]) / period))
-                if p > last_period[v]:
-                    last_period[v] = p
-                    out[n] = r
-                    dist = route_offset[v, route_pos[r]] + pos_m[r]
-                    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
-                    n += 1
+            n = _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period,
+                         route_offset, route_length, trim_m, period, out, inside, n)
             r += 1
         per_step[k] = n - start
     return n
