@@ -49,7 +49,7 @@ def test_version_imports_no_scientific_stack() -> None:
 def test_lean_numba_start_keeps_blas_for_compiled_code() -> None:
     """With numba's BLAS probe skipped, np.dot still compiles and scipy.linalg still imports."""
     code = ("import sys\nimport numpy as np\nfrom numba import njit\n"
-            "from gpssignal.cli.common import lean_numba_start\n"
+            "from gpssignal._compiled import lean_numba_start\n"
             "lean_numba_start()\n"
             "assert 'numba.np.arraymath' in sys.modules and 'scipy.linalg' not in sys.modules\n"
             "a = np.arange(6.0)\n"

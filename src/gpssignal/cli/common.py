@@ -51,7 +51,6 @@ __all__ = [
     "decision_frame",
     "format_estimate",
     "lean_arrow_pool",
-    "lean_numba_start",
     "log_name",
     "other_scenario_option",
     "parallel_backend",
@@ -301,34 +300,6 @@ def check_model_scenario(model: GpsModel, scenario: Scenario, args: argparse.Nam
                                          "trained_for_scenario_hash": trained})
 
 
-#: The module numba imports only to ask whether BLAS is there (see :func:`lean_numba_start`).
-_BLAS_PROBE = "scipy.linalg.cython_blas"
-
-
-def lean_numba_start() -> None:
-    """Let numba load its compiled-code registry without importing ``scipy.linalg``.
-
-    The first compilation or cache load in a process imports
-    ``numba.np.arraymath``, which imports ``scipy.linalg`` (0.1-0.2 s and
-    13 MB, measured) only to learn whether BLAS is available for its
-    inner-product helper. gpssignal's kernels use no BLAS, so the probe's
-    module is hidden while ``numba.np.arraymath`` is imported (the probe
-    answers "no", and that helper uses its plain loop) and shown again at
-    once: ``np.dot`` and ``np.linalg`` in a compiled function still find
-    BLAS, since numba looks for it again when it types them. Does nothing
-    once numba's registry or ``scipy.linalg`` is loaded. See
-    docs/references.md#library-start-up.
-    """
-    if "numba.np.arraymath" in sys.modules or _BLAS_PROBE in sys.modules:
-        return
-    sys.modules[_BLAS_PROBE] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        if sys.modules.get(_BLAS_PROBE, False) is None:
-            del sys.modules[_BLAS_PROBE]
-
-
 #: The environment variable that chooses pyarrow's default memory pool.
 _ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
@@ -380,9 +351,16 @@ def split_volatile(meta: dict[str, object]) -> tuple[dict[str, object], dict[str
 
 
 def run_log(command: str, **values: object) -> bytes:
-    """Return the run log (JSON): the command, its wall times and worker counts."""
-    return (json.dumps({"command": command, **values}, indent=2, sort_keys=True,
-                       default=str) + "\n").encode()
+    """Return the run log (JSON): the command, its wall times and worker counts.
+
+    ``kernels`` says whether this process ran the simulator's step loop from
+    the kernel library (``ahead-of-time``, ``gpssignal build-kernels``) or
+    compiled by numba (``just-in-time``); the results are the same.
+    """
+    from gpssignal._compiled import kernels_in_use
+
+    return (json.dumps({"command": command, "kernels": kernels_in_use(), **values}, indent=2,
+                       sort_keys=True, default=str) + "\n").encode()
 
 
 def log_name(out: Path) -> Path:

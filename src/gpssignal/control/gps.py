@@ -38,9 +38,9 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
+from gpssignal._compiled import njit
 from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_append
 from gpssignal.errors import ModelError, ScenarioError
 from gpssignal.model.geo import LocalProjection, link_geometry
@@ -221,7 +221,7 @@ def stretch_polylines(scenario: Scenario) -> dict[str, tuple[np.ndarray, float]]
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv):
     """Drop points sent at or before ``start_ms``; sum those sent by ``now_ms``.
 
@@ -249,7 +249,7 @@ def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, 
     return dropped
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _compact(buf_s, buf_t, buf_v, length):
     """Move the kept points (stretch >= 0) to the front, in order; return how many."""
     m = 0

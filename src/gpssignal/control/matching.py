@@ -41,11 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
+
+from gpssignal._compiled import intrinsic, njit
 
 __all__ = ["StretchIndex", "build_index", "index_arrays", "match_kernel", "match_points"]
 
@@ -298,7 +296,7 @@ def _cell_table(keys: np.ndarray, cell_start: np.ndarray,
     return table, (float(x0), float(y0), float(nx), float(ny)), mult, shift, count_bits
 
 
-@numba.njit(cache=True)
+@njit
 def _fill_table(number, candidates, table, mult, shift):
     mask = table.shape[0] - 1
     for c in range(number.shape[0]):
@@ -323,6 +321,9 @@ def _prefetch(typingctx, array, index):
     prefetch of its own. A wrong or out-of-range address is harmless: a
     prefetch never faults.
     """
+    from llvmlite import ir
+    from numba.core import cgutils, types
+
     sig = types.void(array, index)
 
     def codegen(context, builder, signature, args):
@@ -342,7 +343,7 @@ def _prefetch(typingctx, array, index):
     return sig, codegen
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _lookup_block(lat, lon, i0, n, lat0, lon0, kx, ky, inv_cell, gx0, gy0, gnx, gny, table,
                   mult, shift, count_bits, cell_segs, geom, bx, by, bnum, bcand):
     """Project points ``i0 .. i0+n-1`` and find each one's candidates in ``table``.
@@ -398,7 +399,7 @@ def _lookup_block(lat, lon, i0, n, lat0, lon0, kx, ky, inv_cell, gx0, gy0, gnx, 
             _prefetch(geom, cell_segs[c >> count_bits])
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _nearest(px, py, h, cand, count_bits, cell_segs, geom, max_d2, max_h):
     """Stretch of the nearest acceptable candidate segment, or -1.
 
@@ -437,7 +438,7 @@ def _nearest(px, py, h, cand, count_bits, cell_segs, geom, max_d2, max_h):
     return best_s
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def match_kernel(lat, lon, heading, lat0, lon0, kx, ky, cell_m, gx0, gy0, gnx, gny, table, mult,
                  shift, count_bits, cell_segs, geom, max_d, max_h, out):
     """For each point, the stretch of its nearest acceptable segment, or -1.
@@ -468,7 +469,7 @@ def match_kernel(lat, lon, heading, lat0, lon0, kx, ky, cell_m, gx0, gy0, gnx, g
     return matched
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def match_append(lat, lon, heading, t_sent, t_recv, speed, lat0, lon0, kx, ky, cell_m, gx0, gy0,
                  gnx, gny, table, mult, shift, count_bits, cell_segs, geom, max_d, max_h, buf_s,
                  buf_t, buf_v, length, last_ms):

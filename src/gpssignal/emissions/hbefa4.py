@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-import numba
 import numpy as np
 import pandas as pd
 
+from gpssignal._compiled import njit
 from gpssignal.errors import ScenarioError
 from gpssignal.model.scenario import ZERO_EMISSION, Scenario
 
@@ -96,7 +96,7 @@ def fuel_of(emission_class: str) -> str:
     return "petrol" if "petrol" in emission_class else "diesel"
 
 
-@numba.njit(cache=True)
+@njit
 def coasting_decel_mps2(v: float, incl: float, const: float) -> float:
     """Coasting deceleration (≤ 0) at speed ``v`` for a class's ``incl``/``const``."""
     vv = max(v, SPEED_DCEL_MIN_MPS)
@@ -106,7 +106,7 @@ def coasting_decel_mps2(v: float, incl: float, const: float) -> float:
     return d
 
 
-@numba.njit(cache=True)
+@njit
 def rate_mg_s(f: np.ndarray, v: float, a: float, incl: float, const: float) -> float:
     """Emission rate [mg/s] of one vehicle with coefficients ``f`` (length 7)."""
     if v > ZERO_SPEED_MPS and a < coasting_decel_mps2(v, incl, const):
@@ -116,7 +116,7 @@ def rate_mg_s(f: np.ndarray, v: float, a: float, incl: float, const: float) -> f
     return max(e, 0.0)
 
 
-@numba.njit(cache=True)
+@njit
 def co2_and_fuel_mg_s(coef: np.ndarray, c: int, v: float, a: float, incl: float,
                       const: float) -> tuple[float, float]:
     """Return the CO₂ and fuel rates [mg/s] of class ``c`` at once.
@@ -136,7 +136,7 @@ def co2_and_fuel_mg_s(coef: np.ndarray, c: int, v: float, a: float, incl: float,
     return max(e0, 0.0), max(e1, 0.0)
 
 
-@numba.njit(cache=True)
+@njit
 def _rates(coef: np.ndarray, coast: np.ndarray, cls: np.ndarray, v: np.ndarray,
            a: np.ndarray, pollutant: int, out: np.ndarray) -> None:
     for i in range(v.shape[0]):

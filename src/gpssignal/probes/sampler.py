@@ -37,9 +37,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from gpssignal._compiled import njit
 from gpssignal.model.geo import LinkGeometry
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.demand import Arrivals
@@ -143,7 +143,7 @@ class ProbeFeed:
         return {k: v[due][order] for k, v in cols.items()}
 
 
-@numba.njit(cache=True)
+@njit
 def _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
              route_length, trim_m, period, out, inside, n):
     """Write row ``r`` to ``out[n]`` if its vehicle is equipped and due at ``t``; return the count.
@@ -164,7 +164,7 @@ def _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_of
     return n + 1
 
 
-@numba.njit(cache=True)
+@njit
 def _due_rows(vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
               route_length, trim_m, t, period, out, inside):
     """Rows of equipped vehicles whose next reporting period has begun (:func:`_due_row`).
@@ -178,7 +178,7 @@ def _due_rows(vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
     return n
 
 
-@numba.njit(cache=True)
+@njit
 def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_period,
                     route_offset, route_length, trim_m, period, out, inside, per_step):
     """:func:`_due_rows` over several steps (rows one step after the other).
@@ -198,7 +198,7 @@ def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_pe
     return n
 
 
-@numba.njit(cache=True)
+@njit
 def _append(raw_f, raw_i, start, rows, keep, n, vid, link, lane, pos_m, speed_mps, t,
             noise):
     """Append the kept rows' state and their draws to the raw buffers; return the new count.

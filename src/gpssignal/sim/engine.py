@@ -587,7 +587,8 @@ class Simulation:
 
     def _fixed_args(self) -> None:
         """Collect the arguments of the compiled steps that stay the same from call to call."""
-        self._rs_fixed = (self._st, self.dt, self.scenario.duration_s, self._end_run_s,
+        self._steps_code: Callable[..., float] | None = None   # looked up at the next call
+        self._rs_fixed = (self._st, self.dt, float(self.scenario.duration_s), self._end_run_s,
                           self._admit_upto, self.entry.vehicle_slot, len(self.arrivals),
                           self._step_args, self._insert_args, *self._ped_args, self._ped_rules,
                           self._ped_rule_crossing, self._gates, self._queue_args,
@@ -645,7 +646,7 @@ class Simulation:
         copied back from the compiled steps' at the end (:meth:`_sync_counters`).
         """
         st, veh = self._st, self.veh
-        last = run_steps(t, max_steps, stop_before, veh.F, veh.I, self._work, *self._rs_fixed)
+        last = self._call_steps(t, max_steps, stop_before)
         while st[RS_STATUS] >= RS_NEED_ROOM:   # make room, then go on from the step it stopped at
             done = int(st[RS_STEPS]) - self.n_steps
             if st[RS_STATUS] == RS_NEED_ROOM:
@@ -661,13 +662,25 @@ class Simulation:
                     self._traj_buffers(veh.capacity)
                     self._fixed_args()
             t_from = t if done == 0 else last + self.dt
-            last_run = run_steps(t_from, max_steps - done, stop_before, veh.F, veh.I, self._work,
-                                 *self._rs_fixed)
+            last_run = self._call_steps(t_from, max_steps - done, stop_before)
             if int(st[RS_STEPS]) - self.n_steps > done:
                 last = last_run
         veh.n = int(st[RS_N])
         self.n_steps = int(st[RS_STEPS])
         return last
+
+    def _call_steps(self, t: float, max_steps: int, stop_before: float) -> float:
+        """Call :func:`.kernel.run_steps`, ahead-of-time code when built (``gpssignal._compiled``).
+
+        The code for the arguments' types is looked up at the first call and
+        kept: the types stay the same through a run (arrays grow, their
+        dtypes do not), and looking them up costs more than a call.
+        """
+        args = (float(t), int(max_steps), float(stop_before), self.veh.F, self.veh.I,
+                self._work, *self._rs_fixed)
+        if self._steps_code is None:
+            self._steps_code = run_steps.resolve(*args)
+        return float(self._steps_code(*args))
 
     def _sync_counters(self) -> None:
         """Copy the compiled steps' counters to the parts of the engine."""

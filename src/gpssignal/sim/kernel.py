@@ -111,8 +111,7 @@ def ballistic_update(v: np.ndarray, acc: np.ndarray, dt: float) -> tuple[np.ndar
 # checks this kernel against the numpy reference functions above.
 # ---------------------------------------------------------------------------
 
-import numba  # noqa: E402
-
+from gpssignal._compiled import njit  # noqa: E402
 from gpssignal.emissions.hbefa4 import co2_and_fuel_mg_s  # noqa: E402
 from gpssignal.model.signals import AMBER, GREEN, RED_AMBER  # noqa: E402
 
@@ -171,7 +170,7 @@ __all__ += ["LX_COLUMNS", "P_CLEARANCES", "P_COUNT", "P_REDS", "TransferTables",
 
 
 
-@numba.njit(cache=True)
+@njit
 def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noqa: C901 - fused numba kernel, ~2x slower split (see docstring)
                   stop_speed, stops, tail, order, tmp_f, tmp_i, is_head, ecoef, ecoast,
                   hard_decel, events, lane_i, lane_f, lane_w, rule_f, rule_i, t):
@@ -460,7 +459,7 @@ def step_vehicles(F, I, n, lane_state, lane_link, dt, amber_decel, delta,  # noq
     return marker_hits, lane_ends
 
 
-@numba.njit(cache=True)
+@njit
 def _lane_bounds(I, n, tail, head):
     """Per lane, the first (rearmost) and last (front) column of the sorted vehicles."""
     for k in range(tail.shape[0]):
@@ -472,7 +471,7 @@ def _lane_bounds(I, n, tail, head):
         head[I[I_LANE, j]] = j
 
 
-@numba.njit(cache=True)
+@njit
 def rearmost_per_lane(pos, lane, tail):
     """Per lane, the column of its rearmost vehicle (-1 if the lane is empty), in place.
 
@@ -489,7 +488,7 @@ def rearmost_per_lane(pos, lane, tail):
             tail[ln] = j
 
 
-@numba.njit(cache=True)
+@njit
 def _first_ahead(F, lo, hi, x):
     """First column in ``lo..hi`` (sorted by position) with position > ``x``; ``hi + 1`` if none."""
     while lo <= hi:
@@ -501,7 +500,7 @@ def _first_ahead(F, lo, hi, x):
     return lo
 
 
-@numba.njit(cache=True)
+@njit
 def _time_to_cover(d, v, a, v0):
     """Time to cover ``d`` metres from speed ``v`` accelerating at ``a`` up to ``v0`` [s]."""
     if d <= 0.0:
@@ -514,7 +513,7 @@ def _time_to_cover(d, v, a, v0):
     return (v0 - v) / a + (d - d_acc) / v0
 
 
-@numba.njit(cache=True)
+@njit
 def _idm(F, j, gap, dv, delta):
     """IDM acceleration of column ``j`` behind a gap ``gap`` closing at ``dv`` [m/s²]."""
     v = F[F_V, j]
@@ -525,7 +524,7 @@ def _idm(F, j, gap, dv, delta):
     return F[F_AMAX, j] * (1.0 - free - ratio * ratio)
 
 
-@numba.njit(cache=True)
+@njit
 def _gap_ahead(F, j, lane, lane_state, head):
     """Gap and closing speed of column ``j`` in ``lane`` to what is ahead of it there.
 
@@ -539,7 +538,7 @@ def _gap_ahead(F, j, lane, lane_state, head):
     return np.inf, 0.0
 
 
-@numba.njit(cache=True)
+@njit
 def _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness, delta,
                  mandatory):
     """MOBIL for column ``j`` changing from ``lane`` to ``tl``: its gain, or -inf if unsafe.
@@ -598,7 +597,7 @@ def _change_gain(F, j, lane, tl, lane_state, tail, head, b_safe, politeness, del
     return gain
 
 
-@numba.njit(cache=True)
+@njit
 def change_lanes(F, I, n, lane_state, lane_i, lane_f, lane_w, b_safe, discretionary,
                  politeness, threshold, delta, order, tmp_f, tmp_i, tail):
     """Lane changes at the start of a step (MOBIL safety; LC2013-style strategy), in place.
@@ -701,7 +700,7 @@ def empty_rules(n_lanes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
             np.zeros(1, dtype=np.int64))
 
 
-@numba.njit(cache=True)
+@njit
 def sort_by_lane_position(F, I, n, order, tmp_f, tmp_i):
     """Sort the first ``n`` columns by (lane, position), in place (stable).
 
@@ -736,7 +735,7 @@ def sort_by_lane_position(F, I, n, order, tmp_f, tmp_i):
             I[r, j] = tmp_i[j]
 
 
-@numba.njit(cache=True)
+@njit
 def _merge_order(key, n, order, work):
     """Stable sorting permutation of nearly sorted ``key[:n]`` into ``order`` (False: too unsorted).
 
@@ -788,7 +787,7 @@ def _merge_order(key, n, order, work):
     return True
 
 
-@numba.njit(cache=True)
+@njit
 def sample_queues(F, I, n, lane_slot, queue_speed, max_clear_m, out_m, out_n,
                   order, tmp_f, tmp_i):
     """Queue per sampled lane, as a queue counter at the stop line sees it.
@@ -902,14 +901,14 @@ class TransferTables:
                      markers.following))
 
 
-@numba.njit(cache=True)
+@njit
 def _time_at(t, dt, covered_m, dx_m):
     """When, within the step ``[t, t + dt]`` in which it moved ``dx_m``, a vehicle had covered ``covered_m`` (linear)."""  # noqa: E501
     frac = covered_m / max(dx_m, MIN_STEP_DX_M)
     return t + dt * min(max(frac, 0.0), 1.0)
 
 
-@numba.njit(cache=True)
+@njit
 def next_lane(vid, k, lane, counts, net, routes):
     """Lane the vehicle ``vid`` in ``lane`` (route link ``k``) takes on its next link.
 
@@ -941,7 +940,7 @@ def next_lane(vid, k, lane, counts, net, routes):
     return best
 
 
-@numba.njit(cache=True)
+@njit
 def _hit_marker(F, I, j, m, t, markers, stretch_enter, stretch_exit, passages):
     """Column ``j`` passed marker ``m`` at ``t`` [s]."""
     kind, ref = markers[3], markers[4]
@@ -959,7 +958,7 @@ def _hit_marker(F, I, j, m, t, markers, stretch_enter, stretch_exit, passages):
         F[F_SEGTL, j] = F[F_TL, j]
 
 
-@numba.njit(cache=True)
+@njit
 def place_marker(F, I, j, link, pos, t_at_pos, markers, stretch_enter, stretch_exit, passages):
     """Record the markers at or behind ``pos`` on ``link`` (at ``t_at_pos``); arm the next one."""
     mk_ptr, mk_ids, mk_pos = markers[0], markers[1], markers[2]
@@ -975,7 +974,7 @@ def place_marker(F, I, j, link, pos, t_at_pos, markers, stretch_enter, stretch_e
     I[I_MARK, j] = nxt
 
 
-@numba.njit(cache=True)
+@njit
 def pass_markers(F, I, n, t, dt, markers, stretch_enter, stretch_exit, passages):
     """Record the markers the first ``n`` columns passed in the step from ``t`` [s]."""
     mk_pos, following = markers[2], markers[5]
@@ -993,7 +992,7 @@ def pass_markers(F, I, n, t, dt, markers, stretch_enter, stretch_exit, passages)
                 I[I_MARK, j] = nxt
 
 
-@numba.njit(cache=True)
+@njit
 def next_lanes_changed(I, n, counts, net, routes):
     """Pick the next lane of the columns that changed lanes (``I_LC``); return how many."""
     for k in range(counts.shape[0]):
@@ -1008,7 +1007,7 @@ def next_lanes_changed(I, n, counts, net, routes):
     return changed
 
 
-@numba.njit(cache=True)
+@njit
 def cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, gone, exit_lane, exit_t,
                      net, routes, markers, outcomes, passages):
     """Handle the columns that reached the end of their lane in the step from ``t`` [s].
@@ -1092,7 +1091,7 @@ def cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, gone, exit_
     return _remove_columns(F, I, n, gone), n_exits
 
 
-@numba.njit(cache=True)
+@njit
 def _remove_columns(F, I, n, gone):
     """Drop the columns with ``gone[j] != 0`` (at least one), keeping the others in order; return how many are left."""  # noqa: E501
     first = 0
@@ -1114,7 +1113,7 @@ def _remove_columns(F, I, n, gone):
     return w
 
 
-@numba.njit(cache=True)
+@njit
 def _entry_slot(F, i, link, t, dt, tail, net, arrivals, classes):
     """Where and how fast vehicle ``i`` can enter ``link`` now: ``(lane, pos_m, speed_mps, desired_mps, depart_s)``; lane -1: it waits.
 
@@ -1162,7 +1161,7 @@ def _entry_slot(F, i, link, t, dt, tail, net, arrivals, classes):
     return best, pos, v_ins, v0, depart
 
 
-@numba.njit(cache=True)
+@njit
 def insert_waiting(F, I, n, t, dt, stop_speed, tail, counts, queues, depart_s, net, routes,
                    arrivals, classes, markers, stretch_enter, stretch_exit, passages):
     """Let waiting vehicles enter their entry links, first come first served.
@@ -1221,7 +1220,7 @@ def insert_waiting(F, I, n, t, dt, stop_speed, tail, counts, queues, depart_s, n
     return n
 
 
-@numba.njit(cache=True)
+@njit
 def advance(F, I, n, t, dt, work, lane_changes, drv, lane_state, lane_link, stops, events,
             ecoef, ecoast, rules, net, routes, markers, outcomes, passages, yield_last):
     """One vehicle step of the first ``n`` columns from ``t`` [s], in place.
@@ -1269,7 +1268,7 @@ def advance(F, I, n, t, dt, work, lane_changes, drv, lane_state, lane_link, stop
  PD_OI_K, PD_OI_N, PD_BUSY_A, PD_BUSY_B, PD_BUSY_N, PD_BLOCK, PD_PARAMS, PD_FIRST) = range(24)
 
 
-@numba.njit(cache=True)
+@njit
 def _ped_occupy(ped, x, t0, from_m):
     """Mark the strip taken by a pedestrian ``from_m`` from the outgoing kerb at ``t0``."""
     z, walk = ped[PD_ZONE][x], ped[PD_PARAMS][0]
@@ -1280,14 +1279,14 @@ def _ped_occupy(ped, x, t0, from_m):
     ped[PD_BUSY_N][x] += 1
 
 
-@numba.njit(cache=True)
+@njit
 def _ped_second_half(ped, x, k, t0):
     """Pedestrian ``k`` walks the island's second half from ``t0``."""
     if ped[PD_SIDE][k] == 1:             # the conflict strip is on its second half
         _ped_occupy(ped, x, t0, ped[PD_LENGTH][x] / 2.0)
 
 
-@numba.njit(cache=True)
+@njit
 def _ped_island_step(ped, x, t, dt, go):
     """Pedestrians reaching the island go on if green is shown, else wait there."""
     p0 = ped[PD_PTR][x]
@@ -1317,7 +1316,7 @@ def _ped_island_step(ped, x, t, dt, go):
         ped[PD_OI_N][x] = 0
 
 
-@numba.njit(cache=True)
+@njit
 def pedestrians_step(ped, group_state, t, dt):
     """Advance every crossing over the step ``[t, t + dt)`` with the signals at ``t``.
 
@@ -1379,7 +1378,7 @@ def pedestrians_step(ped, group_state, t, dt):
     ped[PD_FIRST][0] = 0
 
 
-@numba.njit(cache=True)
+@njit
 def pedestrians_done(ped):
     """Whether every pedestrian has stepped off the kerb and left the island."""
     ptr = ped[PD_PTR]
@@ -1389,7 +1388,7 @@ def pedestrians_done(ped):
     return True
 
 
-@numba.njit(cache=True)
+@njit
 def _gates_update(gates, lane_state, t):
     """Set each gated lane's end to amber (closed) or green at ``t``.
 
@@ -1401,7 +1400,7 @@ def _gates_update(gates, lane_state, t):
         lane_state[lane[k]] = AMBER_CODE if closed else GREEN_CODE
 
 
-@numba.njit(cache=True)
+@njit
 def _gates_passed(gates, lane, t):
     """Close the gate of ``lane``, which a vehicle left at ``t``, until the next grid point."""
     k = gates[5][lane]
@@ -1423,7 +1422,7 @@ def _gates_passed(gates, lane, t):
 RS_STOPPED, RS_FINISHED, RS_NEED_ROOM, RS_NEED_FLUSH = 0, 1, 2, 3
 
 
-@numba.njit(cache=True)
+@njit
 def _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, rule_f):
     """Step the pedestrians; the turns that yield to them wait until their strips are free."""
     pedestrians_step(ped, group_state, t, dt)
@@ -1431,7 +1430,7 @@ def _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, ru
         rule_f[2, ped_rules[r]] = ped[PD_BLOCK][ped_rule_crossing[r]]
 
 
-@numba.njit(cache=True)
+@njit
 def _admit(st, upto, vehicle_slot, q_tail, q_waiting):
     """Vehicles up to ``upto`` (exclusive) reach the boundary and join their entry queues."""
     for v in range(st[RS_ARRIVED], upto):
@@ -1443,7 +1442,7 @@ def _admit(st, upto, vehicle_slot, q_tail, q_waiting):
         st[RS_ARRIVED] = upto
 
 
-@numba.njit(cache=True)
+@njit
 def _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t):
     """Append the vehicles' states after the step that ends at ``t_next`` to the buffer."""
     c0 = st[RS_TRAJ_COLS]
@@ -1460,7 +1459,7 @@ def _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t):
     st[RS_TRAJ_STEPS] += 1
 
 
-@numba.njit(cache=True)
+@njit
 def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, admit_upto,
               vehicle_slot, n_total, step_args, insert_args, ped, group_state, ped_rules,
               ped_rule_crossing, gates, queues, trajectories):
