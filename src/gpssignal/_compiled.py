@@ -105,6 +105,10 @@ class Kernel(_Deferred):
         same types (the engine's step loop) resolves once: the argument types
         are looked up here, not at each call. While :func:`recording`, the
         types are noted for :func:`build_library` and the dispatcher returned.
+
+        Call what it returns only with arguments of the same types (resolve
+        again when an array is replaced): code compiled ahead of time does not
+        check them, and reads an array of another type wrongly.
         """
         if _RECORD is not None:
             _RECORD.setdefault(self, {}).setdefault(_type_key(args), args)

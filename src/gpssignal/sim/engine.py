@@ -656,6 +656,7 @@ class Simulation:
                 buf = self.buf
                 buf.fit(veh.capacity)
                 self._work = (buf.tail, buf.order, buf.f, buf.i, buf.is_head, buf.counts)
+                self._steps_code = None   # new arrays: look their types up again
             else:
                 self._drain_buffer()
                 if self._traj_args[1].shape[1] < 2 * veh.capacity:
@@ -673,8 +674,9 @@ class Simulation:
         """Call :func:`.kernel.run_steps`, ahead-of-time code when built (``gpssignal._compiled``).
 
         The code for the arguments' types is looked up at the first call and
-        kept: the types stay the same through a run (arrays grow, their
-        dtypes do not), and looking them up costs more than a call.
+        again whenever arrays are replaced (they grow), not at every call:
+        looking them up costs more than a call, and code compiled ahead of
+        time reads arrays of other types wrongly instead of refusing them.
         """
         args = (float(t), int(max_steps), float(stop_before), self.veh.F, self.veh.I,
                 self._work, *self._rs_fixed)
