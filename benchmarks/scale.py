@@ -12,7 +12,11 @@ same times), then times four things, each in a fresh process, in turn
 * ``libsumo`` — SUMO in-process: ``libsumo.start`` + ``simulationStep`` to
   the end + ``close``;
 * ``gps run`` — the whole command ``gpssignal run SCENARIO -q --out DIR``
-  (start-up, imports, simulation with CO₂, tables and files);
+  (start-up, imports, simulation with CO₂, tables and files), with the
+  kernel library when it is current (``gpssignal build-kernels``);
+* ``gps run (jit)`` — the same command with ``GPSSIGNAL_KERNELS=jit``
+  (numba imported, its cached kernels loaded), the side-by-side baseline
+  of the library;
 * ``sumo`` — the whole ``sumo`` binary, without outputs.
 
 Both simulators use a 0.5 s step and stop when the last vehicle has left or
@@ -29,6 +33,8 @@ Usage (needs the ``sumo`` extra)::
     python benchmarks/scale.py --sizes arterial:1,5 --repeat 1 --out scale.md
     python benchmarks/scale.py --scenario scenarios/vallensbaek.toml \
         --scenario scenarios/vallensbaek_corridor.toml    # those alone
+
+Peak memory is in MiB (the resident set size in KiB ÷ 1024), labelled MB.
 
 Sizes above ``GPSSIGNAL_BENCH_MAX_JUNCTIONS`` (default 100) are skipped
 unless named with ``--sizes``. The markdown table goes to stdout and to
@@ -91,7 +97,7 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "vehicle_steps": steps}))
 """
 
 
-def _run(cmd: list[str]) -> tuple[float, float, str]:
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Run ``cmd``; return (wall [s], peak resident memory [MB], stdout).
 
     Through ``/usr/bin/time``, a small process: a child forked from this
@@ -100,7 +106,8 @@ def _run(cmd: list[str]) -> tuple[float, float, str]:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as f:
         t0 = time.perf_counter()
         p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name, *cmd],
-                           capture_output=True, text=True, check=False)
+                           capture_output=True, text=True, check=False,
+                           env=None if env is None else {**os.environ, **env})
         wall = time.perf_counter() - t0
         if p.returncode:
             raise RuntimeError(f"{' '.join(cmd[:3])} failed ({p.returncode}): "
@@ -149,6 +156,9 @@ def measure_file(path: Path, label: str, repeat: int, work: Path) -> dict[str, A
         "gps_run": lambda: _run([gps_cli, "run", str(path), "-q", "--out",
                                  tempfile.mkdtemp(dir=work) + "/out"]),
         "sumo": lambda: _run(args),
+        "gps_run_jit": lambda: _run([gps_cli, "run", str(path), "-q", "--out",
+                                     tempfile.mkdtemp(dir=work) + "/out"],
+                                    env={"GPSSIGNAL_KERNELS": "jit"}),
     }
     walls: dict[str, list[float]] = {k: [] for k in variants}
     rss: dict[str, float] = {}
@@ -176,8 +186,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     out = ["| network | junctions | vehicles | vehicle-steps gpssignal / SUMO | "
            "gpssignal in-process [s] | libsumo [s] | libsumo ÷ gpssignal | "
            "µs per vehicle-step (gpssignal) | `gpssignal run` [s] | `sumo` [s] | "
-           "sumo ÷ gpssignal run | peak MB gpssignal run / sumo |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "sumo ÷ gpssignal run | peak MB gpssignal run / sumo | "
+           "`gpssignal run` without the kernel library [s] | its peak MB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         m = r["min_s"]
         us = 1e6 * m["gps"] / max(r["vehicle_steps_gps"], 1)
@@ -186,7 +197,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['vehicle_steps_gps']:,.0f} / {r['vehicle_steps_sumo']:,} | {m['gps']:.2f} | "
             f"{m['libsumo']:.2f} | {m['libsumo'] / m['gps']:.1f}× | {us:.2f} | "
             f"{m['gps_run']:.2f} | {m['sumo']:.2f} | {m['sumo'] / m['gps_run']:.2f}× | "
-            f"{r['peak_mb']['gps_run']:.0f} / {r['peak_mb']['sumo']:.0f} |")
+            f"{r['peak_mb']['gps_run']:.0f} / {r['peak_mb']['sumo']:.0f} | "
+            f"{m['gps_run_jit']:.2f} | {r['peak_mb']['gps_run_jit']:.0f} |")
     return "\n".join(out)
 
 
