@@ -9,7 +9,10 @@ the report byte for byte as it was.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import multiprocessing as mp
 import os
+import time
 
 import numpy as np
 import pytest
@@ -108,6 +111,46 @@ def test_a_figure_process_that_dies_leaves_its_figures_to_build_report(
     figures = EarlyFigures()
     figures.start_rest(days[0])
     assert figures.result() == {}
+    monkeypatch.undo()
+    assert build_report(ev, figures.result) == build_report(ev)
+
+
+#: The child sleeps this long [s]: far beyond the lowered limit, as if hung.
+_HUNG_S = 600.0
+
+
+def _hanging(e: Evaluation, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Draw as usual here; hang in the forked process (a lock copied locked, say)."""
+    if os.getpid() != _PARENT:
+        time.sleep(_HUNG_S)
+    return _DRAW(e, names)
+
+
+def test_a_figure_process_that_hangs_is_killed_and_leaves_its_figures_to_build_report(
+        early, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    ev, _, days = early
+    limit_s = 1.0
+    monkeypatch.setattr(document_module, "_draw", _hanging)
+    monkeypatch.setattr(document_module, "FIGURE_PROCESS_WAIT_S", limit_s)
+    figures = EarlyFigures()
+    figures.start_rest(days[0])
+    forked = [p for p in mp.active_children() if p.name == "gpssignal-figures"]
+    assert len(forked) == 1
+    pid = forked[0].pid
+    assert pid is not None
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger=document_module.__name__):
+        assert figures.result() == {}   # nothing from the child
+    waited_s = time.monotonic() - t0
+    # It waited the limit (poll timeouts are rounded up, never down: 0.05 s
+    # for the clocks' granularity), then killed and reaped the child, which
+    # takes milliseconds: 4 s more is slack for a loaded 2-core machine, and
+    # still far below the child's sleep.
+    assert limit_s - 0.05 <= waited_s < limit_s + 4.0
+    assert "sent nothing within 1 s and was stopped" in caplog.text
+    with pytest.raises(ProcessLookupError):   # gone and reaped: even a zombie takes signal 0
+        os.kill(pid, 0)
+    assert forked[0] not in mp.active_children()
     monkeypatch.undo()
     assert build_report(ev, figures.result) == build_report(ev)
 

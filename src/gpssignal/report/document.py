@@ -24,8 +24,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import connection as mp_connection
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import numpy as np
@@ -35,14 +37,14 @@ from gpssignal.estimate.capacity import SATURATION_FLOW_VPHPL, movement_capacity
 from gpssignal.evaluate.definitions import level_of_service
 from gpssignal.evaluate.metrics import EVAL_KPIS
 from gpssignal.experiment.evaluation import Evaluation
-from gpssignal.experiment.parallel import _worker_init
+from gpssignal.experiment.parallel import _signals_deferred, _worker_init
 from gpssignal.model.io import format_clock
 from gpssignal.report.numbers import format_estimate, round_to_uncertainty
 from gpssignal.report.pages import ENV, page_table, timing_diagrams
 from gpssignal.report.plots import FIGURES, SHOWCASE_FIGURES, arm_label
 
-__all__ = ["HEADLINE_KPIS", "KPI_LABELS", "EarlyFigures", "approach_table", "build_report",
-           "comparison_table",
+__all__ = ["FIGURE_PROCESS_WAIT_S", "HEADLINE_KPIS", "KPI_LABELS", "EarlyFigures",
+           "approach_table", "build_report", "comparison_table",
            "headline_table", "kpi_label", "md_table", "md_text", "movement_delay_table",
            "movement_table",
            "verdict_sentences"]
@@ -552,6 +554,31 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
+#: How long :meth:`EarlyFigures.result` waits for the forked figure process [s].
+#: The figures it draws take about a second (0.65 s for an evaluation of
+#: scenarios/vallensbaek.toml, 2 days of 3 programs; all the report's figures
+#: 2.7 s for the 10-day one, README "Performance"), and the child has had the
+#: selection runs' time besides. The limit is only against a child that
+#: hangs (a lock another thread held at the fork, copied locked): 60 s leaves
+#: a busy machine or a larger evaluation dozens of times the usual time, and
+#: stopping a child that would have finished costs only drawing its figures
+#: again here (the same bytes).
+FIGURE_PROCESS_WAIT_S = 60.0
+
+
+def _draw_forked(parent_pid: int, conn: Connection, ev: Evaluation,
+                 names: tuple[str, ...]) -> None:
+    """Draw ``names`` in the forked process; send the figures, or why there are none."""
+    # Like a pool worker: it dies with its parent, and leaves Ctrl-C to it.
+    _worker_init(parent_pid)
+    try:
+        figures: dict[str, bytes] | str = _draw(ev, names)
+    except Exception as err:   # drawn again at the end, where the error is raised
+        figures = f"{type(err).__name__}: {err}"
+    conn.send(figures)
+    conn.close()
+
+
 class EarlyFigures:
     """The report's figures, drawn while this process has other work to do.
 
@@ -572,7 +599,8 @@ class EarlyFigures:
 
     def __init__(self) -> None:
         self._showcase: Future[dict[str, bytes]] | None = None
-        self._rest: Future[dict[str, bytes]] | None = None
+        self._child: tuple[BaseProcess, Connection] | None = None
+        self._forked: dict[str, bytes] = {}
 
     def start_showcase(self, ev: Evaluation) -> None:
         """Begin drawing the showcase figures of ``ev`` (its showcase runs suffice)."""
@@ -598,30 +626,72 @@ class EarlyFigures:
         for stream in (sys.stdout, sys.stderr):   # the child flushes its copy on exit
             if stream is not None:
                 stream.flush()
+        ctx = mp.get_context("fork")
         try:
-            # Like a pool worker: it dies with this process, and leaves Ctrl-C to it.
-            pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"),
-                                       initializer=_worker_init, initargs=(os.getpid(),))
-            self._rest = pool.submit(_draw, ev, names)
-            pool.shutdown(wait=False)
+            receive, send = ctx.Pipe(duplex=False)
+        except OSError as err:   # no pipe to be had: build_report draws them
+            logger.warning("figures drawn at the end: %s", err)
+            return
+        # Daemonic: when this process exits (after Ctrl-C, say), multiprocessing
+        # ends it instead of waiting for it.
+        child = ctx.Process(target=_draw_forked, args=(os.getpid(), send, ev, names),
+                            name="gpssignal-figures", daemon=True)
+        try:
+            with _signals_deferred():   # an interrupt raised inside the fork is lost
+                child.start()
         except OSError as err:   # no process to be had: build_report draws them
             logger.warning("figures drawn at the end: %s", err)
+            receive.close()
+            return
+        finally:
+            # Only the child keeps the sending end, so its death reads as the end
+            # of the pipe.
+            send.close()
+        self._child = (child, receive)
 
     def result(self) -> dict[str, bytes]:
         """Wait for the figures started; return them by file name (empty if none).
 
-        A forked process that died (killed, out of memory) gives none:
-        :func:`build_report` draws its figures.
+        A forked process that died (killed, out of memory) or has sent nothing
+        :data:`FIGURE_PROCESS_WAIT_S` after this call began (hung) gives none:
+        it is killed and reaped, and :func:`build_report` draws its figures.
         """
         out: dict[str, bytes] = {}
-        for f in (self._showcase, self._rest):
-            if f is None:
-                continue
-            try:
-                out.update(f.result())
-            except BrokenProcessPool as err:
-                logger.warning("figures drawn at the end: %s", err)
-        return out
+        if self._showcase is not None:
+            out.update(self._showcase.result())
+        if self._child is not None:
+            child, receive = self._child
+            self._child = None
+            self._forked = _collect(child, receive, FIGURE_PROCESS_WAIT_S)
+        return {**out, **self._forked}
+
+
+def _collect(child: BaseProcess, receive: Connection, wait_s: float) -> dict[str, bytes]:
+    """Return the figures ``child`` sends within ``wait_s`` [s]; end and reap it in any case."""
+    got: dict[str, bytes] | str = "it ended without them"
+    try:
+        # The end of the pipe (the child died) also makes it ready; so does the
+        # child's exit, should anything else still hold the sending end.
+        if not mp_connection.wait([receive, child.sentinel], timeout=wait_s):
+            got = f"it sent nothing within {wait_s:g} s and was stopped"
+        elif receive.poll(0):
+            # The child pickled the figures before sending their first byte:
+            # the rest follows at once.
+            got = receive.recv()
+    except (EOFError, OSError):
+        pass
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()   # reaped: no zombie left
+        code = child.exitcode
+        child.close()
+    if isinstance(got, str):
+        logger.warning("figures drawn at the end: the figure process (exit code %s): %s",
+                       code, got)
+        return {}
+    return got
 
 
 def build_report(ev: Evaluation, drawn: Mapping[str, bytes] | Callable[[], Mapping[str, bytes]]
