@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -125,43 +126,75 @@ def test_type_key_tells_apart_what_numba_types_apart(a: np.ndarray) -> None:
                 (numba.typeof(x), numba.typeof(y))
 
 
+def test_type_key_marks_what_it_does_not_type_exactly() -> None:
+    """Kinds numba types by more than the key sees are marked, and so never exported."""
+    import collections
+    import enum
+
+    pair = collections.namedtuple("pair", "a b")
+
+    class Colour(enum.IntEnum):
+        RED = 1
+
+    inexact = [pair(1.0, 2.0), [1, 2], Colour.RED, None, 2 ** 70, "text",
+               np.zeros(3, dtype=[("a", "f8"), ("b", "i8")]), np.zeros(3, dtype=object),
+               np.zeros(3, dtype=">f8")]
+    for x in inexact:
+        assert "?" in _type_key((x,)), x
+        assert "?" in _type_key(((1.0, x),)), x   # inside a tuple too
+    assert "?" not in _type_key((np.zeros(3), 1, 2.0, True, (np.int32(1),)))
+
+
 # --- the library ---------------------------------------------------------------
 
 _RUN_CODE = textwrap.dedent("""
     import json, sys
     from gpssignal.cli import main
-    main(["run", sys.argv[1], "-q", "--out", sys.argv[2]])
+    main(["run", *sys.argv[1:], "-q"])
     print(json.dumps(sorted(m for m in ("numba", "llvmlite") if m in sys.modules)))
     """)
 
 
-def _run(scenario: str, out: Path, kernels: str) -> list[str]:
-    r = subprocess.run([sys.executable, "-c", _RUN_CODE, str(REPO / "scenarios" / scenario),
-                        str(out)], capture_output=True, text=True,
-                       env={**os.environ, "GPSSIGNAL_KERNELS": kernels})
+def _run(args: list[str], kernels: str) -> list[str]:
+    r = subprocess.run([sys.executable, "-c", _RUN_CODE, *args], capture_output=True,
+                       text=True, env={**os.environ, "GPSSIGNAL_KERNELS": kernels})
     assert r.returncode == 0, r.stderr
     return list(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def test_library_runs_without_numba_and_gives_the_same_files(tmp_path: Path) -> None:
-    lib = tmp_path / "lib"
-    built = subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
-                           capture_output=True, text=True,
-                           env={**os.environ, "GPSSIGNAL_KERNELS": str(lib)})
+def _build(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "GPSSIGNAL_KERNELS": str(folder)})
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kernel library built (and checked by the build) in a folder of its own."""
+    folder = tmp_path_factory.mktemp("kernels")
+    built = _build(folder)
     assert built.returncode == 0, built.stderr
     assert "built and checked" in built.stdout
-    assert len(list(lib.glob("_gpssignal_kernels.*.json"))) == 1
-    again = subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
-                           capture_output=True, text=True,
-                           env={**os.environ, "GPSSIGNAL_KERNELS": str(lib)})
-    assert "current" in again.stdout
-    for scenario in ("tiny.toml", "vallensbaek_corridor.toml"):
+    return folder
+
+
+def _logged(out: Path) -> str:
+    return str(json.loads((out / "run.log.json").read_text())["kernels"])
+
+
+def test_library_runs_without_numba_and_gives_the_same_files(library: Path,
+                                                              tmp_path: Path) -> None:
+    assert len(list(library.glob("_gpssignal_kernels.*.json"))) == 1
+    assert "current" in _build(library).stdout          # a second build does nothing
+    cases = [("tiny.toml", ["--trajectories"]),          # refills the trajectory buffer
+             ("vallensbaek_corridor.toml", [])]
+    for scenario, extra in cases:
         aot, jit = tmp_path / f"aot-{scenario}", tmp_path / f"jit-{scenario}"
-        assert _run(scenario, aot, str(lib)) == []          # numba never imported
-        assert _run(scenario, jit, "jit") == ["llvmlite", "numba"]
-        log = json.loads((aot / "run.log.json").read_text())
-        assert log["kernels"] == "ahead-of-time"
-        assert json.loads((jit / "run.log.json").read_text())["kernels"] == "just-in-time"
+        path = str(REPO / "scenarios" / scenario)
+        assert _run([path, "--out", str(aot), *extra], str(library)) == []  # no numba
+        assert _run([path, "--out", str(jit), *extra], "jit") == ["llvmlite", "numba"]
+        assert _logged(aot) == "ahead-of-time"
+        assert _logged(jit) == "just-in-time"
         names = sorted(p.name for p in aot.iterdir())
         assert names == sorted(p.name for p in jit.iterdir())
         for name in names:
@@ -169,26 +202,109 @@ def test_library_runs_without_numba_and_gives_the_same_files(tmp_path: Path) -> 
                 assert (aot / name).read_bytes() == (jit / name).read_bytes(), name
 
 
-def test_library_of_other_sources_is_not_used(tmp_path: Path) -> None:
-    """A library whose key is not the present sources' is ignored (never half-used)."""
-    (tmp_path / "_gpssignal_kernels.00000000000000000000.json").write_text("{}")
-    code = ("from gpssignal._compiled import kernels_in_use\nprint(kernels_in_use())")
-    r = _python(code, env={"GPSSIGNAL_KERNELS": str(tmp_path)})
-    assert r.stdout.strip() == "just-in-time", r.stderr
+def _copy_library(library: Path, to: Path, key: str | None = None, table: str | None = None,
+                  truncate: bool = False, exports: str | None = None) -> None:
+    """Copy the library into ``to``: under another key, with another table or other
+    exports in its table, or cut short."""
+    from gpssignal._compiled import IMPORTED_KEY, _paths
+
+    assert IMPORTED_KEY is not None
+    so, tab = _paths(library, IMPORTED_KEY)
+    to.mkdir()
+    so2, tab2 = _paths(to, key or IMPORTED_KEY)
+    data = so.read_bytes()
+    so2.write_bytes(data[: len(data) // 3] if truncate else data)
+    text = tab.read_text()
+    if exports is not None:   # every real type key, mapped to the name ``exports``
+        old = json.loads(text)
+        text = json.dumps({**old, "exports": {k: dict.fromkeys(v, exports)
+                                              for k, v in old["exports"].items()}})
+    tab2.write_text(text if table is None else table)
+
+
+@pytest.mark.parametrize("damage", [
+    {"key": "0" * 20},                    # built from other sources
+    {"table": "[]"},                      # a table that is not a table
+    {"truncate": True},                   # a cut-short extension (would crash the loader)
+    {"exports": "nope"},                  # the table names an export the library lacks
+])
+def test_a_library_not_current_or_not_sound_is_not_used(library: Path, tmp_path: Path,
+                                                        damage: dict[str, Any]) -> None:
+    folder = tmp_path / "lib"
+    _copy_library(library, folder, **damage)
+    out = tmp_path / "out"
+    assert _run([str(REPO / "scenarios" / "tiny.toml"), "--out", str(out)],
+                str(folder)) == ["llvmlite", "numba"]
+    assert _logged(out) == "just-in-time"
+
+
+def test_a_step_the_library_was_not_built_for_runs_with_numba(library: Path,
+                                                             tmp_path: Path) -> None:
+    """A 0.1 s step takes the Python step loop, whose kernels numba compiles; the log says so."""
+    text = (REPO / "scenarios" / "tiny.toml").read_text()
+    assert "step_s = 0.5" in text
+    scenario = tmp_path / "tiny_fine.toml"
+    scenario.write_text(text.replace("step_s = 0.5", "step_s = 0.1"))
+    out = tmp_path / "out"
+    assert _run([str(scenario), "--out", str(out)], str(library)) == ["llvmlite", "numba"]
+    assert _logged(out) == "just-in-time"
+
+
+def test_numba_debugging_settings_turn_the_library_off(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-c", _RUN_CODE, str(REPO / "scenarios" / "tiny.toml"),
+                        "--out", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "GPSSIGNAL_KERNELS": str(library),
+                            "NUMBA_BOUNDSCHECK": "1"})
+    assert r.returncode == 0, r.stderr
+    assert _logged(out) == "just-in-time"
 
 
 @pytest.mark.parametrize(("env", "message"), [
     ("jit", "GPSSIGNAL_KERNELS = 'jit': the kernel library is turned off"),
-    ("FILE", "GPSSIGNAL_KERNELS folder"),
+    ("relative/folder", "GPSSIGNAL_KERNELS = 'relative/folder': must be 'jit' or an absolute"),
+    ("FILE", "cannot build the kernel library there"),
 ])
 def test_build_kernels_errors_are_one_line(tmp_path: Path, env: str, message: str) -> None:
     if env == "FILE":
         env = str(tmp_path / "a-file")
         Path(env).write_text("not a folder")
-    r = subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
+    r = _build(Path(env)) if env != "jit" and not env.startswith("relative") else \
+        subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
                        capture_output=True, text=True,
                        env={**os.environ, "GPSSIGNAL_KERNELS": env})
     assert r.returncode == 2
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def test_a_build_whose_check_does_not_use_the_library_installs_nothing(tmp_path: Path) -> None:
+    """``build_library`` refuses a check that never ran the new code, and leaves no file."""
+    (tmp_path / "kmod_c.py").write_text(textwrap.dedent("""
+        from gpssignal._compiled import njit
+
+        @njit(cache=False)
+        def halve(x):
+            return 0.5 * x
+        """))
+    code = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        import kmod_c
+        from gpssignal import _compiled
+        x = np.arange(3.0)
+        with _compiled.recording() as calls:
+            kmod_c.halve.resolve(x)(x)
+        try:
+            _compiled.build_library(calls, check=lambda: None)
+        except RuntimeError as exc:
+            print("refused:", exc)
+        print(sorted(os.listdir(os.environ["GPSSIGNAL_KERNELS"])))
+        """)
+    lib = tmp_path / "lib"
+    r = _python(code, env={"PYTHONPATH": str(tmp_path), "GPSSIGNAL_KERNELS": str(lib)})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "refused: the check did not run halve from the library"
+    assert lines[1] == "[]"   # nothing installed, the build folder removed

@@ -10,19 +10,28 @@ numba.
 A run also need not load numba when the kernels it calls were compiled ahead
 of time into an extension module, the *kernel library*: ``gpssignal
 build-kernels`` (:func:`build_library`) compiles the functions that the
-engine calls from Python, for the argument types recorded while it runs a
-small scenario (numba's ``pycc``). A Python call goes to the library when it
-was built from the package's present sources and has the call's argument
-types (:func:`Kernel.resolve`); else to numba's compiler, which compiles at
-the first call and keeps its own cache. The code is the same, compiled by
-the same LLVM with the same options, so both give the same results to the
-last bit (``tests/test_compiled.py``).
+engine resolves from Python, for the argument types recorded while it runs
+a scenario (numba's ``pycc``), runs a check before the library is put in
+place, and puts it in place only if the check passes. A call resolved with
+:meth:`Kernel.resolve` goes to the library when the library was built from
+the sources this process imported and has the call's exact argument types;
+else to numba's compiler, which compiles at the first call and keeps its own
+cache. ``pycc`` compiles the same code with the same LLVM, for the generic
+CPU of the architecture instead of this one and with numba's default
+options (the library's functions take none of their own); without
+fast-math the arithmetic is the same either way, which the build's check
+and ``tests/test_compiled.py`` confirm bit for bit.
 
-The library lives in the package's ``__pycache__`` as
-``_gpssignal_kernels.<key>.<suffix>`` with its table of exports in a JSON
-file of the same stem. ``<key>`` is a hash of every source file of the
-package, the numpy major version and the interpreter, so any edit of the
-code makes the library stale (it is then ignored, never half-used).
+The library lives in the package's ``__pycache__`` (or the absolute folder
+in ``GPSSIGNAL_KERNELS``) as ``_gpssignal_kernels.<key>.<suffix>``, with its
+table of exports and SHA-256 in a JSON file of the same stem, written last. ``<key>``
+hashes every source file of the package as this process found them when it
+first imported this module, the interpreter, numpy's major version and
+numba's and llvmlite's versions: an edit of the code or an upgrade makes it
+stale (then it is ignored, never half-used). A library is also ignored when
+its folder is writable by anyone, and while numba's debugging settings
+(``NUMBA_DISABLE_JIT``, ``NUMBA_BOUNDSCHECK``, ``NUMBA_OPT``,
+``NUMBA_FASTMATH``, ``NUMBA_DEBUG*``) ask numba to compile differently.
 """
 
 from __future__ import annotations
@@ -32,22 +41,45 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import stat
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-__all__ = ["KERNELS_VARIABLE", "Kernel", "build_library", "forget_library", "intrinsic",
-           "kernels_in_use", "lean_numba_start", "library_paths", "njit", "recording"]
+__all__ = ["KERNELS_VARIABLE", "Kernel", "build_library", "current_library", "intrinsic",
+           "kernels_in_use", "lean_numba_start", "library_folder", "njit", "recording"]
 
 #: Name of the extension module (its ``PyInit_`` symbol); the file adds the key.
 LIBRARY = "_gpssignal_kernels"
 #: Folder of the package: its ``*.py`` files make the key, and the library
 #: lives in its ``__pycache__`` (written where numba writes its own cache).
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: Environment variable: ``jit`` never uses the library (numba compiles every
+#: kernel); an absolute folder path keeps (and looks for) the library there
+#: instead of in the package's ``__pycache__``.
+KERNELS_VARIABLE = "GPSSIGNAL_KERNELS"
+#: numba's settings under which its compiler makes other code than the library's.
+_NUMBA_DEBUG_SETTINGS = ("NUMBA_DISABLE_JIT", "NUMBA_BOUNDSCHECK", "NUMBA_OPT",
+                         "NUMBA_FASTMATH")
+#: A build folder left by a killed build is removed by a later build after this [s].
+_STALE_BUILD_S = 3600.0
+
+# Process-wide state, like numba's own registry: one lock for handing modules
+# to numba and for loading the library (the live supervisor runs threads),
+# the library once looked for, which kernels ran from where, and the calls
+# being recorded for a build.
+_LOCK = threading.RLock()
+_LIB: list[Any] = []                 # [_Library or None]
+_RAN_AHEAD: set[str] = set()         # kernels resolved to the library
+_RAN_NUMBA: set[str] = set()         # modules handed to numba's compiler
+_RECORD: dict[Kernel, dict[str, tuple[Any, ...]]] | None = None
 
 
 class _Deferred:
@@ -63,7 +95,12 @@ class _Deferred:
     def made(self) -> Any:
         """Return the numba object, compiling the whole module's functions first."""
         if self._made is None:
-            _materialise(sys.modules[self.py_func.__module__])
+            with _LOCK:
+                if self._made is None:
+                    _materialise(sys.modules[self.py_func.__module__])
+                if self._made is None:   # not a global of its module (nested, reloaded)
+                    import numba
+                    self._made = self.make(numba)
         return self._made
 
 
@@ -112,13 +149,13 @@ class Kernel(_Deferred):
         """
         if _RECORD is not None:
             _RECORD.setdefault(self, {}).setdefault(_type_key(args), args)
-            return self.made()
+            return self.made()  # type: ignore[no-any-return]
         lib = _library()
         if lib is not None:
-            name = lib[1].get(self.export_name, {}).get(_type_key(args))
+            name = lib.exports.get(self.export_name, {}).get(_type_key(args))
             if name is not None:
-                return getattr(lib[0], name)  # type: ignore[no-any-return]
-            _NOT_IN_LIBRARY.add(self.__qualname__)
+                _RAN_AHEAD.add(self.__name__)
+                return getattr(lib.module, name)  # type: ignore[no-any-return]
         return self.made()  # type: ignore[no-any-return]
 
 
@@ -154,6 +191,7 @@ def _materialise(module: Any, done: set[str] | None = None) -> None:
     numba compiles a function with the objects its module's globals name, so
     each deferred global is replaced by its numba object before the first
     compilation; a ``Kernel`` held elsewhere forwards to the same object.
+    Called with :data:`_LOCK` held.
     """
     lean_numba_start()
     import numba
@@ -162,11 +200,13 @@ def _materialise(module: Any, done: set[str] | None = None) -> None:
     if module.__name__ in done:
         return
     done.add(module.__name__)
+    _RAN_NUMBA.add(module.__name__)
     g = vars(module)
     for name, value in list(g.items()):
         if isinstance(value, _Deferred):
             home = value.py_func.__module__
-            if value._made is None and home != module.__name__ and home not in done:
+            if value._made is None and home != module.__name__ and home not in done \
+                    and home in sys.modules:
                 _materialise(sys.modules[home], done)
             if value._made is None:
                 value._made = value.make(numba)
@@ -206,122 +246,201 @@ def lean_numba_start() -> None:
 # ---------------------------------------------------------------------------
 
 def _type_key(args: tuple[Any, ...]) -> str:
-    """Return a key that differs whenever numba would type ``args`` differently."""
+    """Return a key that differs whenever numba would type ``args`` differently.
+
+    Only plain tuples, bools, ints, floats (Python's or numpy's) and arrays
+    of native-order booleans, integers or floats are keyed exactly; anything
+    else (None, lists, named tuples, enums, structured or object arrays)
+    puts a ``?`` in the key, and such keys are never exported.
+    """
     parts: list[str] = []
     _key_into(args, parts)
     return "".join(parts)
 
 
 def _key_into(x: Any, out: list[str]) -> None:
-    if isinstance(x, np.ndarray):
-        f = x.flags
+    t = type(x)
+    if t is np.ndarray:
+        d, f = x.dtype, x.flags
+        if d.kind not in "biuf" or not d.isnative or d.fields is not None:
+            out.append(f"?array{d.str},")
+            return
         layout = "C" if f.c_contiguous else "F" if f.f_contiguous else "A"
-        out.append(f"a{x.dtype.str}{x.ndim}{layout}{int(f.writeable)}{int(f.aligned)},")
-    elif isinstance(x, tuple):
+        out.append(f"a{d.str}{x.ndim}{layout}{int(f.writeable)}{int(f.aligned)},")
+    elif t is tuple:
         out.append("(")
         for y in x:
             _key_into(y, out)
         out.append(")")
-    elif isinstance(x, bool | np.bool_):
+    elif t is bool or t is np.bool_:
         out.append("b,")
-    elif isinstance(x, int | np.integer):
-        out.append(f"i{np.asarray(x).dtype.str},")
-    elif isinstance(x, float | np.floating):
-        out.append(f"f{np.asarray(x).dtype.str},")
+    elif t is int:
+        out.append("i<i8," if -(2 ** 63) <= x < 2 ** 63 else "?bigint,")
+    elif t is float:
+        out.append("f<f8,")
+    elif t.__module__ == "numpy" and isinstance(x, np.integer | np.floating):
+        out.append(f"{'i' if isinstance(x, np.integer) else 'f'}{x.dtype.str},")
     else:
-        # Anything else (None, objects) is never exported: an impossible key.
-        out.append(f"?{type(x).__qualname__},")
+        out.append(f"?{t.__module__}.{t.__qualname__},")
 
 
 # ---------------------------------------------------------------------------
 # The library: finding it, building it.
 # ---------------------------------------------------------------------------
 
-def source_key() -> str:
-    """Return the key of the package's present sources (file name of the library)."""
+def _version_file(package: str) -> bytes:
+    """Return the bytes of ``package``'s ``_version.py`` (found without importing it), or b''."""
+    try:
+        spec = importlib.util.find_spec(package)
+        locations = spec.submodule_search_locations if spec is not None else None
+        if not locations:
+            return b""
+        return (Path(next(iter(locations))) / "_version.py").read_bytes()
+    except (OSError, ImportError, ValueError):
+        return b""
+
+
+def source_key() -> str | None:
+    """Return the key of the package's sources as they are now (None if unreadable)."""
     h = hashlib.sha256()
     h.update(f"{sys.implementation.cache_tag} numpy{np.__version__.split('.')[0]}".encode())
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        h.update(path.read_bytes())
+    h.update(_version_file("numba") + b"\0" + _version_file("llvmlite"))
+    try:
+        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+            if path.name.startswith(".#"):   # an editor's lock file, not a source
+                continue
+            h.update(str(path.relative_to(PACKAGE_DIR)).encode())
+            h.update(path.read_bytes())
+    except OSError:
+        return None
     return h.hexdigest()[:20]
 
 
-#: Environment variable: ``jit`` never uses the library (numba compiles every
-#: kernel); a folder path looks for (and builds) the library there instead of
-#: in the package's ``__pycache__``.
-KERNELS_VARIABLE = "GPSSIGNAL_KERNELS"
+#: The key of the sources this process imported: taken once, when the first
+#: kernel module imports this one, so that a file edited later (or during a
+#: build) cannot make a library of other code look current.
+IMPORTED_KEY = source_key()
 
 
 def library_folder() -> Path | None:
-    """Return the folder of the kernel library, or None when ``GPSSIGNAL_KERNELS=jit``."""
-    chosen = os.environ.get(KERNELS_VARIABLE, "")
-    if chosen == "jit":
-        return None
-    return Path(chosen) if chosen else PACKAGE_DIR / "__pycache__"
+    """Return the folder of the kernel library, or None when ``GPSSIGNAL_KERNELS=jit``.
 
-
-def library_paths(folder: Path | None = None) -> tuple[Path, Path]:
-    """Return the extension file and its table of exports for the present sources.
-
-    In ``folder``, by default :func:`library_folder` (the package's
-    ``__pycache__`` when ``GPSSIGNAL_KERNELS=jit`` too).
+    Raises ``ValueError`` for a relative path (it would mean another folder
+    in each working directory).
     """
-    folder = folder or library_folder() or PACKAGE_DIR / "__pycache__"
-    stem = f"{LIBRARY}.{source_key()}"
+    chosen = os.environ.get(KERNELS_VARIABLE, "")
+    if chosen.strip().lower() == "jit":
+        return None
+    if not chosen:
+        return PACKAGE_DIR / "__pycache__"
+    folder = Path(chosen)
+    if not folder.is_absolute():
+        raise ValueError(f"{KERNELS_VARIABLE} = {chosen!r}: must be 'jit' or an absolute "
+                         "folder path")
+    return folder
+
+
+def _paths(folder: Path, key: str) -> tuple[Path, Path]:
+    """Return the extension file and its table of exports for ``key`` in ``folder``."""
+    stem = f"{LIBRARY}.{key}"
     return (folder / (stem + importlib.machinery.EXTENSION_SUFFIXES[0]),
             folder / (stem + ".json"))
 
 
-# The library once looked for (like numba's own registry, one per process),
-# and the calls being recorded for a build.
-_LIB: list[Any] = []       # [(module, table) or None]
-_NOT_IN_LIBRARY: set[str] = set()   # kernels resolved to numba although a library is loaded
-_RECORD: dict[Kernel, dict[str, tuple[Any, ...]]] | None = None
+def _numba_debugging() -> bool:
+    """Whether numba's settings ask it to compile other code than the library's."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in _NUMBA_DEBUG_SETTINGS) or \
+        any(k.startswith("NUMBA_DEBUG") and v not in ("", "0") for k, v in os.environ.items())
 
 
-def _library() -> tuple[Any, dict[str, dict[str, str]]] | None:
-    """Return the loaded library and its table, or None (not built, stale, or turned off)."""
+def _trusted(folder: Path) -> bool:
+    """Return whether no other user can write to ``folder`` (its library runs as our code)."""
+    st = folder.stat()
+    if st.st_mode & stat.S_IWOTH:
+        return False
+    return not hasattr(os, "getuid") or st.st_uid in (os.getuid(), 0)
+
+
+@dataclass(frozen=True)
+class _Library:
+    """A loaded kernel library: the extension and its exports (kernel -> type key -> name)."""
+
+    module: Any
+    exports: dict[str, dict[str, str]]
+    path: Path
+
+
+def _library() -> _Library | None:
+    """Return the current library, or None (not built, stale, or turned off)."""
     if not _LIB:
-        _LIB.append(_load_library())
+        with _LOCK:
+            if not _LIB:
+                _LIB.append(_find_library())
     return _LIB[0]  # type: ignore[no-any-return]
 
 
-def forget_library() -> None:
-    """Look for the library again at the next call (after a build, or another folder)."""
-    _LIB.clear()
-
-
-def _load_library() -> tuple[Any, dict[str, dict[str, str]]] | None:
-    if library_folder() is None:
-        return None
-    so, table = library_paths()
-    if not (so.is_file() and table.is_file()):
-        return None
+def _find_library() -> _Library | None:
     try:
-        exports = json.loads(table.read_text(encoding="utf-8"))
+        folder = library_folder()
+    except ValueError:
+        return None
+    if folder is None or IMPORTED_KEY is None or _numba_debugging():
+        return None
+    so, table = _paths(folder, IMPORTED_KEY)
+    try:
+        if not (so.is_file() and table.is_file() and _trusted(folder)):
+            return None
+        return _load(so, json.loads(table.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _load(so: Path, table: Any) -> _Library | None:
+    """Load the extension ``so`` described by ``table``; None if either is not sound.
+
+    ``table`` holds the extension's SHA-256 and its exports; an extension
+    whose bytes do not match is never handed to the dynamic loader (a
+    truncated one would crash the process, not raise).
+    """
+    exports = table.get("exports") if isinstance(table, dict) else None
+    ok = isinstance(exports, dict) and bool(exports) and all(
+        isinstance(k, str) and isinstance(v, dict) and v
+        and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
+        for k, v in exports.items())
+    if not ok or table.get("sha256") != hashlib.sha256(so.read_bytes()).hexdigest():
+        return None
+    assert isinstance(exports, dict)   # checked above, for the type checker
+    try:
         loader = importlib.machinery.ExtensionFileLoader(LIBRARY, str(so))
         spec = importlib.util.spec_from_file_location(LIBRARY, so, loader=loader)
-        assert spec is not None
+        if spec is None:
+            return None
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
-    except (OSError, ImportError, ValueError):
-        return None   # unreadable or built for another machine: numba compiles instead
-    return module, exports
+    except (OSError, ImportError):
+        return None   # unreadable, or built for another machine
+    if not all(hasattr(module, name) for v in exports.values() for name in v.values()):
+        return None
+    return _Library(module=module, exports=exports, path=so)
+
+
+def current_library() -> Path | None:
+    """Return the path of the current library when it loads and is sound, else None."""
+    lib = _library()
+    return None if lib is None else lib.path
 
 
 def kernels_in_use() -> str:
-    """Return where this process's resolved kernels come from.
+    """Return what ran this process's kernels.
 
-    ``ahead-of-time`` (the library is loaded and had every call's types),
-    ``just-in-time`` (no current library, or ``GPSSIGNAL_KERNELS=jit``), or
-    ``ahead-of-time except NAMES`` for the kernels it lacked types for.
+    ``ahead-of-time`` (the library only), ``just-in-time`` (numba only),
+    ``ahead-of-time (NAMES) and just-in-time (MODULES)`` (both), or ``none``
+    (no kernel ran in this process; an evaluation's workers run theirs).
     """
-    if _library() is None:
-        return "just-in-time"
-    if _NOT_IN_LIBRARY:
-        return "ahead-of-time except " + ", ".join(sorted(_NOT_IN_LIBRARY))
-    return "ahead-of-time"
+    ahead, numba = sorted(_RAN_AHEAD), sorted(m.rsplit(".", 1)[-1] for m in _RAN_NUMBA)
+    if ahead and numba:
+        return f"ahead-of-time ({', '.join(ahead)}) and just-in-time ({', '.join(numba)})"
+    return "ahead-of-time" if ahead else "just-in-time" if numba else "none"
 
 
 @contextmanager
@@ -336,46 +455,110 @@ def recording() -> Iterator[dict[Kernel, dict[str, tuple[Any, ...]]]]:
 
 
 def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
-                  folder: Path | None = None) -> Path:
-    """Compile ``calls`` (recorded by :func:`recording`) into the kernel library; return its path.
+                  check: Callable[[], None]) -> tuple[Path, int]:
+    """Compile ``calls`` (from :func:`recording`) into the kernel library; return (path, exports).
 
-    Each kernel is exported once per recorded argument-type key. The
-    extension is compiled in a temporary folder and moved into place with
-    its table, so a reader never sees half a library.
+    Each kernel is exported once per recorded argument-type key that names
+    only exact types. The extension is compiled in a build folder beside
+    its place and loaded from there; ``check()`` then runs (it raises if
+    the results differ) and must resolve every exported kernel to the
+    library. Only then is the extension moved into place, and its table
+    after it, so that a reader never finds a library that was not checked.
+    ``RuntimeError`` when it cannot be compiled (numba's ``pycc`` needs
+    setuptools and a C compiler), when the check did not use it, or when
+    the sources changed during the build; ``OSError`` when the folder
+    cannot be written; ``ValueError`` for a relative ``GPSSIGNAL_KERNELS``.
     """
     import tempfile
 
     import numba
-    from numba.pycc import CC
+    try:
+        from numba.pycc import CC
+    except ImportError as exc:   # pycc builds with setuptools, absent from new venvs
+        raise RuntimeError(f"numba's ahead-of-time compiler cannot start ({exc})") from None
 
-    so, table = library_paths(folder)
-    so.parent.mkdir(parents=True, exist_ok=True)
+    folder = library_folder() or PACKAGE_DIR / "__pycache__"
+    if IMPORTED_KEY is None:
+        raise RuntimeError(f"cannot read the package's sources in {PACKAGE_DIR}")
+    so, table = _paths(folder, IMPORTED_KEY)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not _trusted(folder):
+        raise RuntimeError(f"{folder}: other users may write to it; a library there is "
+                           "never loaded")
+    _remove_stale(folder, so)
     exports: dict[str, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory(dir=so.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f"{LIBRARY}.build-") as tmp:
         cc = CC(LIBRARY)
         cc.output_dir = tmp
         cc.verbose = False
         for kernel, by_key in sorted(calls.items(), key=lambda kv: kv[0].export_name):
             for i, (key, args) in enumerate(sorted(by_key.items())):
-                sig = kernel.made().nopython_signatures
-                name = f"{kernel.export_name}__{i}"
+                if "?" in key:
+                    continue   # an argument typed inexactly by the key: never exported
                 types = tuple(numba.typeof(a) for a in args)
-                ret = next((s.return_type for s in sig if tuple(s.args) == types), None)
+                ret = next((s.return_type for s in kernel.made().nopython_signatures
+                            if tuple(s.args) == types), None)
                 if ret is None:
                     continue   # not compiled by the recording run with these types
+                name = f"{kernel.export_name}__{i}"
                 cc.export(name, ret(*types))(kernel.py_func)
                 exports.setdefault(kernel.export_name, {})[key] = name
-        cc.compile()
+        if not exports:
+            raise RuntimeError("no kernel was recorded with exact argument types")
+        try:
+            cc.compile()
+        except Exception as exc:   # no C compiler, a failed link: distutils' own errors
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RuntimeError(f"numba's ahead-of-time compiler failed: {first}") from None
         built = next(Path(tmp).glob(LIBRARY + "*" + importlib.machinery.EXTENSION_SUFFIXES[0]))
+        described = {"sha256": hashlib.sha256(built.read_bytes()).hexdigest(),
+                     "exports": exports}
+        lib = _load(built, described)
+        if lib is None:
+            raise RuntimeError(f"the compiled library {built.name} does not load")
+        names = {k.__name__ for k in calls if k.export_name in exports}
+        with _LOCK:
+            saved = (list(_LIB), set(_RAN_AHEAD))
+            _LIB[:] = [lib]
+            _RAN_AHEAD.clear()
+            try:
+                check()
+                unused = names - _RAN_AHEAD
+            finally:
+                _LIB[:], ran = saved
+                _RAN_AHEAD.clear()
+                _RAN_AHEAD.update(ran)
+        if unused:
+            raise RuntimeError(f"the check did not run {', '.join(sorted(unused))} from the "
+                               "library")
+        if source_key() != IMPORTED_KEY:
+            raise RuntimeError(f"the package's sources changed during the build ({PACKAGE_DIR}); "
+                               "build again")
         part = Path(tmp) / "table.json"
-        part.write_text(json.dumps(exports, indent=1, sort_keys=True), encoding="utf-8")
+        part.write_text(json.dumps(described, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(built, so)
         os.replace(part, table)
-    # Libraries of earlier sources (stale, never loaded again): this module's
-    # own files, named by it, so removing them removes nothing of the user's.
-    stem = so.name[: -len(importlib.machinery.EXTENSION_SUFFIXES[0])]
-    for old in so.parent.glob(LIBRARY + ".*"):
-        if not old.name.startswith(stem + ".") and old.suffix in (".so", ".pyd", ".json"):
+    _LIB.clear()
+    return so, sum(len(v) for v in exports.values())
+
+
+def _remove_stale(folder: Path, keep: Path) -> None:
+    """Remove this interpreter's libraries of other sources, and builds killed long ago.
+
+    Only files this module names (``_gpssignal_kernels.*``) with this
+    interpreter's extension suffix, and their tables: libraries of other
+    interpreters sharing the folder stay.
+    """
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for old in folder.glob(f"{LIBRARY}.*{suffix}"):
+        if old != keep and len(old.name) == len(keep.name):
             old.unlink(missing_ok=True)
-    forget_library()
-    return so
+            old.with_name(old.name[: -len(suffix)] + ".json").unlink(missing_ok=True)
+    for build in folder.glob(f"{LIBRARY}.build-*"):
+        try:
+            if build.is_dir() and time.time() - build.stat().st_mtime > _STALE_BUILD_S:
+                for f in build.iterdir():
+                    f.unlink(missing_ok=True)
+                build.rmdir()
+        except OSError:
+            pass   # another build's, or not ours to clean: leave it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -408,14 +409,20 @@ def _cmd_build_kernels(args: argparse.Namespace) -> int:
     from gpssignal._compiled import KERNELS_VARIABLE, library_folder
     from gpssignal.experiment.kernels import BUILD_SCENARIO, build_kernels
 
-    if library_folder() is None:
-        raise UsageError(f"{KERNELS_VARIABLE} = 'jit': the kernel library is turned off; "
-                         "unset it to build")
+    try:
+        folder = library_folder()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if folder is None:
+        raise UsageError(f"{KERNELS_VARIABLE} = {os.environ[KERNELS_VARIABLE]!r}: the kernel "
+                         "library is turned off; unset it to build")
     try:
         b = build_kernels(force=args.force)
     except OSError as exc:
-        raise UsageError(f"{KERNELS_VARIABLE} folder {str(library_folder())!r}: cannot write "
-                         f"the kernel library ({exc.strerror or exc})") from None
+        where = f"{KERNELS_VARIABLE} = {str(folder)!r}" if os.environ.get(KERNELS_VARIABLE) \
+            else f"folder {str(exc.filename or folder)!r}"
+        raise UsageError(f"{where}: cannot build the kernel library there "
+                         f"({exc.strerror or exc})") from None
     except RuntimeError as exc:
         print(f"gpssignal build-kernels: {exc}", file=sys.stderr)
         return 1

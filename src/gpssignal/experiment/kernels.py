@@ -4,9 +4,10 @@
 numba compiling as it goes, noting the argument types of every kernel the
 engine calls from Python, compiles those kernels for those types into one
 extension module (:func:`gpssignal._compiled.build_library`), then runs the
-same day again through the library and compares every array of the result.
-A library that gives a different result by a single bit is removed and the
-build fails; runs then keep using numba's compiler.
+same day again through the new library, before it is put in place, and
+compares every array of the result. A library that gives a different
+result by a single bit, or that the check did not run, is never put in
+place and the build fails; runs then keep using numba's compiler.
 
 With the library, a run starts without importing numba (about 0.4 s and
 110 MB less per process: ``README.md`` Performance has the measurement).
@@ -100,29 +101,31 @@ def _check_run() -> Any:
 
 
 def build_kernels(force: bool = False) -> KernelBuild:
-    """Build and check the kernel library for the package's present sources.
+    """Build and check the kernel library for the sources this process imported.
 
-    Does nothing when a current library is there (unless ``force``). Raises
-    ``RuntimeError`` (and leaves no library) when the library's run differs
-    from numba's; ``OSError`` when the folder cannot be written.
+    Does nothing when a current library loads (unless ``force``). The
+    bundled scenario's day is run once through numba's compiler, recording
+    the kernels' argument types, and once through the new library before it
+    is put in place: a different fingerprint, or a kernel not run from the
+    library, raises ``RuntimeError`` and leaves no library. ``OSError`` when
+    the folder cannot be written; ``ValueError`` for a relative
+    ``GPSSIGNAL_KERNELS``.
     """
-    so, table = _compiled.library_paths()
-    if so.is_file() and table.is_file() and not force:
-        return KernelBuild(path=so, built=False)
-    so.parent.mkdir(parents=True, exist_ok=True)   # fails here, before any work, if it cannot
+    current = _compiled.current_library()
+    if current is not None and not force:
+        return KernelBuild(path=current, built=False)
     t0 = time.perf_counter()
     with _compiled.recording() as calls:
         reference = result_fingerprint(_check_run())
-    so = _compiled.build_library(calls)
-    if _compiled.kernels_in_use() != "ahead-of-time":
-        raise RuntimeError(f"kernel library {so}: built but cannot be loaded")
-    check = result_fingerprint(_check_run())
-    if check != reference:
-        so.unlink(missing_ok=True)
-        table.unlink(missing_ok=True)
-        _compiled.forget_library()
-        raise RuntimeError(f"kernel library {so}: its run of {BUILD_SCENARIO} differs from "
-                           "numba's just-in-time code; removed, numba compiles instead")
-    exports = sum(len(v) for v in calls.values())
-    return KernelBuild(path=so, built=True, exports=exports, fingerprint=check,
+    checked: list[str] = []
+
+    def check() -> None:
+        got = result_fingerprint(_check_run())
+        if got != reference:
+            raise RuntimeError(f"its run of {BUILD_SCENARIO} differs from numba's "
+                               "just-in-time code; not installed, numba compiles instead")
+        checked.append(got)
+
+    so, exports = _compiled.build_library(calls, check)
+    return KernelBuild(path=so, built=True, exports=exports, fingerprint=checked[0],
                        build_s=time.perf_counter() - t0)
