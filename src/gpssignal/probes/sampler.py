@@ -144,46 +144,20 @@ class ProbeFeed:
 
 
 @njit
-def _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
-             route_length, trim_m, period, out, inside, n):
-    """Write row ``r`` to ``out[n]`` if its vehicle is equipped and due at ``t``; return the count.
-
-    Marks the vehicle's period as reported and writes to ``inside[n]``
-    whether it is farther than ``trim_m`` from both ends of its trip.
-    """
-    v = vid[r]
-    if not equipped[v]:
-        return n
-    k = np.int64(np.floor((t - phase[v]) / period))
-    if k <= last_period[v]:
-        return n
-    last_period[v] = k
-    out[n] = r
-    dist = route_offset[v, route_pos[r]] + pos_m[r]
-    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
-    return n + 1
-
-
-@njit
-def _due_rows(vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
-              route_length, trim_m, t, period, out, inside):
-    """Rows of equipped vehicles whose next reporting period has begun (:func:`_due_row`).
-
-    Returns how many rows were written to ``out`` and ``inside``.
-    """
-    n = 0
-    for r in range(vid.shape[0]):
-        n = _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period, route_offset,
-                     route_length, trim_m, period, out, inside, n)
-    return n
-
-
-@njit
 def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_period,
                     route_offset, route_length, trim_m, period, out, inside, per_step):
-    """:func:`_due_rows` over several steps (rows one step after the other).
+    """Rows of equipped vehicles whose next reporting period has begun, step after step.
 
-    Writes each step's number of due rows to ``per_step``; returns the total.
+    ``t_s`` and ``counts``: each step's time [s] and number of rows; the
+    rows of the steps follow each other in ``vid``, ``route_pos`` and
+    ``pos_m``. A due row marks its vehicle's period as reported; its index
+    goes to ``out`` and whether it is farther than ``trim_m`` from both
+    ends of its trip to ``inside``. Writes each step's number of due rows
+    to ``per_step``; returns the total.
+
+    The test is written out in the loop rather than called per row: a call
+    with these arrays costs about 40 ns a row (measured), the test itself
+    a few.
     """
     n = 0
     r = 0
@@ -191,27 +165,50 @@ def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_pe
         t = t_s[k]
         start = n
         for _ in range(counts[k]):
-            n = _due_row(r, t, vid, route_pos, pos_m, equipped, phase, last_period,
-                         route_offset, route_length, trim_m, period, out, inside, n)
+            v = vid[r]
+            if equipped[v]:
+                p = np.int64(np.floor((t - phase[v]) / period))
+                if p > last_period[v]:
+                    last_period[v] = p
+                    out[n] = r
+                    dist = route_offset[v, route_pos[r]] + pos_m[r]
+                    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
+                    n += 1
             r += 1
         per_step[k] = n - start
     return n
 
 
 @njit
-def _append(raw_f, raw_i, start, rows, keep, n, vid, link, lane, pos_m, speed_mps, t,
-            noise):
-    """Append the kept rows' state and their draws to the raw buffers; return the new count.
+def _report_step(rng, rows, inside, first, n_due, t, dropout, sigmas, jitter, vid, link,
+                 lane, pos_m, speed_mps, raw_f, raw_i, n_raw):
+    """Draw the fate of due rows ``first:first + n_due`` of one step; keep the reports.
 
-    ``raw_f`` rows: time, position, speed, then ``noise``'s rows (one column
-    per kept row, in order); ``raw_i`` rows: vehicle, link, lane.
+    Draws from ``rng``, in this order: ``random(n_due)`` (a report is kept
+    when inside the trimmed trip and its draw is at least ``dropout``), then
+    per kept report ``normal(0, sigma, m)`` for each of ``sigmas`` (the noise
+    kinds in draw order, none of them 0) and ``uniform(0, jitter, m)`` (the
+    latency). The kept rows go to the raw buffers from column ``n_raw``:
+    ``raw_f`` rows time [s], position [m], speed [m/s], then the draws in the
+    same order; ``raw_i`` rows vehicle, link, lane. The buffers must have
+    room for ``n_due`` more columns. Returns the new number of raw columns.
     """
-    j = start
+    keep = rng.random(n_due) >= dropout
     m = 0
-    for q in range(n):
+    for q in range(n_due):
+        keep[q] = keep[q] and inside[first + q]
+        m += keep[q]
+    if m == 0:
+        return n_raw
+    noise = np.empty((sigmas.shape[0] + 1, m))
+    for d in range(sigmas.shape[0]):
+        noise[d] = rng.normal(0.0, sigmas[d], m)
+    noise[-1] = rng.uniform(0.0, jitter, m)
+    j = n_raw
+    for q in range(n_due):
         if not keep[q]:
             continue
-        r = rows[q]
+        r = rows[first + q]
         raw_i[0, j] = vid[r]
         raw_i[1, j] = link[r]
         raw_i[2, j] = lane[r]
@@ -219,10 +216,29 @@ def _append(raw_f, raw_i, start, rows, keep, n, vid, link, lane, pos_m, speed_mp
         raw_f[1, j] = pos_m[r]
         raw_f[2, j] = speed_mps[r]
         for d in range(noise.shape[0]):
-            raw_f[3 + d, j] = noise[d, m]
+            raw_f[3 + d, j] = noise[d, j - n_raw]
         j += 1
-        m += 1
     return j
+
+
+@njit
+def _report_steps(rng, t_s, per_step, rows, inside, dropout, sigmas, jitter, vid, link, lane,
+                  pos_m, speed_mps, raw_f, raw_i, n_raw):
+    """:func:`_report_step` for each step with ``per_step`` due rows, one step after the other.
+
+    The due rows of all steps are ``rows[:per_step.sum()]`` in step order;
+    the buffers must have room for that many more columns. Returns the new
+    number of raw columns.
+    """
+    first = 0
+    for k in range(per_step.shape[0]):
+        n_due = per_step[k]
+        if n_due == 0:
+            continue
+        n_raw = _report_step(rng, rows, inside, first, n_due, t_s[k], dropout, sigmas, jitter,
+                             vid, link, lane, pos_m, speed_mps, raw_f, raw_i, n_raw)
+        first += n_due
+    return n_raw
 
 
 class ProbeSampler:
@@ -282,9 +298,12 @@ class ProbeSampler:
         self._due_per_step = np.empty(64, dtype=np.int64)
         # The noise drawn per point, in draw order (a sigma of 0 draws nothing).
         s = settings
-        self._noise = [k for k, sigma in (("x", s.position_sigma_m), ("y", s.position_sigma_m),
-                                          ("speed", s.speed_sigma_kmh),
-                                          ("heading", s.heading_sigma_deg)) if sigma]
+        drawn = [(k, sigma) for k, sigma in (("x", s.position_sigma_m),
+                                             ("y", s.position_sigma_m),
+                                             ("speed", s.speed_sigma_kmh),
+                                             ("heading", s.heading_sigma_deg)) if sigma]
+        self._noise = [k for k, _ in drawn]
+        self._sigmas = np.array([sigma for _, sigma in drawn], dtype=np.float64)
         self._raw_f = np.empty((4 + len(self._noise), 1024))
         self._raw_i = np.empty((3, 1024), dtype=np.int64)
         self._n_raw = 0       # raw points kept
@@ -317,16 +336,12 @@ class ProbeSampler:
 
         Draws, in this order: one dropout draw per due vehicle, then per kept
         report the x and y position noise, the speed noise, the heading noise
-        (each only when its sigma is not 0) and the latency.
+        (each only when its sigma is not 0) and the latency. The same
+        compiled code as :meth:`on_steps`, on a block of one step.
         """
-        s = self.settings
-        self._fit(len(view.vid))
-        n_due = _due_rows(view.vid, view.route_pos, view.pos_m, self.equipped, self.phase,
-                          self.last_period, self.route_offset, self.route_length, s.trim_m,
-                          view.t_s, s.period_s, self._rows, self._inside)
-        if n_due:
-            self._report(0, n_due, float(view.t_s), view.vid, view.link, view.lane,
-                         view.pos_m, view.speed_mps)
+        self.on_steps(np.array([view.t_s], dtype=np.float64),
+                      np.array([len(view.vid)], dtype=np.int64), view.vid, view.link,
+                      view.lane, view.route_pos, view.pos_m, view.speed_mps)
 
     def on_steps(self, t_s: np.ndarray, counts: np.ndarray, vid: np.ndarray,
                  link: np.ndarray, lane: np.ndarray, route_pos: np.ndarray,
@@ -337,7 +352,8 @@ class ProbeSampler:
         the other arrays hold the steps' vehicles one step after the other
         (``counts.sum()`` rows, as :class:`~gpssignal.sim.engine.StepView`'s
         arrays). The due vehicles of every step are picked in one compiled
-        pass; only steps with a due vehicle draw.
+        pass, and their fates drawn in another, step after step
+        (:func:`_report_step`); only steps with a due vehicle draw.
         """
         s = self.settings
         self._fit(len(vid))
@@ -349,36 +365,20 @@ class ProbeSampler:
                             self._due_per_step)
         if n == 0:
             return
-        first = 0
-        per_step = self._due_per_step[:len(counts)]
-        for k in np.flatnonzero(per_step).tolist():
-            n_due = int(per_step[k])
-            self._report(first, n_due, float(t_s[k]), vid, link, lane, pos_m, speed_mps)
-            first += n_due
+        self._room(n)
+        self._n_raw = _report_steps(self.rng, t_s, self._due_per_step[:len(counts)], self._rows,
+                                    self._inside, s.dropout, self._sigmas, s.latency_jitter_s,
+                                    vid, link, lane, pos_m, speed_mps, self._raw_f,
+                                    self._raw_i, self._n_raw)
 
-    def _report(self, first: int, n_due: int, t_s: float, vid: np.ndarray, link: np.ndarray,
-                lane: np.ndarray, pos_m: np.ndarray, speed_mps: np.ndarray) -> None:
-        """Draw the fate of due rows ``first:first + n_due`` of one step; keep the reports."""
-        s = self.settings
-        keep = self._inside[first:first + n_due] & (self.rng.random(n_due) >= s.dropout)
-        m = int(np.count_nonzero(keep))
-        if m == 0:
-            return
-        noise = np.empty((len(self._noise) + 1, m))
-        for d, k in enumerate(self._noise):
-            noise[d] = self.rng.normal(0.0, s.position_sigma_m if k in ("x", "y") else
-                                       s.speed_sigma_kmh if k == "speed" else
-                                       s.heading_sigma_deg, m)
-        noise[-1] = self.rng.uniform(0.0, s.latency_jitter_s, m)
-        if self._n_raw + m > self._raw_f.shape[1]:
-            grow = max(2 * self._raw_f.shape[1], self._n_raw + m)
+    def _room(self, n_due: int) -> None:
+        """Make the raw buffers hold ``n_due`` more reports (at most one per due row)."""
+        if self._n_raw + n_due > self._raw_f.shape[1]:
+            grow = max(2 * self._raw_f.shape[1], self._n_raw + n_due)
             self._raw_f = np.concatenate([self._raw_f, np.empty((self._raw_f.shape[0], grow
                                                                  - self._raw_f.shape[1]))], 1)
             self._raw_i = np.concatenate([self._raw_i, np.empty((3, grow - self._raw_i.shape[1]),
                                                                 dtype=np.int64)], 1)
-        self._n_raw = _append(self._raw_f, self._raw_i, self._n_raw,
-                              self._rows[first:first + n_due], keep, n_due, vid, link, lane,
-                              pos_m, speed_mps, t_s, noise)
 
     def flush(self) -> None:
         """Make the raw reports kept since the last flush into points; push them to the feed."""
