@@ -308,3 +308,16 @@ def test_a_build_whose_check_does_not_use_the_library_installs_nothing(tmp_path:
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "refused: the check did not run halve from the library"
     assert lines[1] == "[]"   # nothing installed, the build folder removed
+
+
+def test_without_a_c_compiler_the_build_says_so_in_one_line(tmp_path: Path) -> None:
+    """No compiler: one line, exit code 1 (runs go on with numba), nothing left behind."""
+    folder = tmp_path / "lib"
+    r = subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
+                       capture_output=True, text=True,
+                       env={**os.environ, "GPSSIGNAL_KERNELS": str(folder),
+                            "CC": str(tmp_path / "no-such-compiler")})
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "runs compile with numba instead" in r.stderr
+    assert list(folder.iterdir()) == []

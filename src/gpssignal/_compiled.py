@@ -488,7 +488,11 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
     _remove_stale(folder, so)
     exports: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(dir=folder, prefix=f"{LIBRARY}.build-") as tmp:
-        cc = CC(LIBRARY)
+        try:
+            cc = CC(LIBRARY)   # looks for the C compiler
+        except Exception as exc:
+            raise RuntimeError(f"numba's ahead-of-time compiler cannot start: "
+                               f"{_first_line(exc)}") from None
         cc.output_dir = tmp
         cc.verbose = False
         for kernel, by_key in sorted(calls.items(), key=lambda kv: kv[0].export_name):
@@ -508,8 +512,8 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
         try:
             cc.compile()
         except Exception as exc:   # no C compiler, a failed link: distutils' own errors
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RuntimeError(f"numba's ahead-of-time compiler failed: {first}") from None
+            raise RuntimeError(f"numba's ahead-of-time compiler failed: "
+                               f"{_first_line(exc)}") from None
         built = next(Path(tmp).glob(LIBRARY + "*" + importlib.machinery.EXTENSION_SUFFIXES[0]))
         described = {"sha256": hashlib.sha256(built.read_bytes()).hexdigest(),
                      "exports": exports}
@@ -540,6 +544,11 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
         os.replace(part, table)
     _LIB.clear()
     return so, sum(len(v) for v in exports.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return the first line of an error's message (its type when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _remove_stale(folder: Path, keep: Path) -> None:

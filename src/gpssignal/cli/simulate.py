@@ -423,8 +423,10 @@ def _cmd_build_kernels(args: argparse.Namespace) -> int:
             else f"folder {str(exc.filename or folder)!r}"
         raise UsageError(f"{where}: cannot build the kernel library there "
                          f"({exc.strerror or exc})") from None
-    except RuntimeError as exc:
-        print(f"gpssignal build-kernels: {exc}", file=sys.stderr)
+    except RuntimeError as exc:   # could not compile or check: runs use numba instead
+        first = (str(exc).strip().splitlines() or ["failed"])[0]
+        print(f"gpssignal build-kernels: {first}; runs compile with numba instead",
+              file=sys.stderr)
         return 1
     if not args.quiet:
         if b.built:
