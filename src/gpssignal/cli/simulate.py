@@ -446,7 +446,7 @@ def _add_build_kernels(sub: argparse._SubParsersAction) -> None:
         "the installed sources, check that it gives the same result as numba's "
         "just-in-time code, and keep it in the package's __pycache__ (or the folder "
         "in GPSSIGNAL_KERNELS). Without it, runs compile with numba and import it "
-        "(about 0.4 s and 110 MB more per process). Needs a C compiler.")
+        "(about 0.5 s and 110 MB more per process). Needs a C compiler.")
     bk.add_argument("--force", action="store_true", help="rebuild even when current")
     bk.set_defaults(func=_cmd_build_kernels)
 

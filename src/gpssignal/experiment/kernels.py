@@ -9,7 +9,7 @@ compares every array of the result. A library that gives a different
 result by a single bit, or that the check did not run, is never put in
 place and the build fails; runs then keep using numba's compiler.
 
-With the library, a run starts without importing numba (about 0.4 s and
+With the library, a run starts without importing numba (about 0.5 s and
 110 MB less per process: ``README.md`` Performance has the measurement).
 """
 
