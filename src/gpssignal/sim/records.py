@@ -178,14 +178,21 @@ class SignalState:
     def __init__(self, net: CompiledNetwork) -> None:
         self.group_state = np.zeros(net.n_groups, dtype=np.int64)
         self.lane_state = np.full(net.n_lanes, GREEN, dtype=np.int64)
-        self._group_lanes = [np.flatnonzero(net.lane_group == g) for g in range(net.n_groups)]
+        # Python lists of each group's few lanes: setting them one by one costs
+        # less than numpy's indexing with an array, at every signal change.
+        self._group_lanes: list[list[int]] = [[] for _ in range(net.n_groups)]
+        for lane, g in enumerate(net.lane_group.tolist()):
+            if g >= 0:
+                self._group_lanes[g].append(lane)
         self._t_s: list[float] = []
         self._group: list[int] = []
         self._state: list[int] = []
 
     def changed(self, t: float, g: int, state: int) -> None:
         """Group ``g`` changed to ``state`` at ``t`` [s] (the runtime's ``on_change``)."""
-        self.lane_state[self._group_lanes[g]] = state
+        lane_state = self.lane_state
+        for lane in self._group_lanes[g]:
+            lane_state[lane] = state
         self._t_s.append(t)
         self._group.append(g)
         self._state.append(state)

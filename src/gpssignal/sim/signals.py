@@ -60,8 +60,9 @@ class ConflictMonitor:
         for (i, j), v in junction.intergreen_s.items():
             self.intergreen[self.groups.index(i), self.groups.index(j)] = v
         self.timing = junction.timing
-        short = np.argwhere(self.intergreen < self.timing.amber_s - _TOL_S)
-        if len(short):
+        short_pairs = self.intergreen < self.timing.amber_s - _TOL_S
+        if short_pairs.any():
+            short = np.argwhere(short_pairs)
             i, j = (self.groups[int(k)] for k in short[0])
             self._fail(0.0, f"intergreen {i}->{j} {self.intergreen[short[0][0], short[0][1]]:g}"
                             f" s < amber {self.timing.amber_s:g} s: {j} could turn green "
@@ -73,12 +74,21 @@ class ConflictMonitor:
         self.last_green_end: list[float] = [-math.inf] * n
         self.checks = 0
         self._conflicts = self._conflict_lists()
+        # The state each state must change to, and the timing limits with
+        # their tolerance, worked out once: observe runs at every change.
+        self._expected = dict(_NEXT)
+        if self.timing.red_amber_s <= 0:
+            self._expected[RED] = GREEN
+        self._min_green_tol = self.timing.min_green_s - _TOL_S
+        self._amber_s = self.timing.amber_s
+        self._red_amber_s = self.timing.red_amber_s
 
-    def _conflict_lists(self) -> list[list[tuple[int, float]]]:
-        """Per group, the groups it conflicts with and the intergreen from each, ascending."""
+    def _conflict_lists(self) -> list[list[tuple[int, float, float]]]:
+        """Per group, its conflicting groups ascending: (group, intergreen, that less tolerance)."""
         n = len(self.groups)
-        return [[(k, float(self.intergreen[k, g])) for k in range(n)
-                 if not math.isnan(self.intergreen[k, g])] for g in range(n)]
+        ig = self.intergreen.tolist()
+        return [[(k, ig[k][g], ig[k][g] - _TOL_S) for k in range(n) if not math.isnan(ig[k][g])]
+                for g in range(n)]
 
     def _fail(self, t: float, msg: str) -> None:
         raise SafetyViolation(f"junction {self.junction_id} at t={t:.2f} s: {msg}")
@@ -101,36 +111,40 @@ class ConflictMonitor:
         self.checks += 1
         state = self.state
         old = state[g]
-        tm = self.timing
-        expected = _NEXT[old]
-        if old == RED and tm.red_amber_s <= 0:
-            expected = GREEN
-        name = self.groups[g]
-        if new != expected:
-            self._fail(t, f"group {name} {STATE_NAMES[old]} -> {STATE_NAMES[new]} is not a "
-                          "valid sequence")
-        dur = t - self.since[g]
-        if old == GREEN and dur < tm.min_green_s - _TOL_S:
-            self._fail(t, f"group {name} green lasted {dur:.2f} s < min green "
-                          f"{tm.min_green_s:g} s")
-        if old == AMBER and abs(dur - tm.amber_s) > _TOL_S and math.isfinite(dur):
-            self._fail(t, f"group {name} amber lasted {dur:.2f} s, not {tm.amber_s:g} s")
-        if old == RED_AMBER and abs(dur - tm.red_amber_s) > _TOL_S and math.isfinite(dur):
-            self._fail(t, f"group {name} red-amber lasted {dur:.2f} s, not "
-                          f"{tm.red_amber_s:g} s")
+        if new != self._expected[old]:
+            self._fail(t, f"group {self.groups[g]} {STATE_NAMES[old]} -> {STATE_NAMES[new]} "
+                          "is not a valid sequence")
+        # One timing rule per old state (the states exclude each other).
+        if old == GREEN:
+            dur = t - self.since[g]
+            if dur < self._min_green_tol:
+                self._fail(t, f"group {self.groups[g]} green lasted {dur:.2f} s < min green "
+                              f"{self.timing.min_green_s:g} s")
+            # Green is left for amber only, so no conflict check follows.
+            self.last_green_end[g] = t
+        elif old == AMBER:
+            dur = t - self.since[g]
+            if abs(dur - self._amber_s) > _TOL_S and math.isfinite(dur):
+                self._fail(t, f"group {self.groups[g]} amber lasted {dur:.2f} s, not "
+                              f"{self._amber_s:g} s")
+        elif old == RED_AMBER:
+            dur = t - self.since[g]
+            if abs(dur - self._red_amber_s) > _TOL_S and math.isfinite(dur):
+                self._fail(t, f"group {self.groups[g]} red-amber lasted {dur:.2f} s, not "
+                              f"{self._red_amber_s:g} s")
         if new == GREEN:
-            for k, intergreen in self._conflicts[g]:
-                if state[k] == GREEN or state[k] == AMBER:
+            last_green_end = self.last_green_end
+            for k, intergreen, limit in self._conflicts[g]:
+                other = state[k]
+                if other in (GREEN, AMBER):
                     # An intergreen covers the conflicting group's amber
                     # (gpssignal.model.signals.check_intergreen_covers_amber).
-                    self._fail(t, f"group {name} green while conflicting {self.groups[k]} "
-                                  f"is {STATE_NAMES[state[k]]}")
-                gap = t - self.last_green_end[k]
-                if gap < intergreen - _TOL_S:
-                    self._fail(t, f"intergreen {self.groups[k]}->{name} {gap:.2f} s < "
+                    self._fail(t, f"group {self.groups[g]} green while conflicting "
+                                  f"{self.groups[k]} is {STATE_NAMES[other]}")
+                gap = t - last_green_end[k]
+                if gap < limit:
+                    self._fail(t, f"intergreen {self.groups[k]}->{self.groups[g]} {gap:.2f} s < "
                                   f"{intergreen:g} s")
-        if old == GREEN:
-            self.last_green_end[g] = t
         state[g] = new
         self.since[g] = t
 
@@ -185,6 +199,13 @@ class JunctionSignals:
         self._zero = {p.name: [int(state_at(p, g, 0.0, tm.amber_s, tm.red_amber_s))
                                for g in self.junction.groups]
                       for p in self.junction.programs}
+        # The events again with each group's global index, for process's loop.
+        base = self.group_base
+        self._steps = {name: [(tc, g, base + g, s) for tc, g, s in events]
+                       for name, events in self._events.items()}
+        #: The changes to each program's states at 0, by (program, states before):
+        #: a program nearly always comes back from the same states.
+        self._zero_steps: dict[tuple[str, tuple[int, ...]], list[tuple[int, int, int]]] = {}
 
     def _set(self, t: float, g: int, state: int) -> None:
         self.monitor.observe(t, g, state)
@@ -206,47 +227,66 @@ class JunctionSignals:
         for g in range(n):
             self.on_change(env.now, self.group_base + g, int(init[g]))
         cycle_start = env.now - cs
-        events = [e for e in self._events[prog.name] if e[0] > cs + _TOL_S]
+        steps = [e for e in self._steps[prog.name] if e[0] > cs + _TOL_S]
         # The body of _set, inlined: this loop runs at every signal change.
-        observe, group_state, base, on_change = (self.monitor.observe, self.group_state,
-                                                 self.group_base, self.on_change)
+        observe, group_state, on_change = self.monitor.observe, self.group_state, self.on_change
+        timeout, request, jid, start_clock = env.timeout, self.request, jn.id, self.start_clock_s
+        now = env.now
         while True:
-            for tc, g, s in events:
-                wait = cycle_start + tc - env.now
+            for tc, g, gg, s in steps:
+                wait = cycle_start + tc - now
                 if wait > 0:
-                    yield env.timeout(wait)
-                now = env.now
+                    yield timeout(wait)
+                    now = env.now
                 observe(now, g, s)
-                group_state[base + g] = s
-                on_change(now, base + g, s)
-            wait = cycle_start + prog.cycle_s - env.now
+                group_state[gg] = s
+                on_change(now, gg, s)
+            wait = cycle_start + prog.cycle_s - now
             if wait > 0:
-                yield env.timeout(wait)
-            self._to_zero(env.now, prog.name)
-            clock = self.start_clock_s + env.now
-            wanted = self.request(jn.id, clock)
+                yield timeout(wait)
+                now = env.now
+            for g, gg, s in self._zero_changes(prog.name):
+                observe(now, g, s)
+                group_state[gg] = s
+                on_change(now, gg, s)
+            clock = start_clock + now
+            wanted = request(jid, clock)
             if wanted != prog.name:
                 new = jn.program(wanted)
                 hold = (new.offset_s - clock) % new.cycle_s
                 if hold > new.cycle_s - _TOL_S:
                     hold = 0.0
-                self.switches.append(ProgramSwitch(t_s=env.now, junction=jn.id,
+                self.switches.append(ProgramSwitch(t_s=now, junction=jid,
                                                    from_program=prog.name, to_program=new.name,
                                                    hold_s=hold))
                 if hold > 0:
-                    yield env.timeout(hold)
+                    yield timeout(hold)
+                    now = env.now
                 prog = new
                 self.current = prog.name
-                self._to_zero(env.now, prog.name)
-            cycle_start = env.now
-            events = self._events[prog.name]
+                self._to_zero(now, prog.name)
+            cycle_start = now
+            steps = self._steps[prog.name]
+
+    def _zero_changes(self, program: str) -> list[tuple[int, int, int]]:
+        """Return the changes to cycle second 0 of ``program``: ``(group, global group, state)``.
+
+        From the current states, in order: leaving green first, then the rest,
+        as at any instant.
+        """
+        n = len(self.junction.groups)
+        before = tuple(self.group_state[self.group_base:self.group_base + n].tolist())
+        key = (program, before)
+        changes = self._zero_steps.get(key)
+        if changes is None:
+            zero = self._zero[program]
+            changed = [g for g in range(n) if before[g] != zero[g]]
+            changes = [(g, self.group_base + g, zero[g])
+                       for g in sorted(changed, key=lambda k: (zero[k] == GREEN, k))]
+            self._zero_steps[key] = changes
+        return changes
 
     def _to_zero(self, t: float, program: str) -> None:
         """Set the states of cycle second 0 of ``program``."""
-        n = len(self.junction.groups)
-        zero = self._zero[program]
-        state = self.group_state[self.group_base:self.group_base + n].tolist()
-        changed = [g for g in range(n) if state[g] != zero[g]]
-        # Leaving green first, then the rest, as at any instant.
-        for g in sorted(changed, key=lambda k: (zero[k] == GREEN, k)):
-            self._set(t, g, zero[g])
+        for g, _, s in self._zero_changes(program):
+            self._set(t, g, s)
