@@ -162,19 +162,24 @@ def _run(args: list[str], kernels: str) -> list[str]:
     return list(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def _build(folder: Path) -> subprocess.CompletedProcess[str]:
+def _build(folder: Path, temp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {} if temp is None else {"TMPDIR": str(temp)}
     return subprocess.run([sys.executable, "-m", "gpssignal", "build-kernels"],
                           capture_output=True, text=True,
-                          env={**os.environ, "GPSSIGNAL_KERNELS": str(folder)})
+                          env={**os.environ, "GPSSIGNAL_KERNELS": str(folder), **extra})
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kernel library built (and checked by the build) in a folder of its own."""
     folder = tmp_path_factory.mktemp("kernels")
-    built = _build(folder)
+    temp = tmp_path_factory.mktemp("system-temp")
+    built = _build(folder, temp)
     assert built.returncode == 0, built.stderr
     assert "built and checked" in built.stdout
+    # numba's compiler probe leaves temporary folders; the build keeps them
+    # in its own folder, which it removes: nothing is left in the system's.
+    assert list(temp.iterdir()) == []
     return folder
 
 

@@ -487,7 +487,8 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
                            "never loaded")
     _remove_stale(folder, so)
     exports: dict[str, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory(dir=folder, prefix=f"{LIBRARY}.build-") as tmp:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f"{LIBRARY}.build-") as tmp, \
+            _temporary_files_in(tmp):
         try:
             cc = CC(LIBRARY)   # looks for the C compiler
         except Exception as exc:
@@ -544,6 +545,23 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
         os.replace(part, table)
     _LIB.clear()
     return so, sum(len(v) for v in exports.values())
+
+
+@contextmanager
+def _temporary_files_in(folder: str) -> Iterator[None]:
+    """Make ``tempfile`` put its files in ``folder`` meanwhile.
+
+    numba's ``pycc`` probes the C compiler in temporary folders it does not
+    remove; inside the build folder they go when the build folder goes.
+    """
+    import tempfile
+
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 def _first_line(exc: BaseException) -> str:
