@@ -45,6 +45,7 @@ from gpssignal.control.matching import StretchIndex, build_index, index_arrays, 
 from gpssignal.errors import ModelError, ScenarioError
 from gpssignal.model.geo import LocalProjection, link_geometry
 from gpssignal.model.scenario import Scenario
+from gpssignal.sim.controller import decision_timeout
 
 if TYPE_CHECKING:
     import simpy
@@ -500,7 +501,7 @@ class GpsController:
         now_ms = first
         wait = (first - self.t0_ms) / 1000.0
         if wait > 0:
-            yield env.timeout(wait)
+            yield decision_timeout(env, wait)
         while True:
             pts = self.feed.deliver((now_ms - self.t0_ms) / 1000.0)
             if len(pts.get("time_sent_s", ())):
@@ -510,7 +511,7 @@ class GpsController:
                     pts["lat_deg"], pts["lon_deg"], pts["speed_kmh"], pts["heading_deg"])
             self.runtime.decide(now_ms)
             now_ms += step_ms
-            yield env.timeout(step_ms / 1000.0)
+            yield decision_timeout(env, step_ms / 1000.0)
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
         """Return the program the GPS runtime asks for (the default if unmonitored)."""

@@ -50,6 +50,7 @@ from gpssignal.model.geo import link_geometry
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.probes.io import utc_from_sim_seconds
 from gpssignal.probes.sampler import ProbeFeed, ProbeSampler, probe_columns
+from gpssignal.sim.controller import decision_timeout
 from gpssignal.sim.engine import SimResult, Simulation
 
 __all__ = ["SiteFaults", "SiteState", "VirtualSite", "site_ids"]
@@ -274,12 +275,12 @@ class _LockstepController:
         now_ms = first
         wait = (first - vs.t0_ms) / 1000.0
         if wait > 0:
-            yield env.timeout(wait)
+            yield decision_timeout(env, wait)
         while True:
             pts = vs.feed.deliver((now_ms - vs.t0_ms) / 1000.0)
             vs.instant(now_ms, pts)
             now_ms += step_ms
-            yield env.timeout(step_ms / 1000.0)
+            yield decision_timeout(env, step_ms / 1000.0)
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
         return self.vs.states[junction_id].program

@@ -6,16 +6,45 @@ controller that needs to watch the simulation (for instance a probe feed) does
 so from ``attach``, where it can register SimPy processes or step hooks on the
 engine; it never reads ground truth unless it was designed to (fixed and
 time-of-day controllers read only the clock).
+
+A controller's own process waits with :func:`decision_timeout`: its
+decisions at an instant come before everything else the engine does at that
+instant, the synchronisation points included, whatever the order the events
+were scheduled in.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import simpy
+from simpy.events import URGENT
+
 if TYPE_CHECKING:
     from gpssignal.sim.engine import Simulation
 
-__all__ = ["Controller"]
+__all__ = ["Controller", "decision_timeout"]
+
+
+class _DecisionTimeout(simpy.Event):
+    """A timeout of the event clock's urgent class (see :func:`decision_timeout`)."""
+
+    def __init__(self, env: simpy.Environment, delay: float) -> None:
+        super().__init__(env)
+        # As simpy.Timeout does, with the urgent priority instead of the normal one.
+        self._ok = True
+        self._value = None
+        env.schedule(self, URGENT, delay)
+
+
+def decision_timeout(env: simpy.Environment, delay: float) -> simpy.Event:
+    """Return an event ``delay`` seconds on that comes first among the events at its time.
+
+    A controller process waits with it, so that its decision at an instant
+    is made before the signals' synchronisation points and the vehicle
+    step at that instant ask for it or act on it.
+    """
+    return _DecisionTimeout(env, delay)
 
 
 @runtime_checkable

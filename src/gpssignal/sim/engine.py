@@ -1,11 +1,14 @@
 """The discrete-event simulator: SimPy owns the clock, numpy moves the vehicles.
 
-Events (SimPy processes): signal state changes of every junction, the
-vehicle step every ``step_s``, and any process a controller registers.
+Events (SimPy processes): the synchronisation points of every junction's
+signals (and, where the compiled steps cannot play them, every state
+change: :class:`~gpssignal.sim.signals.SignalPlayer`), the vehicle step
+every ``step_s``, and any process a controller registers.
 Steps with no other event between them run back to back, without waking the
 event queue, in one compiled call (:func:`~gpssignal.sim.kernel.run_steps`):
-vehicles reach the network boundary in bulk (their times are known in
-advance), enter, pedestrians and incident gates step, the vehicles step,
+the signal changes due are applied, vehicles reach the network boundary in
+bulk (their times are known in advance), enter, pedestrians and incident
+gates step, the vehicles step,
 queues are sampled and the vehicles' states buffered for the trajectories
 and the step hooks (such as the probe sampler), which Python calls on those
 steps, in order, before the clock's next event. With a step clock that is
@@ -73,6 +76,7 @@ from gpssignal.sim.kernel import (
     RS_FINISHED,
     RS_LANE_CHANGES,
     RS_N,
+    RS_NEED_LOG,
     RS_NEED_ROOM,
     RS_QUEUE_K,
     RS_STATUS,
@@ -99,7 +103,7 @@ from gpssignal.sim.records import (
     TrajectoryLog,
     VehicleOutcomes,
 )
-from gpssignal.sim.signals import JunctionSignals, ProgramSwitch
+from gpssignal.sim.signals import JunctionSignals, ProgramSwitch, SignalPlayer, no_player
 from gpssignal.sim.vehicles import VehicleArrays, VehicleClasses, WorkBuffers
 
 __all__ = [
@@ -282,6 +286,9 @@ class Simulation:
     #: Run the steps compiled where the clock allows (tests turn it off to
     #: compare the two step loops).
     use_compiled_steps = True
+    #: Let the compiled steps play the signal changes within each cycle where
+    #: they can (tests turn it off to compare with the runtimes' own events).
+    play_signals = True
 
     def __init__(self, scenario: Scenario, controller: Controller, seed: int,
                  record_trajectories: bool = True, day_type: str | None = None) -> None:
@@ -424,6 +431,15 @@ class Simulation:
         #: at a time in Python (:meth:`_python_steps`), with the same results.
         self.compiled_steps = self.use_compiled_steps and \
             _exact_clock(self.dt, sc.duration_s + sc.drain_s)
+        #: The compiled steps play the signal changes within each cycle (the
+        #: runtimes wake at the synchronisation points only) where they play
+        #: them as the runtimes would (:meth:`SignalPlayer.fits`).
+        self.player: SignalPlayer | None = None
+        if self.compiled_steps and self.play_signals and SignalPlayer.fits(self.junction_rt,
+                                                                           self.dt):
+            self.player = SignalPlayer(self.junction_rt, self.signals)
+            for ji, rt in enumerate(self.junction_rt):
+                rt.play(self.player, ji)
 
     # -- processes ----------------------------------------------------------
     def _admit(self, now: float) -> None:
@@ -523,6 +539,8 @@ class Simulation:
             if progress is not None:
                 max_steps = min(max_steps, every - self.n_steps % every)
             t = self._run_compiled(t, max_steps, env.peek())
+            if self.player is not None:
+                self.player.observe_played()
             if hooks:
                 # The hooks see every step before the clock's next event: they
                 # only read (StepView), so they can follow the steps in a batch.
@@ -583,6 +601,7 @@ class Simulation:
             self._ped_args = (self.pedestrians.state, self.signals.group_state)
         else:
             self._ped_args = (empty_state(), self.signals.group_state)
+        self._player_args = self.player.tables if self.player is not None else no_player()
         self._fixed_args()
 
     def _fixed_args(self) -> None:
@@ -592,7 +611,7 @@ class Simulation:
                           self._admit_upto, self.entry.vehicle_slot, len(self.arrivals),
                           self._step_args, self._insert_args, *self._ped_args, self._ped_rules,
                           self._ped_rule_crossing, self._gates, self._queue_args,
-                          self._traj_args)
+                          self._traj_args, self._player_args)
 
     def _traj_buffers(self, capacity: int) -> None:
         """(Re)allocate the buffer of the vehicles' states after each step.
@@ -649,7 +668,11 @@ class Simulation:
         last = self._call_steps(t, max_steps, stop_before)
         while st[RS_STATUS] >= RS_NEED_ROOM:   # make room, then go on from the step it stopped at
             done = int(st[RS_STEPS]) - self.n_steps
-            if st[RS_STATUS] == RS_NEED_ROOM:
+            if st[RS_STATUS] == RS_NEED_LOG and self.player is not None:   # never without
+                self.player.grow_log()
+                self._player_args = self.player.tables
+                self._fixed_args()
+            elif st[RS_STATUS] == RS_NEED_ROOM:
                 veh.n = int(st[RS_N])   # grow() keeps the first n columns
                 while veh.capacity < st[RS_N] + st[RS_WAITING]:
                     veh.grow()

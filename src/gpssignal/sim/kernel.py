@@ -1418,8 +1418,81 @@ def _gates_passed(gates, lane, t):
  RS_LANE_CHANGES, RS_STATUS, RS_FIELDS) = range(10)
 #: ``RS_STATUS`` values: stopped as asked (step limit, next event, end of the
 #: period), the network emptied after the demand period, the vehicle arrays
-#: need room for the waiting vehicles, the trajectory buffer is full.
-RS_STOPPED, RS_FINISHED, RS_NEED_ROOM, RS_NEED_FLUSH = 0, 1, 2, 3
+#: need room for the waiting vehicles, the trajectory buffer is full, the
+#: log of signal changes is full.
+RS_STOPPED, RS_FINISHED, RS_NEED_ROOM, RS_NEED_FLUSH, RS_NEED_LOG = 0, 1, 2, 3, 4
+
+#: Rows of the signal player's per-junction state (:class:`~gpssignal.sim.
+#: signals.SignalPlayer`): floats (cycle start, time of the last change,
+#: time of the next change) and integers (next event, end of the events the
+#: compiled steps play in this cycle).
+SP_CYCLE_START, SP_NOW, SP_NEXT = 0, 1, 2
+SP_PTR, SP_STOP = 0, 1
+#: Fields of the signal change log's counters: entries written by the
+#: compiled steps, and the sequence number of the next change (Python's
+#: changes and the compiled steps' share it: the order they were applied in).
+SL_N, SL_SEQ = 0, 1
+
+
+@njit
+def play_signal_changes(t, player, group_state, lane_state):
+    """Apply every signal change due at or before the step at ``t`` [s]; False if the log is full.
+
+    ``player``: ``(next_min, f, i, ev_tc, ev_group, ev_state, group_lane_ptr,
+    group_lanes, log_t, log_i, log_n)`` (:class:`~gpssignal.sim.signals.
+    SignalPlayer`). Each junction plays the events ``i[SP_PTR]`` to
+    ``i[SP_STOP]`` of its current cycle as the signal runtime's SimPy process
+    would: an event ``cycle_start + tc`` seconds into the run comes
+    ``cycle_start + tc - now`` after the last change at ``now`` (added to
+    ``now`` as the event clock adds a wait), or with it when that is not
+    positive. A change sets its group's state and its lanes' states and is
+    logged (time, group, state, sequence number). Changes due at a step's
+    very time come before the step: the runtime's events then were
+    scheduled more than a step earlier (:meth:`~gpssignal.sim.signals.
+    SignalPlayer.fits`). Stops, to go on at the same change, when the log
+    has no room.
+    """
+    next_min = player[0]
+    if t < next_min[0]:
+        return True
+    f, i, ev_tc, ev_group, ev_state = player[1], player[2], player[3], player[4], player[5]
+    lane_ptr, lanes, log_t, log_i, log_n = player[6], player[7], player[8], player[9], \
+        player[10]
+    new_min = np.inf
+    for j in range(f.shape[1]):
+        nxt = f[SP_NEXT, j]
+        if nxt <= t:
+            p, stop = i[SP_PTR, j], i[SP_STOP, j]
+            cycle_start, now = f[SP_CYCLE_START, j], f[SP_NOW, j]
+            while nxt <= t:
+                if log_n[SL_N] >= log_t.shape[0]:
+                    next_min[0] = -np.inf   # unchanged junctions are looked at again
+                    return False
+                now = nxt
+                g, s = ev_group[p], ev_state[p]
+                group_state[g] = s
+                for q in range(lane_ptr[g], lane_ptr[g + 1]):
+                    lane_state[lanes[q]] = s
+                k = log_n[SL_N]
+                log_t[k] = now
+                log_i[0, k] = g
+                log_i[1, k] = s
+                log_i[2, k] = log_n[SL_SEQ]
+                log_n[SL_N] = k + 1
+                log_n[SL_SEQ] += 1
+                p += 1
+                i[SP_PTR, j] = p
+                f[SP_NOW, j] = now
+                if p < stop:
+                    wait = cycle_start + ev_tc[p] - now
+                    nxt = now + wait if wait > 0 else now
+                else:
+                    nxt = np.inf
+                f[SP_NEXT, j] = nxt
+        if nxt < new_min:
+            new_min = nxt
+    next_min[0] = new_min
+    return True
 
 
 @njit
@@ -1460,13 +1533,14 @@ def _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t):
 
 
 @njit
-def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, admit_upto,
+def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, admit_upto,  # noqa: C901 - the engine's step loop, one stage per branch
               vehicle_slot, n_total, step_args, insert_args, ped, group_state, ped_rules,
-              ped_rule_crossing, gates, queues, trajectories):
+              ped_rule_crossing, gates, queues, trajectories, player):
     """Run the steps at ``t``, ``t + dt``, ... in one call: the engine's step loop, compiled.
 
-    Each step: vehicles reach the boundary (``admit_upto[k]`` arrived by
-    step ``k``), the waiting ones enter (:func:`insert_waiting`),
+    Each step: the signal changes due by then are applied
+    (:func:`play_signal_changes`; ``player``), vehicles reach the boundary
+    (``admit_upto[k]`` arrived by step ``k``), the waiting ones enter (:func:`insert_waiting`),
     incident gates open or close (``gates``: :attr:`~gpssignal.sim.incidents.
     IncidentGates.tables`), pedestrians step (:func:`pedestrians_step`) and
     block the turns that yield to them, the vehicles step (:func:`advance`), queues are sampled
@@ -1482,8 +1556,9 @@ def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, 
     Returns the time of the last step taken (``t`` if none); ``st[RS_STATUS]``
     tells why it returned. It returns before a step's insertion when the
     vehicle arrays or the trajectory buffer lack room for every vehicle that
-    could be in the network after it (the engine makes room and calls again;
-    the arrivals of that step, already applied, are not applied twice).
+    could be in the network after it, or the signal log for its changes (the
+    engine makes room and calls again; the arrivals and signal changes of
+    that step, already applied, are not applied twice).
     """
     tail, order, tmp_f, tmp_i, _is_head, counts = work
     (lane_changes, drv, lane_state, lane_link, stops, events, ecoef, ecoast, rules, net, routes,
@@ -1500,6 +1575,9 @@ def run_steps(t, max_steps, stop_before, F, I, work, st, dt, duration_s, end_s, 
     st[RS_STATUS] = RS_STOPPED
     while True:
         k = st[RS_STEPS]
+        if not play_signal_changes(t, player, group_state, lane_state):
+            st[RS_STATUS] = RS_NEED_LOG
+            break
         # Vehicles reach the network boundary (idempotent: a second call for
         # the same step applies nothing).
         _admit(st, admit_upto[k], vehicle_slot, q_tail, q_waiting)

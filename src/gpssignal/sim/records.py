@@ -10,7 +10,7 @@ Each part grows or fills its own columns and hands them to
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -37,10 +37,14 @@ from gpssignal.sim.kernel import (
     P_STATE,
     P_T,
     P_VID,
+    SL_SEQ,
     sample_queues,
 )
 from gpssignal.sim.network import NO_INDEX, CompiledNetwork
 from gpssignal.sim.vehicles import VehicleArrays, WorkBuffers
+
+if TYPE_CHECKING:
+    from gpssignal.sim.signals import SignalPlayer
 
 __all__ = ["QUEUE_MAX_CLEAR_M", "QUEUE_SAMPLE_S", "QUEUE_SPEED_MPS", "PassageLog",
            "QueueSampler", "SignalState", "TrajectoryLog", "VehicleOutcomes"]
@@ -172,7 +176,11 @@ class PassageLog:
 class SignalState:
     """Signal state per group and per lane, and the log of every change.
 
-    Lanes without a stop line (exit lanes) are always GREEN.
+    Lanes without a stop line (exit lanes) are always GREEN. The changes
+    come from the signal runtimes (:meth:`changed`) and, when a
+    :class:`~gpssignal.sim.signals.SignalPlayer` plays the changes within
+    each cycle, from the compiled steps; each carries a sequence number in
+    the order they were applied.
     """
 
     def __init__(self, net: CompiledNetwork) -> None:
@@ -184,9 +192,23 @@ class SignalState:
         for lane, g in enumerate(net.lane_group.tolist()):
             if g >= 0:
                 self._group_lanes[g].append(lane)
+        #: The same as flat arrays (lanes of group g: group_lanes[ptr[g]:ptr[g + 1]]).
+        self.group_lane_ptr = np.zeros(net.n_groups + 1, dtype=np.int64)
+        self.group_lane_ptr[1:] = np.cumsum([len(x) for x in self._group_lanes])
+        self.group_lanes = np.array([lane for x in self._group_lanes for lane in x],
+                                    dtype=np.int64)
+        #: Each group's junction (index), for the log's order.
+        self._group_junction = np.searchsorted(net.group_offset, np.arange(net.n_groups),
+                                               side="right") - 1
+        #: Counters shared with the compiled steps (``SL_*``): their log entries,
+        #: and the next change's sequence number.
+        self.log_n = np.zeros(2, dtype=np.int64)
+        #: The player of the changes within cycles, if any (it sets itself).
+        self.played: SignalPlayer | None = None
         self._t_s: list[float] = []
         self._group: list[int] = []
         self._state: list[int] = []
+        self._seq: list[int] = []
 
     def changed(self, t: float, g: int, state: int) -> None:
         """Group ``g`` changed to ``state`` at ``t`` [s] (the runtime's ``on_change``)."""
@@ -196,12 +218,27 @@ class SignalState:
         self._t_s.append(t)
         self._group.append(g)
         self._state.append(state)
+        n = self.log_n
+        self._seq.append(int(n[SL_SEQ]))
+        n[SL_SEQ] += 1
 
     def log(self) -> dict[str, np.ndarray]:
-        """Return the changes as ``SimResult.signal_log``."""
-        return {"t_s": np.array(self._t_s, dtype=float),
-                "group": np.array(self._group, dtype=np.int64),
-                "state": np.array(self._state, dtype=np.int64)}
+        """Return the changes as ``SimResult.signal_log``.
+
+        In order of time; at one time, junction by junction (in the
+        scenario's order), each junction's changes in the order they were
+        applied. (The event clock's own order at one time depends on when
+        each event was scheduled, which says nothing about the signals.)
+        """
+        t = np.array(self._t_s, dtype=float)
+        g = np.array(self._group, dtype=np.int64)
+        s = np.array(self._state, dtype=np.int64)
+        seq = np.array(self._seq, dtype=np.int64)
+        if self.played is not None:
+            pt, pg, ps, pseq = self.played.played()
+            t, g, s, seq = (np.concatenate(x) for x in ((t, pt), (g, pg), (s, ps), (seq, pseq)))
+        order = np.lexsort((seq, self._group_junction[g], t))
+        return {"t_s": t[order], "group": g[order], "state": s[order]}
 
 
 class QueueSampler:

@@ -1,7 +1,9 @@
 """Signal runtime (programs driven by SimPy events) and the conflict monitor.
 
 The runtime plays each junction's current program as a list of state-change
-events. It changes program only at the program's cycle second 0, the
+events, or hands each cycle's changes to the engine's compiled steps
+(:class:`SignalPlayer`) and wakes only at cycle second 0. It changes program
+only at the program's cycle second 0, the
 synchronisation point (see :mod:`gpssignal.model.signals`), and may hold the
 synchronisation state there so that the new program's cycle starts at its own
 offset. The conflict monitor is independent of the runtime: it is told every
@@ -12,15 +14,16 @@ conflicting one is green or amber), raising :class:`SafetyViolation` at once.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
-from gpssignal.model.scenario import Junction
+from gpssignal.model.scenario import Junction, Program
 from gpssignal.model.signals import (
     AMBER,
     GREEN,
@@ -30,8 +33,13 @@ from gpssignal.model.signals import (
     program_events,
     state_at,
 )
+from gpssignal.sim.kernel import SL_N, SP_CYCLE_START, SP_NEXT, SP_NOW, SP_PTR, SP_STOP
 
-__all__ = ["ConflictMonitor", "JunctionSignals", "ProgramSwitch", "SafetyViolation"]
+if TYPE_CHECKING:
+    from gpssignal.sim.records import SignalState
+
+__all__ = ["ConflictMonitor", "JunctionSignals", "ProgramSwitch", "SafetyViolation",
+           "SignalPlayer", "exact_delay", "no_player"]
 
 #: Tolerance on signal times, against rounding in the event clock [s].
 _TOL_S = 1e-6
@@ -178,6 +186,10 @@ class JunctionSignals:
         synchronisation point (the controller).
     start_clock_s : float
         Clock time of simulation time 0 [s after midnight].
+
+    With a :class:`SignalPlayer` (:meth:`play`), the changes within each cycle
+    are played by the engine's compiled steps and the process wakes only at
+    the synchronisation points; otherwise it wakes at every change.
     """
 
     junction: Junction
@@ -189,6 +201,10 @@ class JunctionSignals:
     monitor: ConflictMonitor = field(init=False)
     switches: list[ProgramSwitch] = field(default_factory=list)
     current: str = ""
+    #: The player of the changes within each cycle, if any (:meth:`play`), and
+    #: this junction's index in it.
+    _player: SignalPlayer | None = field(default=None, init=False, repr=False)
+    _index: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         """Build the conflict monitor and each program's events and states at 0."""
@@ -212,8 +228,14 @@ class JunctionSignals:
         self.group_state[self.group_base + g] = state
         self.on_change(t, self.group_base + g, state)
 
+    def play(self, player: SignalPlayer, index: int) -> None:
+        """Let ``player`` play this junction's changes within each cycle (junction ``index``)."""
+        self._player, self._index = player, index
+
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Run the signals as a SimPy process: start mid-cycle at time 0, then cycle forever."""
+        if self._player is not None:
+            return (yield from self._process_played(env))
         jn = self.junction
         tm = jn.timing
         prog = jn.program(self.request(jn.id, self.start_clock_s))
@@ -268,6 +290,83 @@ class JunctionSignals:
             cycle_start = now
             steps = self._steps[prog.name]
 
+    def _process_played(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """:meth:`process` with the changes within each cycle played by the compiled steps.
+
+        The same changes at the same times (:meth:`SignalPlayer.start_cycle`
+        works them out as :meth:`process` reaches them); this process wakes
+        at each cycle's end, the synchronisation point, at the very time
+        :meth:`process` would, and there does what :meth:`process` does.
+        """
+        jn = self.junction
+        tm = jn.timing
+        player, j = self._player, self._index
+        assert player is not None
+        prog = jn.program(self.request(jn.id, self.start_clock_s))
+        self.current = prog.name
+        cs = (self.start_clock_s - prog.offset_s) % prog.cycle_s
+        init = np.array([state_at(prog, g, cs, tm.amber_s, tm.red_amber_s)
+                         for g in jn.groups])
+        self.monitor.start(env.now, init)
+        n = len(jn.groups)
+        self.group_state[self.group_base:self.group_base + n] = init
+        for g in range(n):
+            self.on_change(env.now, self.group_base + g, int(init[g]))
+        cycle_start = env.now - cs
+        # The cycle's changes from this one on (the first cycle starts mid-way).
+        first = sum(1 for e in self._steps[prog.name] if e[0] <= cs + _TOL_S)
+        request, jid, start_clock = self.request, jn.id, self.start_clock_s
+        now = env.now
+        while True:
+            lo, hi = player.events[j][prog.name]
+            last = player.start_cycle(j, lo + first, hi, cycle_start, now)
+            wait = cycle_start + prog.cycle_s - last
+            end = last + wait if wait > 0 else last
+            delay = exact_delay(now, end)
+            if delay is not None:
+                yield env.timeout(delay)
+            else:   # wake at each change as process does; the player plays them all the same
+                yield from self._walk(env, prog, cycle_start, first)
+            now = env.now
+            player.check_played(j, now)
+            for g, _, s in self._zero_changes(prog.name):
+                self._set(now, g, s)
+            clock = start_clock + now
+            wanted = request(jid, clock)
+            if wanted != prog.name:
+                new = jn.program(wanted)
+                hold = (new.offset_s - clock) % new.cycle_s
+                if hold > new.cycle_s - _TOL_S:
+                    hold = 0.0
+                self.switches.append(ProgramSwitch(t_s=now, junction=jid,
+                                                   from_program=prog.name, to_program=new.name,
+                                                   hold_s=hold))
+                if hold > 0:
+                    yield env.timeout(hold)
+                    now = env.now
+                prog = new
+                self.current = prog.name
+                self._to_zero(now, prog.name)
+            cycle_start = now
+            first = 0
+
+    def _walk(self, env: simpy.Environment, prog: Program, cycle_start: float, first: int
+              ) -> Generator[Any, Any, None]:
+        """Wait from change to change of ``prog``'s cycle from ``cycle_start``, then to its end.
+
+        The waits of :meth:`process` from its ``first`` change on, so the
+        clock reaches the cycle's end at the very time :meth:`process` does.
+        """
+        now = env.now
+        for tc, _, _, _ in self._steps[prog.name][first:]:
+            wait = cycle_start + tc - now
+            if wait > 0:
+                yield env.timeout(wait)
+                now = env.now
+        wait = cycle_start + prog.cycle_s - now
+        if wait > 0:
+            yield env.timeout(wait)
+
     def _zero_changes(self, program: str) -> list[tuple[int, int, int]]:
         """Return the changes to cycle second 0 of ``program``: ``(group, global group, state)``.
 
@@ -290,3 +389,170 @@ class JunctionSignals:
         """Set the states of cycle second 0 of ``program``."""
         for g, _, s in self._zero_changes(program):
             self._set(t, g, s)
+
+
+def no_player() -> tuple[Any, ...]:
+    """Return the signal player argument that plays nothing (:attr:`SignalPlayer.tables`)."""
+    i0 = np.zeros(0, dtype=np.int64)
+    return (np.full(1, np.inf), np.zeros((3, 0)), np.zeros((2, 0), dtype=np.int64), np.zeros(0),
+            i0, i0, np.zeros(1, dtype=np.int64), i0, np.zeros(0), np.zeros((3, 0), dtype=np.int64),
+            np.zeros(2, dtype=np.int64))
+
+
+def exact_delay(now: float, at: float) -> float | None:
+    """Return a wait that brings the event clock from ``now`` to exactly ``at`` [s], or None.
+
+    The clock adds a wait to the time it is scheduled at, which rounds: the
+    plain difference can land a rounding step off ``at``, and some times
+    no wait reaches at all (the sums step over them).
+    """
+    d = at - now
+    for _ in range(4):
+        if now + d < at:
+            d = math.nextafter(d, math.inf)
+        elif now + d > at:
+            d = math.nextafter(d, -math.inf)
+        else:
+            return d
+    return None
+
+
+class SignalPlayer:
+    """The signal changes within each cycle, played by the engine's compiled steps.
+
+    Each junction's runtime (:meth:`JunctionSignals.play`) hands the player
+    its cycle at every synchronisation point (:meth:`start_cycle`); the
+    compiled steps apply the changes due by each step before it
+    (:func:`~gpssignal.sim.kernel.play_signal_changes`), set the groups' and
+    their lanes' states, and log each change with its sequence number in
+    :class:`~gpssignal.sim.records.SignalState`'s order. The engine hands
+    the logged changes to the conflict monitors after each call
+    (:meth:`observe_played`).
+
+    Parameters
+    ----------
+    runtimes : list of JunctionSignals
+    signals : SignalState
+        The groups' and lanes' states and the log the changes go to.
+    """
+
+    #: First size of the compiled steps' log of changes (it doubles when full).
+    LOG_CAPACITY = 4096
+
+    def __init__(self, runtimes: list[JunctionSignals], signals: SignalState) -> None:
+        tc: list[float] = []
+        group: list[int] = []
+        state: list[int] = []
+        #: Per junction, per program: the slice of its events in the tables.
+        self.events: list[dict[str, tuple[int, int]]] = []
+        for rt in runtimes:
+            slices = {}
+            for name, steps in rt._steps.items():
+                lo = len(tc)
+                for t, _, gg, st in steps:
+                    tc.append(t)
+                    group.append(gg)
+                    state.append(st)
+                slices[name] = (lo, len(tc))
+            self.events.append(slices)
+        self._tc = tc
+        self.runtimes = runtimes
+        self.signals = signals
+        n = len(runtimes)
+        self.next_min = np.full(1, np.inf)
+        self.f = np.full((3, n), np.inf)
+        self.i = np.zeros((2, n), dtype=np.int64)
+        self._tables = (np.array(tc, dtype=float), np.array(group, dtype=np.int64),
+                        np.array(state, dtype=np.int64), signals.group_lane_ptr,
+                        signals.group_lanes)
+        self.log_t = np.empty(self.LOG_CAPACITY)
+        self.log_i = np.empty((3, self.LOG_CAPACITY), dtype=np.int64)
+        self._observed = 0
+        signals.played = self
+        # Group -> (monitor, its index in the junction), for observe_played.
+        self._group_monitor: list[tuple[ConflictMonitor, int]] = [
+            (runtimes[0].monitor, -1)] * len(signals.group_state) if runtimes else []
+        for rt in runtimes:
+            for g in range(len(rt.junction.groups)):
+                self._group_monitor[rt.group_base + g] = (rt.monitor, g)
+
+    @staticmethod
+    def fits(runtimes: list[JunctionSignals], dt: float) -> bool:
+        """Whether the compiled steps play these junctions' changes as their processes would.
+
+        A change due at the very time of a vehicle step comes before the
+        step when its event was scheduled before the step's, a step
+        earlier. The compiled steps assume so; it holds when a junction's
+        changes and cycle ends are more than a step apart in every program.
+        """
+        for rt in runtimes:
+            for p in rt.junction.programs:
+                times = [0.0, *sorted({e[0] for e in rt._events[p.name]}), p.cycle_s]
+                if any(b - a <= dt + _TOL_S for a, b in itertools.pairwise(times)):
+                    return False
+        return True
+
+    @property
+    def tables(self) -> tuple[Any, ...]:
+        """The argument of :func:`~gpssignal.sim.kernel.play_signal_changes`."""
+        return (self.next_min, self.f, self.i, *self._tables, self.log_t, self.log_i,
+                self.signals.log_n)
+
+    def start_cycle(self, j: int, lo: int, hi: int, cycle_start: float, now: float) -> float:
+        """Give junction ``j`` its events ``lo``..``hi`` of the cycle from ``cycle_start``.
+
+        Returns the time of the last change (``now`` if none), reached as
+        :meth:`JunctionSignals.process` reaches it: each wait added to the
+        time of the change before.
+        """
+        tc = self._tc
+        t = now
+        first = math.inf
+        for p in range(lo, hi):
+            wait = cycle_start + tc[p] - t
+            if wait > 0:
+                t = t + wait
+            if p == lo:
+                first = t
+        f, i = self.f, self.i
+        f[SP_CYCLE_START, j] = cycle_start
+        f[SP_NOW, j] = now
+        f[SP_NEXT, j] = first
+        i[SP_PTR, j] = lo
+        i[SP_STOP, j] = hi
+        if first < self.next_min[0]:
+            self.next_min[0] = first
+        return t
+
+    def check_played(self, j: int, now: float) -> None:
+        """Fail unless junction ``j``'s changes of the cycle ending ``now`` were all played."""
+        if self.i[SP_PTR, j] != self.i[SP_STOP, j]:
+            raise RuntimeError(f"junction {self.runtimes[j].junction.id}: the compiled steps "
+                               f"did not play every change before the cycle end at {now} s")
+
+    def grow_log(self) -> None:
+        """Double the compiled steps' log of changes (it is full)."""
+        n = int(self.signals.log_n[SL_N])
+        t = np.empty(2 * self.log_t.shape[0])
+        i = np.empty((3, 2 * self.log_t.shape[0]), dtype=np.int64)
+        t[:n] = self.log_t[:n]
+        i[:, :n] = self.log_i[:, :n]
+        self.log_t, self.log_i = t, i
+
+    def observe_played(self) -> None:
+        """Hand the changes played since the last call to the junctions' conflict monitors."""
+        n = int(self.signals.log_n[SL_N])
+        k0 = self._observed
+        if n == k0:
+            return
+        gm = self._group_monitor
+        for t, g, s in zip(self.log_t[k0:n].tolist(), self.log_i[0, k0:n].tolist(),
+                           self.log_i[1, k0:n].tolist(), strict=True):
+            monitor, local = gm[g]
+            monitor.observe(t, local, s)
+        self._observed = n
+
+    def played(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return the changes the compiled steps played: time, group, state, sequence number."""
+        n = int(self.signals.log_n[SL_N])
+        return self.log_t[:n], self.log_i[0, :n], self.log_i[1, :n], self.log_i[2, :n]

@@ -1,0 +1,213 @@
+"""The compiled steps play the signal changes within each cycle as the runtimes would.
+
+With a :class:`~gpssignal.sim.signals.SignalPlayer` the junctions' SimPy
+processes wake only at their synchronisation points; the changes in between
+are applied by the compiled steps before each step. The runtimes' own
+events (``Simulation.play_signals = False``) are the reference: every array
+of the result, the probe stream and the switches must be identical, bit for
+bit, and the conflict monitors must see every played change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import simpy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gpssignal.control.io import read_model
+from gpssignal.experiment.run import ControllerSpec, RunSpec, make_controller, run_one
+from gpssignal.model.io import read_scenario
+from gpssignal.model.signals import GREEN
+from gpssignal.sim import engine, signals
+from gpssignal.sim.controller import decision_timeout
+from gpssignal.sim.engine import Simulation
+from gpssignal.sim.signals import SafetyViolation, SignalPlayer, exact_delay
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS = ("depart_s", "exit_s", "stops", "stretch_enter_s", "stretch_exit_s", "passages",
+          "queue_t_s", "queue_lanes", "queue_m", "queue_veh", "waiting_outside", "signal_log",
+          "end_s", "in_network", "waiting", "monitor_checks", "red_crossings",
+          "emergency_brakings", "held_back", "n_steps", "co2_mg", "fuel_mg", "distance_m",
+          "pedestrians", "red_clearances", "switches")
+
+
+def _same(a: Any, b: Any, where: str) -> None:
+    """Assert ``a`` and ``b`` are identical (arrays bit for bit)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        if a.dtype == object:
+            assert a.tolist() == b.tolist(), where
+        else:
+            assert a.tobytes() == b.tobytes(), where
+    else:
+        assert a == b, where
+
+
+class _CountingPlayer(SignalPlayer):
+    """A player that counts the cycles it was handed."""
+
+    cycles = 0
+
+    def start_cycle(self, j: int, lo: int, hi: int, cycle_start: float, now: float) -> float:
+        type(self).cycles += 1
+        return super().start_cycle(j, lo, hi, cycle_start, now)
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, played: bool, spec: RunSpec) -> Any:
+    monkeypatch.setattr(Simulation, "play_signals", played)
+    monkeypatch.setattr(engine, "SignalPlayer", _CountingPlayer)
+    _CountingPlayer.cycles = 0
+    out = run_one(spec)
+    # The played run handed one cycle per junction and synchronisation point
+    # (20 in tiny's 20 min at 60 s, over a hundred in a 3 h day); the other none.
+    assert (_CountingPlayer.cycles >= 20) is played
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "controller", "seed", "day_type", "log_capacity"), [
+    # one junction; a log of 8 changes fills at once, so it grows many times
+    ("tiny.toml", "fixed", 1, None, 8),
+    # pedestrians read the groups' states; time-of-day switches with holds
+    ("vallensbaek.toml", "tod", 2, None, None),
+    # an incident: its gates close exit lanes the played states also set
+    ("vallensbaek.toml", "fixed:peak", 3, "incident", None),
+    # GPS decisions at the synchronisation points' very times, probes sampled
+    ("vallensbaek.toml", "gps", 3, None, None),
+    # five junctions with offsets: several junctions change at one time
+    ("vallensbaek_corridor.toml", "tod", 1, None, None),
+])
+def test_played_changes_equal_the_runtimes_own_events(
+        monkeypatch: pytest.MonkeyPatch, scenario: str, controller: str, seed: int,
+        day_type: str | None, log_capacity: int | None) -> None:
+    sc = read_scenario(ROOT / "scenarios" / scenario)
+    model = read_model(ROOT / "data" / "vallensbaek_model.json") if controller == "gps" else None
+    spec = RunSpec(scenario=sc, controller=ControllerSpec.parse(controller, model=model),
+                   seed=seed, day_type=day_type, sample_probes=controller == "gps")
+    ref = _run(monkeypatch, False, spec)
+    if log_capacity is not None:
+        monkeypatch.setattr(SignalPlayer, "LOG_CAPACITY", log_capacity)
+    new = _run(monkeypatch, True, spec)
+    assert ref.result.n_steps > 2000   # the run was not cut short
+    assert len(ref.result.signal_log["t_s"]) > 100
+    for f in FIELDS:
+        _same(getattr(ref.result, f), getattr(new.result, f), f)
+    if controller == "gps":
+        assert ref.probes is not None and new.probes is not None
+        _same(ref.probes.columns, new.probes.columns, "probes")
+    if controller == "tod":
+        assert len(new.result.switches) > 0   # the switches were exercised
+
+
+def test_the_signal_log_is_in_time_then_junction_order() -> None:
+    sc = read_scenario(ROOT / "scenarios" / "vallensbaek_corridor.toml")
+    r = run_one(RunSpec(scenario=sc, controller=ControllerSpec.parse("tod"), seed=1)).result
+    t, g = r.signal_log["t_s"], r.signal_log["group"]
+    offsets = np.cumsum([0] + [len(j.groups) for j in sc.junctions])
+    junction = np.searchsorted(offsets, g, side="right") - 1
+    assert (np.diff(t) >= 0).all()
+    same_t = np.diff(t) == 0
+    assert same_t.sum() > 100 and (np.diff(junction)[same_t] >= 0).all()
+    # changes of several junctions at one time occur (offsets 0 and 90 s apart)
+    assert (np.diff(junction)[same_t] > 0).any()
+
+
+def test_changes_a_step_apart_are_left_to_the_runtimes() -> None:
+    """At a 1 s step, red-amber (1 s) is not more than a step: the runtimes play the changes."""
+    sc = dataclasses.replace(read_scenario(ROOT / "scenarios" / "tiny.toml"), step_s=1.0)
+    sim = Simulation(sc, make_controller("fixed", sc), seed=1, record_trajectories=False)
+    assert sim.compiled_steps and sim.player is None
+    r = sim.run()
+    assert len(r.signal_log["t_s"]) > 100 and r.monitor_checks == len(r.signal_log["t_s"]) - \
+        sum(len(j.groups) for j in sc.junctions)   # the initial states are not checked
+
+
+def test_the_conflict_monitor_sees_every_played_change() -> None:
+    sc = read_scenario(ROOT / "scenarios" / "tiny.toml")
+    sim = Simulation(sc, make_controller("fixed", sc), seed=1, record_trajectories=False)
+    assert sim.player is not None
+    # A played event that turns a group green out of sequence (from amber or red).
+    states = sim.player.tables[5]
+    k = int(np.flatnonzero(states != GREEN)[0])
+    states[k] = GREEN
+    with pytest.raises(SafetyViolation, match="junction J1"):
+        sim.run()
+
+
+def test_played_run_checks_as_many_changes_as_the_runtimes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = read_scenario(ROOT / "scenarios" / "vallensbaek.toml")
+    results = []
+    for played in (False, True):
+        monkeypatch.setattr(Simulation, "play_signals", played)   # read when a run is built
+        sim = Simulation(sc, make_controller("tod", sc), seed=2, record_trajectories=False)
+        assert (sim.player is not None) is played
+        results.append(sim.run())
+    assert results[0].monitor_checks == results[1].monitor_checks > 5000   # 40 per 90 s cycle
+
+
+@given(now=st.floats(0, 1e7), ahead=st.floats(0, 1e5), ulps=st.integers(-2, 2))
+def test_exact_delay_lands_on_the_time_or_says_it_cannot(now: float, ahead: float,
+                                                         ulps: int) -> None:
+    at = now + ahead
+    for _ in range(abs(ulps)):   # a time a few rounding steps off a sum
+        at = max(now, math.nextafter(at, math.copysign(math.inf, ulps)))
+    d = exact_delay(now, at)
+    assert d is None or (d >= 0 and now + d == at)
+    if ulps == 0:
+        assert d is not None   # a time the clock reached by a wait is found
+
+
+def test_no_exact_wait_there_is_found_so() -> None:
+    # The sums from 0.2296 s step over 18.98... s (measured): a wait from
+    # the cycle's start cannot land on its end, so the runtime wakes at each change.
+    assert exact_delay(0.22959747434245337, 18.983376790051413) is None
+
+
+def test_without_exact_waits_the_runtime_wakes_at_each_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = read_scenario(ROOT / "scenarios" / "vallensbaek.toml")
+    spec = RunSpec(scenario=sc, controller=ControllerSpec.parse("tod"), seed=2)
+    ref = _run(monkeypatch, False, spec)
+    monkeypatch.setattr(signals, "exact_delay", lambda now, at: None)
+    new = _run(monkeypatch, True, spec)
+    for f in FIELDS:
+        _same(getattr(ref.result, f), getattr(new.result, f), f)
+
+
+def test_a_decision_comes_before_earlier_scheduled_events_at_its_time() -> None:
+    env = simpy.Environment()
+    order: list[str] = []
+
+    def sync(env: simpy.Environment) -> Any:
+        yield env.timeout(10.0)   # scheduled at 0
+        order.append("sync")
+
+    def decide(env: simpy.Environment) -> Any:
+        yield env.timeout(5.0)
+        yield decision_timeout(env, 5.0)   # scheduled at 5, due at 10 too
+        order.append("decision")
+
+    env.process(sync(env))
+    env.process(decide(env))
+    env.run()
+    assert order == ["decision", "sync"]
+
+
+def test_fits_needs_more_than_a_step_between_changes() -> None:
+    sc = read_scenario(ROOT / "scenarios" / "tiny.toml")
+    sim = Simulation(sc, make_controller("fixed", sc), seed=1, record_trajectories=False)
+    rts = sim.junction_rt
+    # tiny's programs have changes 1 s apart at the closest (red-amber)
+    assert SignalPlayer.fits(rts, 0.5) and not SignalPlayer.fits(rts, 1.0)
+    assert signals.no_player()[0][0] == np.inf   # the empty player plays nothing
