@@ -530,10 +530,11 @@ def _page_table(df: pd.DataFrame) -> dict[str, Any]:
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while figures are drawn.
 
-    Matplotlib makes thousands of objects per figure (a line per vehicle in
-    the time–space diagram), and with an evaluation's large heap the
-    collector's passes took 15-20 % of the drawing time. The figures are
-    closed; what they leave is collected once the collector runs again.
+    Matplotlib makes many objects per figure, and with an evaluation's large
+    heap the collector's passes took 15-20 % of the drawing time while the
+    time–space diagram had a line artist per vehicle (now one artist for
+    all: within the noise, and the heap grows with the evaluation). What
+    the figures leave is collected once the collector runs again.
     """
     paused = gc.isenabled()
     gc.disable()
@@ -555,14 +556,13 @@ def _can_fork() -> bool:
 
 
 #: How long :meth:`EarlyFigures.result` waits for the forked figure process [s].
-#: The figures it draws take about a second (0.65 s for an evaluation of
-#: scenarios/vallensbaek.toml, 2 days of 3 programs; all the report's figures
-#: 2.7 s for the 10-day one, README "Performance"), and the child has had the
-#: selection runs' time besides. The limit is only against a child that
-#: hangs (a lock another thread held at the fork, copied locked): 60 s leaves
-#: a busy machine or a larger evaluation dozens of times the usual time, and
-#: stopping a child that would have finished costs only drawing its figures
-#: again here (the same bytes).
+#: The figures it draws take about a second or less (all the report's figures
+#: about 1.5 s of CPU for the 10-day evaluation of scenarios/vallensbaek.toml),
+#: and the child has had the selection runs' time besides. The limit is only
+#: against a child that hangs (a lock another thread held at the fork, copied
+#: locked): 60 s leaves a busy machine or a larger evaluation dozens of times
+#: the usual time, and stopping a child that would have finished costs only
+#: drawing its figures again here (the same bytes).
 FIGURE_PROCESS_WAIT_S = 60.0
 
 
