@@ -29,6 +29,7 @@ from gpssignal.sim.demand import (
     generate_arrivals,
     platoon_lag,
     platoon_times,
+    upstream_departures,
 )
 from gpssignal.sim.network import compile_network
 
@@ -194,6 +195,33 @@ def test_without_dispersion_entries_fall_in_the_shifted_green():
     per_green = np.unique(cycle_no, return_counts=True)[1]
     assert per_green.max() <= math.ceil(sig.green_s * sig.saturation_flow_vph / 3600)
     assert per_green.max() >= 15                # some greens discharge a queue
+
+
+def departures_as_written(u: np.ndarray, sig: UpstreamSignal, n_lanes: int) -> list[float]:
+    """The upstream departures as upstream_departures' docstring states them, one by one."""
+    h = 3600.0 / (sig.saturation_flow_vph * n_lanes)
+    g0 = sig.offset_s - START_CLOCK_S
+    out: list[float] = []
+    for x in u.tolist():
+        d = max(x, out[-1] + h) if out else x
+        start = g0 + math.floor((d - g0) / sig.cycle_s) * sig.cycle_s
+        out.append(start + sig.cycle_s if d - start >= sig.green_s else d)
+    return out
+
+
+@pytest.mark.parametrize("flow_vph", [300.0, 1100.0, 1500.0])
+def test_upstream_departures_are_the_recurrence_exactly(flow_vph):
+    """The same bits as the recurrence written plainly (first in first out,
+    headway, green), below, near and above the capacity of 2 × 1700 × 28 / 75
+    = 1269 veh/h (where the queue never clears), with arrivals that tie."""
+    sig = UpstreamSignal(cycle_s=75.0, green_s=28.0, offset_s=11.7, distance_m=420.0,
+                         saturation_flow_vph=1700.0)
+    rng = np.random.default_rng(11)
+    u = np.sort(np.round(rng.uniform(-100.0, 3600.0, rng.poisson(flow_vph)), 1))
+    assert len(np.unique(u)) < len(u)
+    got = upstream_departures(u, sig, 2, START_CLOCK_S)
+    assert got.dtype == np.float64
+    assert got.tolist() == departures_as_written(u, sig, 2)
 
 
 def robertson(q_up: np.ndarray, lag_steps: int, f: float) -> np.ndarray:

@@ -44,8 +44,7 @@ from gpssignal.errors import ScenarioError
 from gpssignal.evaluate.metrics import (
     EVAL_KPIS,
     monitored_approach,
-    replication_kpis,
-    run_tables,
+    replication_record,
 )
 from gpssignal.evaluate.statistics import (
     capture_ratio,
@@ -61,6 +60,7 @@ from gpssignal.experiment.run import ControllerSpec, RunSpec, make_controller, r
 from gpssignal.model.io import format_clock, scenario_hash
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.engine import SimResult
+from gpssignal.sim.network import CompiledNetwork, compile_network
 
 __all__ = ["Evaluation", "Replication", "Showcase", "StopRule", "check_model", "default_arms",
            "evaluate_controllers", "select_best_fixed", "showcase_window",
@@ -383,46 +383,98 @@ def check_model(scenario: Scenario, model: GpsModel, seeds: list[int]) -> dict[s
             "method": (prov.get("method") or {}).get("name", "same-seed")}
 
 
-def _showcase(result: SimResult) -> Showcase:
+def _showcase(result: SimResult, rows: _ShowcaseRows | None = None) -> Showcase:
+    """Return the showcase of a run.
+
+    ``rows``: the trajectory rows kept during the run (its trajectory sink),
+    else they are taken from the result's trajectories.
+    """
     sc, net = result.scenario, result.network
     assert result.trajectories is not None
-    tr = result.trajectories
-    links = set()
-    for st in sc.stretches[:1]:
-        links |= {net.link_index(x) for x in st.links}
-    app = monitored_approach(result)
-    if app is not None:
-        links.add(app)
-    # Only the rows the figures draw (a day's rows are some 0.5 M per arm):
-    # the window of the time–space diagram, and the first row of each
-    # vehicle on the approach (its projected arrival in the Purdue diagram).
-    t0, t1 = showcase_window(sc)
-    t = tr["t_s"]
-    keep = np.isin(tr["link"], sorted(links)) & (t >= t0) & (t <= t1)
-    if sc.stretches:
-        on_last = np.flatnonzero(tr["link"] == net.link_index(sc.stretches[0].links[-1]))
-        _, first = np.unique(tr["vid"][on_last], return_index=True)
-        keep[on_last[first]] = True
-    traj = pd.DataFrame({k: tr[k][keep] for k in ("t_s", "vid", "link", "pos_m", "speed_mps")})
-    traj["link"] = np.array(net.link_ids, dtype=object)[traj["link"].to_numpy()]
+    if rows is None:
+        rows = _ShowcaseRows(sc, net)
+        rows(result.trajectories)
+    traj = pd.DataFrame(rows.columns(result.trajectories))
+    # The links' names, taken from the few names as text (not one Python string per row).
+    traj["link"] = pd.array(net.link_ids, dtype="str").take(traj["link"].to_numpy())
     groups = [f"{j.id}.{g}" for j in sc.junctions for g in j.groups]
     log = result.signal_log
     signals = pd.DataFrame({"t_s": log["t_s"],
-                            "group": np.array(groups, dtype=object)[log["group"]],
+                            "group": pd.array(groups, dtype="str").take(log["group"]),
                             "state": log["state"]})
+    app = monitored_approach(result)
     if app is not None:
         cols = np.flatnonzero(net.lane_link[result.queue_lanes] == app)
         q = result.queue_m[:, cols].max(axis=1)
     else:
         q = np.zeros(len(result.queue_t_s))
     queue = pd.DataFrame({"t_s": result.queue_t_s, "queue_m": q})
-    vids = np.unique(traj["vid"].to_numpy())
-    arr = result.arrivals
     desired = {}
     if app is not None:
+        vids = np.unique(traj["vid"].to_numpy())
         vmax = float(net.link_vmax_mps[app])
-        desired = {int(v): float(vmax * arr.speed_factor[v]) for v in vids}
+        desired = dict(zip(vids.tolist(), (vmax * result.arrivals.speed_factor[vids]).tolist(),
+                           strict=True))
     return Showcase(trajectories=traj, signals=signals, queue=queue, desired_speed_mps=desired)
+
+
+class _ShowcaseRows:
+    """Keeps the trajectory rows the showcase figures draw, block by block.
+
+    Only those (a day's rows are some 0.5 M per arm): the rows on the first
+    stretch's links (the monitored approach, its last link, among them)
+    within :func:`showcase_window`, for the time–space diagram, and each
+    vehicle's first row on that last link (its projected arrival in the
+    Purdue diagram), in recorded order. Called with a run's trajectories
+    as blocks of consecutive steps (a trajectory sink of
+    :func:`~gpssignal.experiment.run.run_one`), or with the whole day's as
+    one block: the same rows.
+    """
+
+    _COLUMNS = ("t_s", "vid", "link", "pos_m", "speed_mps")
+
+    def __init__(self, scenario: Scenario, network: CompiledNetwork) -> None:
+        self.shown = np.zeros(network.n_links, dtype=bool)
+        self.last: int | None = None
+        if scenario.stretches:
+            links = scenario.stretches[0].links
+            self.shown[[network.link_index(x) for x in links]] = True
+            self.last = network.link_index(links[-1])
+        self.t0, self.t1 = showcase_window(scenario)
+        #: Per vehicle id: whether its first row on the last link was seen.
+        self.seen = np.zeros(0, dtype=bool)
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def __call__(self, block: dict[str, np.ndarray]) -> None:
+        """Keep the rows of ``block`` (trajectory columns, steps in order) that are drawn."""
+        t, link = block["t_s"], block["link"]
+        # The rows come step after step, so those of the window are a slice.
+        i0 = int(np.searchsorted(t, self.t0, side="left"))
+        i1 = int(np.searchsorted(t, self.t1, side="right"))
+        keep = np.zeros(len(t), dtype=bool)
+        keep[i0:i1] = self.shown[link[i0:i1]]
+        if self.last is not None:
+            on_last = np.flatnonzero(link == self.last)
+            vid = block["vid"][on_last]
+            if vid.size and vid.max() >= len(self.seen):
+                self.seen = np.concatenate([self.seen, np.zeros(vid.max() + 1 - len(self.seen),
+                                                                dtype=bool)])
+            # Each vehicle's first row there in this block: the least row
+            # number per vehicle id (an unbuffered minimum per id, much
+            # cheaper than sorting the rows); kept if not seen before.
+            n = len(on_last)
+            least = np.full(len(self.seen), n)
+            np.minimum.at(least, vid, np.arange(n))
+            first_seen = np.flatnonzero((least < n) & ~self.seen)
+            keep[on_last[least[first_seen]]] = True
+            self.seen[first_seen] = True
+        rows = np.flatnonzero(keep)
+        self.parts.append({k: block[k][rows] for k in self._COLUMNS})
+
+    def columns(self, empty: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the rows kept, as columns (``empty``: trajectory columns giving the types)."""
+        parts = [*self.parts, {k: empty[k][:0] for k in self._COLUMNS}]
+        return {k: np.concatenate([p[k] for p in parts]) for k in self._COLUMNS}
 
 
 def _stacked(frames: list[pd.DataFrame], labels: dict[str, list[Any]],
@@ -459,32 +511,40 @@ def _difference_row(values: np.ndarray, base: np.ndarray, key: str, unit: str, c
 
 
 def _replication(spec_label: str, seed: int, result: SimResult, t0: float, showcase: bool,
-                 plan: tuple[str, ...] = ()) -> Replication:
-    tables = run_tables(result, routes=False)
-    kpis = replication_kpis(result, tables)
+                 plan: tuple[str, ...] = (), rows: _ShowcaseRows | None = None) -> Replication:
+    kpis, tables = replication_record(result)
     return Replication(controller=spec_label, seed=seed, kpis=kpis,
                        intervals=tables["intervals"], approaches=tables["approaches"],
                        switches=tables["switches"], wall_s=time.perf_counter() - t0,
                        day_type=result.day.day_type, plan=plan,
-                       showcase=_showcase(result) if showcase else None,
+                       showcase=_showcase(result, rows) if showcase else None,
                        movements=tables["movements"][["junction", "approach_link", "movement",
                                                       "vehicles", "control_delay_s"]])
 
 
 def _replicate(spec: RunSpec) -> Replication:
-    """One arm on one day (a picklable task); the showcase day records trajectories."""
+    """One arm on one day (a picklable task); the showcase day records trajectories.
+
+    The showcase day keeps only the trajectory rows its figures draw, as the
+    run goes (:class:`_ShowcaseRows`), not the whole day's.
+    """
     t0 = time.perf_counter()
-    if spec.controller.label == ORACLE:
+    label = spec.controller.label
+    plan: tuple[str, ...] = ()
+    if label == ORACLE:
         found = search_plan(spec.scenario, spec.seed, day_type=spec.day_type)
-        result = found.result
-        if spec.record_trajectories:  # the search keeps no trajectories: rerun the best
-            plan = ControllerSpec(kind="plan", name=ORACLE, plan=found.entries(spec.scenario))
-            result = run_one(RunSpec(scenario=spec.scenario, controller=plan, seed=spec.seed,
-                                     record_trajectories=True, day_type=spec.day_type)).result
-        return _replication(ORACLE, spec.seed, result, t0, spec.record_trajectories,
-                            found.slots)
-    result = run_one(spec).result
-    return _replication(spec.controller.label, spec.seed, result, t0, spec.record_trajectories)
+        plan = found.slots
+        if not spec.record_trajectories:
+            return _replication(ORACLE, spec.seed, found.result, t0, False, plan)
+        # The search keeps no trajectories: rerun the best plan.
+        best = ControllerSpec(kind="plan", name=ORACLE, plan=found.entries(spec.scenario))
+        spec = RunSpec(scenario=spec.scenario, controller=best, seed=spec.seed,
+                       record_trajectories=True, day_type=spec.day_type)
+    rows = None
+    if spec.record_trajectories:
+        rows = _ShowcaseRows(spec.scenario, compile_network(spec.scenario))
+    result = run_one(spec, trajectory_sink=rows).result
+    return _replication(label, spec.seed, result, t0, spec.record_trajectories, plan, rows)
 
 
 def default_arms(scenario: Scenario, model: GpsModel | None = None,

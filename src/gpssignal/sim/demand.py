@@ -337,25 +337,28 @@ def _mode_arrivals(scenario: Scenario, net: CompiledNetwork, day: DayFactors,
                    rng: np.random.Generator, flows: list[DemandFlow],
                    extra: tuple[ExtraFlowWindow, ...], mode: str) -> Arrivals:
     """Draw Poisson arrivals of ``flows`` and the day's ``extra`` flows, with ``mode`` classes."""
+    # Per draw (a flow's segment): its times, and its flow's entry link and movement.
     times, links, moves = [], [], []
     for f in flows:
+        link, move = net.link_index(f.link), MOVE_CODE[f.movement]
         for a, b, q in _segments(f.flow_vph, scenario.demand.interval_s, scenario.duration_s,
                                  day.peak_shift_s):
             n = rng.poisson(q * day.demand_level * (b - a) / _S_PER_H)
             times.append(rng.uniform(a, b, n))
-            links.append(np.full(n, net.link_index(f.link), dtype=np.int64))
-            moves.append(np.full(n, MOVE_CODE[f.movement], dtype=np.int64))
+            links.append(link)
+            moves.append(move)
     for ef in extra:
         a, b = max(ef.t0_s, 0.0), min(ef.t1_s, scenario.duration_s)
         if b <= a:
             continue
         n = rng.poisson(ef.flow_vph * (b - a) / _S_PER_H)
         times.append(rng.uniform(a, b, n))
-        links.append(np.full(n, net.link_index(ef.link), dtype=np.int64))
-        moves.append(np.full(n, MOVE_CODE[ef.movement], dtype=np.int64))
+        links.append(net.link_index(ef.link))
+        moves.append(MOVE_CODE[ef.movement])
     t = np.concatenate(times) if times else np.empty(0)
-    first_link = np.concatenate(links) if links else np.empty(0, np.int64)
-    first_move = np.concatenate(moves) if moves else np.empty(0, np.int64)
+    counts = [len(x) for x in times]
+    first_link = np.repeat(np.array(links, dtype=np.int64), counts)
+    first_move = np.repeat(np.array(moves, dtype=np.int64), counts)
     order = np.argsort(t, kind="stable")
     t, first_link, first_move = t[order], first_link[order], first_move[order]
     n = len(t)
@@ -475,15 +478,20 @@ def upstream_departures(arrive_s: np.ndarray, signal: UpstreamSignal, n_lanes: i
     h = _S_PER_H / (signal.saturation_flow_vph * n_lanes)
     cycle, green = signal.cycle_s, signal.green_s
     g0 = signal.offset_s - start_clock_s
-    out = np.empty(len(arrive_s))
+    # A plain Python loop over floats (each departure waits for the one
+    # before), appending to a list: item assignment into an array costs more.
+    out: list[float] = []
+    floor = math.floor
     prev = -math.inf
-    for i, u in enumerate(arrive_s.tolist()):
-        d = max(u, prev + h)
-        start = g0 + math.floor((d - g0) / cycle) * cycle
+    for u in arrive_s.tolist():
+        d = prev + h
+        d = d if d > u else u   # max(u, prev + h)
+        start = g0 + floor((d - g0) / cycle) * cycle
         if d - start >= green:
             d = start + cycle
-        out[i] = prev = d
-    return out
+        out.append(d)
+        prev = d
+    return np.array(out, dtype=float)
 
 
 def platoon_times(arrive_s: np.ndarray, signal: UpstreamSignal, n_lanes: int, speed_mps: float,
