@@ -9,7 +9,8 @@ in segment order), and window sums over all matched points in the order they
 were received. Equality is exact: the same arithmetic in the same order.
 The cell table is a direct array over the grid's bounding box or a hash
 table, and the cell size may grow; both are checked to leave every match
-unchanged.
+unchanged. A decision is one compiled pass too (the window and every
+junction's verdict); it is checked against the former numpy statement.
 """
 
 from __future__ import annotations
@@ -153,6 +154,92 @@ def test_window_sums_equal_a_recount_of_every_received_point(seed: int) -> None:
             np.testing.assert_array_equal(hmean, np.where(c > 0, c / inv, np.nan))
         rt.decide(now)
     assert rt.points_matched == len(seen)
+
+
+class _NumpyDecisions(GpsRuntime):
+    """The runtime with the former numpy statement of a decision (before the compiled one)."""
+
+    def decide(self, now_ms: int) -> list[tuple[int, str]]:
+        md = self.model
+        count, mean, _ = self.window_stats(now_ms)
+        info = count >= md.min_points
+        slow_s = info & (mean < self.low)
+        fast_s = info & (mean > self.high)
+        j = self.stretch_junction
+        any_slow = np.bincount(j, weights=slow_s, minlength=self.n_j) > 0
+        n_info = np.bincount(j, weights=info, minlength=self.n_j)
+        n_fast = np.bincount(j, weights=fast_s, minlength=self.n_j)
+        recovered = (n_info > 0) & (n_fast == n_info)
+        dwell_ok = now_ms - self.last_change_ms >= int(round(md.min_dwell_s * 1000))
+        stale = self.had_points & (now_ms - self.last_point_ms > int(round(
+            md.stale_after_s * 1000)))
+        to_relief = (self.mode == 0) & any_slow & dwell_ok & ~stale
+        to_default = ((self.mode == 1) & recovered & dwell_ok & ~stale) | (
+            (self.mode == 1) & stale)
+        new_stale = stale & ~self.stale
+        self.stale_events += int(new_stale.sum())
+        for k in np.flatnonzero(new_stale):
+            if self.mode[k] == 0:
+                self.log_rows.append((now_ms, self.junction_ids[k], self.programs[k][0],
+                                      self.programs[k][0], "stale", "", np.nan, 0))
+        self.stale = stale
+        changes = []
+        for k in np.flatnonzero(to_relief | to_default):
+            relief = bool(to_relief[k])
+            sel = self._by_junction[self._junction_start[k]:self._junction_start[k + 1]]
+            worst = sel[np.nanargmin(np.where(info[sel], mean[sel], np.inf))] if info[
+                sel].any() else sel[0]
+            reason = "slow" if relief else ("stale" if stale[k] else "recovered")
+            frm, to = (self.programs[k][0], self.programs[k][1]) if relief else (
+                self.programs[k][1], self.programs[k][0])
+            self.log_rows.append((now_ms, self.junction_ids[k], frm, to, reason,
+                                  self.stretch_ids[worst], float(mean[worst]),
+                                  int(count[worst])))
+            self.mode[k] = 1 if relief else 0
+            self.last_change_ms[k] = now_ms
+            changes.append((int(k), to))
+        return changes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decisions_equal_the_numpy_statement(seed: int) -> None:
+    """The compiled decision (window, verdicts) changes, logs and fails safe as the
+    former numpy statement did, decision after decision: speeds around the
+    thresholds, junctions going silent for longer than ``stale_after_s``."""
+    rng = np.random.default_rng(seed)
+    model = _model(5)
+    compiled, plain = GpsRuntime(model), _NumpyDecisions(model)
+    proj = compiled.projection
+    now = 1_557_118_800_000
+    silent = np.zeros(5, dtype=bool)
+    changed = 0
+    for _ in range(300):
+        now += 10_000
+        if rng.random() < 0.1:                          # outages come and go
+            silent = rng.random(5) < 0.4
+        n = int(rng.integers(0, 12))
+        k = rng.integers(0, 10, n)
+        k = k[~silent[k // 2]]
+        n = len(k)
+        x = rng.uniform(-280, -20, n)
+        y = 500.0 * (k // 2) + 100.0 * (k % 2) + rng.normal(0, 3, n)
+        lat, lon = proj.to_latlon(x, y)
+        sent = now - rng.integers(0, 30_000, n)
+        speed = rng.uniform(10, 40, n)                  # low 20, high 30 km/h
+        for rt in (compiled, plain):
+            rt.ingest(sent, np.full(n, now), lat, lon, speed, np.full(n, 90.0))
+        got, want = compiled.decide(now), plain.decide(now)
+        assert got == want
+        changed += len(got)
+        np.testing.assert_array_equal(compiled.mode, plain.mode)
+        np.testing.assert_array_equal(compiled.last_change_ms, plain.last_change_ms)
+        np.testing.assert_array_equal(compiled.stale, plain.stale)
+    assert compiled.stale_events == plain.stale_events > 0
+    assert changed > 10
+    assert [(*r[:6], r[7]) for r in compiled.log_rows] == [(*r[:6], r[7])
+                                                           for r in plain.log_rows]
+    np.testing.assert_array_equal([r[6] for r in compiled.log_rows],
+                                  [r[6] for r in plain.log_rows])   # NaN for stale rows
 
 
 def _random_polylines(rng: np.random.Generator, spread_m: float) -> list[np.ndarray]:

@@ -367,7 +367,7 @@ def test_points_do_not_depend_on_when_the_feed_is_read(tiny):
         if every_step:
             sim.add_step_hook(lambda view, s=sampler: s.feed.deliver(view.t_s))
         sim.run()
-        streams.append((sampler.stream(), len(sampler._cols)))
+        streams.append((sampler.stream(), sampler._n_batches))
     (per_step, batches), (at_end, one) = streams
     assert one == 1 and batches > 100   # the two really batch differently
     assert len(per_step) > 100

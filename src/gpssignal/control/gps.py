@@ -251,6 +251,78 @@ def _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, 
 
 
 @njit(nogil=True)
+def _window_means(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv, mean):
+    """:func:`_window_kernel` on zeroed sums, then each stretch's mean speed (NaN: no point).
+
+    Writes ``count``, ``total``, ``inv`` and ``mean`` (``total / count``, as
+    numpy divides); returns how many of the ``length`` points are dropped.
+    """
+    count[:] = 0
+    total[:] = 0.0
+    inv[:] = 0.0
+    dropped = _window_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv)
+    for s in range(count.shape[0]):
+        mean[s] = total[s] / count[s] if count[s] > 0 else np.nan
+    return dropped
+
+
+#: Bits of a junction's entry in :func:`_decision_kernel`'s ``action``.
+_TO_RELIEF, _TO_DEFAULT, _NEW_STALE = 1, 2, 4
+
+
+@njit(nogil=True)
+def _decision_kernel(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv, mean,
+                     min_points, low, high, by_junction, junction_start, stretch_last_ms,
+                     mode, last_change_ms, stale, dwell_ms, stale_after_ms, action):
+    """One decision's window (:func:`_window_means`) and each junction's verdict.
+
+    Per junction ``k`` (its stretches ``by_junction[junction_start[k]:
+    junction_start[k + 1]]``): a stretch is informative with at least
+    ``min_points`` points, slow below ``low`` and fast above ``high``; the
+    junction is stale when it has had points but none received for more
+    than ``stale_after_ms``. Sets ``action[k]`` to the sum of
+    ``_TO_RELIEF`` (default mode, a slow stretch, ``dwell_ms`` since the last
+    change, not stale), ``_TO_DEFAULT`` (relief mode and stale, or every
+    informative stretch fast after the dwell) and ``_NEW_STALE`` (stale now,
+    not at the last decision), and ``stale[k]`` to whether it is stale.
+    Returns the number of dropped points and of junctions with an action.
+    """
+    dropped = _window_means(buf_s, buf_t, buf_v, length, start_ms, now_ms, count, total, inv,
+                            mean)
+    never_ms = np.iinfo(np.int64).min
+    flagged = 0
+    for k in range(mode.shape[0]):
+        any_slow = False
+        n_info = 0
+        n_fast = 0
+        last_ms = never_ms // 2
+        had = False
+        for q in range(junction_start[k], junction_start[k + 1]):
+            s = by_junction[q]
+            if count[s] >= min_points:
+                n_info += 1
+                if mean[s] < low[s]:
+                    any_slow = True
+                if mean[s] > high[s]:
+                    n_fast += 1
+            last_ms = max(last_ms, stretch_last_ms[s])
+            had = had or stretch_last_ms[s] > never_ms
+        dwell_ok = now_ms - last_change_ms[k] >= dwell_ms
+        is_stale = had and now_ms - last_ms > stale_after_ms
+        a = 0
+        if mode[k] == 0 and any_slow and dwell_ok and not is_stale:
+            a += _TO_RELIEF
+        if mode[k] == 1 and (is_stale or (n_info > 0 and n_fast == n_info and dwell_ok)):
+            a += _TO_DEFAULT
+        if is_stale and not stale[k]:
+            a += _NEW_STALE
+        stale[k] = is_stale
+        action[k] = a
+        flagged += a != 0
+    return dropped, flagged
+
+
+@njit(nogil=True)
 def _compact(buf_s, buf_t, buf_v, length):
     """Move the kept points (stretch >= 0) to the front, in order; return how many."""
     m = 0
@@ -301,6 +373,16 @@ class GpsRuntime:
         self.stretch_ids = [s.id for s in model.stretches]
         self.keep_windows = False
         self._index_args = index_arrays(self.index)
+        proj = self.projection
+        self._projection_args = (proj.lat0_deg, proj.lon0_deg, *proj.scale_m_per_deg())
+        # The model's times in whole milliseconds, as the decisions compare them.
+        self._window_ms = int(round(model.window_s * 1000))
+        self._dwell_ms = int(round(model.min_dwell_s * 1000))
+        self._stale_after_ms = int(round(model.stale_after_s * 1000))
+        # A decision's work arrays (replaced when windows are kept: they go to window_rows).
+        k = self.index.n_stretches
+        self._sums = (np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k), np.zeros(k))
+        self._action = np.zeros(self.n_j, dtype=np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -346,14 +428,13 @@ class GpsRuntime:
             self.buf_s = np.resize(self.buf_s, cap)
             self.buf_t = np.resize(self.buf_t, cap)
             self.buf_v = np.resize(self.buf_v, cap)
-        proj = self.projection
         f64 = _float64
         # mypy's numba stubs type a Dispatcher's call too narrowly for *args.
         new_len = match_append(  # type: ignore[call-arg]
             f64(lat_deg), f64(lon_deg), f64(heading_deg),
             np.ascontiguousarray(t_sent_ms, dtype=np.int64),
             np.ascontiguousarray(t_received_ms, dtype=np.int64), f64(speed_kmh),
-            proj.lat0_deg, proj.lon0_deg, *proj.scale_m_per_deg(), *self._index_args,
+            *self._projection_args, *self._index_args,
             self.buf_s, self.buf_t, self.buf_v, self._len, self.stretch_last_ms)
         m = new_len - self._len
         self._len = new_len
@@ -380,56 +461,65 @@ class GpsRuntime:
         Points sent at or before the window's start are dropped from the
         buffer for good: windows only move forward.
         """
-        start = now_ms - int(round(self.model.window_s * 1000))
         k = self.index.n_stretches
-        count = np.zeros(k, dtype=np.int64)
-        total = np.zeros(k)
-        inv = np.zeros(k)
-        dropped = _window_kernel(self.buf_s, self.buf_t, self.buf_v, self._len, start,
-                                 now_ms, count, total, inv)
+        count, total, inv, mean = (np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k),
+                                   np.zeros(k))
+        dropped = _window_means(self.buf_s, self.buf_t, self.buf_v, self._len,
+                                now_ms - self._window_ms, now_ms, count, total, inv, mean)
+        self._drop(dropped)
+        return count, mean, self._harmonic_means(count, inv)
+
+    def _drop(self, dropped: int) -> None:
+        """Compact the window buffer when most of it is dropped points."""
         if 2 * dropped > self._len:
             self._len = _compact(self.buf_s, self.buf_t, self.buf_v, self._len)
+
+    @staticmethod
+    def _harmonic_means(count: np.ndarray, inv: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-            hmean = np.where(count > 0, count / inv, np.nan)
-        return count, mean, hmean
+            return np.where(count > 0, count / inv, np.nan)
 
     def decide(self, now_ms: int) -> list[tuple[int, str]]:
-        """One decision for every junction; returns ``(junction index, program)`` changes."""
+        """One decision for every junction; returns ``(junction index, program)`` changes.
+
+        The window and every junction's verdict come from one compiled pass
+        (:func:`_decision_kernel`); Python only logs and applies the rare
+        changes.
+        """
         md = self.model
-        count, mean, hmean = self.window_stats(now_ms)
         if self.keep_windows:
-            self.window_rows.append((now_ms, count, mean, hmean))
-        info = count >= md.min_points
-        slow_s = info & (mean < self.low)
-        fast_s = info & (mean > self.high)
-        j = self.stretch_junction
-        any_slow = np.bincount(j, weights=slow_s, minlength=self.n_j) > 0
-        n_info = np.bincount(j, weights=info, minlength=self.n_j)
-        n_fast = np.bincount(j, weights=fast_s, minlength=self.n_j)
-        recovered = (n_info > 0) & (n_fast == n_info)
-        dwell_ok = now_ms - self.last_change_ms >= int(round(md.min_dwell_s * 1000))
-        stale = self.had_points & (now_ms - self.last_point_ms > int(round(
-            md.stale_after_s * 1000)))
-        to_relief = (self.mode == 0) & any_slow & dwell_ok & ~stale
-        to_default = ((self.mode == 1) & recovered & dwell_ok & ~stale) | (
-            (self.mode == 1) & stale)
-        new_stale = stale & ~self.stale
-        self.stale_events += int(new_stale.sum())
-        for k in np.flatnonzero(new_stale):
+            n = self.index.n_stretches
+            sums = (np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n), np.zeros(n))
+        else:
+            sums = self._sums
+        count, total, inv, mean = sums
+        action = self._action
+        dropped, flagged = _decision_kernel(
+            self.buf_s, self.buf_t, self.buf_v, self._len, now_ms - self._window_ms, now_ms,
+            count, total, inv, mean, md.min_points, self.low, self.high, self._by_junction,
+            self._junction_start, self.stretch_last_ms, self.mode, self.last_change_ms,
+            self.stale, self._dwell_ms, self._stale_after_ms, action)
+        self._drop(dropped)
+        if self.keep_windows:
+            self.window_rows.append((now_ms, count, mean, self._harmonic_means(count, inv)))
+        if not flagged:
+            return []
+        new_stale = np.flatnonzero(action & _NEW_STALE)
+        self.stale_events += len(new_stale)
+        for k in new_stale:
             log.info("junction %s: no probe points for %.0f s, default program",
                      self.junction_ids[k], md.stale_after_s)
             if self.mode[k] == 0:
                 self.log_rows.append((now_ms, self.junction_ids[k], self.programs[k][0],
                                       self.programs[k][0], "stale", "", np.nan, 0))
-        self.stale = stale
+        info = count >= md.min_points
         changes = []
-        for k in np.flatnonzero(to_relief | to_default):
-            relief = bool(to_relief[k])
+        for k in np.flatnonzero(action & (_TO_RELIEF | _TO_DEFAULT)):
+            relief = bool(action[k] & _TO_RELIEF)
             sel = self._by_junction[self._junction_start[k]:self._junction_start[k + 1]]
             worst = sel[np.nanargmin(np.where(info[sel], mean[sel], np.inf))] if info[
                 sel].any() else sel[0]
-            reason = "slow" if relief else ("stale" if stale[k] else "recovered")
+            reason = "slow" if relief else ("stale" if self.stale[k] else "recovered")
             frm, to = (self.programs[k][0], self.programs[k][1]) if relief else (
                 self.programs[k][1], self.programs[k][0])
             self.log_rows.append((now_ms, self.junction_ids[k], frm, to, reason,
@@ -502,16 +592,17 @@ class GpsController:
         wait = (first - self.t0_ms) / 1000.0
         if wait > 0:
             yield decision_timeout(env, wait)
+        feed, runtime, t0_ms, step_s = self.feed, self.runtime, self.t0_ms, step_ms / 1000.0
         while True:
-            pts = self.feed.deliver((now_ms - self.t0_ms) / 1000.0)
+            pts = feed.deliver((now_ms - t0_ms) / 1000.0)
             if len(pts.get("time_sent_s", ())):
-                self.runtime.ingest(
-                    self.t0_ms + np.round(pts["time_sent_s"] * 1000).astype(np.int64),
-                    self.t0_ms + np.round(pts["time_received_s"] * 1000).astype(np.int64),
-                    pts["lat_deg"], pts["lon_deg"], pts["speed_kmh"], pts["heading_deg"])
-            self.runtime.decide(now_ms)
+                runtime.ingest(t0_ms + np.round(pts["time_sent_s"] * 1000).astype(np.int64),
+                               t0_ms + np.round(pts["time_received_s"] * 1000).astype(np.int64),
+                               pts["lat_deg"], pts["lon_deg"], pts["speed_kmh"],
+                               pts["heading_deg"])
+            runtime.decide(now_ms)
             now_ms += step_ms
-            yield decision_timeout(env, step_ms / 1000.0)
+            yield decision_timeout(env, step_s)
 
     def requested_program(self, junction_id: str, clock_s: float) -> str:
         """Return the program the GPS runtime asks for (the default if unmonitored)."""

@@ -54,7 +54,7 @@ lane_width_m``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,12 +87,20 @@ class LocalProjection:
         return x, y
 
     def to_latlon(self, x_m: np.ndarray, y_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Local metres to WGS84 degrees (latitude, longitude)."""
+        """Local metres to WGS84 degrees (latitude, longitude).
+
+        ``lat = lat0 + y / R · (180/π)`` and ``lon = lon0 + x / R_p · (180/π)``
+        with ``R_p`` = :meth:`parallel_radius_m`, in this order of operations
+        (the probe sampler's compiled kernel repeats it, bit for bit).
+        """
         k = 180.0 / math.pi
         lat = self.lat0_deg + np.asarray(y_m) / EARTH_RADIUS_M * k
-        lon = self.lon0_deg + np.asarray(x_m) / (EARTH_RADIUS_M * math.cos(
-            self.lat0_deg / k)) * k
+        lon = self.lon0_deg + np.asarray(x_m) / self.parallel_radius_m() * k
         return lat, lon
+
+    def parallel_radius_m(self) -> float:
+        """Radius of the parallel through the reference, ``R · cos(lat0)`` [m]."""
+        return EARTH_RADIUS_M * math.cos(self.lat0_deg / (180.0 / math.pi))
 
     def scale_m_per_deg(self) -> tuple[float, float]:
         """Metres per degree of longitude and of latitude at the reference."""
@@ -128,19 +136,37 @@ class LinkGeometry:
     heading_deg: np.ndarray   # direction of travel [deg]
     lane_offset_m: np.ndarray  # per global lane: offset to the right of the link [m]
     lane_link: np.ndarray     # per global lane: link index
+    #: Per link: ``end_xy - start_xy`` [m] and its unit vector [-], worked out
+    #: once here rather than per point (the same element-wise numbers).
+    delta_xy: np.ndarray = field(init=False, repr=False, compare=False)
+    direction_xy: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Work out each link's displacement and direction."""
+        d = self.end_xy - self.start_xy
+        norm = np.hypot(d[:, 0], d[:, 1])
+        # A link of no extent has no direction (NaN), as it always had; its
+        # positions warned when asked for, not when the geometry is built.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.column_stack([d[:, 0] / norm, d[:, 1] / norm])
+        object.__setattr__(self, "delta_xy", d)
+        object.__setattr__(self, "direction_xy", u)
 
     def positions_xy(self, link: np.ndarray, lane: np.ndarray,
                      pos_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Local coordinates of vehicles at ``pos_m`` on ``lane`` of ``link`` [m]."""
-        a, b = self.start_xy[link], self.end_xy[link]
+        """Local coordinates of vehicles at ``pos_m`` on ``lane`` of ``link`` [m].
+
+        ``x = start_x + frac · d_x + offset · u_y`` and ``y = start_y + frac ·
+        d_y − offset · u_x`` with ``frac = pos_m / length_m``, ``d`` =
+        :attr:`delta_xy` and ``u`` = :attr:`direction_xy`, in this order of
+        operations (the probe sampler's compiled kernel repeats it, bit for bit).
+        """
+        a, d, u = self.start_xy[link], self.delta_xy[link], self.direction_xy[link]
         frac = np.asarray(pos_m) / self.length_m[link]
-        d = b - a
-        norm = np.hypot(d[:, 0], d[:, 1])
-        ux, uy = d[:, 0] / norm, d[:, 1] / norm
         off = self.lane_offset_m[lane]
         # Right of the direction of travel (ux, uy) is (uy, -ux).
-        x = a[:, 0] + frac * d[:, 0] + off * uy
-        y = a[:, 1] + frac * d[:, 1] - off * ux
+        x = a[:, 0] + frac * d[:, 0] + off * u[:, 1]
+        y = a[:, 1] + frac * d[:, 1] - off * u[:, 0]
         return x, y
 
 

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from gpssignal._compiled import njit
-from gpssignal.model.geo import LinkGeometry
+from gpssignal.model.geo import EARTH_RADIUS_M, LinkGeometry
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.demand import Arrivals
 from gpssignal.sim.engine import Simulation, StepView
@@ -104,6 +105,30 @@ class ProbeStream:
         return len(self.columns["time_sent_s"])
 
 
+@njit
+def _deliver_due(points, n, received_row, t_s):
+    """Take the points of ``points[:, :n]`` received by ``t_s``; keep the others in front.
+
+    Returns the due points as a matrix sorted by receipt time (stably, so
+    points received at the same instant stay in the order they came), their
+    columns in ``points`` before the call, and how many points are kept: the
+    rest, moved to the first columns in their order.
+    """
+    received = points[received_row, :n]
+    due = np.flatnonzero(received <= t_s)
+    order = due[np.argsort(received[due], kind="mergesort")]
+    out = np.empty((points.shape[0], order.shape[0]))
+    for i in range(order.shape[0]):
+        out[:, i] = points[:, order[i]]
+    kept = 0
+    for j in range(n):
+        if not received[j] <= t_s:
+            if kept != j:
+                points[:, kept] = points[:, j]
+            kept += 1
+    return out, order, kept
+
+
 class ProbeFeed:
     """Delivers the sampler's points to a consumer in order of receipt.
 
@@ -111,12 +136,24 @@ class ProbeFeed:
     sorted by their receipt time, as arrays named ``columns`` (empty arrays
     when there are none). This is the only view of the traffic that a GPS
     controller gets.
+
+    Notes
+    -----
+    The points wait in one float64 matrix of the numeric columns (a row per
+    column), in the order they came, and the pseudonyms, if any, beside it.
+    A delivery is one compiled pass over the matrix (:func:`_deliver_due`):
+    it comes every decision interval with a few points, so the cost of a
+    numpy call per column and step would dominate it.
     """
 
     def __init__(self, columns: list[str]) -> None:
         self._columns = list(columns)
-        self._pending: list[dict[str, np.ndarray]] = []
-        self._carry: dict[str, np.ndarray] | None = None
+        self._numeric = [k for k in self._columns if k != "pseudonym"]
+        self._named = "pseudonym" in self._columns
+        self._received = self._numeric.index("time_received_s")
+        self._points = np.empty((len(self._numeric), 64))
+        self._n = 0                               # points waiting
+        self._names = np.empty(0, dtype=object)   # their pseudonyms (when named)
         self._sources: list[Callable[[], None]] = []
 
     def add_source(self, flush: Callable[[], None]) -> None:
@@ -124,42 +161,69 @@ class ProbeFeed:
         self._sources.append(flush)
 
     def push(self, points: dict[str, np.ndarray]) -> None:
-        """Queue points the sampler produced (columns of equal length)."""
-        self._pending.append(points)
+        """Queue points the sampler produced (the feed's columns, of equal length).
+
+        The numeric columns are kept (and delivered) as float64.
+        """
+        block = np.array([points[k] for k in self._numeric], dtype=np.float64)
+        self.push_block(block, np.asarray(points["pseudonym"]) if self._named else None)
+
+    def push_block(self, numeric: np.ndarray, pseudonym: np.ndarray | None = None) -> None:
+        """Queue points given as a matrix of the numeric columns (rows, in column order).
+
+        ``pseudonym`` is the object array of the ``pseudonym`` column when the
+        feed has one. The points are copied.
+        """
+        n, m = self._n, numeric.shape[1]
+        if n + m > self._points.shape[1]:
+            grown = np.empty((self._points.shape[0], max(2 * self._points.shape[1], n + m)))
+            grown[:, :n] = self._points[:, :n]
+            self._points = grown
+        self._points[:, n:n + m] = numeric
+        self._n = n + m
+        if self._named:
+            self._names = np.concatenate([self._names, pseudonym])
 
     def deliver(self, t_s: float) -> dict[str, np.ndarray]:
         """Return the points received in ``(previous t, t_s]``, in order of receipt."""
         for flush in self._sources:
             flush()
-        parts = ([self._carry] if self._carry is not None else []) + self._pending
-        self._pending = []
-        if not parts:
+        if self._n == 0:
             return {k: np.empty(0, dtype=object if k == "pseudonym" else float)
                     for k in self._columns}
-        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        due = cols["time_received_s"] <= t_s
-        self._carry = {k: v[~due] for k, v in cols.items()} if (~due).any() else None
-        order = np.argsort(cols["time_received_s"][due], kind="stable")
-        return {k: v[due][order] for k, v in cols.items()}
+        n = self._n
+        out, order, self._n = _deliver_due(self._points, n, self._received, float(t_s))
+        cols = dict(zip(self._numeric, out, strict=True))
+        if self._named:
+            names = self._names
+            kept = np.ones(n, dtype=bool)
+            kept[order] = False
+            cols["pseudonym"], self._names = names[order], names[kept]
+        return {k: cols[k] for k in self._columns}
 
 
 @njit
-def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_period,
-                    route_offset, route_length, trim_m, period, out, inside, per_step):
-    """Rows of equipped vehicles whose next reporting period has begun, step after step.
+def _due_rows_steps(t_s, counts, vid, link, lane, route_pos, pos_m, speed_mps, equipped,
+                    phase, last_period, route_offset, route_length, trim_m, period, due_i,
+                    due_f, step_t, step_n, waiting):
+    """Keep the rows of equipped vehicles whose next reporting period has begun, step after step.
 
     ``t_s`` and ``counts``: each step's time [s] and number of rows; the
-    rows of the steps follow each other in ``vid``, ``route_pos`` and
-    ``pos_m``. A due row marks its vehicle's period as reported; its index
-    goes to ``out`` and whether it is farther than ``trim_m`` from both
-    ends of its trip to ``inside``. Writes each step's number of due rows
-    to ``per_step``; returns the total.
+    rows of the steps follow each other in the other arrays. A due row marks
+    its vehicle's period as reported and is appended to the rows waiting
+    for their draws: ``due_i`` (vehicle, link, lane, and 1 when farther than
+    ``trim_m`` from both ends of its trip, else 0) and ``due_f`` (position
+    [m], speed [m/s]). Each step with due rows appends its time and number
+    of due rows to ``step_t`` and ``step_n``. ``waiting`` holds the numbers
+    of waiting rows and steps, updated here; the buffers must have room for
+    ``counts.sum()`` more rows and ``len(counts)`` more steps.
 
     The test is written out in the loop rather than called per row: a call
     with these arrays costs about 40 ns a row (measured), the test itself
     a few.
     """
-    n = 0
+    n = waiting[0]
+    n_steps = waiting[1]
     r = 0
     for k in range(counts.shape[0]):
         t = t_s[k]
@@ -170,33 +234,42 @@ def _due_rows_steps(t_s, counts, vid, route_pos, pos_m, equipped, phase, last_pe
                 p = np.int64(np.floor((t - phase[v]) / period))
                 if p > last_period[v]:
                     last_period[v] = p
-                    out[n] = r
                     dist = route_offset[v, route_pos[r]] + pos_m[r]
-                    inside[n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
+                    due_i[0, n] = v
+                    due_i[1, n] = link[r]
+                    due_i[2, n] = lane[r]
+                    due_i[3, n] = (dist >= trim_m) and (dist <= route_length[v] - trim_m)
+                    due_f[0, n] = pos_m[r]
+                    due_f[1, n] = speed_mps[r]
                     n += 1
             r += 1
-        per_step[k] = n - start
-    return n
+        if n > start:
+            step_t[n_steps] = t
+            step_n[n_steps] = n - start
+            n_steps += 1
+    waiting[0] = n
+    waiting[1] = n_steps
 
 
 @njit
-def _report_step(rng, rows, inside, first, n_due, t, dropout, sigmas, jitter, vid, link,
-                 lane, pos_m, speed_mps, raw_f, raw_i, n_raw):
+def _report_step(rng, due_i, due_f, first, n_due, t, dropout, sigmas, jitter, raw_f, raw_i,
+                 n_raw):
     """Draw the fate of due rows ``first:first + n_due`` of one step; keep the reports.
 
     Draws from ``rng``, in this order: ``random(n_due)`` (a report is kept
-    when inside the trimmed trip and its draw is at least ``dropout``), then
-    per kept report ``normal(0, sigma, m)`` for each of ``sigmas`` (the noise
-    kinds in draw order, none of them 0) and ``uniform(0, jitter, m)`` (the
-    latency). The kept rows go to the raw buffers from column ``n_raw``:
-    ``raw_f`` rows time [s], position [m], speed [m/s], then the draws in the
-    same order; ``raw_i`` rows vehicle, link, lane. The buffers must have
-    room for ``n_due`` more columns. Returns the new number of raw columns.
+    when inside the trimmed trip, ``due_i[3]``, and its draw is at least
+    ``dropout``), then per kept report ``normal(0, sigma, m)`` for each of
+    ``sigmas`` (the noise kinds in draw order, none of them 0) and
+    ``uniform(0, jitter, m)`` (the latency). The kept rows go to the raw
+    buffers from column ``n_raw``: ``raw_f`` rows time [s], position [m],
+    speed [m/s], then the draws in the same order; ``raw_i`` rows vehicle,
+    link, lane. The buffers must have room for ``n_due`` more columns.
+    Returns the new number of raw columns.
     """
     keep = rng.random(n_due) >= dropout
     m = 0
     for q in range(n_due):
-        keep[q] = keep[q] and inside[first + q]
+        keep[q] = keep[q] and due_i[3, first + q] != 0
         m += keep[q]
     if m == 0:
         return n_raw
@@ -208,13 +281,13 @@ def _report_step(rng, rows, inside, first, n_due, t, dropout, sigmas, jitter, vi
     for q in range(n_due):
         if not keep[q]:
             continue
-        r = rows[first + q]
-        raw_i[0, j] = vid[r]
-        raw_i[1, j] = link[r]
-        raw_i[2, j] = lane[r]
+        r = first + q
+        raw_i[0, j] = due_i[0, r]
+        raw_i[1, j] = due_i[1, r]
+        raw_i[2, j] = due_i[2, r]
         raw_f[0, j] = t
-        raw_f[1, j] = pos_m[r]
-        raw_f[2, j] = speed_mps[r]
+        raw_f[1, j] = due_f[0, r]
+        raw_f[2, j] = due_f[1, r]
         for d in range(noise.shape[0]):
             raw_f[3 + d, j] = noise[d, j - n_raw]
         j += 1
@@ -222,23 +295,92 @@ def _report_step(rng, rows, inside, first, n_due, t, dropout, sigmas, jitter, vi
 
 
 @njit
-def _report_steps(rng, t_s, per_step, rows, inside, dropout, sigmas, jitter, vid, link, lane,
-                  pos_m, speed_mps, raw_f, raw_i, n_raw):
-    """:func:`_report_step` for each step with ``per_step`` due rows, one step after the other.
+def _report_steps(rng, step_t, step_n, n_steps, due_i, due_f, dropout, sigmas, jitter, raw_f,
+                  raw_i, n_raw):
+    """:func:`_report_step` for the first ``n_steps`` waiting steps, one after the other.
 
-    The due rows of all steps are ``rows[:per_step.sum()]`` in step order;
-    the buffers must have room for that many more columns. Returns the new
-    number of raw columns.
+    The due rows of all steps are the first ``step_n[:n_steps].sum()``
+    columns of ``due_i`` and ``due_f``, in step order; the raw buffers must
+    have room for that many more columns. Returns the new number of raw
+    columns.
     """
     first = 0
-    for k in range(per_step.shape[0]):
-        n_due = per_step[k]
-        if n_due == 0:
-            continue
-        n_raw = _report_step(rng, rows, inside, first, n_due, t_s[k], dropout, sigmas, jitter,
-                             vid, link, lane, pos_m, speed_mps, raw_f, raw_i, n_raw)
+    for k in range(n_steps):
+        n_due = step_n[k]
+        n_raw = _report_step(rng, due_i, due_f, first, n_due, step_t[k], dropout, sigmas,
+                             jitter, raw_f, raw_i, n_raw)
         first += n_due
     return n_raw
+
+
+@njit
+def _make_points(raw_f, raw_i, a, b, noise_row, start_xy, delta_xy, direction_xy, length_m,
+                 lane_offset_m, heading_deg, lat0_deg, lon0_deg, radius_m, parallel_radius_m,
+                 latency_fixed_s, points):
+    """Make raw reports ``a:b`` into points: columns ``a:b`` of ``points``.
+
+    ``points`` rows: time sent and received [s], latitude and longitude
+    [deg], speed [km/h], heading [deg], then the true x and y [m].
+    ``noise_row``: the ``raw_f`` row of the x, y, speed, heading and latency
+    draws (-1: not drawn). The arithmetic is that of the numpy statements it
+    replaced, operation for operation and in the same order, so the points
+    are the same to the last bit: the position is
+    :meth:`~gpssignal.model.geo.LinkGeometry.positions_xy`, the conversion
+    :meth:`~gpssignal.model.geo.LocalProjection.to_latlon`; ``np.maximum(v,
+    0.0)`` is ``v if v >= 0 or v is NaN else 0.0`` and ``np.round`` is
+    ``np.rint``. ``tests/probes/test_probes_draws.py`` checks this.
+    """
+    deg_per_rad = 180.0 / np.pi
+    ix, iy, ispeed, iheading, ilatency = (noise_row[0], noise_row[1], noise_row[2],
+                                          noise_row[3], noise_row[4])
+    for j in range(a, b):
+        link = raw_i[1, j]
+        frac = raw_f[1, j] / length_m[link]
+        off = lane_offset_m[raw_i[2, j]]
+        x = start_xy[link, 0] + frac * delta_xy[link, 0] + off * direction_xy[link, 1]
+        y = start_xy[link, 1] + frac * delta_xy[link, 1] - off * direction_xy[link, 0]
+        nx = x + raw_f[ix, j] if ix >= 0 else x
+        ny = y + raw_f[iy, j] if iy >= 0 else y
+        speed = raw_f[2, j] * 3.6
+        if ispeed >= 0:
+            speed = speed + raw_f[ispeed, j]
+            if not (speed >= 0.0 or speed != speed):
+                speed = 0.0
+        heading = heading_deg[link]
+        if iheading >= 0:
+            heading = heading + raw_f[iheading, j]
+        # Whole milliseconds, as in a probe file, so that a replay of the file
+        # sees exactly what the simulation's controller saw.
+        sent = np.rint(raw_f[0, j] * 1000.0) / 1000.0
+        points[0, j] = sent
+        points[1, j] = np.rint((sent + latency_fixed_s + raw_f[ilatency, j]) * 1000.0) / 1000.0
+        points[2, j] = lat0_deg + ny / radius_m * deg_per_rad
+        points[3, j] = lon0_deg + nx / parallel_radius_m * deg_per_rad
+        points[4, j] = speed
+        points[5, j] = heading % 360.0
+        points[6, j] = x
+        points[7, j] = y
+
+
+def _compiled_for(kernel: Any, args: tuple[Any, ...]) -> Callable[..., Any]:
+    """Return numba's compiled code of ``kernel`` for arguments of the types of ``args``.
+
+    A call of a numba function first looks up the type of every argument;
+    for a numpy ``Generator`` numba does so in Python, about 18 us a call,
+    and about 40 us between the engine's steps (measured in a GPS day), more
+    than the draws themselves. The compiled code ``Dispatcher.compile``
+    returns skips the look-up (half of that time, measured in a GPS day).
+    It does not check its arguments: call it only with arguments of exactly
+    these types, and resolve again when an array is replaced.
+    (:meth:`gpssignal._compiled.Kernel.resolve` does the same for code
+    compiled ahead of time, and returns the dispatcher otherwise; a
+    ``Generator`` is never in the kernel library.) With numba's JIT disabled
+    the kernel is a plain function, returned as it is.
+    """
+    compile_code = getattr(kernel, "compile", None)
+    if compile_code is None:
+        return kernel  # type: ignore[no-any-return]
+    return compile_code(tuple(kernel.typeof_pyval(a) for a in args))  # type: ignore[no-any-return]
 
 
 class ProbeSampler:
@@ -260,12 +402,16 @@ class ProbeSampler:
 
     Notes
     -----
-    Each step only picks the reporting vehicles, draws their dropouts and
-    noise (in the order of :meth:`on_step`'s description) and keeps their
-    state in raw buffers; the points themselves (positions, WGS84, rounded
-    times, pseudonyms) are made in batches when the feed delivers or the
-    stream is read. Every operation of a batch is element by element, so the
-    points are those of one batch per step.
+    Each step only picks the reporting vehicles and keeps their state. Their
+    draws (dropouts and noise, in the order of :meth:`on_step`'s description)
+    and the points themselves (positions, WGS84, rounded times, pseudonyms)
+    are made in batches when the feed delivers or the stream is read. Nothing
+    else draws from ``rng`` during the run and the draws go step after step,
+    so a batch draws what the steps would have drawn one by one; every other
+    operation of a batch is element by element, so the points are those of
+    one batch per step. Batching matters: passing a ``Generator`` to compiled
+    code costs tens of microseconds, and the engine hands over thousands of
+    blocks of steps a day.
     """
 
     def __init__(self, scenario: Scenario, settings: ProbeSettings, arrivals: Arrivals,
@@ -293,9 +439,12 @@ class ProbeSampler:
         self.route_length = arrivals.route_length_m
         self.feed = feed if feed is not None else ProbeFeed(self.column_names())
         self.feed.add_source(self.flush)
-        self._rows = np.empty(256, dtype=np.int64)
-        self._inside = np.empty(256, dtype=np.bool_)
-        self._due_per_step = np.empty(64, dtype=np.int64)
+        # Due rows waiting for their draws (see _due_rows_steps), and their steps.
+        self._due_i = np.empty((4, 256), dtype=np.int64)
+        self._due_f = np.empty((2, 256))
+        self._step_t = np.empty(64)
+        self._step_n = np.empty(64, dtype=np.int64)
+        self._waiting = np.zeros(2, dtype=np.int64)   # rows, steps
         # The noise drawn per point, in draw order (a sigma of 0 draws nothing).
         s = settings
         drawn = [(k, sigma) for k, sigma in (("x", s.position_sigma_m),
@@ -304,18 +453,33 @@ class ProbeSampler:
                                              ("heading", s.heading_sigma_deg)) if sigma]
         self._noise = [k for k, _ in drawn]
         self._sigmas = np.array([sigma for _, sigma in drawn], dtype=np.float64)
+        # The raw_f row of each kind of draw for _make_points (-1: not drawn).
+        rows = {k: 3 + d for d, k in enumerate([*self._noise, "latency"])}
+        self._noise_row = np.array([rows.get(k, -1) for k in ("x", "y", "speed", "heading",
+                                                              "latency")], dtype=np.int64)
+        proj = geometry.projection
+        self._frame = (geometry.start_xy, geometry.delta_xy, geometry.direction_xy,
+                       geometry.length_m, geometry.lane_offset_m, geometry.heading_deg,
+                       proj.lat0_deg, proj.lon0_deg, EARTH_RADIUS_M, proj.parallel_radius_m(),
+                       float(s.latency_fixed_s))
+        # Every report kept (raw) and, in the same columns, its point (see
+        # _make_points); the numeric columns of the feed are the first rows.
         self._raw_f = np.empty((4 + len(self._noise), 1024))
         self._raw_i = np.empty((3, 1024), dtype=np.int64)
+        self._points = np.empty((8, 1024))
         self._n_raw = 0       # raw points kept
+        self._draw: Callable[..., Any] | None = None   # _report_steps for the buffers
         self._n_flushed = 0   # of those, made into points
-        self._flushed: list[dict[str, np.ndarray]] = []
-        self._truth: list[dict[str, np.ndarray]] = []
+        self._n_batches = 0   # batches of points made
+        self._pseudonyms: list[np.ndarray] = []
 
     @property
     def _cols(self) -> list[dict[str, np.ndarray]]:
-        """The points made so far, in batches (every raw point made first)."""
-        self.flush()
-        return self._flushed
+        """The points made so far, as one batch (every raw point made first).
+
+        Kept for :mod:`gpssignal.interop.sumo_gps`, which counts them.
+        """
+        return [self.stream().columns]
 
     def attach(self, sim: Simulation) -> None:
         """Watch every step of ``sim`` (in blocks of steps where the engine offers them)."""
@@ -325,19 +489,14 @@ class ProbeSampler:
         else:
             sim.add_step_hook(self.on_step)
 
-    def _fit(self, rows: int) -> None:
-        """Make the due-row buffers hold ``rows`` rows."""
-        if len(self._rows) < rows:
-            self._rows = np.empty(2 * rows, dtype=np.int64)
-            self._inside = np.empty(2 * rows, dtype=np.bool_)
-
     def on_step(self, view: StepView) -> None:
-        """Pick the probe vehicles due to report at this step and draw their fate.
+        """Pick the probe vehicles due to report at this step.
 
-        Draws, in this order: one dropout draw per due vehicle, then per kept
-        report the x and y position noise, the speed noise, the heading noise
-        (each only when its sigma is not 0) and the latency. The same
-        compiled code as :meth:`on_steps`, on a block of one step.
+        Their fate is drawn in order, at the next :meth:`flush`: one dropout
+        draw per due vehicle, then per kept report the x and y position
+        noise, the speed noise, the heading noise (each only when its sigma
+        is not 0) and the latency. The same compiled code as
+        :meth:`on_steps`, on a block of one step.
         """
         self.on_steps(np.array([view.t_s], dtype=np.float64),
                       np.array([len(view.vid)], dtype=np.int64), view.vid, view.link,
@@ -352,70 +511,69 @@ class ProbeSampler:
         the other arrays hold the steps' vehicles one step after the other
         (``counts.sum()`` rows, as :class:`~gpssignal.sim.engine.StepView`'s
         arrays). The due vehicles of every step are picked in one compiled
-        pass, and their fates drawn in another, step after step
-        (:func:`_report_step`); only steps with a due vehicle draw.
+        pass (:func:`_due_rows_steps`).
         """
         s = self.settings
-        self._fit(len(vid))
-        if len(self._due_per_step) < len(counts):
-            self._due_per_step = np.empty(2 * len(counts), dtype=np.int64)
-        n = _due_rows_steps(t_s, counts, vid, route_pos, pos_m, self.equipped, self.phase,
-                            self.last_period, self.route_offset, self.route_length,
-                            s.trim_m, s.period_s, self._rows, self._inside,
-                            self._due_per_step)
-        if n == 0:
-            return
-        self._room(n)
-        self._n_raw = _report_steps(self.rng, t_s, self._due_per_step[:len(counts)], self._rows,
-                                    self._inside, s.dropout, self._sigmas, s.latency_jitter_s,
-                                    vid, link, lane, pos_m, speed_mps, self._raw_f,
-                                    self._raw_i, self._n_raw)
+        rows, steps = self._waiting.tolist()
+        if rows + len(vid) > self._due_i.shape[1] or steps + len(counts) > len(self._step_t):
+            self._fit_waiting(rows + len(vid), steps + len(counts))
+        _due_rows_steps(t_s, counts, vid, link, lane, route_pos, pos_m, speed_mps,
+                        self.equipped, self.phase, self.last_period, self.route_offset,
+                        self.route_length, s.trim_m, s.period_s, self._due_i, self._due_f,
+                        self._step_t, self._step_n, self._waiting)
+
+    def _fit_waiting(self, rows: int, steps: int) -> None:
+        """Make the waiting buffers hold ``rows`` rows and ``steps`` steps, keeping theirs."""
+        n, k = self._waiting.tolist()
+        if rows > self._due_i.shape[1]:
+            due_i, due_f = np.empty((4, 2 * rows), dtype=np.int64), np.empty((2, 2 * rows))
+            due_i[:, :n], due_f[:, :n] = self._due_i[:, :n], self._due_f[:, :n]
+            self._due_i, self._due_f, self._draw = due_i, due_f, None
+        if steps > len(self._step_t):
+            step_t, step_n = np.empty(2 * steps), np.empty(2 * steps, dtype=np.int64)
+            step_t[:k], step_n[:k] = self._step_t[:k], self._step_n[:k]
+            self._step_t, self._step_n, self._draw = step_t, step_n, None
 
     def _room(self, n_due: int) -> None:
-        """Make the raw buffers hold ``n_due`` more reports (at most one per due row)."""
-        if self._n_raw + n_due > self._raw_f.shape[1]:
-            grow = max(2 * self._raw_f.shape[1], self._n_raw + n_due)
-            self._raw_f = np.concatenate([self._raw_f, np.empty((self._raw_f.shape[0], grow
-                                                                 - self._raw_f.shape[1]))], 1)
-            self._raw_i = np.concatenate([self._raw_i, np.empty((3, grow - self._raw_i.shape[1]),
-                                                                dtype=np.int64)], 1)
+        """Make the raw and point buffers hold ``n_due`` more reports (at most one per due row)."""
+        have = self._raw_f.shape[1]
+        if self._n_raw + n_due > have:
+            grow = max(2 * have, self._n_raw + n_due) - have
+            self._raw_f = np.concatenate([self._raw_f, np.empty((self._raw_f.shape[0], grow))], 1)
+            self._raw_i = np.concatenate([self._raw_i, np.empty((3, grow), dtype=np.int64)], 1)
+            self._points = np.concatenate([self._points, np.empty((8, grow))], 1)
+            self._draw = None
 
     def flush(self) -> None:
-        """Make the raw reports kept since the last flush into points; push them to the feed."""
+        """Draw the waiting reports' fate, make the kept ones into points; push them to the feed."""
+        rows, steps = self._waiting.tolist()
+        s = self.settings
+        if steps:
+            self._room(rows)
+            args = (self.rng, self._step_t, self._step_n, steps, self._due_i, self._due_f,
+                    s.dropout, self._sigmas, s.latency_jitter_s, self._raw_f, self._raw_i,
+                    self._n_raw)
+            if self._draw is None:
+                self._draw = _compiled_for(_report_steps, args)
+            self._n_raw = self._draw(*args)
+            self._waiting[:] = 0
         a, b = self._n_flushed, self._n_raw
         if a == b:
             return
         self._n_flushed = b
-        s = self.settings
-        f, i = self._raw_f[:, a:b], self._raw_i[:, a:b]
-        t, pos, speed_mps = f[0], f[1].copy(), f[2].copy()
-        vid, link, lane = i[0].copy(), i[1].copy(), i[2].copy()
-        noise = dict(zip([*self._noise, "latency"], f[3:], strict=True))
-        x, y = self.geometry.positions_xy(link, lane, pos)
-        nx = x + noise["x"] if "x" in noise else x
-        ny = y + noise["y"] if "y" in noise else y
-        lat, lon = self.geometry.projection.to_latlon(nx, ny)
-        speed = speed_mps * 3.6
-        if "speed" in noise:
-            speed = np.maximum(speed + noise["speed"], 0.0)
-        heading = self.geometry.heading_deg[link]
-        if "heading" in noise:
-            heading = heading + noise["heading"]
-        # Whole milliseconds, as in a probe file, so that a replay of the file
-        # sees exactly what the simulation's controller saw.
-        sent = np.round(t * 1000.0) / 1000.0
-        received = np.round((sent + s.latency_fixed_s + noise["latency"]) * 1000.0) / 1000.0
-        cols = {"time_sent_s": sent, "time_received_s": received, "lat_deg": lat,
-                "lon_deg": lon, "speed_kmh": speed, "heading_deg": heading % 360.0}
+        self._n_batches += 1
+        _make_points(self._raw_f, self._raw_i, a, b, self._noise_row, *self._frame,
+                     self._points)
+        names = None
         if s.anonymisation == "rotating":
+            t, vid = self._raw_f[0, a:b], self._raw_i[0, a:b]
             epoch = np.floor((t + self.rotation_phase[vid]) / s.rotation_s)
-            cols["pseudonym"] = pseudonyms(self.salt, vid, epoch.astype(np.int64))
+            names = pseudonyms(self.salt, vid, epoch.astype(np.int64))
         elif s.anonymisation == "raw":
-            cols["pseudonym"] = np.array([f"veh{v}" for v in vid.tolist()], dtype=object)
-        self._flushed.append(cols)
-        self._truth.append({"vid": vid, "link": link, "lane": lane, "pos_m": pos,
-                            "speed_mps": speed_mps, "x_m": x, "y_m": y})
-        self.feed.push(cols)
+            names = np.array([f"veh{v}" for v in self._raw_i[0, a:b].tolist()], dtype=object)
+        if names is not None:
+            self._pseudonyms.append(names)
+        self.feed.push_block(self._points[:6, a:b], names)
 
     def column_names(self) -> list[str]:
         """Columns of the points this sampler emits."""
@@ -426,9 +584,16 @@ class ProbeSampler:
         names = self.column_names()
         tnames = ["vid", "link", "lane", "pos_m", "speed_mps", "x_m", "y_m"]
         self.flush()
-        if self._flushed:
-            cols = {k: np.concatenate([c[k] for c in self._flushed]) for k in names}
-            truth = {k: np.concatenate([c[k] for c in self._truth]) for k in tnames}
+        n = self._n_flushed
+        if n:
+            cols = {k: self._points[r, :n].copy() for r, k in enumerate(names)
+                    if k != "pseudonym"}
+            if "pseudonym" in names:
+                cols["pseudonym"] = np.concatenate(self._pseudonyms)
+            p, f, i = self._points, self._raw_f, self._raw_i
+            truth = dict(zip(tnames, (i[0, :n].copy(), i[1, :n].copy(), i[2, :n].copy(),
+                                      f[1, :n].copy(), f[2, :n].copy(), p[6, :n].copy(),
+                                      p[7, :n].copy()), strict=True))
         else:
             cols = {k: np.empty(0, dtype=object if k == "pseudonym" else float) for k in names}
             truth = {k: np.empty(0) for k in tnames}
