@@ -1220,7 +1220,7 @@ def insert_waiting(F, I, n, t, dt, stop_speed, tail, counts, queues, depart_s, n
     return n
 
 
-@njit
+@njit(inline="always")
 def advance(F, I, n, t, dt, work, lane_changes, drv, lane_state, lane_link, stops, events,
             ecoef, ecoast, rules, net, routes, markers, outcomes, passages, yield_last):
     """One vehicle step of the first ``n`` columns from ``t`` [s], in place.
@@ -1434,7 +1434,7 @@ SP_PTR, SP_STOP = 0, 1
 SL_N, SL_SEQ = 0, 1
 
 
-@njit
+@njit(inline="always")
 def play_signal_changes(t, player, group_state, lane_state):
     """Apply every signal change due at or before the step at ``t`` [s]; False if the log is full.
 
@@ -1495,7 +1495,7 @@ def play_signal_changes(t, player, group_state, lane_state):
     return True
 
 
-@njit
+@njit(inline="always")
 def _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, rule_f):
     """Step the pedestrians; the turns that yield to them wait until their strips are free."""
     pedestrians_step(ped, group_state, t, dt)
@@ -1503,7 +1503,7 @@ def _pedestrians_block(ped, group_state, t, dt, ped_rules, ped_rule_crossing, ru
         rule_f[2, ped_rules[r]] = ped[PD_BLOCK][ped_rule_crossing[r]]
 
 
-@njit
+@njit(inline="always")
 def _admit(st, upto, vehicle_slot, q_tail, q_waiting):
     """Vehicles up to ``upto`` (exclusive) reach the boundary and join their entry queues."""
     for v in range(st[RS_ARRIVED], upto):
@@ -1515,7 +1515,7 @@ def _admit(st, upto, vehicle_slot, q_tail, q_waiting):
         st[RS_ARRIVED] = upto
 
 
-@njit
+@njit(inline="always")
 def _buffer_states(F, I, n, t_next, st, traj_f, traj_i, traj_counts, traj_t):
     """Append the vehicles' states after the step that ends at ``t_next`` to the buffer."""
     c0 = st[RS_TRAJ_COLS]
