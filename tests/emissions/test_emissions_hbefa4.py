@@ -814,3 +814,15 @@ def test_run_petrol_car_g_per_km_is_plausible(tiny_run) -> None:
                                     method="bounded", options={"xatol": 1e-8})
     assert best.fun == pytest.approx(128.97, abs=0.01)
     assert best.x * 3.6 == pytest.approx(70, abs=1)
+
+
+def test_each_model_has_its_own_arrays() -> None:
+    """The table lookups are kept per set of classes; the arrays handed out are copies."""
+    classes = [("car", "PC_petrol_Euro-6ab", 1300.0, 1.8, 1.5)]
+    a = emission_model(classes)
+    a.coef[:] = -1.0   # a caller's change to its model ...
+    b = emission_model(classes)
+    assert (b.coef[0, 0] >= 0).all() and b.coef is not a.coef   # ... does not reach the next
+    assert b.coef.flags.writeable and b.coast.flags.writeable   # the kernels take them as before
+    with pytest.raises(KeyError, match="emission_class = 'nonsense'"):
+        emission_model([("x", "nonsense", 1000.0, 1.8, 1.5)])

@@ -189,11 +189,24 @@ def rates_mg_s(model: EmissionModel, cls: np.ndarray, v: np.ndarray, a: np.ndarr
 def emission_model(classes: list[tuple[str, str, float, float, float]]) -> EmissionModel:
     """Build the arrays for vehicle classes ``(name, emission_class, mass_kg, width_m, height_m)``.
 
+    The arrays are the caller's own copies; the table lookups behind them are
+    done once per set of classes (every run of a scenario asks again).
+
     Raises
     ------
     KeyError
         With a message naming the class and the unknown emission class.
     """
+    coef, coast, density = _model_arrays(tuple(classes))
+    return EmissionModel(classes=tuple(c[0] for c in classes),
+                         emission_classes=tuple(c[1] for c in classes), coef=coef.copy(),
+                         coast=coast.copy(), density_g_per_l=density.copy())
+
+
+@lru_cache(maxsize=64)
+def _model_arrays(classes: tuple[tuple[str, str, float, float, float], ...]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return :func:`emission_model`'s arrays (coefficients, coasting, fuel density), read-only."""
     table = coefficients().set_index(["emission_class", "pollutant"])
     known = set(table.index.get_level_values(0))
     dens = fuels()
@@ -218,9 +231,9 @@ def emission_model(classes: list[tuple[str, str, float, float, float]]) -> Emiss
         fuel = fuel_of(ecls)
         if fuel != "electric":
             density[i] = float(dens.loc[fuel, "density_g_per_l"])
-    return EmissionModel(classes=tuple(c[0] for c in classes),
-                         emission_classes=tuple(c[1] for c in classes), coef=coef, coast=coast,
-                         density_g_per_l=density)
+    for a in (coef, coast, density):
+        a.setflags(write=False)
+    return coef, coast, density
 
 
 def scenario_emissions(scenario: Scenario) -> EmissionModel:
