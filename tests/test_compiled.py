@@ -284,6 +284,19 @@ def test_build_kernels_errors_are_one_line(tmp_path: Path, env: str, message: st
     assert "Traceback" not in r.stderr
 
 
+def test_a_relative_kernel_folder_is_refused_by_every_command(tmp_path: Path) -> None:
+    """Not silently ignored (the run would quietly compile with numba instead)."""
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "gpssignal", "run",
+                        str(REPO / "scenarios" / "tiny.toml"), "--out", str(out)],
+                       capture_output=True, text=True,
+                       env={**os.environ, "GPSSIGNAL_KERNELS": "kernels"})
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("gpssignal run: error: GPSSIGNAL_KERNELS = 'kernels': must be "
+                                "'jit' or an absolute folder path")
+    assert not out.exists()
+
+
 def test_a_build_whose_check_does_not_use_the_library_installs_nothing(tmp_path: Path) -> None:
     """``build_library`` refuses a check that never ran the new code, and leaves no file."""
     (tmp_path / "kmod_c.py").write_text(textwrap.dedent("""

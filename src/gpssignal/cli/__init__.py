@@ -100,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "lean_arrow_pool", False):
         lean_arrow_pool()   # before anything below imports pyarrow
+    from gpssignal._compiled import library_folder
+
+    try:
+        library_folder()   # GPSSIGNAL_KERNELS: a bad value is refused, not silently ignored
+    except ValueError as exc:
+        print(f"gpssignal {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     from gpssignal.errors import GpssignalError
     from gpssignal.experiment.parallel import sigterm_interrupts
     from gpssignal.sim.signals import SafetyViolation
