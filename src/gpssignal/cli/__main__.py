@@ -2,6 +2,6 @@
 
 import sys
 
-from gpssignal.cli import main
+from gpssignal.cli import command
 
-sys.exit(main())
+sys.exit(command())
