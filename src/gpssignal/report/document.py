@@ -39,9 +39,9 @@ from gpssignal.evaluate.metrics import EVAL_KPIS
 from gpssignal.experiment.evaluation import Evaluation
 from gpssignal.experiment.parallel import _signals_deferred, _worker_init
 from gpssignal.model.io import format_clock
+from gpssignal.report.labels import arm_label
 from gpssignal.report.numbers import format_estimate, round_to_uncertainty
 from gpssignal.report.pages import ENV, page_table, timing_diagrams
-from gpssignal.report.plots import FIGURES, SHOWCASE_FIGURES, arm_label
 
 __all__ = ["FIGURE_PROCESS_WAIT_S", "HEADLINE_KPIS", "KPI_LABELS", "EarlyFigures",
            "approach_table", "build_report", "comparison_table",
@@ -546,6 +546,10 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _draw(ev: Evaluation, names: tuple[str, ...]) -> dict[str, bytes]:
+    # matplotlib (0.3 s to import) only when drawing: an evaluation starts its
+    # workers first, and the figures import it meanwhile.
+    from gpssignal.report.plots import FIGURES
+
     with _collector_paused():
         return {name: fn(ev) for name, _, fn in FIGURES if name in names}
 
@@ -604,6 +608,8 @@ class EarlyFigures:
 
     def start_showcase(self, ev: Evaluation) -> None:
         """Begin drawing the showcase figures of ``ev`` (its showcase runs suffice)."""
+        from gpssignal.report.plots import SHOWCASE_FIGURES
+
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpssignal-figures")
         self._showcase = pool.submit(_draw, ev, SHOWCASE_FIGURES)
         pool.shutdown(wait=False)
@@ -617,6 +623,9 @@ class EarlyFigures:
         # The intervals of the figures and of the tables need scipy.stats: import
         # it once, here, while the workers still run, for both processes.
         import scipy.stats  # noqa: F401
+
+        from gpssignal.report.plots import FIGURES, SHOWCASE_FIGURES
+
         names = tuple(n for n, _, _ in FIGURES if self._showcase is None
                       or n not in SHOWCASE_FIGURES)
         if not set(names) & set(SHOWCASE_FIGURES):
@@ -712,6 +721,8 @@ def build_report(ev: Evaluation, drawn: Mapping[str, bytes] | Callable[[], Mappi
     tables = ("kpis.csv, differences.csv, capture.csv, day_types.csv, annual.csv, runs.csv, "
               "intervals.csv, approaches.csv, switches.csv")
     timings = timing_diagrams(ev.scenario)
+    from gpssignal.report.plots import FIGURES
+
     got = drawn() if callable(drawn) else (drawn or {})
     got = {**got, **_draw(ev, tuple(name for name, _, _ in FIGURES if name not in got))}
     files = {name: got[name] for name, _, _ in FIGURES}

@@ -25,6 +25,7 @@ from matplotlib.transforms import TransformedPath
 from gpssignal.evaluate.statistics import mean_ci
 from gpssignal.experiment.evaluation import Evaluation, Showcase, showcase_window
 from gpssignal.model.io import format_clock
+from gpssignal.report.labels import arm_label
 
 __all__ = [
     "FIGURES",
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 COLOURS = {"fixed": "#4d4d4d", "tod": "#1f77b4", "gps": "#d62728", "oracle": "#2ca02c"}
-LABELS = {"fixed": "fixed timing", "tod": "time of day", "gps": "GPS controller",
-          "oracle": "hindsight bound"}
 #: Greys for the programs fixed all period, in the scenario's program order.
 _FIXED_GREYS = ("#4d4d4d", "#8c8c8c", "#b3b3b3", "#262626")
 STATE_COLOURS = {0: "#d62728", 1: "#ff7f0e", 2: "#2ca02c", 3: "#ffbf00"}
@@ -61,14 +60,6 @@ def _colour(c: str, programs: tuple[str, ...] = ()) -> str:
     if kind == "fixed" and program in programs:
         return _FIXED_GREYS[programs.index(program) % len(_FIXED_GREYS)]
     return COLOURS.get(c, COLOURS.get(kind, "#9467bd"))
-
-
-def arm_label(c: str) -> str:
-    """Return a human name of an evaluation arm (``fixed:peak`` → ``peak fixed``)."""
-    kind, _, program = c.partition(":")
-    if kind == "fixed" and program:
-        return f"{program} fixed"
-    return LABELS.get(c, c)
 
 
 
