@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sim_results import FIELDS, assert_same
 
 from gpssignal.control.io import read_model
 from gpssignal.experiment.run import ControllerSpec, RunSpec, make_controller, run_one
@@ -26,29 +27,6 @@ from gpssignal.sim import engine
 from gpssignal.sim.engine import Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELDS = ("depart_s", "exit_s", "stops", "stretch_enter_s", "stretch_exit_s", "passages",
-          "queue_t_s", "queue_lanes", "queue_m", "queue_veh", "waiting_outside", "signal_log",
-          "trajectories", "end_s", "in_network", "waiting", "monitor_checks", "red_crossings",
-          "emergency_brakings", "held_back", "n_steps", "co2_mg", "fuel_mg", "distance_m",
-          "pedestrians", "red_clearances", "switches")
-
-
-def _same(a: Any, b: Any, where: str) -> None:
-    """Assert ``a`` and ``b`` are identical (arrays bit for bit, NaN where NaN)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        if a.dtype == object:
-            assert a.tolist() == b.tolist(), where
-        else:
-            assert a.tobytes() == b.tobytes(), where
-    else:
-        assert a == b, where
-
-
 #: A small buffer of states, so that every run hands it over and refills it.
 SMALL_BUFFER = 1024
 
@@ -85,13 +63,13 @@ def test_compiled_steps_equal_the_python_steps(monkeypatch: pytest.MonkeyPatch, 
     new, new_calls = _run(monkeypatch, True, spec)
     assert ref.result.n_steps > 1000   # the run was not cut short
     for f in FIELDS:
-        _same(getattr(ref.result, f), getattr(new.result, f), f)
+        assert_same(getattr(ref.result, f), getattr(new.result, f), f)
     assert ref_calls == new_calls and len(ref_calls) >= 1   # one per 600 s simulated
     if controller == "gps":
         assert ref.probes is not None and new.probes is not None
         assert len(ref.probes.columns["speed_kmh"]) > 1000
-        _same(ref.probes.columns, new.probes.columns, "probes")
-        _same(ref.probes.truth, new.probes.truth, "probe truth")
+        assert_same(ref.probes.columns, new.probes.columns, "probes")
+        assert_same(ref.probes.truth, new.probes.truth, "probe truth")
     if trajectories:
         assert new.result.trajectories is not None
         # more rows than the buffer holds: it was handed over and refilled

@@ -20,6 +20,7 @@ import pytest
 import simpy
 from hypothesis import given
 from hypothesis import strategies as st
+from sim_results import FIELDS, assert_same
 
 from gpssignal.control.io import read_model
 from gpssignal.experiment.run import ControllerSpec, RunSpec, make_controller, run_one
@@ -31,29 +32,6 @@ from gpssignal.sim.engine import Simulation
 from gpssignal.sim.signals import SafetyViolation, SignalPlayer, exact_delay
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELDS = ("depart_s", "exit_s", "stops", "stretch_enter_s", "stretch_exit_s", "passages",
-          "queue_t_s", "queue_lanes", "queue_m", "queue_veh", "waiting_outside", "signal_log",
-          "end_s", "in_network", "waiting", "monitor_checks", "red_crossings",
-          "emergency_brakings", "held_back", "n_steps", "co2_mg", "fuel_mg", "distance_m",
-          "pedestrians", "red_clearances", "switches")
-
-
-def _same(a: Any, b: Any, where: str) -> None:
-    """Assert ``a`` and ``b`` are identical (arrays bit for bit)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        if a.dtype == object:
-            assert a.tolist() == b.tolist(), where
-        else:
-            assert a.tobytes() == b.tobytes(), where
-    else:
-        assert a == b, where
-
-
 class _CountingPlayer(SignalPlayer):
     """A player that counts the cycles it was handed."""
 
@@ -101,10 +79,10 @@ def test_played_changes_equal_the_runtimes_own_events(
     assert ref.result.n_steps > 2000   # the run was not cut short
     assert len(ref.result.signal_log["t_s"]) > 100
     for f in FIELDS:
-        _same(getattr(ref.result, f), getattr(new.result, f), f)
+        assert_same(getattr(ref.result, f), getattr(new.result, f), f)
     if controller == "gps":
         assert ref.probes is not None and new.probes is not None
-        _same(ref.probes.columns, new.probes.columns, "probes")
+        assert_same(ref.probes.columns, new.probes.columns, "probes")
     if controller == "tod":
         assert len(new.result.switches) > 0   # the switches were exercised
 
@@ -182,7 +160,7 @@ def test_without_exact_waits_the_runtime_wakes_at_each_change(
     monkeypatch.setattr(signals, "exact_delay", lambda now, at: None)
     new = _run(monkeypatch, True, spec)
     for f in FIELDS:
-        _same(getattr(ref.result, f), getattr(new.result, f), f)
+        assert_same(getattr(ref.result, f), getattr(new.result, f), f)
 
 
 def test_a_decision_comes_before_earlier_scheduled_events_at_its_time() -> None:

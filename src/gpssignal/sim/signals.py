@@ -236,23 +236,12 @@ class JunctionSignals:
         """Run the signals as a SimPy process: start mid-cycle at time 0, then cycle forever."""
         if self._player is not None:
             return (yield from self._process_played(env))
-        jn = self.junction
-        tm = jn.timing
-        prog = jn.program(self.request(jn.id, self.start_clock_s))
-        self.current = prog.name
-        cs = (self.start_clock_s - prog.offset_s) % prog.cycle_s
-        init = np.array([state_at(prog, g, cs, tm.amber_s, tm.red_amber_s)
-                         for g in jn.groups])
-        self.monitor.start(env.now, init)
-        n = len(jn.groups)
-        self.group_state[self.group_base:self.group_base + n] = init
-        for g in range(n):
-            self.on_change(env.now, self.group_base + g, int(init[g]))
+        prog, cs = self._start(env)
         cycle_start = env.now - cs
         steps = [e for e in self._steps[prog.name] if e[0] > cs + _TOL_S]
         # The body of _set, inlined: this loop runs at every signal change.
         observe, group_state, on_change = self.monitor.observe, self.group_state, self.on_change
-        timeout, request, jid, start_clock = env.timeout, self.request, jn.id, self.start_clock_s
+        timeout = env.timeout
         now = env.now
         while True:
             for tc, g, gg, s in steps:
@@ -266,28 +255,8 @@ class JunctionSignals:
             wait = cycle_start + prog.cycle_s - now
             if wait > 0:
                 yield timeout(wait)
-                now = env.now
-            for g, gg, s in self._zero_changes(prog.name):
-                observe(now, g, s)
-                group_state[gg] = s
-                on_change(now, gg, s)
-            clock = start_clock + now
-            wanted = request(jid, clock)
-            if wanted != prog.name:
-                new = jn.program(wanted)
-                hold = (new.offset_s - clock) % new.cycle_s
-                if hold > new.cycle_s - _TOL_S:
-                    hold = 0.0
-                self.switches.append(ProgramSwitch(t_s=now, junction=jid,
-                                                   from_program=prog.name, to_program=new.name,
-                                                   hold_s=hold))
-                if hold > 0:
-                    yield timeout(hold)
-                    now = env.now
-                prog = new
-                self.current = prog.name
-                self._to_zero(now, prog.name)
-            cycle_start = now
+            prog = yield from self._synchronise(env, prog)
+            now = cycle_start = env.now
             steps = self._steps[prog.name]
 
     def _process_played(self, env: simpy.Environment) -> Generator[Any, Any, None]:
@@ -298,24 +267,12 @@ class JunctionSignals:
         at each cycle's end, the synchronisation point, at the very time
         :meth:`process` would, and there does what :meth:`process` does.
         """
-        jn = self.junction
-        tm = jn.timing
         player, j = self._player, self._index
         assert player is not None
-        prog = jn.program(self.request(jn.id, self.start_clock_s))
-        self.current = prog.name
-        cs = (self.start_clock_s - prog.offset_s) % prog.cycle_s
-        init = np.array([state_at(prog, g, cs, tm.amber_s, tm.red_amber_s)
-                         for g in jn.groups])
-        self.monitor.start(env.now, init)
-        n = len(jn.groups)
-        self.group_state[self.group_base:self.group_base + n] = init
-        for g in range(n):
-            self.on_change(env.now, self.group_base + g, int(init[g]))
+        prog, cs = self._start(env)
         cycle_start = env.now - cs
         # The cycle's changes from this one on (the first cycle starts mid-way).
         first = sum(1 for e in self._steps[prog.name] if e[0] <= cs + _TOL_S)
-        request, jid, start_clock = self.request, jn.id, self.start_clock_s
         now = env.now
         while True:
             lo, hi = player.events[j][prog.name]
@@ -327,28 +284,54 @@ class JunctionSignals:
                 yield env.timeout(delay)
             else:   # wake at each change as process does; the player plays them all the same
                 yield from self._walk(env, prog, cycle_start, first)
-            now = env.now
-            player.check_played(j, now)
-            for g, _, s in self._zero_changes(prog.name):
-                self._set(now, g, s)
-            clock = start_clock + now
-            wanted = request(jid, clock)
-            if wanted != prog.name:
-                new = jn.program(wanted)
-                hold = (new.offset_s - clock) % new.cycle_s
-                if hold > new.cycle_s - _TOL_S:
-                    hold = 0.0
-                self.switches.append(ProgramSwitch(t_s=now, junction=jid,
-                                                   from_program=prog.name, to_program=new.name,
-                                                   hold_s=hold))
-                if hold > 0:
-                    yield env.timeout(hold)
-                    now = env.now
-                prog = new
-                self.current = prog.name
-                self._to_zero(now, prog.name)
-            cycle_start = now
+            player.check_played(j, env.now)
+            prog = yield from self._synchronise(env, prog)
+            now = cycle_start = env.now
             first = 0
+
+    def _start(self, env: simpy.Environment) -> tuple[Program, float]:
+        """Set the states at time 0 of the program asked for; return it and its cycle second."""
+        jn = self.junction
+        tm = jn.timing
+        prog = jn.program(self.request(jn.id, self.start_clock_s))
+        self.current = prog.name
+        cs = (self.start_clock_s - prog.offset_s) % prog.cycle_s
+        init = np.array([state_at(prog, g, cs, tm.amber_s, tm.red_amber_s)
+                         for g in jn.groups])
+        self.monitor.start(env.now, init)
+        n = len(jn.groups)
+        self.group_state[self.group_base:self.group_base + n] = init
+        for g in range(n):
+            self.on_change(env.now, self.group_base + g, int(init[g]))
+        return prog, cs
+
+    def _synchronise(self, env: simpy.Environment, prog: Program
+                     ) -> Generator[Any, Any, Program]:
+        """At cycle second 0 of ``prog``: its states there, then the program asked for.
+
+        Switches to another program after the hold that starts its cycle at
+        its offset. Returns the program of the next cycle, which starts at the
+        clock's time on return.
+        """
+        jn = self.junction
+        now = env.now
+        for g, _, s in self._zero_changes(prog.name):
+            self._set(now, g, s)
+        clock = self.start_clock_s + now
+        wanted = self.request(jn.id, clock)
+        if wanted == prog.name:
+            return prog
+        new = jn.program(wanted)
+        hold = (new.offset_s - clock) % new.cycle_s
+        if hold > new.cycle_s - _TOL_S:
+            hold = 0.0
+        self.switches.append(ProgramSwitch(t_s=now, junction=jn.id, from_program=prog.name,
+                                           to_program=new.name, hold_s=hold))
+        if hold > 0:
+            yield env.timeout(hold)
+        self.current = new.name
+        self._to_zero(env.now, new.name)
+        return new
 
     def _walk(self, env: simpy.Environment, prog: Program, cycle_start: float, first: int
               ) -> Generator[Any, Any, None]:
