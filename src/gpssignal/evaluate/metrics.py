@@ -129,10 +129,16 @@ def _vehicle_frame(result: SimResult, trip: dict[str, np.ndarray], routes: bool
         "first_movement": np.array(MOVEMENTS, dtype=object)[arr.first_move],
         "route": route,
     }
-    cols.update((k, v) for k, v in trip.items() if k != "occupancy")
+    df = pd.DataFrame(cols)
+    # Added column by column, each its own block: one DataFrame of them all
+    # would first copy every column into one 2-D block, and writing the table
+    # copies them out again (about 8 MB more at the peak of a day's run).
+    for name, values in trip.items():
+        if name != "occupancy":
+            df[name] = values
     for k, st in enumerate(sc.stretches):
-        cols[f"stretch_{st.id}_s"] = result.stretch_exit_s[:, k] - result.stretch_enter_s[:, k]
-    return pd.DataFrame(cols)
+        df[f"stretch_{st.id}_s"] = result.stretch_exit_s[:, k] - result.stretch_enter_s[:, k]
+    return df
 
 
 def _route_texts(route_links: np.ndarray, ids: np.ndarray) -> list[str]:
@@ -523,13 +529,16 @@ def run_tables(result: SimResult, routes: bool = True) -> dict[str, pd.DataFrame
     trip = _trip_columns(result)
     trips = _Trips.of_result(result, trip)
     motor = trips.motor()
+    summary = _summary_frame(result, _summary_kpis(result, trips, motor))
+    intervals = _interval_frame(result, motor)
+    del trips, motor   # before the vehicle table is built: the peak of a run's memory
     peds = {}
     if result.pedestrians is not None:
         peds["pedestrians"] = pd.DataFrame(result.pedestrians)
     return {
-        "summary": _summary_frame(result, _summary_kpis(result, trips, motor)),
+        "summary": summary,
         "vehicles": _vehicle_frame(result, trip, routes),
-        "intervals": _interval_frame(result, motor),
+        "intervals": intervals,
         "approaches": approach_table(result),
         "movements": movement_table(result),
         "switches": _switch_table(result),
