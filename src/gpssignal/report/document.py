@@ -620,9 +620,9 @@ class EarlyFigures:
             return
         if self._showcase is not None:
             self._showcase.exception()   # no thread may be drawing when the process forks
-        # The intervals of the figures and of the tables need scipy.stats: import
+        # The intervals of the figures and of the tables need scipy.special: import
         # it once, here, while the workers still run, for both processes.
-        import scipy.stats  # noqa: F401
+        import scipy.special  # noqa: F401
 
         from gpssignal.report.plots import FIGURES, SHOWCASE_FIGURES
 
