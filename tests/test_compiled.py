@@ -99,6 +99,9 @@ def _arrays(draw: st.DrawFn) -> np.ndarray:
     return a
 
 
+#: numpy Generators on two bit generators (one numba type: compiled code draws
+#: through whichever bit generator's own functions).
+_GENERATORS = [np.random.default_rng(1), np.random.Generator(np.random.MT19937(1))]
 _SCALARS = [1, 0, 2.5, True, np.int64(3), np.int32(3), np.float32(1.5), np.float64(2.0),
             np.bool_(False)]
 
@@ -109,7 +112,7 @@ def _variants(a: np.ndarray) -> list[object]:
     ro.flags.writeable = False
     out: list[object] = [a, a.copy(), ro, a.T, a[..., ::2], np.asfortranarray(a),
                          *(a.astype(d) for d in _DTYPES), a.reshape(-1), (a,), (a, a),
-                         (ro, a), ((a,),), *_SCALARS]
+                         (ro, a), ((a,),), *_SCALARS, *_GENERATORS]
     return out
 
 
@@ -124,6 +127,43 @@ def test_type_key_tells_apart_what_numba_types_apart(a: np.ndarray) -> None:
         for y in values:
             assert (_type_key((x,)) == _type_key((y,))) == (numba.typeof(x) == numba.typeof(y)), \
                 (numba.typeof(x), numba.typeof(y))
+
+
+def test_kernels_are_found_from_their_dispatchers_and_resolved_once(tmp_path: Path) -> None:
+    """``Kernel.of`` finds a kernel once its module's globals name dispatchers; ``Resolved``
+    looks the types up at the first call and after ``forget`` only."""
+    (tmp_path / "kmod_r.py").write_text(textwrap.dedent("""
+        from gpssignal._compiled import njit
+
+        @njit(cache=False)
+        def add_into(out, x):
+            for i in range(out.shape[0]):
+                out[i] += x
+            return out.shape[0]
+        """))
+    code = textwrap.dedent("""
+        import numpy as np
+        import kmod_r
+        from gpssignal._compiled import Kernel, Resolved, call
+        kernel = kmod_r.add_into
+        looked = []
+        resolve = Kernel.resolve
+        Kernel.resolve = lambda self, *a: looked.append(1) or resolve(self, *a)
+        site = Resolved(kernel)
+        a = np.zeros(3)
+        assert site(a, 1.0) == 3 and site(a, 2.0) == 3 and list(a) == [3.0] * 3
+        assert len(looked) == 1
+        site.forget()
+        site(a, 1.0)
+        assert len(looked) == 2
+        dispatcher = vars(kmod_r)["add_into"]          # handed to numba by the first call
+        assert not isinstance(dispatcher, Kernel) and Kernel.of(dispatcher) is kernel
+        assert call(dispatcher, a, 1.0) == 3 and list(a) == [5.0] * 3
+        print("ok")
+        """)
+    r = _python(code, env={"PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
 
 
 def test_type_key_marks_what_it_does_not_type_exactly() -> None:
@@ -306,11 +346,57 @@ def test_plain_reference_counts_is_undone_after_the_compile() -> None:
 
     from gpssignal._compiled import _plain_reference_counts
 
-    assert nrtdynmod._disable_atomicity == 0      # numba's just-in-time code: atomic
+    atomic = nrtdynmod._define_atomic_inc_dec
     with pytest.raises(RuntimeError), _plain_reference_counts():
-        assert nrtdynmod._disable_atomicity == 1
+        assert nrtdynmod._define_atomic_inc_dec is not atomic
         raise RuntimeError("a failed compile")
-    assert nrtdynmod._disable_atomicity == 0
+    assert nrtdynmod._define_atomic_inc_dec is atomic   # numba's JIT code: atomic again
+
+
+_LEAK_CODE = textwrap.dedent("""
+    import gc, json, sys, tracemalloc
+    from gpssignal import _compiled
+    from gpssignal.control.gps import model_from_scenario
+    from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
+    from gpssignal.model.io import read_scenario
+    sc = read_scenario(sys.argv[1])
+    specs = [RunSpec(scenario=sc, controller=ControllerSpec.parse("fixed"), seed=1,
+                     record_trajectories=True),
+             RunSpec(scenario=sc, seed=1, sample_probes=True,
+                     controller=ControllerSpec.parse("gps", model=model_from_scenario(sc)))]
+    for spec in specs:
+        run_one(spec)
+    gc.collect()
+    tracemalloc.start()
+    grew = []
+    for spec in specs * 2:
+        before = tracemalloc.get_traced_memory()[0]
+        run_one(spec)
+        gc.collect()
+        grew.append(tracemalloc.get_traced_memory()[0] - before)
+    print(json.dumps({"grew": grew, "ran": sorted(_compiled._RAN_AHEAD),
+                      "numba": "numba" in sys.modules}))
+    """)
+
+
+def test_the_library_frees_what_it_lets_go(library: Path) -> None:
+    """Days run through the library leave no memory behind (its reference counts work),
+    and a GPS day needs no numba.
+
+    A release that never freed (numba's own non-atomic switch returns the
+    old count) kept every array the library had held: about 7 MB per fixed
+    and 40 MB per GPS day of the default scenario. A day may leave a few
+    kB (the logging and numpy caches a day fills); 1 MB is far below a leak.
+    """
+    r = subprocess.run([sys.executable, "-c", _LEAK_CODE,
+                        str(REPO / "scenarios" / "vallensbaek.toml")],
+                       capture_output=True, text=True,
+                       env={**os.environ, "GPSSIGNAL_KERNELS": str(library)})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"run_steps", "_decision_kernel", "_report_steps", "match_append"} <= set(out["ran"])
+    assert not out["numba"]   # a GPS day with probes runs wholly from the library
+    assert max(out["grew"]) < 1_000_000, out["grew"]
 
 
 def test_a_relative_kernel_folder_is_refused_by_every_command(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ from typing import Any, overload
 
 import numpy as np
 
-__all__ = ["KERNELS_VARIABLE", "Kernel", "build_library", "current_library", "intrinsic",
-           "kernels_in_use", "lean_numba_start", "library_folder", "njit", "recording"]
+__all__ = ["KERNELS_VARIABLE", "Kernel", "Resolved", "build_library", "call", "current_library",
+           "intrinsic", "kernels_in_use", "lean_numba_start", "library_folder", "njit", "recording"]
 
 #: Name of the extension module (its ``PyInit_`` symbol); the file adds the key.
 LIBRARY = "_gpssignal_kernels"
@@ -78,6 +78,7 @@ _STALE_BUILD_S = 3600.0
 _LOCK = threading.RLock()
 _LIB: list[Any] = []                 # [_Library or None]
 _RAN_AHEAD: set[str] = set()         # kernels resolved to the library
+_KERNEL_OF: dict[Callable[..., Any], Kernel] = {}   # a kernel by its Python function
 _RAN_NUMBA: set[str] = set()         # modules handed to numba's compiler
 _RECORD: dict[Kernel, dict[str, tuple[Any, ...]]] | None = None
 
@@ -122,6 +123,18 @@ class Kernel(_Deferred):
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__doc__ = py_func.__doc__
+        _KERNEL_OF[py_func] = self
+
+    @staticmethod
+    def of(fn: Any) -> Kernel:
+        """Return the ``Kernel`` of ``fn``: itself, or the one numba's dispatcher ``fn`` came from.
+
+        Once a module's kernels are handed to numba, its globals name the
+        dispatchers; code in that module reaches its kernels through this.
+        """
+        if isinstance(fn, Kernel):
+            return fn
+        return _KERNEL_OF[fn.py_func]
 
     def __call__(self, *args: Any) -> Any:
         return self.made()(*args)
@@ -149,14 +162,66 @@ class Kernel(_Deferred):
         """
         if _RECORD is not None:
             _RECORD.setdefault(self, {}).setdefault(_type_key(args), args)
-            return self.made()  # type: ignore[no-any-return]
+            return self._compiled_for(args)
         lib = _library()
         if lib is not None:
             name = lib.exports.get(self.export_name, {}).get(_type_key(args))
             if name is not None:
                 _RAN_AHEAD.add(self.__name__)
                 return getattr(lib.module, name)  # type: ignore[no-any-return]
-        return self.made()  # type: ignore[no-any-return]
+        return self._compiled_for(args)
+
+    def _compiled_for(self, args: tuple[Any, ...]) -> Callable[..., Any]:
+        """Return numba's code for arguments of the types of ``args``, compiled if need be.
+
+        What ``Dispatcher.compile`` returns is called without numba looking
+        up the type of every argument first, which a dispatcher does in Python
+        at each call (about 18 us for a numpy ``Generator``). With numba's JIT
+        disabled the kernel is a plain function, returned as it is.
+        """
+        made = self.made()
+        compile_code = getattr(made, "compile", None)
+        if compile_code is None:
+            return made  # type: ignore[no-any-return]
+        return compile_code(tuple(made.typeof_pyval(a) for a in args))  # type: ignore[no-any-return]
+
+
+class Resolved:
+    """One call site's code for a kernel: resolved at the first call, then called directly.
+
+    For a caller that makes every argument of the kernel itself, with types
+    that cannot change between calls (arrays of one dtype, rank and layout,
+    made writeable and aligned; ints as ints, floats as floats), since the
+    code is not told the types again (:meth:`Kernel.resolve`). Calling
+    :meth:`forget` when an array is replaced makes the next call resolve
+    again. Resolving costs about 1 us per argument; a call site that runs
+    every decision or delivery saves that at each call.
+    """
+
+    __slots__ = ("_code", "kernel")
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = Kernel.of(kernel)
+        self._code: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        code = self._code
+        if code is None:
+            code = self._code = self.kernel.resolve(*args)
+        return code(*args)
+
+    def forget(self) -> None:
+        """Resolve again at the next call (an argument was replaced)."""
+        self._code = None
+
+
+def call(kernel: Any, *args: Any) -> Any:
+    """Call ``kernel`` (a ``Kernel`` or its dispatcher) through :meth:`Kernel.resolve`.
+
+    For a call site that runs rarely, or with arrays it does not make: it
+    looks the types up at each call (about 1 us per argument).
+    """
+    return Kernel.of(kernel).resolve(*args)(*args)
 
 
 @overload
@@ -248,8 +313,10 @@ def lean_numba_start() -> None:
 def _type_key(args: tuple[Any, ...]) -> str:
     """Return a key that differs whenever numba would type ``args`` differently.
 
-    Only plain tuples, bools, ints, floats (Python's or numpy's) and arrays
-    of native-order booleans, integers or floats are keyed exactly; anything
+    Only plain tuples, bools, ints, floats (Python's or numpy's), arrays
+    of native-order booleans, integers or floats, and numpy ``Generator``s
+    (one numba type, whatever their bit generator: compiled code draws
+    through the bit generator's own functions) are keyed exactly; anything
     else (None, lists, named tuples, enums, structured or object arrays)
     puts a ``?`` in the key, and such keys are never exported.
     """
@@ -280,6 +347,8 @@ def _key_into(x: Any, out: list[str]) -> None:
         out.append("f<f8,")
     elif t.__module__ == "numpy" and isinstance(x, np.integer | np.floating):
         out.append(f"{'i' if isinstance(x, np.integer) else 'f'}{x.dtype.str},")
+    elif t is np.random.Generator:
+        out.append("g,")
     else:
         out.append(f"?{t.__module__}.{t.__qualname__},")
 
@@ -557,21 +626,40 @@ def _plain_reference_counts() -> Iterator[None]:
     (``lock inc``), because numba's functions may run in threads without the
     GIL. The library's functions never do: ``pycc``'s entry points hold the
     GIL from call to return, and the package never hands one array to two
-    threads at once. So the library gets plain increments: numba's own
-    switch for measuring what atomicity costs (``_disable_atomicity`` in
-    ``numba/core/runtime/nrtdynmod.py``, read when the runtime's functions
-    are generated, which ``pycc`` does for each module it compiles). On the
-    default day the counts took about 12 % of the step loop's time; without
-    the atomics, a day costs 7-10 % less CPU (README, Performance). numba's
-    compiler for just-in-time code keeps its atomic counts.
+    threads at once. So while ``pycc`` generates the runtime's functions for
+    the library (``create_nrt_module`` in ``numba/core/runtime/nrtdynmod.py``),
+    the counter functions it asks for (``_define_atomic_inc_dec``) are plain
+    load, add and store, returning the new count as the atomic ones do.
+    (numba's own switch for this, ``_disable_atomicity``, returns the old
+    count, so a release never frees: every array the library let go of
+    leaked.) On the default day the atomic counts took about 12 % of the
+    step loop's time; without them a day costs 7-10 % less CPU (README,
+    Performance). numba's compiler for just-in-time code keeps its atomic
+    counts. With another numba that lacks these names, the counts stay atomic.
     """
     from numba.core.runtime import nrtdynmod
-    before = getattr(nrtdynmod, "_disable_atomicity", 0)
-    nrtdynmod._disable_atomicity = 1
+    define = getattr(nrtdynmod, "_define_atomic_inc_dec", None)
+    word = getattr(nrtdynmod, "_word_type", None)
+    if define is None or word is None:
+        yield
+        return
+
+    def plain(module: Any, op: str, ordering: str) -> Any:
+        from llvmlite import ir
+        fn = ir.Function(module, ir.FunctionType(word, [word.as_pointer()]),
+                         name=f"nrt_atomic_{op}")
+        builder = ir.IRBuilder(fn.append_basic_block())
+        [ptr] = fn.args
+        new = getattr(builder, op)(builder.load(ptr), ir.Constant(word, 1))
+        builder.store(new, ptr)
+        builder.ret(new)
+        return fn
+
+    nrtdynmod._define_atomic_inc_dec = plain
     try:
         yield
     finally:
-        nrtdynmod._disable_atomicity = before
+        nrtdynmod._define_atomic_inc_dec = define
 
 
 @contextmanager

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gpssignal._compiled import njit
+from gpssignal._compiled import Resolved, njit
 from gpssignal.control.matching import StretchIndex, build_index, index_arrays, match_append
 from gpssignal.errors import ModelError, ScenarioError
 from gpssignal.model.geo import LocalProjection, link_geometry
@@ -337,7 +337,17 @@ def _compact(buf_s, buf_t, buf_v, length):
 
 
 def _float64(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64)
+    """Return ``a`` as a contiguous, writeable, aligned float64 array (one type for kernels)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    f = a.flags
+    return a if f.writeable and f.aligned else a.copy()
+
+
+def _int64(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` as a contiguous, writeable, aligned int64 array."""
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    f = a.flags
+    return a if f.writeable and f.aligned else a.copy()
 
 
 class GpsRuntime:
@@ -383,6 +393,11 @@ class GpsRuntime:
         k = self.index.n_stretches
         self._sums = (np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k), np.zeros(k))
         self._action = np.zeros(self.n_j, dtype=np.int64)
+        # The kernels' code for these arrays' types (resolved again when the
+        # window buffer is replaced; points are made float64/int64 first).
+        self._compact = Resolved(_compact)
+        self._match = Resolved(match_append)
+        self._decide = Resolved(_decision_kernel)
         self.reset()
 
     def reset(self) -> None:
@@ -422,18 +437,19 @@ class GpsRuntime:
         if n == 0:
             return 0
         if self._len + n > len(self.buf_t):   # make room: drop marked points, then grow
-            self._len = _compact(self.buf_s, self.buf_t, self.buf_v, self._len)
+            self._len = self._compact(self.buf_s, self.buf_t, self.buf_v, self._len)
         if self._len + n > len(self.buf_t):
             cap = max(2 * len(self.buf_t), self._len + n)
             self.buf_s = np.resize(self.buf_s, cap)
             self.buf_t = np.resize(self.buf_t, cap)
             self.buf_v = np.resize(self.buf_v, cap)
+            self._compact.forget()
+            self._match.forget()
+            self._decide.forget()
         f64 = _float64
-        # mypy's numba stubs type a Dispatcher's call too narrowly for *args.
-        new_len = match_append(  # type: ignore[call-arg]
-            f64(lat_deg), f64(lon_deg), f64(heading_deg),
-            np.ascontiguousarray(t_sent_ms, dtype=np.int64),
-            np.ascontiguousarray(t_received_ms, dtype=np.int64), f64(speed_kmh),
+        new_len = self._match(
+            f64(lat_deg), f64(lon_deg), f64(heading_deg), _int64(t_sent_ms),
+            _int64(t_received_ms), f64(speed_kmh),
             *self._projection_args, *self._index_args,
             self.buf_s, self.buf_t, self.buf_v, self._len, self.stretch_last_ms)
         m = new_len - self._len
@@ -472,7 +488,7 @@ class GpsRuntime:
     def _drop(self, dropped: int) -> None:
         """Compact the window buffer when most of it is dropped points."""
         if 2 * dropped > self._len:
-            self._len = _compact(self.buf_s, self.buf_t, self.buf_v, self._len)
+            self._len = self._compact(self.buf_s, self.buf_t, self.buf_v, self._len)
 
     @staticmethod
     def _harmonic_means(count: np.ndarray, inv: np.ndarray) -> np.ndarray:
@@ -494,9 +510,10 @@ class GpsRuntime:
             sums = self._sums
         count, total, inv, mean = sums
         action = self._action
-        dropped, flagged = _decision_kernel(
+        now_ms = int(now_ms)
+        dropped, flagged = self._decide(
             self.buf_s, self.buf_t, self.buf_v, self._len, now_ms - self._window_ms, now_ms,
-            count, total, inv, mean, md.min_points, self.low, self.high, self._by_junction,
+            count, total, inv, mean, int(md.min_points), self.low, self.high, self._by_junction,
             self._junction_start, self.stretch_last_ms, self.mode, self.last_change_ms,
             self.stale, self._dwell_ms, self._stale_after_ms, action)
         self._drop(dropped)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from gpssignal._compiled import intrinsic, njit
+from gpssignal._compiled import call, intrinsic, njit
 
 __all__ = ["StretchIndex", "build_index", "index_arrays", "match_kernel", "match_points"]
 
@@ -291,8 +291,8 @@ def _cell_table(keys: np.ndarray, cell_start: np.ndarray,
     else:
         bits, mult, shift = hashed, _GOLDEN, 64 - hashed
     table = np.full(1 << bits, -1, dtype=np.int64)
-    _fill_table(number, (first << count_bits) | count, table, np.uint64(mult),
-                np.uint64(shift))
+    args = (number, (first << count_bits) | count, table, np.uint64(mult), np.uint64(shift))
+    call(_fill_table, *args)
     return table, (float(x0), float(y0), float(nx), float(ny)), mult, shift, count_bits
 
 

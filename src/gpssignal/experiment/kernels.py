@@ -1,16 +1,21 @@
 """The kernel library: the engine's compiled step loop built ahead of time, and checked.
 
-``gpssignal build-kernels`` runs the bundled Vallensbæk scenario once with
-numba compiling as it goes, noting the argument types of every kernel the
-engine calls from Python, compiles those kernels for those types into one
-extension module (:func:`gpssignal._compiled.build_library`), then runs the
-same day again through the new library, before it is put in place, and
-compares every array of the result. A library that gives a different
-result by a single bit, or that the check did not run, is never put in
-place and the build fails; runs then keep using numba's compiler.
+``gpssignal build-kernels`` runs two days of the bundled Vallensbæk scenario
+(fixed time, and GPS with probe points) with numba compiling as it goes,
+noting the argument types of every kernel called from Python through
+:meth:`~gpssignal._compiled.Kernel.resolve` (the engine's step loop, the
+probe sampler's, the map matching's and the GPS controller's kernels),
+compiles those kernels for those types into one extension module
+(:func:`gpssignal._compiled.build_library`), then runs the same days again
+through the new library, before it is put in place, and compares every
+array of the results, the probe points and the decisions. A library that
+gives a different result by a single bit, or that the check did not run,
+is never put in place and the build fails; runs then keep using numba's
+compiler.
 
 With the library, a run starts without importing numba (about 0.5 s and
-110 MB less per process: ``README.md`` Performance has the measurement).
+110 MB less per process: ``README.md`` Performance has the measurement),
+and so does a GPS day.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gpssignal import _compiled
+from gpssignal.control.gps import model_from_scenario
 from gpssignal.experiment.run import ControllerSpec, RunSpec, run_one
 from gpssignal.model.io import read_scenario
 
@@ -48,7 +54,7 @@ class KernelBuild:
     exports : int
         Kernel entry points in the library (kernels × argument types).
     fingerprint : str
-        :func:`result_fingerprint` of the check run, the same through numba's
+        SHA-256 of the check runs' outputs, the same through numba's
         compiler and through the library (empty when nothing was built).
     build_s : float
         Wall time of the build and check [s].
@@ -92,12 +98,30 @@ def result_fingerprint(result: Any) -> str:
     return h.hexdigest()
 
 
-def _check_run() -> Any:
+def _check_runs() -> str:
+    """Run the build's two days; return the SHA-256 of all they produced.
+
+    A fixed-time day with trajectories, and a GPS day sampling probe points
+    for an untrained model of the scenario (:func:`model_from_scenario`'s
+    defaults; it switches programs 7 times that day), which runs the probe
+    sampler's, the matching's and the GPS controller's kernels: the
+    fingerprint covers its result, every probe column and the decision log.
+    """
     path = Path(str(resources.files("gpssignal") / "scenarios" / BUILD_SCENARIO))
     sc = read_scenario(path)
-    spec = RunSpec(scenario=sc, controller=ControllerSpec.parse("fixed"), seed=sc.seed,
-                   record_trajectories=True)
-    return run_one(spec).result
+    fixed = RunSpec(scenario=sc, controller=ControllerSpec.parse("fixed"), seed=sc.seed,
+                    record_trajectories=True)
+    h = hashlib.sha256(result_fingerprint(run_one(fixed).result).encode())
+    gps = RunSpec(scenario=sc, seed=sc.seed, sample_probes=True,
+                  controller=ControllerSpec.parse("gps", model=model_from_scenario(sc)))
+    out = run_one(gps)
+    h.update(result_fingerprint(out.result).encode())
+    assert out.probes is not None
+    for name in sorted(out.probes.columns):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(out.probes.columns[name]).tobytes())
+    h.update(repr(out.controller.runtime.decision_log()).encode())  # type: ignore[attr-defined]
+    return h.hexdigest()
 
 
 def build_kernels(force: bool = False) -> KernelBuild:
@@ -116,11 +140,11 @@ def build_kernels(force: bool = False) -> KernelBuild:
         return KernelBuild(path=current, built=False)
     t0 = time.perf_counter()
     with _compiled.recording() as calls:
-        reference = result_fingerprint(_check_run())
+        reference = _check_runs()
     checked: list[str] = []
 
     def check() -> None:
-        got = result_fingerprint(_check_run())
+        got = _check_runs()
         if got != reference:
             raise RuntimeError(f"its run of {BUILD_SCENARIO} differs from numba's "
                                "just-in-time code; not installed, numba compiles instead")

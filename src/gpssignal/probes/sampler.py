@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from gpssignal._compiled import njit
+from gpssignal._compiled import Kernel, Resolved, njit
 from gpssignal.model.geo import EARTH_RADIUS_M, LinkGeometry
 from gpssignal.model.scenario import ProbeSettings, Scenario
 from gpssignal.sim.demand import Arrivals
@@ -152,6 +152,7 @@ class ProbeFeed:
         self._named = "pseudonym" in self._columns
         self._received = self._numeric.index("time_received_s")
         self._points = np.empty((len(self._numeric), 64))
+        self._deliver_due = Resolved(_deliver_due)   # for this matrix's type
         self._n = 0                               # points waiting
         self._names = np.empty(0, dtype=object)   # their pseudonyms (when named)
         self._sources: list[Callable[[], None]] = []
@@ -179,6 +180,7 @@ class ProbeFeed:
             grown = np.empty((self._points.shape[0], max(2 * self._points.shape[1], n + m)))
             grown[:, :n] = self._points[:, :n]
             self._points = grown
+            self._deliver_due.forget()
         self._points[:, n:n + m] = numeric
         self._n = n + m
         if self._named:
@@ -192,7 +194,7 @@ class ProbeFeed:
             return {k: np.empty(0, dtype=object if k == "pseudonym" else float)
                     for k in self._columns}
         n = self._n
-        out, order, self._n = _deliver_due(self._points, n, self._received, float(t_s))
+        out, order, self._n = self._deliver_due(self._points, n, self._received, float(t_s))
         cols = dict(zip(self._numeric, out, strict=True))
         if self._named:
             names = self._names
@@ -362,27 +364,6 @@ def _make_points(raw_f, raw_i, a, b, noise_row, start_xy, delta_xy, direction_xy
         points[7, j] = y
 
 
-def _compiled_for(kernel: Any, args: tuple[Any, ...]) -> Callable[..., Any]:
-    """Return numba's compiled code of ``kernel`` for arguments of the types of ``args``.
-
-    A call of a numba function first looks up the type of every argument;
-    for a numpy ``Generator`` numba does so in Python, about 18 us a call,
-    and about 40 us between the engine's steps (measured in a GPS day), more
-    than the draws themselves. The compiled code ``Dispatcher.compile``
-    returns skips the look-up (half of that time, measured in a GPS day).
-    It does not check its arguments: call it only with arguments of exactly
-    these types, and resolve again when an array is replaced.
-    (:meth:`gpssignal._compiled.Kernel.resolve` does the same for code
-    compiled ahead of time, and returns the dispatcher otherwise; a
-    ``Generator`` is never in the kernel library.) With numba's JIT disabled
-    the kernel is a plain function, returned as it is.
-    """
-    compile_code = getattr(kernel, "compile", None)
-    if compile_code is None:
-        return kernel  # type: ignore[no-any-return]
-    return compile_code(tuple(kernel.typeof_pyval(a) for a in args))  # type: ignore[no-any-return]
-
-
 class ProbeSampler:
     """Samples GPS points from a running :class:`~gpssignal.sim.engine.Simulation`.
 
@@ -469,6 +450,8 @@ class ProbeSampler:
         self._points = np.empty((8, 1024))
         self._n_raw = 0       # raw points kept
         self._draw: Callable[..., Any] | None = None   # _report_steps for the buffers
+        self._make_points = Resolved(_make_points)
+        self._due_rows = Resolved(_due_rows_steps)
         self._n_flushed = 0   # of those, made into points
         self._n_batches = 0   # batches of points made
         self._pseudonyms: list[np.ndarray] = []
@@ -517,10 +500,13 @@ class ProbeSampler:
         rows, steps = self._waiting.tolist()
         if rows + len(vid) > self._due_i.shape[1] or steps + len(counts) > len(self._step_t):
             self._fit_waiting(rows + len(vid), steps + len(counts))
-        _due_rows_steps(t_s, counts, vid, link, lane, route_pos, pos_m, speed_mps,
-                        self.equipped, self.phase, self.last_period, self.route_offset,
-                        self.route_length, s.trim_m, s.period_s, self._due_i, self._due_f,
-                        self._step_t, self._step_n, self._waiting)
+        args = (t_s, counts, vid, link, lane, route_pos, pos_m, speed_mps, self.equipped,
+                self.phase, self.last_period, self.route_offset, self.route_length, s.trim_m,
+                s.period_s, self._due_i, self._due_f, self._step_t, self._step_n, self._waiting)
+        # The engine hands each block's arrays of the same types (slices and
+        # gathers of its own buffers), so the code is looked up once, and
+        # again when this sampler replaces a buffer of its own.
+        self._due_rows(*args)
 
     def _fit_waiting(self, rows: int, steps: int) -> None:
         """Make the waiting buffers hold ``rows`` rows and ``steps`` steps, keeping theirs."""
@@ -529,10 +515,12 @@ class ProbeSampler:
             due_i, due_f = np.empty((4, 2 * rows), dtype=np.int64), np.empty((2, 2 * rows))
             due_i[:, :n], due_f[:, :n] = self._due_i[:, :n], self._due_f[:, :n]
             self._due_i, self._due_f, self._draw = due_i, due_f, None
+            self._due_rows.forget()
         if steps > len(self._step_t):
             step_t, step_n = np.empty(2 * steps), np.empty(2 * steps, dtype=np.int64)
             step_t[:k], step_n[:k] = self._step_t[:k], self._step_n[:k]
             self._step_t, self._step_n, self._draw = step_t, step_n, None
+            self._due_rows.forget()
 
     def _room(self, n_due: int) -> None:
         """Make the raw and point buffers hold ``n_due`` more reports (at most one per due row)."""
@@ -543,6 +531,7 @@ class ProbeSampler:
             self._raw_i = np.concatenate([self._raw_i, np.empty((3, grow), dtype=np.int64)], 1)
             self._points = np.concatenate([self._points, np.empty((8, grow))], 1)
             self._draw = None
+            self._make_points.forget()
 
     def flush(self) -> None:
         """Draw the waiting reports' fate, make the kept ones into points; push them to the feed."""
@@ -554,7 +543,7 @@ class ProbeSampler:
                     s.dropout, self._sigmas, s.latency_jitter_s, self._raw_f, self._raw_i,
                     self._n_raw)
             if self._draw is None:
-                self._draw = _compiled_for(_report_steps, args)
+                self._draw = Kernel.of(_report_steps).resolve(*args)
             self._n_raw = self._draw(*args)
             self._waiting[:] = 0
         a, b = self._n_flushed, self._n_raw
@@ -562,8 +551,8 @@ class ProbeSampler:
             return
         self._n_flushed = b
         self._n_batches += 1
-        _make_points(self._raw_f, self._raw_i, a, b, self._noise_row, *self._frame,
-                     self._points)
+        self._make_points(self._raw_f, self._raw_i, a, b, self._noise_row, *self._frame,
+                          self._points)
         names = None
         if s.anonymisation == "rotating":
             t, vid = self._raw_f[0, a:b], self._raw_i[0, a:b]
