@@ -30,6 +30,8 @@ class FixedTimeController:
     """
 
     name = "fixed"
+    #: Its answer depends on the clock only (here not even on that).
+    clock_only = True
 
     def __init__(self, scenario: Scenario, program: str | None = None) -> None:
         self._program = {}
@@ -63,6 +65,9 @@ class TimeOfDayController:
     name : str
         The controller's name in outputs.
     """
+
+    #: Its answer depends on the clock only.
+    clock_only = True
 
     def __init__(self, scenario: Scenario,
                  entries: tuple[tuple[float, str], ...] | None = None,

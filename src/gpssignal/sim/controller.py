@@ -53,6 +53,11 @@ class Controller(Protocol):
 
     #: Short name used in outputs, e.g. ``fixed``, ``tod``, ``gps``.
     name: str
+    # Optional: a class attribute ``clock_only = True`` says that
+    # ``requested_program`` depends on its arguments only (no state, no
+    # side effect), so the engine may ask it ahead for the coming
+    # synchronisation points and leave those that keep the program to its
+    # compiled steps (:meth:`~gpssignal.sim.signals.JunctionSignals.process`).
 
     def attach(self, sim: Simulation) -> None:
         """Prepare for the run: called once before it starts; may register processes or hooks."""

@@ -390,7 +390,9 @@ class Simulation:
             JunctionSignals(junction=j, group_base=int(net.group_offset[ji]),
                             group_state=self.signals.group_state, on_change=self.signals.changed,
                             request=self.controller.requested_program,
-                            start_clock_s=sc.start_clock_s)
+                            start_clock_s=sc.start_clock_s,
+                            clock_only=bool(getattr(self.controller, "clock_only", False)),
+                            horizon_s=sc.duration_s + sc.drain_s)
             for ji, j in enumerate(sc.junctions)]
         self.n_steps = 0
         #: Vehicles that have reached the network boundary so far (platoons

@@ -771,7 +771,7 @@ def _apply_order(F, I, n, order, tmp_f, tmp_i):
 
 @njit(inline="always")
 def _copy_runs(M, runs_at, runs, lo, width, tmp):
-    """Each row of ``M``: its runs (``runs_at``) one after the other into ``tmp``, back at ``lo``."""
+    """Each row of ``M``: its runs (``runs_at``) in turn into ``tmp``, then back at ``lo``."""
     for r in range(M.shape[0]):
         row = M[r]
         d = 0
@@ -1496,10 +1496,13 @@ RS_STOPPED, RS_FINISHED, RS_NEED_ROOM, RS_NEED_FLUSH, RS_NEED_LOG = 0, 1, 2, 3, 
 
 #: Rows of the signal player's per-junction state (:class:`~gpssignal.sim.
 #: signals.SignalPlayer`): floats (cycle start, time of the last change,
-#: time of the next change) and integers (next event, end of the events the
-#: compiled steps play in this cycle).
-SP_CYCLE_START, SP_NOW, SP_NEXT = 0, 1, 2
-SP_PTR, SP_STOP = 0, 1
+#: time of the next change, the program's cycle, and the cycle end from
+#: which the junction's process takes over again: the compiled steps play
+#: the synchronisation points before it) and integers (next event, end of
+#: the events of the cycle, first event of the program, number of changes
+#: to the states of cycle second 0 and where they are in the tables).
+SP_CYCLE_START, SP_NOW, SP_NEXT, SP_CYCLE, SP_UNTIL = 0, 1, 2, 3, 4
+SP_PTR, SP_STOP, SP_LO, SP_ZN, SP_ZBASE = 0, 1, 2, 3, 4
 #: Fields of the signal change log's counters: entries written by the
 #: compiled steps, and the sequence number of the next change (Python's
 #: changes and the compiled steps' share it: the order they were applied in).
@@ -1507,22 +1510,44 @@ SL_N, SL_SEQ = 0, 1
 
 
 @njit(inline="always")
+def _after_cycle(f, j, now):
+    """Time of junction ``j``'s next synchronisation point its player plays, or inf.
+
+    ``now`` is the time of the cycle's last change (its start if none): the
+    end comes ``cycle_start + cycle - now`` later, added as the event clock
+    adds a wait (:meth:`~gpssignal.sim.signals.JunctionSignals.process`).
+    Only points before ``f[SP_UNTIL]`` are the player's; the junction's
+    process wakes at that one.
+    """
+    wait = f[SP_CYCLE_START, j] + f[SP_CYCLE, j] - now
+    end = now + wait if wait > 0 else now
+    return end if end < f[SP_UNTIL, j] else np.inf
+
+
+@njit(inline="always")
 def play_signal_changes(t, player, group_state, lane_state):
     """Apply every signal change due at or before the step at ``t`` [s]; False if the log is full.
 
     ``player``: ``(next_min, f, i, ev_tc, ev_group, ev_state, group_lane_ptr,
-    group_lanes, log_t, log_i, log_n)`` (:class:`~gpssignal.sim.signals.
-    SignalPlayer`). Each junction plays the events ``i[SP_PTR]`` to
-    ``i[SP_STOP]`` of its current cycle as the signal runtime's SimPy process
-    would: an event ``cycle_start + tc`` seconds into the run comes
-    ``cycle_start + tc - now`` after the last change at ``now`` (added to
-    ``now`` as the event clock adds a wait), or with it when that is not
-    positive. A change sets its group's state and its lanes' states and is
-    logged (time, group, state, sequence number). Changes due at a step's
-    very time come before the step: the runtime's events then were
-    scheduled more than a step earlier (:meth:`~gpssignal.sim.signals.
-    SignalPlayer.fits`). Stops, to go on at the same change, when the log
-    has no room.
+    group_lanes, log_t, log_i, log_n, z_group, z_state)``
+    (:class:`~gpssignal.sim.signals.SignalPlayer`). Each junction plays the
+    events ``i[SP_PTR]`` to ``i[SP_STOP]`` of its current cycle as the
+    signal runtime's SimPy process would: an event ``cycle_start + tc``
+    seconds into the run comes ``cycle_start + tc - now`` after the last
+    change at ``now`` (added to ``now`` as the event clock adds a wait), or
+    with it when that is not positive. A change sets its group's state and
+    its lanes' states and is logged (time, group, state, sequence number).
+    Changes due at a step's very time come before the step: the runtime's
+    events then were scheduled more than a step earlier
+    (:meth:`~gpssignal.sim.signals.SignalPlayer.fits`).
+
+    A junction whose program stays the same at its next synchronisation
+    points (``f[SP_UNTIL]`` after them) has them played here too, as the
+    runtime's process plays them: at the cycle's end, the changes to the
+    states of cycle second 0 (``z_group``, ``z_state`` from
+    ``i[SP_ZBASE]``, ``i[SP_ZN]`` of them), then the next cycle of the
+    program's events from ``i[SP_LO]``, starting at that time. Stops, to go
+    on at the same change, when the log has no room.
     """
     next_min = player[0]
     if t < next_min[0]:
@@ -1530,6 +1555,7 @@ def play_signal_changes(t, player, group_state, lane_state):
     f, i, ev_tc, ev_group, ev_state = player[1], player[2], player[3], player[4], player[5]
     lane_ptr, lanes, log_t, log_i, log_n = player[6], player[7], player[8], player[9], \
         player[10]
+    z_group, z_state = player[11], player[12]
     new_min = np.inf
     for j in range(f.shape[1]):
         nxt = f[SP_NEXT, j]
@@ -1537,29 +1563,53 @@ def play_signal_changes(t, player, group_state, lane_state):
             p, stop = i[SP_PTR, j], i[SP_STOP, j]
             cycle_start, now = f[SP_CYCLE_START, j], f[SP_NOW, j]
             while nxt <= t:
-                if log_n[SL_N] >= log_t.shape[0]:
-                    next_min[0] = -np.inf   # unchanged junctions are looked at again
-                    return False
                 now = nxt
-                g, s = ev_group[p], ev_state[p]
-                group_state[g] = s
-                for q in range(lane_ptr[g], lane_ptr[g + 1]):
-                    lane_state[lanes[q]] = s
-                k = log_n[SL_N]
-                log_t[k] = now
-                log_i[0, k] = g
-                log_i[1, k] = s
-                log_i[2, k] = log_n[SL_SEQ]
-                log_n[SL_N] = k + 1
-                log_n[SL_SEQ] += 1
-                p += 1
-                i[SP_PTR, j] = p
+                if p >= stop:
+                    # A synchronisation point: the states of cycle second 0, then
+                    # the next cycle (all its changes logged at once, or none).
+                    zb, zn = i[SP_ZBASE, j], i[SP_ZN, j]
+                    if log_n[SL_N] + zn > log_t.shape[0]:
+                        next_min[0] = -np.inf
+                        return False
+                    for q in range(zb, zb + zn):
+                        g, s = z_group[q], z_state[q]
+                        group_state[g] = s
+                        for r in range(lane_ptr[g], lane_ptr[g + 1]):
+                            lane_state[lanes[r]] = s
+                        k = log_n[SL_N]
+                        log_t[k] = now
+                        log_i[0, k] = g
+                        log_i[1, k] = s
+                        log_i[2, k] = log_n[SL_SEQ]
+                        log_n[SL_N] = k + 1
+                        log_n[SL_SEQ] += 1
+                    cycle_start = now
+                    f[SP_CYCLE_START, j] = now
+                    p = i[SP_LO, j]
+                    i[SP_PTR, j] = p
+                else:
+                    if log_n[SL_N] >= log_t.shape[0]:
+                        next_min[0] = -np.inf   # unchanged junctions are looked at again
+                        return False
+                    g, s = ev_group[p], ev_state[p]
+                    group_state[g] = s
+                    for q in range(lane_ptr[g], lane_ptr[g + 1]):
+                        lane_state[lanes[q]] = s
+                    k = log_n[SL_N]
+                    log_t[k] = now
+                    log_i[0, k] = g
+                    log_i[1, k] = s
+                    log_i[2, k] = log_n[SL_SEQ]
+                    log_n[SL_N] = k + 1
+                    log_n[SL_SEQ] += 1
+                    p += 1
+                    i[SP_PTR, j] = p
                 f[SP_NOW, j] = now
                 if p < stop:
                     wait = cycle_start + ev_tc[p] - now
                     nxt = now + wait if wait > 0 else now
                 else:
-                    nxt = np.inf
+                    nxt = _after_cycle(f, j, now)
                 f[SP_NEXT, j] = nxt
         if nxt < new_min:
             new_min = nxt

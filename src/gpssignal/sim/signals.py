@@ -33,7 +33,19 @@ from gpssignal.model.signals import (
     program_events,
     state_at,
 )
-from gpssignal.sim.kernel import SL_N, SP_CYCLE_START, SP_NEXT, SP_NOW, SP_PTR, SP_STOP
+from gpssignal.sim.kernel import (
+    SL_N,
+    SP_CYCLE,
+    SP_CYCLE_START,
+    SP_LO,
+    SP_NEXT,
+    SP_NOW,
+    SP_PTR,
+    SP_STOP,
+    SP_UNTIL,
+    SP_ZBASE,
+    SP_ZN,
+)
 
 if TYPE_CHECKING:
     from gpssignal.sim.records import SignalState
@@ -201,6 +213,12 @@ class JunctionSignals:
     monitor: ConflictMonitor = field(init=False)
     switches: list[ProgramSwitch] = field(default_factory=list)
     current: str = ""
+    #: The controller's answer depends on the clock only (``clock_only``
+    #: of :class:`~gpssignal.sim.controller.Controller`): with a player, the
+    #: cycle ends that keep the program are played by the compiled steps.
+    clock_only: bool = False
+    #: The run ends by then [s]: no cycle end after it is handed to the player.
+    horizon_s: float = math.inf
     #: The player of the changes within each cycle, if any (:meth:`play`), and
     #: this junction's index in it.
     _player: SignalPlayer | None = field(default=None, init=False, repr=False)
@@ -279,6 +297,8 @@ class JunctionSignals:
             last = player.start_cycle(j, lo + first, hi, cycle_start, now)
             wait = cycle_start + prog.cycle_s - last
             end = last + wait if wait > 0 else last
+            if first == 0 and self.clock_only:
+                end = self._repeat(env, player, j, prog, lo, hi, end)
             delay = exact_delay(now, end)
             if delay is not None:
                 yield env.timeout(delay)
@@ -288,6 +308,39 @@ class JunctionSignals:
             prog = yield from self._synchronise(env, prog)
             now = cycle_start = env.now
             first = 0
+
+    def _repeat(self, env: simpy.Environment, player: SignalPlayer, j: int, prog: Program,
+                lo: int, hi: int, end: float) -> float:
+        """Hand the player the synchronisation points that keep ``prog``; return the next other.
+
+        With a controller whose answer depends on the clock only, the
+        program asked for at each coming cycle end is known now. The cycle
+        started at the clock's time (from the states of cycle second 0)
+        ends at ``end``; each cycle end after it comes from the same states,
+        so the changes there are the same (:meth:`_zero_changes`). The
+        player plays those where ``prog`` is asked for again; the process
+        wakes at the first where another program is asked for, or at the
+        first at or after the run's horizon, and goes on from there as
+        before. Returns ``end`` itself when the clock cannot reach that
+        point in one wait (:func:`exact_delay`): then nothing is handed over.
+        """
+        if not math.isfinite(self.horizon_s):
+            return end
+        n = len(self.junction.groups)
+        states = self.group_state[self.group_base:self.group_base + n].tolist()
+        for p in range(lo, hi):   # the states at the cycle's end
+            _, g, _, s = self._steps[prog.name][p - lo]
+            states[g] = s
+        ends = [end]
+        jid, clock0, name = self.junction.id, self.start_clock_s, prog.name
+        while ends[-1] < self.horizon_s and self.request(jid, clock0 + ends[-1]) == name:
+            ends.append(player.cycle_end(lo, hi, ends[-1], prog.cycle_s))
+        until = ends[-1]
+        if len(ends) == 1 or exact_delay(env.now, until) is None:
+            return end
+        player.repeat(j, lo, prog.cycle_s, until, end,
+                      self._zero_changes(name, tuple(states)))
+        return until
 
     def _start(self, env: simpy.Environment) -> tuple[Program, float]:
         """Set the states at time 0 of the program asked for; return it and its cycle second."""
@@ -350,14 +403,16 @@ class JunctionSignals:
         if wait > 0:
             yield env.timeout(wait)
 
-    def _zero_changes(self, program: str) -> list[tuple[int, int, int]]:
+    def _zero_changes(self, program: str, before: tuple[int, ...] | None = None
+                      ) -> list[tuple[int, int, int]]:
         """Return the changes to cycle second 0 of ``program``: ``(group, global group, state)``.
 
-        From the current states, in order: leaving green first, then the rest,
-        as at any instant.
+        From the states ``before`` (default: the current states), in order:
+        leaving green first, then the rest, as at any instant.
         """
         n = len(self.junction.groups)
-        before = tuple(self.group_state[self.group_base:self.group_base + n].tolist())
+        if before is None:
+            before = tuple(self.group_state[self.group_base:self.group_base + n].tolist())
         key = (program, before)
         changes = self._zero_steps.get(key)
         if changes is None:
@@ -377,9 +432,9 @@ class JunctionSignals:
 def no_player() -> tuple[Any, ...]:
     """Return the signal player argument that plays nothing (:attr:`SignalPlayer.tables`)."""
     i0 = np.zeros(0, dtype=np.int64)
-    return (np.full(1, np.inf), np.zeros((3, 0)), np.zeros((2, 0), dtype=np.int64), np.zeros(0),
+    return (np.full(1, np.inf), np.zeros((5, 0)), np.zeros((5, 0), dtype=np.int64), np.zeros(0),
             i0, i0, np.zeros(1, dtype=np.int64), i0, np.zeros(0), np.zeros((3, 0), dtype=np.int64),
-            np.zeros(2, dtype=np.int64))
+            np.zeros(2, dtype=np.int64), i0, i0)
 
 
 def exact_delay(now: float, at: float) -> float | None:
@@ -443,8 +498,15 @@ class SignalPlayer:
         self.signals = signals
         n = len(runtimes)
         self.next_min = np.full(1, np.inf)
-        self.f = np.full((3, n), np.inf)
-        self.i = np.zeros((2, n), dtype=np.int64)
+        self.f = np.full((5, n), np.inf)
+        self.f[SP_UNTIL] = -np.inf
+        self.i = np.zeros((5, n), dtype=np.int64)
+        # Each junction's changes at a synchronisation point the compiled steps
+        # play (repeat) go in its own groups' slots.
+        self.z_group = np.zeros(len(signals.group_state), dtype=np.int64)
+        self.z_state = np.zeros(len(signals.group_state), dtype=np.int64)
+        for j, rt in enumerate(runtimes):
+            self.i[SP_ZBASE, j] = rt.group_base
         self._tables = (np.array(tc, dtype=float), np.array(group, dtype=np.int64),
                         np.array(state, dtype=np.int64), signals.group_lane_ptr,
                         signals.group_lanes)
@@ -479,7 +541,7 @@ class SignalPlayer:
     def tables(self) -> tuple[Any, ...]:
         """The argument of :func:`~gpssignal.sim.kernel.play_signal_changes`."""
         return (self.next_min, self.f, self.i, *self._tables, self.log_t, self.log_i,
-                self.signals.log_n)
+                self.signals.log_n, self.z_group, self.z_state)
 
     def start_cycle(self, j: int, lo: int, hi: int, cycle_start: float, now: float) -> float:
         """Give junction ``j`` its events ``lo``..``hi`` of the cycle from ``cycle_start``.
@@ -501,11 +563,52 @@ class SignalPlayer:
         f[SP_CYCLE_START, j] = cycle_start
         f[SP_NOW, j] = now
         f[SP_NEXT, j] = first
+        f[SP_UNTIL, j] = -math.inf   # the process takes the cycle's end (see repeat)
         i[SP_PTR, j] = lo
         i[SP_STOP, j] = hi
         if first < self.next_min[0]:
             self.next_min[0] = first
         return t
+
+    def cycle_end(self, lo: int, hi: int, cycle_start: float, cycle_s: float) -> float:
+        """Return the end of a whole cycle of events ``lo``..``hi`` from ``cycle_start``.
+
+        Reached as :meth:`JunctionSignals.process` reaches it, and as the
+        compiled steps do: each wait added to the time of the change before.
+        """
+        tc = self._tc
+        t = cycle_start
+        for p in range(lo, hi):
+            wait = cycle_start + tc[p] - t
+            if wait > 0:
+                t = t + wait
+        wait = cycle_start + cycle_s - t
+        return t + wait if wait > 0 else t
+
+    def repeat(self, j: int, lo: int, cycle_s: float, until: float, end: float,
+               zero: list[tuple[int, int, int]]) -> None:
+        """Let junction ``j``'s compiled steps play its synchronisation points before ``until``.
+
+        The cycle given by :meth:`start_cycle` ends at ``end``; there, and at
+        the end of each following cycle before ``until``, the compiled steps
+        make the changes ``zero`` (``(group, global group, state)``: to the
+        states of cycle second 0) and start the next cycle of the events
+        from ``lo``, as the junction's process would with its program
+        unchanged. The process wakes at ``until``, a cycle's end.
+        """
+        f, i = self.f, self.i
+        f[SP_CYCLE, j] = cycle_s
+        f[SP_UNTIL, j] = until
+        i[SP_LO, j] = lo
+        base = int(i[SP_ZBASE, j])
+        for k, (_, gg, st) in enumerate(zero):
+            self.z_group[base + k] = gg
+            self.z_state[base + k] = st
+        i[SP_ZN, j] = len(zero)
+        if i[SP_PTR, j] >= i[SP_STOP, j]:   # a cycle without changes: its end comes next
+            f[SP_NEXT, j] = end
+            if end < self.next_min[0]:
+                self.next_min[0] = end
 
     def check_played(self, j: int, now: float) -> None:
         """Fail unless junction ``j``'s changes of the cycle ending ``now`` were all played."""
