@@ -162,8 +162,16 @@ LC_ALLOWS, LC_TOWARD, LC_YIELD, LC_SIDE, LC_COLUMNS = 0, 3, 6, 9, 11
 #: jam distance before the stop line) counts as waiting there [m].
 WAITING_POINT_TOL_M = 0.5
 
-__all__ += ["change_lanes", "empty_rules", "lane_rules", "rearmost_per_lane", "sample_queues",
-            "sort_by_lane_position", "step_vehicles"]
+__all__ += [
+    "change_lanes",
+    "check_changes",
+    "empty_rules",
+    "lane_rules",
+    "rearmost_per_lane",
+    "sample_queues",
+    "sort_by_lane_position",
+    "step_vehicles",
+]
 __all__ += ["LX_COLUMNS", "P_CLEARANCES", "P_COUNT", "P_REDS", "TransferTables", "advance",
             "cross_stop_lines", "insert_waiting", "next_lane", "next_lanes_changed",
             "pass_markers", "place_marker"]
@@ -1507,6 +1515,59 @@ SP_PTR, SP_STOP, SP_LO, SP_ZN, SP_ZBASE = 0, 1, 2, 3, 4
 #: compiled steps, and the sequence number of the next change (Python's
 #: changes and the compiled steps' share it: the order they were applied in).
 SL_N, SL_SEQ = 0, 1
+
+
+#: Columns of the conflict monitors' per-junction limits (:func:`check_changes`):
+#: minimum green less the tolerance, amber, red-amber [s]; and the tolerance.
+ML_MIN_GREEN, ML_AMBER, ML_RED_AMBER = 0, 1, 2
+MONITOR_TOL_S = 1e-6
+
+
+@njit
+def check_changes(log_t, log_i, k0, n, m_state, m_since, m_green_end, m_junction, j_next,
+                  j_limits, c_ptr, c_other, c_limit, checks):
+    """Check the logged signal changes ``k0`` to ``n - 1`` in order; return the first bad one.
+
+    The rules and state of :class:`~gpssignal.sim.signals.ConflictMonitor`,
+    over every junction's groups by global index: ``m_state``, ``m_since``
+    (when it took that state) and ``m_green_end`` (when its last green
+    ended) per group, ``m_junction`` its junction; per junction ``j_next``
+    (the state each state must change to) and ``j_limits`` (``ML_*``); each
+    group's conflicting groups ``c_other[c_ptr[g]:c_ptr[g + 1]]`` with the
+    intergreen less the tolerance (``c_limit``). A change that passes
+    updates the state and counts in ``checks`` (per junction). Returns
+    ``n`` if every change passed, else the index of the first that did not,
+    with the state as it was before it (the Python monitor then says why).
+    """
+    for k in range(k0, n):
+        t = log_t[k]
+        g = log_i[0, k]
+        new = log_i[1, k]
+        j = m_junction[g]
+        old = m_state[g]
+        if new != j_next[j, old]:
+            return k
+        dur = t - m_since[g]
+        if old == GREEN_CODE:
+            if dur < j_limits[j, ML_MIN_GREEN]:
+                return k
+        elif old in (AMBER_CODE, RED_AMBER_CODE):
+            want = j_limits[j, ML_AMBER] if old == AMBER_CODE else j_limits[j, ML_RED_AMBER]
+            if abs(dur - want) > MONITOR_TOL_S and np.isfinite(dur):
+                return k
+        if new == GREEN_CODE:
+            for q in range(c_ptr[g], c_ptr[g + 1]):
+                o = c_other[q]
+                if m_state[o] == GREEN_CODE or m_state[o] == AMBER_CODE:
+                    return k
+                if t - m_green_end[o] < c_limit[q]:
+                    return k
+        if old == GREEN_CODE:
+            m_green_end[g] = t
+        m_state[g] = new
+        m_since[g] = t
+        checks[j] += 1
+    return n
 
 
 @njit(inline="always")

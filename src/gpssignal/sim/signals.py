@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from gpssignal._compiled import Resolved
 from gpssignal.model.scenario import Junction, Program
 from gpssignal.model.signals import (
     AMBER,
@@ -34,6 +35,9 @@ from gpssignal.model.signals import (
     state_at,
 )
 from gpssignal.sim.kernel import (
+    ML_AMBER,
+    ML_MIN_GREEN,
+    ML_RED_AMBER,
     SL_N,
     SP_CYCLE,
     SP_CYCLE_START,
@@ -45,6 +49,7 @@ from gpssignal.sim.kernel import (
     SP_UNTIL,
     SP_ZBASE,
     SP_ZN,
+    check_changes,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +97,14 @@ class ConflictMonitor:
         self.state: list[int] = [RED] * n
         self.since: list[float] = [-math.inf] * n
         self.last_green_end: list[float] = [-math.inf] * n
-        self.checks = 0
+        self._checks = 0
+        # With a SignalPlayer, the compiled check (sim.kernel.check_changes)
+        # keeps this junction's state in the player's arrays too: views of
+        # them (state, since, last green end, checks and this junction's
+        # index), and which copy is newer.
+        self._shared: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+        self._arrays_newer = False
+        self._lists_newer = False
         self._conflicts = self._conflict_lists()
         # The state each state must change to, and the timing limits with
         # their tolerance, worked out once: observe runs at every change.
@@ -113,8 +125,49 @@ class ConflictMonitor:
     def _fail(self, t: float, msg: str) -> None:
         raise SafetyViolation(f"junction {self.junction_id} at t={t:.2f} s: {msg}")
 
+    @property
+    def checks(self) -> int:
+        """Changes checked so far (here and by the compiled check)."""
+        if self._shared is None:
+            return self._checks
+        return self._checks + int(self._shared[3][self._shared[4]])
+
+    def share(self, state: np.ndarray, since: np.ndarray, green_end: np.ndarray,
+              checks: np.ndarray, j: int) -> None:
+        """Keep the state in these arrays too (this junction's groups), for the compiled check.
+
+        :meth:`push` copies this monitor's state into them when it changed
+        here; after the compiled check changed them, :meth:`mark_checked`
+        makes the next :meth:`observe` read them back first.
+        """
+        self._shared = (state, since, green_end, checks, j)
+        self._lists_newer = True
+
+    def push(self) -> None:
+        """Copy the state into the shared arrays if it changed here since."""
+        if self._lists_newer and self._shared is not None:
+            state, since, green_end, _, _ = self._shared
+            state[:] = self.state
+            since[:] = self.since
+            green_end[:] = self.last_green_end
+            self._lists_newer = False
+
+    def mark_checked(self) -> None:
+        """Note that the compiled check changed the arrays: read them before the next change."""
+        self._arrays_newer = True
+
+    def _pull(self) -> None:
+        assert self._shared is not None
+        state, since, green_end, _, _ = self._shared
+        self.state = state.tolist()
+        self.since = since.tolist()
+        self.last_green_end = green_end.tolist()
+        self._arrays_newer = False
+
     def start(self, t: float, states: np.ndarray) -> None:
         """Accept the initial states (history before ``t`` is unknown)."""
+        self._arrays_newer = False
+        self._lists_newer = True
         n = len(self.groups)
         self.state = [int(x) for x in states]
         self.since = [-math.inf] * n
@@ -128,7 +181,11 @@ class ConflictMonitor:
 
     def observe(self, t: float, g: int, new: int) -> None:
         """Check that group index ``g`` may change to state ``new`` at time ``t`` [s]."""
-        self.checks += 1
+        self._checks += 1
+        if self._shared is not None:
+            if self._arrays_newer:
+                self._pull()
+            self._lists_newer = True
         state = self.state
         old = state[g]
         if new != self._expected[old]:
@@ -520,6 +577,40 @@ class SignalPlayer:
         for rt in runtimes:
             for g in range(len(rt.junction.groups)):
                 self._group_monitor[rt.group_base + g] = (rt.monitor, g)
+        self._monitor_tables(runtimes, len(signals.group_state))
+        self._check = Resolved(check_changes)
+
+    def _monitor_tables(self, runtimes: list[JunctionSignals], n_groups: int) -> None:
+        """Make the conflict monitors' rules and state arrays, for :func:`check_changes`."""
+        self.m_state = np.zeros(n_groups, dtype=np.int64)
+        self.m_since = np.full(n_groups, -np.inf)
+        self.m_green_end = np.full(n_groups, -np.inf)
+        self.m_junction = np.zeros(n_groups, dtype=np.int64)
+        self.m_checks = np.zeros(len(runtimes), dtype=np.int64)
+        self.j_next = np.zeros((len(runtimes), 4), dtype=np.int64)
+        self.j_limits = np.zeros((len(runtimes), 3))
+        ptr = [0]
+        other: list[int] = []
+        limit: list[float] = []
+        for j, rt in enumerate(runtimes):
+            m, base = rt.monitor, rt.group_base
+            n = len(m.groups)
+            self.m_junction[base:base + n] = j
+            for old, new in m._expected.items():
+                self.j_next[j, old] = new
+            self.j_limits[j, ML_MIN_GREEN] = m._min_green_tol
+            self.j_limits[j, ML_AMBER] = m._amber_s
+            self.j_limits[j, ML_RED_AMBER] = m._red_amber_s
+            for g in range(n):
+                for k, _, lim in m._conflicts[g]:
+                    other.append(base + k)
+                    limit.append(lim)
+                ptr.append(len(other))
+            s = slice(base, base + n)
+            m.share(self.m_state[s], self.m_since[s], self.m_green_end[s], self.m_checks, j)
+        self.c_ptr = np.array(ptr, dtype=np.int64)
+        self.c_other = np.array(other, dtype=np.int64)
+        self.c_limit = np.array(limit, dtype=float)
 
     @staticmethod
     def fits(runtimes: list[JunctionSignals], dt: float) -> bool:
@@ -624,19 +715,36 @@ class SignalPlayer:
         t[:n] = self.log_t[:n]
         i[:, :n] = self.log_i[:, :n]
         self.log_t, self.log_i = t, i
+        self._check.forget()
 
     def observe_played(self) -> None:
-        """Hand the changes played since the last call to the junctions' conflict monitors."""
+        """Check the changes played since the last call, in order, against the conflict monitors.
+
+        In compiled code (:func:`~gpssignal.sim.kernel.check_changes`), on
+        the monitors' state in arrays: each monitor's state goes there first
+        if it changed in Python, and is read back before its next change in
+        Python. A change that breaks a rule is handed to its monitor, which
+        raises :class:`SafetyViolation` saying why.
+        """
         n = int(self.signals.log_n[SL_N])
         k0 = self._observed
         if n == k0:
             return
-        gm = self._group_monitor
-        for t, g, s in zip(self.log_t[k0:n].tolist(), self.log_i[0, k0:n].tolist(),
-                           self.log_i[1, k0:n].tolist(), strict=True):
-            monitor, local = gm[g]
-            monitor.observe(t, local, s)
-        self._observed = n
+        for rt in self.runtimes:
+            rt.monitor.push()
+        bad = int(self._check(self.log_t, self.log_i, k0, n, self.m_state, self.m_since,
+                              self.m_green_end, self.m_junction, self.j_next, self.j_limits,
+                              self.c_ptr, self.c_other, self.c_limit, self.m_checks))
+        for j in np.unique(self.m_junction[self.log_i[0, k0:bad]]).tolist():
+            self.runtimes[j].monitor.mark_checked()
+        self._observed = bad
+        if bad < n:
+            g = int(self.log_i[0, bad])
+            monitor, local = self._group_monitor[g]
+            monitor.observe(float(self.log_t[bad]), local, int(self.log_i[1, bad]))
+            raise RuntimeError(f"junction {monitor.junction_id}: the compiled conflict check "
+                               f"refused the change of group {monitor.groups[local]} at "
+                               f"t={self.log_t[bad]:.2f} s, the monitor did not")
 
     def played(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Return the changes the compiled steps played: time, group, state, sequence number."""
