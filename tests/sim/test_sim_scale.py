@@ -122,6 +122,29 @@ def test_remove_columns_keeps_order_like_vehicle_arrays() -> None:
     np.testing.assert_array_equal(I[:, :6], ref.I[:, :6])
 
 
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 120), share=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1))
+def test_remove_columns_keeps_every_row_of_the_others_in_order(n: int, share: float,
+                                                               seed: int) -> None:
+    """Any pattern of leavers (single columns, runs, all but one, all): the kept columns
+    of every row, in order, as numpy's boolean indexing keeps them; the buffer may be
+    longer than the vehicles."""
+    rng = np.random.default_rng(seed)
+    cap = n + int(rng.integers(0, 4))
+    gone = np.zeros(cap, dtype=np.int64)
+    gone[:n] = rng.random(n) < share
+    if not gone[:n].any():
+        gone[int(rng.integers(0, n))] = 1
+    F = rng.uniform(size=(K.N_F, cap))
+    I = rng.integers(0, 1000, (K.N_I, cap))
+    keep = gone[:n] == 0
+    F0, I0 = F[:, :n][:, keep].copy(), I[:, :n][:, keep].copy()
+    left = K._remove_columns(F, I, n, gone)
+    assert left == int(keep.sum())
+    np.testing.assert_array_equal(F[:, :left], F0)
+    np.testing.assert_array_equal(I[:, :left], I0)
+
+
 def test_passage_log_grows_past_its_capacity() -> None:
     log = PassageLog(n_vehicles=40, capacity=2)
     for v in range(40):

@@ -1173,23 +1173,49 @@ def cross_stop_lines(F, I, n, t, dt, lane_state, yield_last, counts, gone, exit_
 
 @njit
 def _remove_columns(F, I, n, gone):
-    """Drop the columns with ``gone[j] != 0`` (at least one), keeping the others in order; return how many are left."""  # noqa: E501
+    """Drop the columns with ``gone[j] != 0`` (at least one), keeping the others in order; return how many are left.
+
+    The columns kept after the first dropped one move left in runs of
+    consecutive columns, each copied as a block (loops indexed from 0, which
+    vectorise; see :func:`_apply_order`). The runs are noted in ``gone``
+    itself as (first column, length) pairs from the first dropped column on:
+    each pair is written over flags already read (every run and every gap
+    before it is at least one column), so ``gone`` is spoilt afterwards.
+    """  # noqa: E501
     first = 0
     while gone[first] == 0:
         first += 1
+    runs = 0
+    j = first + 1
+    while j < n:
+        if gone[j] != 0:
+            j += 1
+            continue
+        a = j
+        while j < n and gone[j] == 0:
+            j += 1
+        gone[first + 2 * runs] = a
+        gone[first + 2 * runs + 1] = j - a
+        runs += 1
+    _shift_runs(F, gone, first, runs)
+    return _shift_runs(I, gone, first, runs)
+
+
+@njit(inline="always")
+def _shift_runs(M, runs_at, first, runs):
+    """Move each row's runs (``runs_at`` from ``first``) left, one after another from ``first``."""
     w = first
-    for r in range(F.shape[0]):   # row by row: the rows are contiguous
+    for r in range(M.shape[0]):
+        row = M[r]
         w = first
-        for j in range(first + 1, n):
-            if gone[j] == 0:
-                F[r, w] = F[r, j]
-                w += 1
-    for r in range(I.shape[0]):
-        w = first
-        for j in range(first + 1, n):
-            if gone[j] == 0:
-                I[r, w] = I[r, j]
-                w += 1
+        for k in range(runs):
+            a = runs_at[first + 2 * k]
+            length = runs_at[first + 2 * k + 1]
+            src = row[a:]
+            dst = row[w:]
+            for m in range(length):
+                dst[m] = src[m]
+            w += length
     return w
 
 
