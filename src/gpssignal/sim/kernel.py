@@ -770,7 +770,8 @@ def _apply_order(F, I, n, order, tmp_f, tmp_i):
         runs += 1
         j += length
     if j < hi:   # too many runs to keep: gather
-        _gather_columns(F, I, order[lo:hi], lo, tmp_f, tmp_f.view(np.int64))
+        _gather_columns(F, order[lo:hi], lo, tmp_f)
+        _gather_columns(I, order[lo:hi], lo, tmp_f.view(np.int64))
         return
     width = hi - lo
     _copy_runs(F, tmp_i, runs, lo, width, tmp_f)
@@ -795,24 +796,17 @@ def _copy_runs(M, runs_at, runs, lo, width, tmp):
             dst[m] = tmp[m]
 
 
-@njit
-def _gather_columns(F, I, order, lo, tmp_f, tmp_n):
-    """Columns ``order`` of ``F`` and ``I`` into columns ``lo, lo + 1, ...``, one by one."""
+@njit(inline="always")
+def _gather_columns(M, order, lo, tmp):
+    """Columns ``order`` of each row of ``M`` into columns ``lo, lo + 1, ...``, one by one."""
     width = order.shape[0]
-    for r in range(F.shape[0]):
-        row = F[r]
+    for r in range(M.shape[0]):
+        row = M[r]
         for m in range(width):
-            tmp_f[m] = row[order[m]]
+            tmp[m] = row[order[m]]
         dst = row[lo:lo + width]
         for m in range(width):
-            dst[m] = tmp_f[m]
-    for r in range(I.shape[0]):
-        row = I[r]
-        for m in range(width):
-            tmp_n[m] = row[order[m]]
-        dst = row[lo:lo + width]
-        for m in range(width):
-            dst[m] = tmp_n[m]
+            dst[m] = tmp[m]
 
 
 @njit
@@ -1612,6 +1606,21 @@ def _after_cycle(f, j, now):
 
 
 @njit(inline="always")
+def _apply_change(g, s, now, group_state, lane_state, lane_ptr, lanes, log_t, log_i, log_n):
+    """Set group ``g`` and its lanes to state ``s`` and log the change at ``now`` (room assured)."""
+    group_state[g] = s
+    for q in range(lane_ptr[g], lane_ptr[g + 1]):
+        lane_state[lanes[q]] = s
+    k = log_n[SL_N]
+    log_t[k] = now
+    log_i[0, k] = g
+    log_i[1, k] = s
+    log_i[2, k] = log_n[SL_SEQ]
+    log_n[SL_N] = k + 1
+    log_n[SL_SEQ] += 1
+
+
+@njit(inline="always")
 def play_signal_changes(t, player, group_state, lane_state):
     """Apply every signal change due at or before the step at ``t`` [s]; False if the log is full.
 
@@ -1659,17 +1668,8 @@ def play_signal_changes(t, player, group_state, lane_state):
                         next_min[0] = -np.inf
                         return False
                     for q in range(zb, zb + zn):
-                        g, s = z_group[q], z_state[q]
-                        group_state[g] = s
-                        for r in range(lane_ptr[g], lane_ptr[g + 1]):
-                            lane_state[lanes[r]] = s
-                        k = log_n[SL_N]
-                        log_t[k] = now
-                        log_i[0, k] = g
-                        log_i[1, k] = s
-                        log_i[2, k] = log_n[SL_SEQ]
-                        log_n[SL_N] = k + 1
-                        log_n[SL_SEQ] += 1
+                        _apply_change(z_group[q], z_state[q], now, group_state, lane_state,
+                                      lane_ptr, lanes, log_t, log_i, log_n)
                     cycle_start = now
                     f[SP_CYCLE_START, j] = now
                     p = i[SP_LO, j]
@@ -1678,17 +1678,8 @@ def play_signal_changes(t, player, group_state, lane_state):
                     if log_n[SL_N] >= log_t.shape[0]:
                         next_min[0] = -np.inf   # unchanged junctions are looked at again
                         return False
-                    g, s = ev_group[p], ev_state[p]
-                    group_state[g] = s
-                    for q in range(lane_ptr[g], lane_ptr[g + 1]):
-                        lane_state[lanes[q]] = s
-                    k = log_n[SL_N]
-                    log_t[k] = now
-                    log_i[0, k] = g
-                    log_i[1, k] = s
-                    log_i[2, k] = log_n[SL_SEQ]
-                    log_n[SL_N] = k + 1
-                    log_n[SL_SEQ] += 1
+                    _apply_change(ev_group[p], ev_state[p], now, group_state, lane_state,
+                                  lane_ptr, lanes, log_t, log_i, log_n)
                     p += 1
                     i[SP_PTR, j] = p
                 f[SP_NOW, j] = now
