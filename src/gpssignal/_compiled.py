@@ -16,15 +16,19 @@ place, and puts it in place only if the check passes. A call resolved with
 :meth:`Kernel.resolve` goes to the library when the library was built from
 the sources this process imported and has the call's exact argument types;
 else to numba's compiler, which compiles at the first call and keeps its own
-cache. ``pycc`` compiles the same code with the same LLVM, for the generic
-CPU of the architecture instead of this one and with numba's default
-options (the library's functions take none of their own); without
-fast-math the arithmetic is the same either way, which the build's check
-and ``tests/test_compiled.py`` confirm bit for bit.
+cache. ``pycc`` compiles the same code with the same LLVM, for this
+machine's CPU as numba's compiler does (its instruction set, identified by
+:func:`cpu_id`; the library loads only on the same CPU) and with numba's
+default options (the library's functions take none of their own); without
+fast-math the arithmetic is the same as numba's, which the build's check
+and ``tests/test_compiled.py`` confirm bit for bit. (For the generic CPU of
+the architecture, ``pycc``'s default, the map matching ran about 60 % slower
+than numba's code: 10⁷ points at 1 and 100 junctions 233-237 ms against
+145-165 ms, ``benchmarks/test_bench_control.py``.)
 
 The library lives in the package's ``__pycache__`` (or the absolute folder
 in ``GPSSIGNAL_KERNELS``) as ``_gpssignal_kernels.<key>.<suffix>``, with its
-table of exports and SHA-256 in a JSON file of the same stem, written last. ``<key>``
+table of exports, SHA-256 and CPU in a JSON file of the same stem, written last. ``<key>``
 hashes every source file of the package as this process found them when it
 first imported this module, the interpreter, numpy's major version and
 numba's and llvmlite's versions: an edit of the code or an upgrade makes it
@@ -41,6 +45,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import platform
 import stat
 import sys
 import threading
@@ -53,8 +58,9 @@ from typing import Any, overload
 
 import numpy as np
 
-__all__ = ["KERNELS_VARIABLE", "Kernel", "Resolved", "build_library", "call", "current_library",
-           "intrinsic", "kernels_in_use", "lean_numba_start", "library_folder", "njit", "recording"]
+__all__ = ["KERNELS_VARIABLE", "Kernel", "Resolved", "build_library", "call", "cpu_id",
+           "current_library", "intrinsic", "kernels_in_use", "lean_numba_start", "library_folder",
+           "njit", "recording"]
 
 #: Name of the extension module (its ``PyInit_`` symbol); the file adds the key.
 LIBRARY = "_gpssignal_kernels"
@@ -464,6 +470,35 @@ def _find_library() -> _Library | None:
         return None
 
 
+def cpu_id() -> str:
+    """Return a key of this machine's CPU model and instruction-set flags, or '' if unknown.
+
+    From the first processor of ``/proc/cpuinfo`` (Linux: ``model name`` and
+    ``flags``, or ``Features`` on ARM), without importing numba. A library
+    built for the host CPU records it, and loads only where it is the same:
+    elsewhere its instructions may not exist. Where the CPU cannot be told
+    (no ``/proc/cpuinfo``), the library is built for the architecture's
+    generic CPU instead and loads anywhere.
+    """
+    model = flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = " ".join(sorted(value.split()))
+                elif not key and flags:
+                    break   # the end of the first processor's entry
+    except OSError:
+        return ""
+    if not flags:
+        return ""
+    return hashlib.sha256(f"{platform.machine()}\0{model}\0{flags}".encode()).hexdigest()[:16]
+
+
 def _load(so: Path, table: Any) -> _Library | None:
     """Load the extension ``so`` described by ``table``; None if either is not sound.
 
@@ -472,6 +507,8 @@ def _load(so: Path, table: Any) -> _Library | None:
     truncated one would crash the process, not raise).
     """
     exports = table.get("exports") if isinstance(table, dict) else None
+    if isinstance(table, dict) and table.get("cpu", "") not in ("", cpu_id()):
+        return None   # built for another CPU's instruction set
     ok = isinstance(exports, dict) and bool(exports) and all(
         isinstance(k, str) and isinstance(v, dict) and v
         and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
@@ -565,6 +602,9 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
                                f"{_first_line(exc)}") from None
         cc.output_dir = tmp
         cc.verbose = False
+        cpu = cpu_id()
+        if cpu:   # this machine's instruction set; loaded only where the CPU is the same
+            cc.target_cpu = "host"
         for kernel, by_key in sorted(calls.items(), key=lambda kv: kv[0].export_name):
             for i, (key, args) in enumerate(sorted(by_key.items())):
                 if "?" in key:
@@ -587,7 +627,7 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
                                f"{_first_line(exc)}") from None
         built = next(Path(tmp).glob(LIBRARY + "*" + importlib.machinery.EXTENSION_SUFFIXES[0]))
         described = {"sha256": hashlib.sha256(built.read_bytes()).hexdigest(),
-                     "exports": exports}
+                     "exports": exports, "cpu": cpu}
         lib = _load(built, described)
         if lib is None:
             raise RuntimeError(f"the compiled library {built.name} does not load")
