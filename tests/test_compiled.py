@@ -371,6 +371,20 @@ def test_plain_reference_counts_is_undone_after_the_compile() -> None:
     assert nrtdynmod._define_atomic_inc_dec is atomic   # numba's JIT code: atomic again
 
 
+def test_host_features_are_given_to_pycc_during_the_build_only() -> None:
+    from numba.core.codegen import AOTCPUCodegen, get_host_cpu_features
+
+    from gpssignal._compiled import _host_features
+
+    generic = AOTCPUCodegen._customize_tm_features
+    with pytest.raises(RuntimeError), _host_features(True):
+        assert AOTCPUCodegen._customize_tm_features(None) == get_host_cpu_features()
+        raise RuntimeError("a failed compile")
+    assert AOTCPUCodegen._customize_tm_features is generic   # pycc's own again
+    with _host_features(False):   # the generic CPU: nothing changed
+        assert AOTCPUCodegen._customize_tm_features is generic
+
+
 _LEAK_CODE = textwrap.dedent("""
     import gc, json, sys, tracemalloc
     from gpssignal import _compiled

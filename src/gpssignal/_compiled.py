@@ -620,7 +620,7 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
         if not exports:
             raise RuntimeError("no kernel was recorded with exact argument types")
         try:
-            with _plain_reference_counts():
+            with _plain_reference_counts(), _host_features(bool(cpu)):
                 cc.compile()
         except Exception as exc:   # no C compiler, a failed link: distutils' own errors
             raise RuntimeError(f"numba's ahead-of-time compiler failed: "
@@ -655,6 +655,30 @@ def build_library(calls: dict[Kernel, dict[str, tuple[Any, ...]]],
         os.replace(part, table)
     _LIB.clear()
     return so, sum(len(v) for v in exports.values())
+
+
+@contextmanager
+def _host_features(host: bool) -> Iterator[None]:
+    """Give ``pycc``'s code for the host CPU the host's instruction-set features too.
+
+    For ``target_cpu = "host"`` ``pycc`` names the CPU model only
+    (``AOTCPUCodegen`` in ``numba/core/codegen.py``), so LLVM would assume
+    every feature of that model, even one a virtual machine hides. numba's
+    own compiler passes the features the CPU reports
+    (``get_host_cpu_features``); so does the library's build meanwhile.
+    """
+    from numba.core import codegen
+    aot = getattr(codegen, "AOTCPUCodegen", None)
+    features = getattr(codegen, "get_host_cpu_features", None)
+    if not host or aot is None or features is None:
+        yield
+        return
+    before = aot._customize_tm_features
+    aot._customize_tm_features = lambda self: features()
+    try:
+        yield
+    finally:
+        aot._customize_tm_features = before
 
 
 @contextmanager
