@@ -107,6 +107,47 @@ def test_played_changes_equal_the_runtimes_own_events(
         assert len(new.result.switches) > 0   # the switches were exercised
 
 
+def _rotated(sc: Any, group: str) -> Any:
+    """``sc`` with every program's greens moved earlier in its cycle (the same timing
+    otherwise) so that ``group``'s green starts at cycle second 0."""
+    def rotate(p: Any) -> Any:
+        by_s = p.greens[group][0]
+        greens = {g: ((a - by_s) % p.cycle_s, (b - by_s) % p.cycle_s)
+                  for g, (a, b) in p.greens.items()}
+        return dataclasses.replace(p, greens=greens)
+    return dataclasses.replace(sc, junctions=tuple(
+        dataclasses.replace(j, programs=tuple(rotate(p) for p in j.programs))
+        for j in sc.junctions))
+
+
+@pytest.mark.parametrize("controller", ["fixed", "tod"])
+def test_changes_at_cycle_second_0_are_played_at_each_synchronisation_point(
+        monkeypatch: pytest.MonkeyPatch, controller: str) -> None:
+    """tiny with its greens moved 50-51 s earlier, so that group A turns green at cycle
+    second 0: every synchronisation point the compiled steps play makes that change
+    (the bundled scenarios have none there). A log of 8 changes fills at many of them."""
+    sc = _rotated(read_scenario(ROOT / "scenarios" / "tiny.toml"), "A")
+    zeros: list[int] = []
+    repeat = SignalPlayer.repeat
+
+    def counting(self: SignalPlayer, j: int, lo: int, cycle_s: float, until: float,
+                 end: float, zero: list[tuple[int, int, int]]) -> None:
+        zeros.append(len(zero))
+        repeat(self, j, lo, cycle_s, until, end, zero)
+
+    monkeypatch.setattr(SignalPlayer, "repeat", counting)
+    spec = RunSpec(scenario=sc, controller=ControllerSpec.parse(controller), seed=1)
+    ref = _run(monkeypatch, False, spec)
+    monkeypatch.setattr(SignalPlayer, "LOG_CAPACITY", 8)
+    new = _run(monkeypatch, True, spec)
+    assert zeros and min(zeros) >= 1   # A's red-amber -> green at every cycle end
+    assert len(ref.result.signal_log["t_s"]) > 60
+    for f in FIELDS:
+        assert_same(getattr(ref.result, f), getattr(new.result, f), f)
+    if controller == "tod":
+        assert len(new.result.switches) > 0
+
+
 def test_the_signal_log_is_in_time_then_junction_order() -> None:
     sc = read_scenario(ROOT / "scenarios" / "vallensbaek_corridor.toml")
     r = run_one(RunSpec(scenario=sc, controller=ControllerSpec.parse("tod"), seed=1)).result
