@@ -157,14 +157,15 @@ class Kernel(_Deferred):
         """Return what runs calls with arguments of the types of ``args``.
 
         The ahead-of-time function when the library is current and has it;
-        else the numba dispatcher. A caller that calls many times with the
-        same types (the engine's step loop) resolves once: the argument types
-        are looked up here, not at each call. While :func:`recording`, the
-        types are noted for :func:`build_library` and the dispatcher returned.
+        else numba's compiled code for those types (compiled at this call if
+        need be). A caller that calls many times with the same types (the
+        engine's step loop) resolves once: the argument types are looked up
+        here, not at each call. While :func:`recording`, the types are noted
+        for :func:`build_library` and numba's code returned.
 
         Call what it returns only with arguments of the same types (resolve
-        again when an array is replaced): code compiled ahead of time does not
-        check them, and reads an array of another type wrongly.
+        again when an array is replaced): neither kind of code checks them,
+        and either reads an array of another type wrongly.
         """
         if _RECORD is not None:
             _RECORD.setdefault(self, {}).setdefault(_type_key(args), args)
