@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The simulator's step loop compiled ahead of time for the present sources
-# (`gpssignal build-kernels`; about 10 s, needs a C compiler). Runs start
+# (`gpssignal build-kernels`; about 20 s, needs a C compiler). Runs start
 # faster and lighter with it and give the same results without it, so a
 # failed build only warns. Quick when the library is current.
 kernels: $(STAMP)

@@ -442,11 +442,13 @@ def _add_build_kernels(sub: argparse._SubParsersAction) -> None:
     bk = sub.add_parser(
         "build-kernels", parents=[quiet_options()],
         help="compile the simulator's kernels ahead of time (faster start, less memory)",
-        description="Compile the step loop the engine calls into an extension module for "
-        "the installed sources, check that it gives the same result as numba's "
-        "just-in-time code, and keep it in the package's __pycache__ (or the folder "
-        "in GPSSIGNAL_KERNELS). Without it, runs compile with numba and import it "
-        "(about 0.5 s and 110 MB more per process). Needs a C compiler.")
+        description="Compile the step loop the engine calls and the GPS day's kernels "
+        "(probe sampler, map matching, GPS decisions) into an extension module for the "
+        "installed sources and this machine's CPU, check that a fixed-time and a GPS day "
+        "give the same results as numba's just-in-time code, and keep it in the "
+        "package's __pycache__ (or the folder in GPSSIGNAL_KERNELS). Without it, runs "
+        "compile with numba and import it (about 0.5 s and 110 MB more per process). "
+        "Needs a C compiler.")
     bk.add_argument("--force", action="store_true", help="rebuild even when current")
     bk.set_defaults(func=_cmd_build_kernels)
 
